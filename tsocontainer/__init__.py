@@ -1,0 +1,31 @@
+"""tsocontainer: JWST time-series spectroscopy from segments to spectra.
+
+The public API is imported lazily so that ``import tsocontainer`` stays fast
+and loads no plotting backend.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["TSOGroup", "read_segments", "detect_mode", "__version__"]
+
+_LAZY = {
+    "TSOGroup": ("group", "TSOGroup"),
+    "read_segments": ("io", "read_segments"),
+    "detect_mode": ("modes", "detect_mode"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tsocontainer' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,105 @@
+"""Command line: ``tsocontainer simulate | info | demo | run | report``.
+
+Every sub-command exits 0 on success and, on bad input, prints a one-line
+message and exits 2 (no traceback unless ``-v`` is given twice).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("tsocontainer")
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="write a synthetic TSO visit in JWST file format")
+    p.add_argument("--mode", required=True,
+                   choices=["soss", "nirspec-prism", "nirspec-g395h", "nircam-f322w2", "miri-lrs"])
+    p.add_argument("--nint", type=int, required=True, help="total number of integrations")
+    p.add_argument("--nseg", type=int, default=1, help="number of segments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--noiseless", action="store_true", help="no noise, cosmic rays or defects")
+    p.add_argument("--no-systematics", action="store_true", help="no trends, jitter or drifts")
+    p.add_argument("--depth-spectrum", default=None,
+                   help="text table of wavelength (micron) and depth (ppm) to inject")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args) -> int:
+    from .simulate import simulate_visit
+
+    vis = simulate_visit(mode=args.mode, nint=args.nint, nseg=args.nseg, seed=args.seed,
+                         out=args.out, noiseless=args.noiseless,
+                         systematics=not args.no_systematics,
+                         depth_spectrum=args.depth_spectrum)
+    for f in vis.files:
+        print(f)
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="read segment files and describe the visit")
+    p.add_argument("files", nargs="+", help="rateints/calints segment files or a glob")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args) -> int:
+    from .io import read_segments
+
+    paths = args.files[0] if len(args.files) == 1 else args.files
+    g = read_segments(paths)
+    print(repr(g))
+    t = g.time_bjd
+    print(f"time: BJD_TDB {t[0]:.6f} .. {t[-1]:.6f} ({g.meta.get('TIMESRC', '?')})")
+    print(f"integrations: {g.int_numbers[0]}..{g.int_numbers[-1]} from {len(g.files)} file(s)")
+    print(f"good pixels: {100 * g.mask.mean():.2f} %")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``tsocontainer`` command."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="tsocontainer", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tsocontainer {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_simulate(sub)
+    _add_info(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``tsocontainer`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:
+        if args.verbose > 1:
+            raise
+        print(f"tsocontainer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Loading of the calibration tables shipped in ``tsocontainer/data``."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+__all__ = ["data_path", "load_columns", "load_npy"]
+
+
+def data_path(name: str):
+    """Path of a file shipped in ``tsocontainer/data``.
+
+    Parameters
+    ----------
+    name : str
+        File name inside the package data folder.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the package was installed without that file.
+    """
+    path = resources.files("tsocontainer") / "data" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"tsocontainer data file {name!r} is missing from the install ({path})")
+    return path
+
+
+@lru_cache(maxsize=None)
+def load_columns(name: str, delimiter: str = ",") -> tuple:
+    """Read a two-or-more column text table (``#`` comments) as float arrays."""
+    arr = np.loadtxt(data_path(name), delimiter=delimiter, comments="#", ndmin=2)
+    return tuple(np.ascontiguousarray(arr[:, i]) for i in range(arr.shape[1]))
+
+
+@lru_cache(maxsize=None)
+def load_npy(name: str) -> np.ndarray:
+    """Read a shipped ``.npy`` array (read-only)."""
+    arr = np.load(data_path(name))
+    arr.setflags(write=False)
+    return arr

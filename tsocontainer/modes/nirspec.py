@@ -1,0 +1,79 @@
+"""NIRSpec bright-object time series (BOTS): a straight trace along rows.
+
+PRISM/CLEAR on SUB512: wavelength per column from a table derived from the
+pipeline WCS of a real PRISM TSO (jw06456, Eureka!). G395H/F290LP on SUB2048
+NRS1/NRS2: wavelength from the published dispersion curve (msaexp table),
+integrated from the nominal blue edge of each detector; approximate, so a
+calints WAVELENGTH extension takes precedence when present.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ._tables import data_path, load_columns
+
+SPEC = dict(
+    key="nirspec",
+    name="NIRSpec BOTS",
+    instrument="NIRSPEC",
+    exp_types=("NRS_BRIGHTOBJ",),
+    dispersion_axis=1,
+    onef_axis=0,
+    orders=(1,),
+    subarrays={"SUB2048": (32, 2048), "SUB1024A": (32, 1024), "SUB1024B": (32, 1024),
+               "SUB512": (32, 512), "SUB512S": (16, 512)},
+    wavelength_source="PRISM: WCS-derived table (jw06456); G395H: dispersion curve",
+)
+
+#: nominal wavelength (micron) of column 0 of each G395H detector
+_G395H_START = {"NRS1": 2.87, "NRS2": 3.82}
+
+
+def config_label(mode) -> str:
+    """Label of the configuration (grating/filter detector)."""
+    return f"{mode.grating}/{mode.filter} {mode.detector}".strip()
+
+
+def check_config(mode, filename: str = "") -> None:
+    """NIRSpec BOTS: any grating is read; wavelengths exist for PRISM/G395H."""
+
+
+@lru_cache(maxsize=None)
+def _g395h_solution(detector: str):
+    from astropy.io import fits
+
+    with fits.open(data_path("jwst_nirspec_g395h_disp.fits")) as hdul:
+        w = np.array(hdul[1].data["WAVELENGTH"], float)
+        dlds = np.array(hdul[1].data["DLDS"], float)
+    lam = np.empty(2048)
+    lam[0] = _G395H_START[detector]
+    for i in range(1, 2048):  # integrate d(lambda)/d(pixel) column by column
+        lam[i] = lam[i - 1] + np.interp(lam[i - 1], w, dlds)
+    return lam
+
+
+def wavelength(mode, order: int = 1, x=None, header=None):
+    """Wavelength (micron) at column(s) ``x``; NaN where not covered."""
+    if order != 1:
+        raise ValueError(f"NIRSpec BOTS has order 1 only, got {order!r}")
+    if mode.grating == "PRISM":
+        cols, lam = load_columns("wave_vs_col_NIRSpec_PRISM_SUB512_REAL_jw06456.csv")
+        nx = 512
+    elif mode.grating == "G395H" and mode.detector in _G395H_START:
+        lam = _g395h_solution(mode.detector)
+        cols, nx = np.arange(2048, dtype=float), 2048
+    else:
+        raise ValueError(f"no shipped wavelength solution for NIRSpec {config_label(mode)}; "
+                         "use calints with a WAVELENGTH extension")
+    x = np.arange(nx, dtype=float) if x is None else np.asarray(x, float)
+    return np.interp(x, cols, lam, left=np.nan, right=np.nan)
+
+
+def trace_guess(mode, order: int = 1, x=None):
+    """Nominal trace row: the subarray's middle (the S1600A1 aperture)."""
+    ny = SPEC["subarrays"].get(mode.subarray, (32, 2048))[0]
+    nx = SPEC["subarrays"].get(mode.subarray, (32, 2048))[1]
+    x = np.arange(nx, dtype=float) if x is None else np.asarray(x, float)
+    return np.full(x.shape, ny / 2 - 0.5)
