@@ -388,6 +388,20 @@ class FlagStore:
         self.planes[name] = np.packbits(cube.reshape(-1))
         return int(np.count_nonzero(cube))
 
+    def set_indices(self, name: str, flat_index) -> int:
+        """Replace flag ``name`` by the pixels at ``flat_index`` (flat cube indices)."""
+        validate_flag_name(name)
+        idx = np.unique(np.asarray(flat_index, dtype=np.int64))
+        if idx.size == 0:
+            self.planes.pop(name, None)
+            return 0
+        if idx[0] < 0 or idx[-1] >= self.size:
+            raise ValueError(f"flag {name!r}: index out of range for shape {self.shape}")
+        plane = np.zeros((self.size + 7) // 8, np.uint8)
+        np.bitwise_or.at(plane, idx >> 3, (128 >> (idx & 7)).astype(np.uint8))
+        self.planes[name] = plane
+        return int(idx.size)
+
     def clear(self, name: str) -> None:
         """Remove flag ``name``."""
         self.planes.pop(validate_flag_name(name), None)
