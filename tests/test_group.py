@@ -103,13 +103,15 @@ def test_write_read_bit_exact_after_flag_and_slice(group, tmp_path):
     rng = np.random.default_rng(3)
     group.set_flag("time_outliers", rng.random(group.shape) < 0.01)
     group.flag_dq(["JUMP_DET", "DO_NOT_USE"])
-    group.aux["trace_order1"] = rng.normal(size=(group.N, group.sh[1]))
+    group.set_aux("trace_order1", rng.normal(size=(group.N, group.sh[1])), per_integration=True)
+    group.set_aux("sky_model", rng.normal(size=group.sh))
     group.meta["ONEFCORR"] = "scale-achromatic"
     sub = group[1:10]
     path = sub.write(tmp_path / "state.fits")
     back = TSOGroup.read(path)
     _assert_same(sub, back)
     assert back.aux["trace_order1"].shape == (9, group.sh[1])
+    assert back.aux["sky_model"].shape == group.sh and back.aux_per_int == {"trace_order1"}
 
 
 def test_write_is_safe(group, tmp_path):

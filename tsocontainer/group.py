@@ -18,6 +18,8 @@ import logging
 import numpy as np
 
 from . import __version__
+from ._steps_cleaning import CleaningSteps
+from ._steps_extraction import ExtractionSteps
 from .flags import STEP_FLAGS, FlagStore, SparseDQ, dq_bits, validate_flag_name
 
 __all__ = ["TSOGroup"]
@@ -25,7 +27,16 @@ __all__ = ["TSOGroup"]
 log = logging.getLogger(__name__)
 
 #: cached properties and what invalidates them
-_CACHED = ("mask", "median_frame")
+_CACHED = ("mask", "median_frame", "data")
+
+#: corrections that make the working data from ``sci``/``var``, by name:
+#: "module:function" called as f(group, data, var, i0, i1), editing in place.
+#: ``group.corrections`` lists the ones applied, in order.
+CORRECTIONS = {
+    "sky": "tsocontainer.background:apply_sky",
+    "onef": "tsocontainer.onef:apply_onef",
+    "replace": "tsocontainer.outliers:apply_replacement",
+}
 
 
 def _as_time(time, n: int):
@@ -42,7 +53,7 @@ def _as_time(time, n: int):
     return t.tdb
 
 
-class TSOGroup:
+class TSOGroup(CleaningSteps, ExtractionSteps):
     """One visit: integrations of all segments stacked on the leading axis.
 
     Parameters
@@ -125,7 +136,10 @@ class TSOGroup:
             raise ValueError(f"int_numbers has {self.int_numbers.size} values for {self.N} integrations")
         self.files = [str(f) for f in (kwargs.get("files") or [])]
         self.aux = {k: np.asarray(v) for k, v in (kwargs.get("aux") or {}).items()}
+        #: names of ``aux`` arrays whose first axis is the integration axis
+        self.aux_per_int: set[str] = set()
         self.dq_mask_bits = 1  # DO_NOT_USE: pipeline DQ that always masks
+        self.corrections: list[str] = []
         self._cache: dict = {}
 
     # ------------------------------------------------------------------ shape
@@ -270,6 +284,42 @@ class TSOGroup:
                     out[r0:r1] = np.nanmedian(block, axis=0)
         return out
 
+    # -------------------------------------------------------- working data
+    def working_block(self, i0: int = 0, i1: int | None = None):
+        """Working data and variance of integrations ``i0:i1``.
+
+        ``sci`` and ``var`` are never changed; corrections (sky, 1/f, pixel
+        replacement) are stored as compact models and applied here, in the
+        order listed in :attr:`corrections`, to a copy of the block.
+
+        Parameters
+        ----------
+        i0, i1 : int
+            Integration range (default: all).
+
+        Returns
+        -------
+        data, var : ndarray of float32, shape (i1 - i0, ny, nx)
+        """
+        import importlib
+
+        i1 = self.N if i1 is None else i1
+        data = self.sci[i0:i1].copy()
+        var = self.var[i0:i1].copy()
+        for name in self.corrections:
+            module, func = CORRECTIONS[name].split(":")
+            getattr(importlib.import_module(module), func)(self, data, var, i0, i1)
+        return data, var
+
+    @property
+    def data(self) -> np.ndarray:
+        """Working data cube (``sci`` with all corrections; cached, a full copy)."""
+        if not self.corrections:
+            return self.sci
+        if "data" not in self._cache:
+            self._cache["data"] = self.working_block()[0]
+        return self._cache["data"]
+
     # ----------------------------------------------------------- bookkeeping
     def _invalidate(self, names=None) -> None:
         """Drop cached values ``names`` (default: all)."""
@@ -302,13 +352,39 @@ class TSOGroup:
                      flags=self._flags.take(ints), int_numbers=self.int_numbers[ints],
                      files=list(self.files), aux=self._aux_take(ints))
         g.dq_mask_bits = self.dq_mask_bits
+        g.corrections = list(self.corrections)
+        g.aux_per_int = set(self.aux_per_int)
         return g
 
     def _aux_take(self, ints) -> dict:
-        out = {}
-        for k, v in self.aux.items():
-            out[k] = v[ints].copy() if (v.ndim and v.shape[0] == self.N) else v.copy()
-        return out
+        return {k: (v[ints] if k in self.aux_per_int else v).copy() for k, v in self.aux.items()}
+
+    def set_aux(self, name: str, array, per_integration: bool = False) -> None:
+        """Store a named result array (saved by :meth:`write`).
+
+        Parameters
+        ----------
+        name : str
+            Key in :attr:`aux` (e.g. ``"trace_order1"``).
+        array : array_like
+            The values.
+        per_integration : bool
+            True if the first axis runs over integrations (then slicing the
+            group slices it too).
+
+        Raises
+        ------
+        ValueError
+            If ``per_integration`` and the first axis is not ``N`` long.
+        """
+        array = np.asarray(array)
+        if per_integration and (array.ndim == 0 or array.shape[0] != self.N):
+            raise ValueError(f"aux {name!r}: first axis {array.shape[:1]} is not N={self.N}")
+        self.aux[name] = array
+        if per_integration:
+            self.aux_per_int.add(name)
+        else:
+            self.aux_per_int.discard(name)
 
     def __getitem__(self, key) -> "TSOGroup":
         """Integrations ``key`` (slice, int array or boolean mask) as a new group."""

@@ -513,7 +513,9 @@ def write_state(group: TSOGroup, path, overwrite: bool = False) -> str:
     state = {"meta": group.meta, "history": group.history, "files": group.files,
              "mode": group.mode.to_dict() if group.mode is not None else None,
              "aux": list(group.aux), "flags": list(group._flags.planes),
-             "dq_mask_bits": group.dq_mask_bits, "shape": list(group.shape)}
+             "dq_mask_bits": group.dq_mask_bits, "shape": list(group.shape),
+             "corrections": list(group.corrections),
+             "aux_per_int": sorted(group.aux_per_int)}
     blob = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
     hdus.append(fits.ImageHDU(blob, name="STATE"))
     tmp = atomic_path(path)
@@ -568,6 +570,8 @@ def read_state(path) -> TSOGroup:
                      int_numbers=np.array(tt["integration_number"]), files=state["files"],
                      aux=aux)
         g.dq_mask_bits = int(state["dq_mask_bits"])
+        g.corrections = list(state.get("corrections", []))
+        g.aux_per_int = set(state.get("aux_per_int", []))
         return g
     except KeyError as exc:
         raise TSOReadError(f"{path}: incomplete tsocontainer state file (missing {exc})") from None
