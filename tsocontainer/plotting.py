@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["get_ax", "plot_frame"]
+__all__ = ["get_ax", "plot_frame",
+           "plot_lc_waterfall", "plot_white", "plot_rms_vs_bin", "plot_psd", "plot_sensitivity",
+           "plot_fit", "plot_corner", "plot_transmission_spectrum"]
 
 
 def get_ax(ax=None, figsize=(7, 4)):
@@ -74,4 +76,313 @@ def plot_frame(group, integration=None, ax=None, **kwargs):
     ax.set_title(f"{mode} {title}".strip())
     ax.set_xlabel("x (column)")
     ax.set_ylabel("y (row)")
+    return ax
+
+
+# ------------------------------------------------------------ light curves
+def _time_axis(t):
+    """Hours from the middle of ``t`` and the reference time (BJD_TDB)."""
+    ref = 0.5 * (np.min(t) + np.max(t))
+    return (np.asarray(t) - ref) * 24.0, ref
+
+
+def _bin_points(x, y, nbin: int):
+    """Means of consecutive groups of ``nbin`` points (the remainder is dropped)."""
+    m = x.size // nbin
+    return (x[: m * nbin].reshape(m, nbin).mean(axis=1),
+            y[: m * nbin].reshape(m, nbin).mean(axis=1),
+            y[: m * nbin].reshape(m, nbin).std(axis=1) / np.sqrt(nbin))
+
+
+def plot_lc_waterfall(lc, ax=None, offset=None, cmap: str = "viridis", **kwargs):
+    """Light curves of every channel stacked with an offset, coloured by wavelength.
+
+    Parameters
+    ----------
+    lc : LightCurves
+    ax : matplotlib.axes.Axes, optional
+    offset : float, optional
+        Vertical step between channels (default: 1.1 x the largest
+        1-99 percentile range of a channel).
+    cmap : str
+        Colour map of the wavelength.
+    **kwargs
+        Passed to ``plot``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    ax = get_ax(ax, figsize=(6, 8))
+    th, ref = _time_axis(lc.time)
+    f = np.where(lc.clipped, np.nan, lc.flux)
+    if offset is None:
+        span = np.nanpercentile(f, 99, axis=1) - np.nanpercentile(f, 1, axis=1)
+        offset = 1.1 * float(np.nanmax(span)) if np.isfinite(span).any() else 1.0
+    norm = Normalize(lc.wave.min(), lc.wave.max() if lc.nchan > 1 else lc.wave.min() + 1)
+    colours = plt.get_cmap(cmap)
+    opts = dict(lw=0.8)
+    opts.update(kwargs)
+    for c in range(lc.nchan):
+        ax.plot(th, f[c] - c * offset, color=colours(norm(lc.wave[c])), **opts)
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=colours)
+    ax.figure.colorbar(sm, ax=ax, label="wavelength (micron)")
+    ax.set_xlabel(f"time - {ref:.5f} (hours, BJD_TDB)")
+    ax.set_ylabel("flux + offset")
+    ax.set_title(f"{lc.nchan} channels")
+    return ax
+
+
+def plot_white(lc, ax=None, wave_range=None, nbin: int | None = None, **kwargs):
+    """White-light curve of ``lc`` (with optional binned points).
+
+    Parameters
+    ----------
+    lc : LightCurves
+    ax : matplotlib.axes.Axes, optional
+    wave_range : (float, float), optional
+        See :meth:`LightCurves.white`.
+    nbin : int, optional
+        Also draw means of ``nbin`` consecutive points.
+    **kwargs
+        Passed to the ``plot`` of the unbinned points.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = get_ax(ax)
+    wl = lc if lc.nchan == 1 and wave_range is None else lc.white(wave_range)
+    u = ~wl.clipped[0]
+    th, ref = _time_axis(wl.time)
+    opts = dict(ls="none", marker=".", ms=3, color="0.5", label="integrations")
+    opts.update(kwargs)
+    ax.plot(th[u], wl.flux[0, u], **opts)
+    if nbin:
+        xb, yb, eb = _bin_points(th[u], wl.flux[0, u], int(nbin))
+        ax.errorbar(xb, yb, eb, ls="none", marker="o", ms=4, color="k", label=f"bins of {nbin}")
+    ax.set_xlabel(f"time - {ref:.5f} (hours, BJD_TDB)")
+    ax.set_ylabel("relative flux" if wl.unit == "" else f"flux ({wl.unit or 'input units'})")
+    ax.set_title(f"white light {wl.wave_lo[0]:.3f}-{wl.wave_hi[0]:.3f} micron")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def plot_rms_vs_bin(lc, channel=None, ax=None, model=None, oot=None):
+    """RMS of binned residuals versus bin size, against the 1/sqrt(N) expectation.
+
+    Parameters
+    ----------
+    lc : LightCurves
+    channel : int, optional
+        Channel; default the white-light curve.
+    ax : matplotlib.axes.Axes, optional
+    model, oot
+        See :meth:`LightCurves.residuals`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = get_ax(ax, figsize=(5, 4))
+    sizes, rms, expected = lc.rms_vs_bin(channel, model=model, oot=oot)
+    ax.loglog(sizes, rms * 1e6, "o-", color="k", label="measured")
+    ax.loglog(sizes, expected * 1e6, "--", color="C3", label="white noise, 1/sqrt(N)")
+    ax.set_xlabel("bin size (integrations)")
+    ax.set_ylabel("RMS of binned residuals (ppm)")
+    ax.set_title("white light" if channel is None else f"channel {channel}")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def plot_psd(lc, channel=None, ax=None, oot=None):
+    """Lomb-Scargle periodogram of out-of-event residuals.
+
+    Parameters
+    ----------
+    lc : LightCurves
+    channel : int, optional
+        Channel; default the white-light curve.
+    ax : matplotlib.axes.Axes, optional
+    oot
+        See :meth:`LightCurves.residuals`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = get_ax(ax, figsize=(6, 4))
+    freq, power = lc.psd(channel, oot=oot)
+    ax.loglog(freq, power, color="k", lw=0.8)
+    ax.set_xlabel("frequency (1/day)")
+    ax.set_ylabel("Lomb-Scargle power")
+    ax.set_title("white light" if channel is None else f"channel {channel}")
+    return ax
+
+
+def plot_sensitivity(lc, ax=None, model=None, oot=None):
+    """Measured scatter over median predicted error per channel.
+
+    Parameters
+    ----------
+    lc : LightCurves
+    ax : matplotlib.axes.Axes, optional
+    model, oot
+        See :meth:`LightCurves.residuals`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = get_ax(ax)
+    ratio = lc.sensitivity(model=model, oot=oot)
+    ax.errorbar(lc.wave, ratio, xerr=0.5 * lc.width, ls="none", marker="o", color="k")
+    ax.axhline(1.0, color="C3", ls="--", label="photon + read noise")
+    ax.set_xlabel("wavelength (micron)")
+    ax.set_ylabel("scatter / predicted error")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+# ------------------------------------------------------------------ fits
+def plot_fit(result, ax=None, nbin: int | None = None):
+    """Detrended data with the MAP transit/eclipse model, and residuals below.
+
+    Parameters
+    ----------
+    result : FitResult
+        A result that carries its data (not one read from a file).
+    ax : sequence of two Axes, optional
+        Data and residual axes; default a new figure with two panels.
+    nbin : int, optional
+        Also draw means of ``nbin`` consecutive points.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If the result has no data.
+    """
+    import matplotlib.pyplot as plt
+
+    if result.time is None:
+        raise ValueError("this FitResult carries no data (read from a file?)")
+    if ax is None:
+        fig, (a0, a1) = plt.subplots(2, 1, figsize=(7, 6), sharex=True,
+                                     gridspec_kw={"height_ratios": [3, 1]})
+    else:
+        a0, a1 = ax
+        fig = a0.figure
+    th, ref = _time_axis(result.time)
+    detr = result.flux / result.systematics
+    resid = (result.flux - result.model_flux) / result.systematics * 1e6
+    a0.plot(th, detr, ".", ms=3, color="0.6", label="data / systematics")
+    a0.plot(th, result.astro, "-", color="C3", label="MAP model")
+    a1.plot(th, resid, ".", ms=3, color="0.6")
+    if nbin:
+        for axis, y in ((a0, detr), (a1, resid)):
+            xb, yb, eb = _bin_points(th, y, int(nbin))
+            axis.errorbar(xb, yb, eb, ls="none", marker="o", ms=3, color="k")
+    a1.axhline(0, color="C3")
+    a0.set_ylabel("relative flux")
+    a1.set_ylabel("residual (ppm)")
+    a1.set_xlabel(f"time - {ref:.5f} (hours, BJD_TDB)")
+    d = result.depth_ppm
+    a0.set_title(f"{result.model.get('kind', 'fit')}: depth {d[0]:.0f} -{d[1]:.0f} +{d[2]:.0f} ppm")
+    a0.legend(loc="best", fontsize="small")
+    return fig
+
+
+def plot_corner(result, names=None, fig=None, bins: int = 30):
+    """Pairs plot of posterior samples (histograms on the diagonal).
+
+    Parameters
+    ----------
+    result : FitResult
+        With samples.
+    names : list of str, optional
+        Parameters to show (default the free ones).
+    fig : matplotlib.figure.Figure, optional
+        Figure to draw into (cleared).
+    bins : int
+        Histogram bins.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        Without samples or with an unknown name.
+    """
+    import matplotlib.pyplot as plt
+
+    if result.samples is None:
+        raise ValueError("this FitResult has no samples (read from a file?)")
+    names = list(names or [n for n in result.sample_names if result.status.get(n) == "free"])
+    unknown = [n for n in names if n not in result.sample_names]
+    if unknown:
+        raise ValueError(f"no samples of {unknown}; have {result.sample_names}")
+    k = len(names)
+    if fig is None:
+        fig = plt.figure(figsize=(2.2 * k + 1, 2.2 * k + 1))
+    fig.clf()
+    axes = fig.subplots(k, k, squeeze=False)
+    data = [result.sample(n) for n in names]
+    for i in range(k):
+        for j in range(k):
+            a = axes[i, j]
+            if j > i:
+                a.set_axis_off()
+                continue
+            if i == j:
+                a.hist(data[i], bins=bins, histtype="step", color="k")
+                a.set_yticks([])
+            else:
+                a.hist2d(data[j], data[i], bins=bins, cmap="Greys")
+            if i == k - 1:
+                a.set_xlabel(names[j])
+            else:
+                a.set_xticklabels([])
+            if j == 0 and i > 0:
+                a.set_ylabel(names[i])
+            elif j > 0:
+                a.set_yticklabels([])
+    return fig
+
+
+def plot_transmission_spectrum(spec, ax=None, compare=None, **kwargs):
+    """Depth (ppm) versus wavelength with error bars and optional comparisons.
+
+    Parameters
+    ----------
+    spec : TransmissionSpectrum
+    ax : matplotlib.axes.Axes, optional
+    compare : dict, optional
+        ``{label: TransmissionSpectrum or (wave, depth_ppm)}`` drawn as lines.
+    **kwargs
+        Passed to ``errorbar`` of ``spec``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = get_ax(ax)
+    opts = dict(ls="none", marker="o", ms=4, color="k", label="this fit")
+    opts.update(kwargs)
+    ax.errorbar(spec.wave, spec.depth, yerr=[spec.err_lo, spec.err_hi],
+                xerr=0.5 * (spec.wave_hi - spec.wave_lo), **opts)
+    for i, (label, other) in enumerate((compare or {}).items()):
+        w, d = (other.wave, other.depth) if hasattr(other, "depth") else other
+        ax.plot(w, d, "-", color=f"C{i}", label=str(label))
+    ax.set_xlabel("wavelength (micron)")
+    ax.set_ylabel("eclipse depth (ppm)" if spec.kind == "eclipse" else "transit depth (ppm)")
+    ax.legend(loc="best", fontsize="small")
     return ax
