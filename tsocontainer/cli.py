@@ -60,6 +60,38 @@ def _run_info(args) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild report.html of a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from .report import build_report
+
+    print(build_report(args.run_dir))
+    return 0
+
+
+def _add_recipe(sub) -> None:
+    p = sub.add_parser("recipe", help="show or check recipes")
+    rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION")
+    rsub.required = True
+    show = rsub.add_parser("show", help="print a shipped recipe (soss, nirspec, ...) or a file")
+    show.add_argument("name")
+    show.set_defaults(func=_run_recipe_show)
+    check = rsub.add_parser("check", help="validate a recipe file without reading data")
+    check.add_argument("name")
+    check.set_defaults(func=_run_recipe_show)
+
+
+def _run_recipe_show(args) -> int:
+    from .recipe import load_recipe
+
+    print(load_recipe(args.name).to_yaml(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``tsocontainer`` command."""
     from . import __version__
@@ -72,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_simulate(sub)
     _add_info(sub)
+    _add_report(sub)
+    _add_recipe(sub)
     return parser
 
 
