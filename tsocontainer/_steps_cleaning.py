@@ -4,11 +4,749 @@ The algorithms live in ``outliers.py``, ``background.py`` and ``onef.py`` as
 pure functions; the methods here are the thin wrappers that apply them to a
 group, record history, invalidate caches and return ``self``. They import the
 algorithm modules lazily so that ``import tsocontainer`` stays fast.
+
+Data each step looks at
+-----------------------
+* Flag steps use the *detection data*: the working data with the sky and 1/f
+  corrections but without the pixel replacement, the pipeline ``DO_NOT_USE``
+  bit and non-finite values -- never other steps' flags -- so the flags do not
+  depend on the order of the flag steps, and flag / unflag / re-flag gives the
+  same mask.
+* Corrections (``estimate_sky``, ``correct_one_over_f``,
+  ``replace_bad_pixels``) use the working data made by the corrections listed
+  before them in ``corrections`` and the current ``mask``. A new correction is
+  appended; re-running one recomputes it from the corrections before it and
+  **drops every later correction** (with a warning), whose models were made
+  from the old one: re-run those steps afterwards.
 """
 from __future__ import annotations
 
+import logging
+import time
+import warnings
+
+import numpy as np
+
 __all__ = ["CleaningSteps"]
+
+log = logging.getLogger("tsocontainer.cleaning")
+
+#: aux arrays and meta keys of each correction (dropped together)
+_CORRECTION_KEYS = {
+    "sky": (("sky_params", "sky_pvar", "sky_frame", "sky_groups"), ("SKYMETH", "SKYAXIS")),
+    "onef": (("onef", "onef_var"), ("ONEFCORR", "ONEFAXIS")),
+    "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
+}
+#: cached values that depend on the working data
+_DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl")
 
 
 class CleaningSteps:
     """Mixin of :class:`~tsocontainer.TSOGroup` with the cleaning steps."""
+
+    # ------------------------------------------------------------ helpers
+    def _axes(self) -> tuple[int, int]:
+        """(dispersion_axis, onef_axis) of the mode (defaults 1, 0 without a mode)."""
+        if self.mode is None:
+            return 1, 0
+        return self.mode.spec.dispersion_axis, self.mode.spec.onef_axis
+
+    def _source_block(self, i0, i1, stop=None, skip=()):
+        """Working data of ``i0:i1`` with the corrections before ``stop`` (all if absent)."""
+        import importlib
+
+        from .group import CORRECTIONS
+
+        data = self.sci[i0:i1].copy()
+        var = self.var[i0:i1].copy()
+        for name in self.corrections:
+            if name == stop:
+                break
+            if name in skip:
+                continue
+            module, func = CORRECTIONS[name].split(":")
+            getattr(importlib.import_module(module), func)(self, data, var, i0, i1)
+        return data, var
+
+    def _detection_cube(self) -> np.ndarray:
+        """Working data without the pixel replacement (cached; ``sci`` itself if no correction)."""
+        if "replace" not in self.corrections:
+            return self.data
+        if "aux:detect" not in self._cache:
+            self._cache["aux:detect"] = self._source_block(0, self.N, skip=("replace",))[0]
+        return self._cache["aux:detect"]
+
+    def _deep(self):
+        """Deep frame and its per-integration variance of the detection data (cached)."""
+        from .outliers import deep_frame
+
+        if "aux:deep" not in self._cache:
+            self._cache["aux:deep"] = deep_frame(self._detection_cube(), self.var)
+        return self._cache["aux:deep"]
+
+    def _static_good(self) -> np.ndarray:
+        """Pixels without ``DO_NOT_USE`` in the static DQ plane and with a finite deep frame."""
+        return ((self.dqs.static & np.uint32(self.dq_mask_bits)) == 0) & np.isfinite(self._deep()[0])
+
+    def _white_light(self, window: int = 1) -> np.ndarray:
+        """Normalised white-light curve of the detection data, running-median smoothed."""
+        from .outliers import running_median, white_light
+
+        if "aux:wl" not in self._cache:
+            self._cache["aux:wl"] = white_light(self._detection_cube(), self._static_good())
+        wl = self._cache["aux:wl"]
+        if window > 1 and self.N > 2:
+            wl = running_median(wl[:, None], window)[:, 0]
+        return wl
+
+    def _trace_band(self, width=None) -> np.ndarray:
+        """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide."""
+        from .background import TRACE_WIDTH, trace_centres, trace_mask
+
+        disp, _ = self._axes()
+        if width is None:
+            width = TRACE_WIDTH.get(self.mode.key if self.mode is not None else "", 20)
+        n_disp = self.sh[1] if disp == 1 else self.sh[0]
+        centres = trace_centres(self.mode, self.aux, n_disp)
+        return trace_mask(self.sh, disp, centres, float(width), frame=self._deep()[0])
+
+    def _apply_flag(self, name, cube, params, t0, what) -> "CleaningSteps":
+        """Replace flag ``name`` (as ``set_flag``) and log one line with the timing."""
+        from .flags import validate_flag_name
+
+        validate_flag_name(name)
+        n = self._flags.set(name, cube)
+        self._invalidate(("mask", "median_frame"))
+        dt = time.perf_counter() - t0
+        self._record(f"flag:{name}", params, {"flagged": n, "seconds": round(dt, 3)})
+        log.info("%s: %d pixels flagged (%.3g %%) in %.2f s", what, n,
+                 100 * n / max(self.sci.size, 1), dt)
+        return self
+
+    def _register_correction(self, name) -> str | None:
+        """Append correction ``name`` or, if present, drop the corrections after it.
+
+        Returns the correction before which the new model's input data stop
+        (``name`` itself when re-run, else None: all current corrections).
+        """
+        if name not in self.corrections:
+            return None
+        pos = self.corrections.index(name)
+        stale = self.corrections[pos + 1:]
+        if stale:
+            warnings.warn(f"re-running {name!r} drops the later correction(s) {stale} made "
+                          "from the old model; run those steps again", UserWarning, stacklevel=3)
+            for other in stale:
+                self._drop_correction(other)
+        return name
+
+    def _drop_correction(self, name) -> None:
+        keys, metas = _CORRECTION_KEYS[name]
+        for k in keys:
+            self.aux.pop(k, None)
+            self.aux_per_int.discard(k)
+        for k in metas:
+            self.meta.pop(k, None)
+        if name == "replace":
+            self._flags.clear("replaced")
+        if name in self.corrections:
+            self.corrections.remove(name)
+        self._invalidate(_DATA_CACHES)
+
+    def _store_correction(self, name, arrays: dict, per_int: set, meta: dict) -> None:
+        keys, metas = _CORRECTION_KEYS[name]
+        for k in keys:
+            self.aux.pop(k, None)
+            self.aux_per_int.discard(k)
+        for k, v in arrays.items():
+            self.set_aux(k, v, per_integration=k in per_int)
+        for k in metas:
+            self.meta.pop(k, None)
+        self.meta.update(meta)
+        if name not in self.corrections:
+            self.corrections.append(name)
+        self._invalidate(_DATA_CACHES)
+
+    # --------------------------------------------------------------- flags
+    def flag_hot_cold_pixels(self, filter_size: int = 5, nsigma: float = 5.0,
+                             rel_tol: float = 0.02) -> "CleaningSteps":
+        """Flag pixels hot or cold in most integrations (flag ``hot_cold``).
+
+        A pixel's residual against a running median of the deep frame along
+        dispersion (scaled by the white-light curve) is averaged over all
+        integrations after clipping at 5 sigma; a mean above ``nsigma`` times
+        its noise (hot) or below ``-nsigma`` (cold/dead) flags the pixel in
+        every integration. See :func:`tsocontainer.outliers.hot_cold_pixels`.
+
+        Parameters
+        ----------
+        filter_size : int
+            Running-median window along dispersion (pixels).
+        nsigma : float
+            Threshold on the time-averaged significance.
+        rel_tol : float
+            Fractional tolerance of the smooth model (sharp trace structure).
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import hot_cold_pixels
+
+        t0 = time.perf_counter()
+        disp, _ = self._axes()
+        deep, _ = self._deep()
+        hot, cold, _ = hot_cold_pixels(self._detection_cube(), self.var, deep, self._white_light(5),
+                                       disp, filter_size, nsigma, rel_tol=rel_tol)
+        params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
+                  "hot": int(hot.sum()), "cold": int(cold.sum())}
+        self._cache["aux:hot_cold"] = (hot, cold)
+        cube = np.broadcast_to(hot | cold, self.shape)
+        return self._apply_flag("hot_cold", cube, params, t0,
+                                f"flag_hot_cold_pixels ({hot.sum()} hot, {cold.sum()} cold)")
+
+    def flag_2d_outliers(self, filter_size: int = 5, threshold: float = 5.0) -> "CleaningSteps":
+        """Flag spatial outliers in each integration (flag ``outliers_2d``).
+
+        Model: a running median along dispersion of the same integration, plus
+        the static structure of the deep frame; pixels more than ``threshold``
+        robust sigmas away are flagged.
+
+        Parameters
+        ----------
+        filter_size : int
+            Running-median window along dispersion (pixels).
+        threshold : float
+            Threshold in robust sigmas.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import spatial_outliers
+
+        t0 = time.perf_counter()
+        disp, _ = self._axes()
+        flags = spatial_outliers(self._detection_cube(), self.var, self._deep()[0],
+                                 self._white_light(5), disp, filter_size, threshold)
+        return self._apply_flag("outliers_2d", flags,
+                                {"filter_size": filter_size, "threshold": threshold}, t0,
+                                "flag_2d_outliers")
+
+    def flag_percentile_outliers(self, percentile: float = 99.99, nsigma: float = 4.0,
+                                 filter_size: int = 5) -> "CleaningSteps":
+        """Flag the most deviant pixels of each integration (flag ``percentile``).
+
+        The same residuals as :meth:`flag_2d_outliers`; each integration's
+        threshold is the ``percentile`` of its own ``|z|`` distribution, but
+        never below ``nsigma``.
+
+        Parameters
+        ----------
+        percentile : float
+            Percentile (0-100) of the integration's deviations.
+        nsigma : float
+            Lowest threshold (robust sigmas).
+        filter_size : int
+            Running-median window along dispersion.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import spatial_outliers
+
+        if not 0 < percentile < 100:
+            raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+        t0 = time.perf_counter()
+        disp, _ = self._axes()
+        flags = spatial_outliers(self._detection_cube(), self.var, self._deep()[0],
+                                 self._white_light(5), disp, filter_size, nsigma,
+                                 percentile=percentile)
+        return self._apply_flag("percentile", flags, {"percentile": percentile, "nsigma": nsigma,
+                                                      "filter_size": filter_size}, t0,
+                                "flag_percentile_outliers")
+
+    def flag_time_outliers(self, window: int = 5, nsigma: float = 5.0) -> "CleaningSteps":
+        """Flag per-pixel outliers in time (cosmic rays, transients; flag ``time_outliers``).
+
+        Each integration is divided by the white-light curve smoothed over
+        ``window`` integrations (so the transit itself is not an outlier);
+        every pixel is compared with its running median over ``window``
+        integrations. See :func:`tsocontainer.outliers.time_outliers`.
+
+        Parameters
+        ----------
+        window : int
+            Running-median length (integrations; even values use ``window + 1``).
+        nsigma : float
+            Threshold in robust sigmas (two-sided).
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import time_outliers
+
+        if int(window) < 2:
+            raise ValueError(f"window must be >= 2 integrations, got {window}")
+        t0 = time.perf_counter()
+        flags = time_outliers(self._detection_cube(), self.var, self._white_light(window),
+                              self._deep()[0], window, nsigma)
+        return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
+                                "flag_time_outliers")
+
+    def flag_from_profile(self, nsigma: float = 5.0, width=None, window: int = 21,
+                          deg: int = 2) -> "CleaningSteps":
+        """Flag trace pixels that deviate from a smooth fitted profile (flag ``profile``).
+
+        Horne-style: the deep frame's profile, smoothed along dispersion with
+        polynomial windows, is fitted to every integration and dispersion
+        pixel; deviations above ``nsigma`` inside the trace band are flagged.
+
+        Parameters
+        ----------
+        nsigma : float
+            Threshold in robust sigmas.
+        width : float, optional
+            Trace band (pixels); default per mode.
+        window, deg : int
+            Savitzky-Golay window (pixels along dispersion) and degree.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import profile_model, profile_outliers
+
+        t0 = time.perf_counter()
+        disp, _ = self._axes()
+        band = self._trace_band(width)
+        prof = profile_model(self._deep()[0], band, disp, window, deg)
+        self._cache["aux:profile"] = prof
+        flags = profile_outliers(self._detection_cube(), self.var, prof, band, disp, nsigma)
+        return self._apply_flag("profile", flags, {"nsigma": nsigma, "width": width,
+                                                   "window": window, "deg": deg}, t0,
+                                "flag_from_profile")
+
+    def flag_trace_outliers(self, nsigma: float = 5.0, width=None) -> "CleaningSteps":
+        """Flag bright pixels outside the trace (flag ``trace_outliers``).
+
+        Pixels outside the trace band above the sky level of their line (the
+        median along the 1/f axis of the integration) by ``nsigma`` robust
+        sigmas: contaminants, hot pixels and cosmic rays that would bias the
+        sky and 1/f estimates.
+
+        Parameters
+        ----------
+        nsigma : float
+            Threshold (one-sided).
+        width : float, optional
+            Trace band (pixels); default per mode.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .background import background_outliers
+
+        t0 = time.perf_counter()
+        _, onef = self._axes()
+        flags = background_outliers(self._detection_cube(), self.var, self._trace_band(width),
+                                    self._static_good(), onef, nsigma)
+        return self._apply_flag("trace_outliers", flags, {"nsigma": nsigma, "width": width}, t0,
+                                "flag_trace_outliers")
+
+    def make_order0_mask(self, f277w, nsigma: float = 5.0, grow: int = 2, box: int = 16,
+                         exclude_trace: bool = True) -> "CleaningSteps":
+        """Flag SOSS field-star order-0 contaminants found in an F277W frame (flag ``order0``).
+
+        Parameters
+        ----------
+        f277w : ndarray or str
+            F277W frame ``(ny, nx)`` of the field, or the path of a ``.npy``.
+        nsigma : float
+            Detection threshold above the smooth background.
+        grow : int
+            Dilation of the detections (pixels).
+        box : int
+            Background cell size (pixels).
+        exclude_trace : bool
+            Never flag the target's own trace band (its order 1 is bright in
+            F277W).
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .background import order0_mask
+
+        t0 = time.perf_counter()
+        frame = np.load(f277w) if isinstance(f277w, str) else np.asarray(f277w)
+        if frame.shape != tuple(self.sh):
+            raise ValueError(f"f277w frame shape {frame.shape} differs from the data {self.sh}")
+        exclude = self._trace_band() if exclude_trace else None
+        det = order0_mask(frame, nsigma, grow, box, exclude)
+        return self._apply_flag("order0", np.broadcast_to(det, self.shape),
+                                {"nsigma": nsigma, "grow": grow, "box": box,
+                                 "exclude_trace": exclude_trace, "pixels": int(det.sum())}, t0,
+                                f"make_order0_mask ({det.sum()} pixels per integration)")
+
+    # --------------------------------------------------------- corrections
+    def _block_ints(self) -> int:
+        return max(1, int(4_000_000 // max(self.sh[0] * self.sh[1], 1)))
+
+    def estimate_sky(self, method: str | None = None, model=None, region=None, width=None,
+                     column_groups: int | None = None, deg: int = 1, bin_size: int = 32,
+                     per_integration: bool = True) -> "CleaningSteps":
+        """Fit a sky background model and subtract it in the working data (correction ``sky``).
+
+        Sky pixels: good pixels outside the trace band (and inside ``region``).
+        The model is kept compactly in ``aux`` (``sky_params``, ``sky_pvar``,
+        for ``model`` also ``sky_frame`` and ``sky_groups``); its variance is
+        added to the working variance. See :mod:`tsocontainer.background`.
+
+        Parameters
+        ----------
+        method : {'model', 'rows', 'columns', 'polynomial', 'spline'}, optional
+            Default per mode: SOSS ``model``, MIRI ``rows``, others ``polynomial``.
+        model : ndarray, shape (ny, nx), optional
+            2D model for ``model`` (default for SOSS: the shipped stepped
+            SUBSTRIP96/256 background).
+        region : tuple (y0, y1, x0, x1) or ndarray of bool, optional
+            Restrict the sky pixels to this box or mask.
+        width : float, optional
+            Trace band masked (pixels); default per mode.
+        column_groups : int, optional
+            ``model``: 1 for one scale; default: one per side of the model's step.
+        deg : int
+            ``polynomial`` degree.
+        bin_size : int
+            ``spline`` bin size along dispersion (pixels).
+        per_integration : bool
+            Fit every integration; False: one model (median over time).
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .background import DEFAULT_SKY, SKY_METHODS, fit_sky, soss_background_model, step_groups
+        from .background import _region_mask
+        from .outliers import block_ranges, check_option, run_blocks
+
+        t0 = time.perf_counter()
+        key = self.mode.key if self.mode is not None else ""
+        method = check_option(method or DEFAULT_SKY.get(key, "polynomial"), SKY_METHODS,
+                              "sky method")
+        disp, _ = self._axes()
+        stop = self._register_correction("sky")
+        frame = groups = None
+        if method == "model":
+            if model is None:
+                if key != "soss":
+                    raise ValueError("method='model' needs model= (a 2D background) for "
+                                     f"mode {key or 'unknown'}")
+                model = soss_background_model(self.mode.subarray, self.sh)
+            frame = np.asarray(model, np.float32)
+            if frame.shape != tuple(self.sh):
+                raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
+            groups = step_groups(frame, column_groups)
+        sky = ~self._trace_band(width) & _region_mask(region, self.sh)
+        mask = self.mask
+        params, pvars = [], []
+
+        def work(a, b):
+            data, _ = self._source_block(a, b, stop=stop)
+            return fit_sky(method, data, mask[a:b], sky, disp, frame, groups, deg, bin_size)
+
+        for p, v in run_blocks(work, block_ranges(self.N, self._block_ints()), "sky"):
+            params.append(p)
+            pvars.append(v)
+        params, pvars = np.concatenate(params), np.concatenate(pvars)
+        if not per_integration:
+            params = np.broadcast_to(np.median(params, axis=0), params.shape).copy()
+            pvars = np.broadcast_to(np.median(pvars, axis=0) / self.N, pvars.shape).copy()
+        arrays = {"sky_params": params, "sky_pvar": pvars}
+        meta = {"SKYMETH": method}
+        if method == "model":
+            arrays.update(sky_frame=frame, sky_groups=groups)
+        else:
+            meta["SKYAXIS"] = {"rows": 0, "columns": 1}.get(method, disp)
+        self._store_correction("sky", arrays, {"sky_params", "sky_pvar"}, meta)
+        dt = time.perf_counter() - t0
+        summary = {"median_params": np.median(params.reshape(self.N, -1), axis=0)[:8].tolist(),
+                   "sky_pixels": int(sky.sum()), "seconds": round(dt, 3)}
+        self._record("estimate_sky", {"method": method, "region": region, "width": width,
+                                      "column_groups": column_groups, "deg": deg,
+                                      "bin_size": bin_size, "per_integration": per_integration},
+                     summary)
+        log.info("estimate_sky (%s): %d sky pixels per frame in %.2f s", method, sky.sum(), dt)
+        return self
+
+    def sky_model(self, integration: int = 0) -> np.ndarray:
+        """The stored sky model of one integration, shape ``(ny, nx)``.
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`estimate_sky` has not run.
+        """
+        from .background import sky_block
+
+        if "sky_params" not in self.aux:
+            raise RuntimeError("no sky model: run estimate_sky() first")
+        disp, _ = self._axes()
+        return np.array(sky_block(self.meta, self.aux, integration, integration + 1, self.sh,
+                                  disp)[0][0])
+
+    def correct_one_over_f(self, method: str = "masked-median", width=None,
+                           window: int | None = None, bin_size: int = 16) -> "CleaningSteps":
+        """Estimate 1/f offsets per integration and line; subtract them in the working data.
+
+        Lines run along the mode's ``onef_axis`` (columns for SOSS/NIRSpec,
+        rows for NIRCam/MIRI); the offsets ``(N, nlines)`` are kept in
+        ``aux["onef"]`` and their variance is added to the working variance.
+        See :mod:`tsocontainer.onef` for the methods.
+
+        Parameters
+        ----------
+        method : {'median', 'masked-median', 'scale-achromatic', 'scale-chromatic', 'solve'}
+            Estimator.
+        width : float, optional
+            Trace band masked (pixels); default per mode.
+        window : int, optional
+            Smoothing (integrations) of the light curves of the ``scale-*``
+            methods; default ``max(5, N // 50)`` (2 % of the visit, as exoTEDRF).
+        bin_size : int
+            ``scale-chromatic``: dispersion pixels per light curve.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .onef import ONEF_METHODS, chromatic_light_curves, onef_offsets
+        from .outliers import block_ranges, check_option, deep_frame, run_blocks, white_light
+        from .outliers import running_median
+
+        t0 = time.perf_counter()
+        check_option(method, ONEF_METHODS, "1/f method")
+        disp, onef = self._axes()
+        stop = self._register_correction("onef")
+        band = self._trace_band(width)
+        window = max(5, self.N // 50) if window is None else int(window)
+        deep = scale = None
+        if method.startswith("scale") or method == "solve":
+            src = self._source_block(0, self.N, stop=stop)[0] if stop else self._detection_cube()
+            deep = deep_frame(src, self.var)[0]
+            if method == "scale-achromatic":
+                scale = white_light(src, self._static_good(), window)
+            elif method == "scale-chromatic":
+                scale = chromatic_light_curves(src, deep, band, disp, bin_size, window)
+            del src
+        mask = self.mask
+
+        def work(a, b):
+            data, var = self._source_block(a, b, stop=stop)
+            s = None if scale is None else scale[a:b]
+            return onef_offsets(method, data, var, mask[a:b], band, onef, deep, s, disp)
+
+        res = run_blocks(work, block_ranges(self.N, self._block_ints()), "1/f")
+        off = np.concatenate([r[0] for r in res])
+        ovar = np.concatenate([r[1] for r in res])
+        self._store_correction("onef", {"onef": off, "onef_var": ovar}, {"onef", "onef_var"},
+                               {"ONEFCORR": method, "ONEFAXIS": onef})
+        dt = time.perf_counter() - t0
+        rms = float(np.sqrt(np.mean(off.astype(np.float64) ** 2)))
+        self._record("correct_one_over_f", {"method": method, "width": width, "window": window,
+                                            "bin_size": bin_size},
+                     {"rms_offset": rms, "seconds": round(dt, 3)})
+        log.info("correct_one_over_f (%s): %d x %d offsets, rms %.3g, in %.2f s", method,
+                 off.shape[0], off.shape[1], rms, dt)
+        return self
+
+    def replace_bad_pixels(self, method: str = "spatial", var_inflation: float = 4.0,
+                           reach: int = 2) -> "CleaningSteps":
+        """Fill every masked pixel in the working data (correction ``replace``).
+
+        The values (and variances ``var_inflation`` times the pixel's typical
+        variance) are stored sparsely in ``aux`` and put in by the working
+        data; the pixels get the informational flag ``replaced`` and stay
+        masked in ``mask``. ``sci`` is never changed. Pixels flagged later are
+        not replaced until this step runs again.
+
+        Parameters
+        ----------
+        method : {'spatial', 'temporal', 'profile'}
+            See :func:`tsocontainer.outliers.replacement_values`.
+        var_inflation : float
+            Variance factor of replaced pixels (>= 1).
+        reach : int
+            ``spatial``: neighbours on each side along dispersion.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``.
+        """
+        from .outliers import check_option, clean_deep, profile_model, replacement_values
+
+        t0 = time.perf_counter()
+        check_option(method, ("spatial", "temporal", "profile"), "replacement method")
+        if var_inflation < 1:
+            raise ValueError(f"var_inflation must be >= 1, got {var_inflation}")
+        disp, _ = self._axes()
+        self._register_correction("replace")
+        cube = self._source_block(0, self.N, stop="replace")[0] if self.corrections else self.sci
+        good = self.mask & np.isfinite(cube)
+        deep, deep_var = self._deep()
+        static_bad = (~good).mean(axis=0) > 0.5
+        deep = clean_deep(deep, static_bad, disp)
+        prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
+        flat = np.flatnonzero(~good)
+        npix = self.sh[0] * self.sh[1]
+        ints, pix = np.divmod(flat, npix)
+        values, variances = replacement_values(method, ints, pix, cube, good, deep,
+                                               self._white_light(5), deep_var, prof, disp, reach,
+                                               var_inflation)
+        arrays = {"replace_int": self.int_numbers[ints], "replace_pix": pix.astype(np.int64),
+                  "replace_val": values, "replace_var": variances}
+        order = np.argsort(arrays["replace_int"], kind="stable")
+        arrays = {k: v[order] for k, v in arrays.items()}
+        self._store_correction("replace", arrays, set(), {"REPLMETH": method})
+        self._flags.set_indices("replaced", flat)
+        dt = time.perf_counter() - t0
+        self._record("replace_bad_pixels", {"method": method, "var_inflation": var_inflation,
+                                            "reach": reach},
+                     {"replaced": int(flat.size), "seconds": round(dt, 3)})
+        log.info("replace_bad_pixels (%s): %d pixels replaced in %.2f s", method, flat.size, dt)
+        return self
+
+    # ------------------------------------------------------------- plotting
+    def plot_flags(self, name: str, ax=None, **kwargs):
+        """Map of the fraction of integrations in which each pixel has flag ``name``.
+
+        Parameters
+        ----------
+        name : str
+            Step flag.
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure if None.
+        **kwargs
+            Passed to ``imshow``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from .plotting import plot_flag_map
+
+        return plot_flag_map(self, name, ax=ax, **kwargs)
+
+    def plot_flag_rate(self, names=None, ax=None):
+        """Fraction of pixels flagged per integration for each step flag (Axes)."""
+        from .plotting import plot_flag_rate
+
+        return plot_flag_rate(self, names, ax=ax)
+
+    def plot_hot_cold_pixels(self, ax=None):
+        """Map of the ``hot_cold`` flags (Axes)."""
+        return self.plot_flags("hot_cold", ax=ax)
+
+    def plot_2d_outliers(self, ax=None):
+        """Map of the ``outliers_2d`` flags (Axes)."""
+        return self.plot_flags("outliers_2d", ax=ax)
+
+    def plot_percentile_outliers(self, ax=None):
+        """Map of the ``percentile`` flags (Axes)."""
+        return self.plot_flags("percentile", ax=ax)
+
+    def plot_time_outliers(self, ax=None):
+        """Map of the ``time_outliers`` flags (Axes)."""
+        return self.plot_flags("time_outliers", ax=ax)
+
+    def plot_profile_outliers(self, ax=None):
+        """Map of the ``profile`` flags (Axes)."""
+        return self.plot_flags("profile", ax=ax)
+
+    def plot_trace_outliers(self, ax=None):
+        """Map of the ``trace_outliers`` flags (Axes)."""
+        return self.plot_flags("trace_outliers", ax=ax)
+
+    def plot_order0_mask(self, ax=None):
+        """Map of the ``order0`` flags (Axes)."""
+        return self.plot_flags("order0", ax=ax)
+
+    def plot_replaced(self, ax=None):
+        """Map of the pixels replaced in the working data (Axes)."""
+        return self.plot_flags("replaced", ax=ax)
+
+    def plot_sky(self, integration: int = 0, ax=None, **kwargs):
+        """Image of the sky model of one integration (Axes); needs :meth:`estimate_sky`."""
+        from .plotting import plot_sky
+
+        return plot_sky(self, integration, ax=ax, **kwargs)
+
+    def one_over_f_psd(self, max_integrations: int = 50, width=None):
+        """PSD of the background line means before and after the 1/f correction.
+
+        Parameters
+        ----------
+        max_integrations : int
+            Evenly spaced integrations used.
+        width : float, optional
+            Trace band excluded (pixels); default per mode.
+
+        Returns
+        -------
+        freq, before, after : ndarray
+            ``after`` is None if :meth:`correct_one_over_f` has not run.
+        """
+        from .onef import background_line_series, line_psd
+
+        _, onef = self._axes()
+        idx = np.unique(np.linspace(0, self.N - 1, min(self.N, max_integrations)).astype(int))
+        band = self._trace_band(width)
+        before, after = [], []
+        for i in idx:  # a few integrations only
+            d0, _ = self._source_block(i, i + 1, stop="onef", skip=("replace",))
+            before.append(d0)
+            if "onef" in self.corrections:
+                after.append(self._source_block(i, i + 1, skip=("replace",))[0])
+        good = self.mask[idx]
+        freq, p0 = line_psd(background_line_series(np.concatenate(before), good, band, onef))
+        p1 = None
+        if after:
+            p1 = line_psd(background_line_series(np.concatenate(after), good, band, onef))[1]
+        return freq, p0, p1
+
+    def plot_one_over_f_psd(self, ax=None, max_integrations: int = 50, width=None):
+        """Plot :meth:`one_over_f_psd` (the JWebbinar notebook's before/after PSD).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure if None.
+        max_integrations : int
+            Integrations used.
+        width : float, optional
+            Trace band excluded.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from .plotting import plot_one_over_f_psd
+
+        freq, p0, p1 = self.one_over_f_psd(max_integrations, width)
+        _, onef = self._axes()
+        return plot_one_over_f_psd(freq, p0, p1, ax=ax,
+                                   label_axis="column" if onef == 0 else "row")
