@@ -33,7 +33,7 @@ __all__ = ["TRACE_WIDTH", "SKY_METHODS", "trace_centres", "trace_mask", "line_me
 log = logging.getLogger(__name__)
 
 #: default full width (pixels) of the trace mask per mode key
-TRACE_WIDTH = {"soss": 40, "nirspec": 10, "nircam": 20, "miri": 12}
+TRACE_WIDTH = {"soss": 40, "nirspec": 10, "nircam": 20, "miri": 20}
 #: first SUBSTRIP256 row of SUBSTRIP96 in DMS orientation (native columns 150-245,
 #: flipped: full-frame rows 1802-1897, SUBSTRIP256 starting at row 1792)
 SUBSTRIP96_ROW0 = 10
@@ -304,8 +304,8 @@ def step_groups(model, ngroups=None):
     model : ndarray, shape (ny, nx)
         Background model.
     ngroups : int, optional
-        1 for a single scale; default: 2 if the model's column median has a
-        step of more than 10 % between neighbouring columns, else 1.
+        1 for a single scale; default: 2 if the model's column median
+        changes by more than 20 % over 16 columns (the SOSS step), else 1.
 
     Returns
     -------
@@ -313,9 +313,13 @@ def step_groups(model, ngroups=None):
     """
     col = np.nanmedian(model, axis=0)
     nx = col.size
-    jump = np.abs(np.diff(col))
-    k = int(np.argmax(jump)) if nx > 1 else 0
-    has_step = nx > 1 and jump[k] > 0.1 * np.nanmedian(np.abs(col))
+    valid = col > 0.1 * np.nanmedian(np.abs(col))   # ignore empty (reference) columns
+    span = min(16, nx - 1)                           # the SOSS step rises over ~15 columns
+    if span < 1:
+        return np.zeros(nx, np.int32)
+    jump = np.where(valid[:-span] & valid[span:], np.abs(col[span:] - col[:-span]), 0)
+    k = int(np.argmax(jump)) + span // 2
+    has_step = jump.max() > 0.2 * np.nanmedian(np.abs(col))
     if ngroups == 1 or (ngroups is None and not has_step):
         return np.zeros(nx, np.int32)
     return (np.arange(nx) > k).astype(np.int32)
@@ -454,7 +458,7 @@ def _fit_spline(cube, use, dispersion_axis, bin_size):
     med = np.where(np.isfinite(med), med, np.nan_to_num(fallback)[None])
     x = np.arange(ndisp)
     if nb >= 3:
-        lines = CubicSpline(centres, med, axis=1)(np.clip(x, centres[0], centres[-1]))
+        lines = CubicSpline(centres, med, axis=1)(x)   # extrapolates half a bin at the ends
     else:
         lines = np.repeat(med.mean(axis=1, keepdims=True), ndisp, axis=1)
     bvar = _mad_var(vals - med[..., None], ok, 2)
