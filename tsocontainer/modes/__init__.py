@@ -113,9 +113,25 @@ class Mode:
         """
         return self.spec.module.wavelength(self, order=order, x=x, header=header)
 
-    def trace_guess(self, order: int = 1, x=None):
-        """Nominal cross-dispersion centre of ``order`` at pixel(s) ``x``."""
-        return self.spec.module.trace_guess(self, order=order, x=x)
+    def trace_guess(self, order: int = 1, x=None, header=None):
+        """Nominal cross-dispersion centre of ``order`` at pixel(s) ``x``.
+
+        Parameters
+        ----------
+        order : int
+            Spectral order.
+        x : array_like, optional
+            Pixel coordinates along the dispersion axis (default: all).
+        header : dict-like, optional
+            Primary header values (``PWCPOS`` moves the SOSS traces).
+
+        Returns
+        -------
+        ndarray
+            Cross-dispersion pixel coordinate of the trace centre (row, or
+            column for MIRI LRS), NaN where the order is off the detector.
+        """
+        return self.spec.module.trace_guess(self, order=order, x=x, header=header)
 
     def to_dict(self) -> dict:
         """Plain-dict form (for saving)."""

@@ -49,7 +49,7 @@ def wavelength(mode, order: int = 1, x=None, header=None):
     return out
 
 
-def trace_guess(mode, order: int = 1, x=None):
+def trace_guess(mode, order: int = 1, x=None, header=None):
     """Nominal trace column at row(s) ``x``."""
     x = np.arange(416, dtype=float) if x is None else np.asarray(x, float)
     return np.full(x.shape, TRACE_COLUMN)

@@ -51,7 +51,7 @@ def wavelength(mode, order: int = 1, x=None, header=None):
     return np.interp(x, cols, lam, left=np.nan, right=np.nan)
 
 
-def trace_guess(mode, order: int = 1, x=None):
+def trace_guess(mode, order: int = 1, x=None, header=None):
     """Nominal trace row."""
     x = np.arange(2048, dtype=float) if x is None else np.asarray(x, float)
     return np.full(x.shape, _TRACE_ROW.get(mode.subarray, 34.0))

@@ -3,8 +3,12 @@
 PRISM/CLEAR on SUB512: wavelength per column from a table derived from the
 pipeline WCS of a real PRISM TSO (jw06456, Eureka!). G395H/F290LP on SUB2048
 NRS1/NRS2: wavelength from the published dispersion curve (msaexp table),
-integrated from the nominal blue edge of each detector; approximate, so a
-calints WAVELENGTH extension takes precedence when present.
+integrated along the columns from an anchor on each detector: the red end of
+NRS1 (3.717 micron at column 2047, the blue side of the 3.72-3.82 micron
+detector gap) and the blue end of NRS2 (3.823 micron at column 0). NRS1
+columns bluer than the F290LP cut-on (2.87 micron, about the first 780
+columns) receive no light. Approximate (about a pixel), so a calints
+WAVELENGTH extension takes precedence when present.
 """
 from __future__ import annotations
 
@@ -27,8 +31,12 @@ SPEC = dict(
     wavelength_source="PRISM: WCS-derived table (jw06456); G395H: dispersion curve",
 )
 
-#: nominal wavelength (micron) of column 0 of each G395H detector
-_G395H_START = {"NRS1": 2.87, "NRS2": 3.82}
+#: G395H anchor of each detector: (column, wavelength in micron)
+_G395H_ANCHOR = {"NRS1": (2047, 3.717), "NRS2": (0, 3.823)}
+#: cut-on of the F290LP filter (micron): no G395H light bluer than this
+G395H_CUTON = 2.87
+
+__all__ = ["SPEC", "G395H_CUTON", "config_label", "check_config", "wavelength", "trace_guess"]
 
 
 def config_label(mode) -> str:
@@ -42,15 +50,19 @@ def check_config(mode, filename: str = "") -> None:
 
 @lru_cache(maxsize=None)
 def _g395h_solution(detector: str):
+    """Solve d(lambda)/d(column) = DLDS(lambda) from the detector's anchor."""
     from astropy.io import fits
 
     with fits.open(data_path("jwst_nirspec_g395h_disp.fits")) as hdul:
         w = np.array(hdul[1].data["WAVELENGTH"], float)
         dlds = np.array(hdul[1].data["DLDS"], float)
-    lam = np.empty(2048)
-    lam[0] = _G395H_START[detector]
-    for i in range(1, 2048):  # integrate d(lambda)/d(pixel) column by column
-        lam[i] = lam[i - 1] + np.interp(lam[i - 1], w, dlds)
+    col0, lam0 = _G395H_ANCHOR[detector]
+    cols = np.arange(2048, dtype=float)
+    lam = lam0 + np.interp(lam0, w, dlds) * (cols - col0)
+    for _ in range(6):  # fixed-point iterations of the integral; converges to < 1e-9 um
+        rate = np.interp(lam, w, dlds)
+        cum = np.concatenate([[0.0], np.cumsum(0.5 * (rate[1:] + rate[:-1]))])
+        lam = lam0 + cum - cum[col0]
     return lam
 
 
@@ -61,7 +73,7 @@ def wavelength(mode, order: int = 1, x=None, header=None):
     if mode.grating == "PRISM":
         cols, lam = load_columns("wave_vs_col_NIRSpec_PRISM_SUB512_REAL_jw06456.csv")
         nx = 512
-    elif mode.grating == "G395H" and mode.detector in _G395H_START:
+    elif mode.grating == "G395H" and mode.detector in _G395H_ANCHOR:
         lam = _g395h_solution(mode.detector)
         cols, nx = np.arange(2048, dtype=float), 2048
     else:
@@ -71,7 +83,7 @@ def wavelength(mode, order: int = 1, x=None, header=None):
     return np.interp(x, cols, lam, left=np.nan, right=np.nan)
 
 
-def trace_guess(mode, order: int = 1, x=None):
+def trace_guess(mode, order: int = 1, x=None, header=None):
     """Nominal trace row: the subarray's middle (the S1600A1 aperture)."""
     ny = SPEC["subarrays"].get(mode.subarray, (32, 2048))[0]
     nx = SPEC["subarrays"].get(mode.subarray, (32, 2048))[1]
