@@ -32,6 +32,7 @@ Choices (documented in the truth as well):
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -357,7 +358,9 @@ def _soss_densities(orders, halfwidth):
     far = np.ones(frame.shape, bool)
     for c in cen.values():
         far &= ~(np.abs(rows - np.nan_to_num(c, nan=-1e3)[None, :]) < halfwidth + 5)
-    bkg = np.nanmedian(np.where(far, frame, np.nan), axis=0)
+    with warnings.catch_warnings():  # columns without far rows give NaN, filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bkg = np.nanmedian(np.where(far, frame, np.nan), axis=0)
     bkg = median_filter(np.nan_to_num(bkg, nan=float(np.nanmedian(bkg))), size=65, mode="nearest")
     clean = frame - bkg[None, :]
     peak = {o: _peak_near(clean, cen[o]) for o in cen}
@@ -383,9 +386,8 @@ def _peak_near(frame, centre, half=3):
     ok = (rows >= 0) & (rows < ny)
     vals = np.where(ok, frame[np.clip(rows, 0, ny - 1), np.arange(frame.shape[1])[None, :]],
                     np.nan)
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(np.where(ok.any(axis=0), vals, 0.0), axis=0)
-    return np.nan_to_num(med)
+    vals = np.where(ok.any(axis=0)[None, :], vals, 0.0)  # off-frame columns: 0, no NaN slice
+    return np.nan_to_num(np.nanmedian(vals, axis=0))
 
 
 def _nircam_densities(centre, halfwidth):
