@@ -2,11 +2,383 @@
 
 The algorithms live in ``trace.py``, ``extract.py`` and ``spectra.py``; the
 methods here are thin wrappers (lazy imports keep ``import tsocontainer`` fast).
+
+Results are stored in ``group.aux`` (saved by ``write``, sliced with the group):
+
+* ``trace_order{n}``, ``width_order{n}``: (N, n_disp) trace centre and FWHM
+  (px) of order ``n`` per integration and dispersion pixel (for MIRI LRS,
+  whose dispersion runs along rows, the centre is a column and ``n_disp`` the
+  number of rows); NaN where the order is off the detector;
+* ``shift_x``, ``shift_y``, ``fwhm``: (N,) stability time series;
+* ``pca_components`` (N, k), ``pca_explained`` (k,), ``pca_eigenimages`` (k, ny, nx);
+* ``spec_wave_order{n}``, ``spec_flux_order{n}``, ``spec_var_order{n}``,
+  ``spec_mask_order{n}``: the last extraction.
 """
 from __future__ import annotations
 
+import numpy as np
+
 __all__ = ["ExtractionSteps"]
+
+#: steps of this mixin (they do not change the data the reference frame is built from)
+_OWN_STEPS = ("fit_all_traces", "measure_shifts", "stability_pca", "extract")
 
 
 class ExtractionSteps:
     """Mixin of :class:`~tsocontainer.TSOGroup` with tracing and extraction steps."""
+
+    # ------------------------------------------------------------ results
+    def _aux_by_order(self, prefix: str, what: str) -> dict:
+        out = {int(k[len(prefix):]): v for k, v in self.aux.items()
+               if k.startswith(prefix) and k[len(prefix):].isdigit()}
+        if not out:
+            raise RuntimeError(f"no {what} yet: run fit_all_traces() first")
+        return dict(sorted(out.items()))
+
+    @property
+    def traces(self) -> dict:
+        """Order -> (N, n_disp) trace centres (px; NaN off the detector)."""
+        return self._aux_by_order("trace_order", "traces")
+
+    @property
+    def trace_widths(self) -> dict:
+        """Order -> (N, n_disp) trace FWHM (px)."""
+        return self._aux_by_order("width_order", "trace widths")
+
+    @property
+    def regressors(self) -> dict:
+        """Stability time series measured so far (name -> (N,) array)."""
+        out = {k: np.asarray(self.aux[k], float) for k in ("shift_x", "shift_y", "fwhm")
+               if k in self.aux}
+        if "pca_components" in self.aux:
+            for i, comp in enumerate(np.asarray(self.aux["pca_components"], float).T):
+                out[f"pca{i + 1}"] = comp
+        return out
+
+    def _reference(self, progress=None):
+        """Visit-average frame and variance (cached until the data or mask change)."""
+        from .trace import reference_frames
+
+        key = (id(self.mask), tuple(self.corrections),
+               tuple(h["step"] for h in self.history if h["step"] not in _OWN_STEPS))
+        hit = self._cache.get("aux:extraction_reference")
+        if hit is None or hit[0] != key:
+            hit = (key, reference_frames(self, progress=progress))
+            self._cache["aux:extraction_reference"] = hit
+        return hit[1]
+
+    # -------------------------------------------------------------- steps
+    def fit_all_traces(self, method: str = "centroid", orders=None, halfwidth=None,
+                       smooth: str = "spline", knot_spacing=None, deg: int = 4, deg_int: int = 0,
+                       per_integration: bool = True, min_snr: float = 3.0, block_size=None,
+                       progress=None):
+        """Fit the trace of every order in every integration (:func:`trace.fit_traces`).
+
+        Parameters
+        ----------
+        method : {'centroid', 'edgetrigger', 'gaussian'}
+            Column centring method.
+        orders : int or sequence of int, optional
+            Orders (default: all of the mode's; undetected ones are NaN).
+        halfwidth : float, optional
+            Centring window half-width (default per mode).
+        smooth : {'spline', 'poly', 'none'}
+            Smoothing of the reference trace along dispersion.
+        knot_spacing : float, optional
+            Spline knot spacing (px).
+        deg : int
+            Degree for ``smooth='poly'``.
+        deg_int : int
+            Degree of the per-integration correction (0 shift, 1 shift + tilt).
+        per_integration : bool
+            Fit each integration (else the reference trace everywhere).
+        min_snr : float
+            Minimum column S/N used.
+        block_size : int, optional
+            Integrations per block.
+        progress : bool, optional
+            Progress bars.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``, with ``traces`` and ``trace_widths`` set.
+        """
+        from .trace import fit_traces
+
+        res = fit_traces(self, orders, method, halfwidth, smooth, knot_spacing, deg, deg_int,
+                         per_integration, min_snr, block_size, self._reference(progress), progress)
+        summary = {}
+        for o, r in res["orders"].items():
+            self.set_aux(f"trace_order{o}", r["trace"], per_integration=True)
+            self.set_aux(f"width_order{o}", r["fwhm"], per_integration=True)
+            summary[f"order{o}"] = {"detected": r["reference"]["detected"],
+                                    "rms_shift_y": float(np.nanstd(r["shift_y"]))}
+        self.meta["TRACEMTH"] = method
+        self._record("fit_all_traces", {"method": method, "orders": list(res["orders"]),
+                                        "halfwidth": halfwidth, "smooth": smooth,
+                                        "deg_int": deg_int, "per_integration": per_integration},
+                     summary)
+        return self
+
+    def fit_single_trace(self, order: int = 1, integration: int = 0, method: str = "centroid",
+                         halfwidth=None, smooth: str = "spline"):
+        """Trace of one order in one integration, fitted on its own.
+
+        Parameters
+        ----------
+        order : int
+            Spectral order.
+        integration : int
+            Integration index.
+        method : {'centroid', 'edgetrigger', 'gaussian'}
+            Centring method.
+        halfwidth : float, optional
+            Window half-width (default per mode).
+        smooth : {'spline', 'poly', 'none'}
+            Smoothing along dispersion.
+
+        Returns
+        -------
+        centre, fwhm : ndarray, shape (n_disp,)
+            A query: the group is not changed.
+        """
+        from .trace import fit_single_trace
+
+        return fit_single_trace(self, order, integration, method, halfwidth, smooth,
+                                reference=self._reference())
+
+    def measure_shifts(self, order=None, method: str = "centroid", halfwidth=None,
+                       block_size=None, progress=None):
+        """Per-integration x shift, y shift and FWHM (:func:`trace.measure_shifts`).
+
+        Parameters
+        ----------
+        order : int, optional
+            Order measured (default: the mode's first).
+        method : {'centroid', 'edgetrigger', 'gaussian'}
+            Centring method for the y shift and width.
+        halfwidth : float, optional
+            Window half-width (default per mode).
+        block_size : int, optional
+            Integrations per block.
+        progress : bool, optional
+            Progress bars.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``, with ``aux`` ``shift_x``, ``shift_y``, ``fwhm`` (also in
+            :attr:`regressors`).
+        """
+        from .trace import measure_shifts
+
+        res = measure_shifts(self, order, method, halfwidth, block_size=block_size,
+                             reference=self._reference(progress), progress=progress)
+        for k in ("shift_x", "shift_y", "fwhm"):
+            self.set_aux(k, res[k], per_integration=True)
+        self._record("measure_shifts", {"order": res["order"], "method": method},
+                     {k: float(np.nanstd(res[k])) for k in ("shift_x", "shift_y", "fwhm")})
+        return self
+
+    def stability_pca(self, n_components: int = 5, orders=None, halfwidth=None, block_size=None,
+                      progress=None):
+        """Principal components of the trace pixels in time (:func:`trace.stability_pca`).
+
+        Parameters
+        ----------
+        n_components : int
+            Number of components.
+        orders : int or sequence of int, optional
+            Orders whose pixels are used (default: all detected).
+        halfwidth : float, optional
+            Aperture half-width (default: half the mode's box width).
+        block_size : int, optional
+            Integrations per block.
+        progress : bool, optional
+            Progress bars.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``, with ``aux`` ``pca_components`` (regressors ``pca1``...),
+            ``pca_explained`` and ``pca_eigenimages``.
+        """
+        from .trace import _disp_axis, dispersion_major, stability_pca
+
+        res = stability_pca(self, n_components, orders, halfwidth, block_size=block_size,
+                            reference=self._reference(progress), progress=progress)
+        self.set_aux("pca_components", res["components"], per_integration=True)
+        self.set_aux("pca_explained", res["explained"])
+        self.set_aux("pca_eigenimages", np.ascontiguousarray(
+            dispersion_major(res["eigenimages"], _disp_axis(self))))
+        self._record("stability_pca", {"n_components": n_components, "orders": orders},
+                     {"explained": [round(float(e), 4) for e in res["explained"]]})
+        return self
+
+    def extract(self, method: str = "box", width=None, orders=None, *, use_traces: bool = True,
+                exclude_overlap: bool = True, nsigma: float = 5.0, oot=None,
+                wave_shift: float = 0.0, template=None, block_size=None, progress=None):
+        """Extract per-integration spectra (:func:`extract.extract`).
+
+        Parameters
+        ----------
+        method : {'box', 'optimal'}
+            Box with fractional edge pixels, or Horne (1986) optimal.
+        width : float or 'optimize', optional
+            Full aperture width (px); default per mode.
+        orders : int or sequence of int, optional
+            Orders (default: all with a trace).
+        use_traces : bool
+            Centre the aperture on the per-integration traces of
+            :meth:`fit_all_traces` (else, or when there are none, on the
+            reference trace).
+        exclude_overlap : bool
+            Leave out pixels shared by two orders' apertures (SOSS).
+        nsigma : float
+            Optimal extraction rejection threshold.
+        oot : array_like of bool, optional
+            Out-of-transit integrations for ``width='optimize'``.
+        wave_shift : float
+            Shift (px) of the spectra along dispersion applied to the
+            wavelength solution (``shift_x`` is relative, median 0; give an
+            absolute offset here or use ``template``).
+        template : tuple of array_like, optional
+            ``(wave, flux)`` stellar template for a CCF wavelength offset.
+        block_size : int, optional
+            Integrations per block.
+        progress : bool, optional
+            Progress bars.
+
+        Returns
+        -------
+        Spectra
+            Also kept in ``aux`` (see :attr:`spectra`).
+        """
+        from .extract import extract
+
+        traces = None
+        if use_traces:
+            try:
+                traces = self.traces
+            except RuntimeError:
+                traces = None
+        spec = extract(self, method, width, orders, traces=traces, reference=self._reference(progress),
+                       exclude_overlap=exclude_overlap, nsigma=nsigma, oot=oot,
+                       wave_shift=wave_shift, template=template, regressors=self.regressors,
+                       block_size=block_size, progress=progress)
+        for key in [k for k in self.aux if k.startswith("spec_")]:
+            self.aux.pop(key)
+            self.aux_per_int.discard(key)
+        for o in spec.orders:
+            self.set_aux(f"spec_wave_order{o}", spec.wave[o])
+            self.set_aux(f"spec_flux_order{o}", spec.flux[o], per_integration=True)
+            self.set_aux(f"spec_var_order{o}", spec.var[o], per_integration=True)
+            self.set_aux(f"spec_mask_order{o}", spec.mask[o].astype(np.uint8), per_integration=True)
+            for k, v in spec.columns.get(o, {}).items():
+                self.set_aux(f"spec_col_{k}_order{o}", v)
+        self.meta.update({k: v for k, v in spec.meta.items() if k.isupper() and len(k) <= 8})
+        self._record("extract", {"method": method, "width": width, "orders": list(spec.orders),
+                                 "use_traces": traces is not None, "nsigma": nsigma},
+                     {f"order{o}": {"good": float(spec.mask[o].mean())} for o in spec.orders})
+        return spec
+
+    @property
+    def spectra(self):
+        """The last extraction as :class:`~tsocontainer.spectra.Spectra` (from ``aux``)."""
+        from .spectra import Spectra
+
+        waves = self._aux_by_order("spec_wave_order", "spectra") if any(
+            k.startswith("spec_wave_order") for k in self.aux) else None
+        if waves is None:
+            raise RuntimeError("no spectra yet: run extract() first")
+        cols = {}
+        for k, v in self.aux.items():
+            if k.startswith("spec_col_"):
+                name, _, o = k[len("spec_col_"):].rpartition("_order")
+                cols.setdefault(int(o), {})[name] = v
+        meta = {k: self.meta[k] for k in self.meta if isinstance(self.meta[k], (str, int, float, bool))}
+        return Spectra(self.time_bjd, waves, {o: self.aux[f"spec_flux_order{o}"] for o in waves},
+                       {o: self.aux[f"spec_var_order{o}"] for o in waves},
+                       {o: self.aux[f"spec_mask_order{o}"].astype(bool) for o in waves},
+                       int_numbers=self.int_numbers, regressors=self.regressors, meta=meta,
+                       columns=cols)
+
+    def to_lightcurves(self, bins=30, order=None, **kwargs):
+        """Light curves of the last extraction (:meth:`Spectra.to_lightcurves`).
+
+        Parameters
+        ----------
+        bins : int, dict or array_like
+            Channels.
+        order : int, optional
+            Order (default: the first).
+        **kwargs
+            Passed to ``LightCurves.from_spectra``.
+
+        Returns
+        -------
+        LightCurves
+        """
+        return self.spectra.to_lightcurves(bins=bins, order=order, **kwargs)
+
+    # -------------------------------------------------------------- plots
+    def plot_trace(self, order=None, integration=None, ax=None, **kwargs):
+        """Median frame (or one integration) with the fitted traces drawn on it.
+
+        Parameters
+        ----------
+        order : int or sequence, optional
+            Orders drawn (default: all fitted).
+        integration : int, optional
+            Integration shown (default the median frame and the median trace).
+        ax : matplotlib.axes.Axes, optional
+            Where to draw.
+        **kwargs
+            Passed to ``imshow``.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from .plotting import plot_trace
+
+        return plot_trace(self, order=order, integration=integration, ax=ax, **kwargs)
+
+    def plot_stability(self, fig=None):
+        """Time series of x/y shift, FWHM and PCA components (one panel each).
+
+        Parameters
+        ----------
+        fig : matplotlib.figure.Figure, optional
+            Figure to draw in (a new one if None).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        from .plotting import plot_stability
+
+        return plot_stability(self, fig=fig)
+
+    def plot_profile(self, column: int, order=None, integration=None, ax=None):
+        """Cross-dispersion profile at a dispersion pixel, with trace and aperture.
+
+        Parameters
+        ----------
+        column : int
+            Dispersion pixel (a row for MIRI LRS).
+        order : int, optional
+            Order whose centre and FWHM are marked (default: all fitted).
+        integration : int, optional
+            Integration (default: the median frame).
+        ax : matplotlib.axes.Axes, optional
+            Where to draw.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        from .plotting import plot_profile
+
+        return plot_profile(self, column, order=order, integration=integration, ax=ax)

@@ -1,0 +1,1280 @@
+"""Trace centres, widths and stability of spectral orders (pure functions).
+
+Orientation: everything here works in the *dispersion-major* view of a frame,
+where the last axis runs along the dispersion ("columns", ``x``) and the axis
+before it across the dispersion ("rows", ``y``). Modes that disperse along
+rows (MIRI LRS, ``dispersion_axis == 0``) are transposed once, by
+:func:`dispersion_major`; a trace is then the column centre as a function of
+row. Traces are arrays ``(N, n_disp)`` of cross-dispersion centres, NaN where
+an order is off the detector.
+
+Methods (per column, vectorised over columns and integrations):
+
+* ``centroid``: flux-weighted centroid in a window of fractional-edge pixels,
+  re-centred on its own result until it converges (a symmetric profile's
+  centre is the fixed point, whatever the window truncates);
+* ``edgetrigger``: the midpoint of the rising and falling edges of the
+  profile (extrema of its derivative), robust to SOSS's double-peaked profile;
+* ``gaussian``: a Gaussian plus constant fitted to every column at once
+  (batched Gauss-Newton).
+
+The reference (visit-average) trace is smoothed along dispersion with a robust
+spline or polynomial. Per-integration traces are the reference trace plus a
+low-order polynomial fitted to the *differences* between each integration's
+raw centres and the reference's raw centres, so method biases cancel.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time as _time
+
+import numpy as np
+
+__all__ = [
+    "MODE_DEFAULTS",
+    "check_option",
+    "dispersion_major",
+    "mode_defaults",
+    "window_rows",
+    "gather",
+    "column_centres",
+    "local_background",
+    "walk_trace",
+    "smooth_trace",
+    "guess_trace",
+    "iter_blocks",
+    "reference_frames",
+    "trace_reference",
+    "fit_traces",
+    "fit_single_trace",
+    "measure_shifts",
+    "stability_pca",
+    "TRACE_METHODS",
+]
+
+log = logging.getLogger(__name__)
+
+TRACE_METHODS = ("centroid", "edgetrigger", "gaussian")
+SMOOTH_METHODS = ("spline", "poly", "none")
+
+#: geometry defaults per mode key: centring window half-width (px) of the
+#: per-integration measurements, wide window half-width (px) of the absolute
+#: reference centres (the whole profile), box aperture full width (px), spline
+#: knot spacing along dispersion (px), width (px) of the local-background
+#: bands beyond the wide window on both sides (0: no local background)
+MODE_DEFAULTS = {
+    "soss": dict(halfwidth=20.0, ref_halfwidth=20.0, bkg_width=4, box_width=30.0,
+                 knot_spacing=128.0),
+    "nirspec": dict(halfwidth=4.0, ref_halfwidth=8.0, bkg_width=4, box_width=8.0, knot_spacing=64.0),
+    "nircam": dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0,
+                   knot_spacing=128.0),
+    "miri": dict(halfwidth=4.0, ref_halfwidth=10.0, bkg_width=4, box_width=8.0, knot_spacing=48.0),
+}
+_GENERIC = dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, knot_spacing=64.0)
+_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+# ------------------------------------------------------------------ helpers
+def check_option(value, allowed, name: str) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise listing them.
+
+    Parameters
+    ----------
+    value : str
+        The option given.
+    allowed : sequence of str
+        Allowed values.
+    name : str
+        Name of the option (for the message).
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        Naming the allowed values.
+    """
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def dispersion_major(array, dispersion_axis: int):
+    """View of ``array`` (``(..., ny, nx)``) with the dispersion along the last axis.
+
+    Parameters
+    ----------
+    array : ndarray
+        Frame or cube in detector orientation.
+    dispersion_axis : int
+        Frame axis along which wavelength changes (1: columns, 0: rows).
+
+    Returns
+    -------
+    ndarray
+        ``array`` itself or its last two axes swapped (a view, no copy).
+    """
+    if dispersion_axis not in (0, 1):
+        raise ValueError(f"dispersion_axis must be 0 or 1, got {dispersion_axis!r}")
+    return array if dispersion_axis == 1 else np.swapaxes(array, -1, -2)
+
+
+def mode_defaults(mode) -> dict:
+    """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``."""
+    key = getattr(mode, "key", None)
+    return dict(MODE_DEFAULTS.get(key, _GENERIC))
+
+
+def window_rows(centre, halfwidth, ny: int):
+    """Rows and fractional weights of the window ``[centre - hw, centre + hw]``.
+
+    Pixel ``r`` spans ``[r - 0.5, r + 0.5]``; its weight is the length of its
+    overlap with the window (1 inside, fractional at the edges, 0 outside or
+    off the detector, or where ``centre`` is not finite).
+
+    Parameters
+    ----------
+    centre : array_like, shape (..., nx)
+        Window centres (row coordinate) per column.
+    halfwidth : float or array_like broadcastable to ``centre``
+        Window half-width (px).
+    ny : int
+        Number of rows of the frame.
+
+    Returns
+    -------
+    rows : ndarray of intp, shape (..., K, nx)
+        Row indices (clipped into the frame).
+    weights : ndarray of float, shape (..., K, nx)
+    """
+    centre = np.asarray(centre, dtype=float)
+    hw = np.broadcast_to(np.asarray(halfwidth, dtype=float), centre.shape)
+    ok = np.isfinite(centre) & np.isfinite(hw)
+    c = np.where(ok, centre, -1e6)
+    k = int(np.ceil(2 * np.nanmax(hw, initial=0.0))) + 2
+    lo, hi = (c - hw)[..., None, :], (c + hw)[..., None, :]
+    first = np.floor(lo + 0.5)
+    offs = np.arange(k, dtype=float)[:, None]
+    rowf = first + offs
+    w = np.minimum(rowf + 0.5, hi)
+    w -= np.maximum(rowf - 0.5, lo)
+    np.clip(w, 0.0, 1.0, out=w)
+    w *= (rowf >= 0) & (rowf <= ny - 1)
+    rows = first.astype(np.intp) + np.arange(k, dtype=np.intp)[:, None]
+    np.clip(rows, 0, ny - 1, out=rows)
+    return rows, w
+
+
+def gather(frames, rows):
+    """Values of ``frames`` (``(..., ny, nx)``) at ``rows`` (``(..., K, nx)``).
+
+    Leading axes broadcast (a 2D frame can be gathered at per-integration
+    rows). C-contiguous inputs use one flat ``take`` (much faster than
+    ``take_along_axis``).
+    """
+    frames = np.asarray(frames)
+    ny, nx = frames.shape[-2:]
+    if frames.flags.c_contiguous and frames.ndim <= 3 and rows.ndim <= 3:
+        flat = rows * nx + np.arange(nx)
+        if frames.ndim == 3:
+            nb = frames.shape[0]
+            if rows.ndim == 2:
+                flat = np.broadcast_to(flat, (nb,) + flat.shape)
+            elif rows.shape[0] != nb:
+                raise ValueError(f"cannot gather {rows.shape} rows from {frames.shape} frames")
+            flat = flat + (np.arange(nb) * (ny * nx)).reshape(nb, 1, 1)
+        return np.take(frames.ravel(), flat)
+    if rows.ndim < frames.ndim:
+        rows = rows.reshape((1,) * (frames.ndim - rows.ndim) + rows.shape)
+    elif frames.ndim < rows.ndim:
+        frames = frames.reshape((1,) * (rows.ndim - frames.ndim) + frames.shape)
+    return np.take_along_axis(frames, rows, axis=-2)
+
+
+# -------------------------------------------------------- column centres
+def _centroid(vals, rows, w):
+    f = w.astype(np.float32) * vals
+    s = f.sum(-2, dtype=np.float64)
+    y = rows.astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = (f * y).sum(-2, dtype=np.float64) / s
+        m2 = (f * y * y).sum(-2, dtype=np.float64) / s - c * c
+    good = (s > 0) & np.isfinite(c)
+    return np.where(good, c, np.nan), np.sqrt(np.where(good & (m2 > 0), m2, np.nan)), s
+
+
+def _edges(frames, centre, hw, lobe: int = 3):
+    """Midpoint and distance of the profile's rising and falling edges.
+
+    The derivative is the half-pixel difference ``f[r+1] - f[r]``; each edge
+    is the centroid of the derivative's lobe (``lobe`` samples either side of
+    its extremum), which is much less sensitive to the sampling phase than a
+    parabola through three samples.
+    """
+    ny = frames.shape[-2]
+    rows, w = window_rows(centre, hw + 1.0, ny)
+    vals = gather(frames, rows) * (w > 0)
+    d = vals[..., 1:, :] - vals[..., :-1, :]
+    r = rows[..., :-1, :] + 0.5
+    c = np.asarray(centre, float)[..., None, :]
+    valid = (w[..., 1:, :] > 0) & (w[..., :-1, :] > 0) & (rows[..., 1:, :] > rows[..., :-1, :])
+    pos = []
+    for sign, side in ((1.0, r <= c + 0.5), (-1.0, r >= c - 0.5)):
+        lobe_vals = np.clip(sign * np.where(valid, d, 0.0), 0.0, None)
+        k = np.argmax(np.where(side, lobe_vals, -1.0), axis=-2)[..., None, :]
+        num = den = 0.0
+        for j in range(-lobe, lobe + 1):
+            kk = np.clip(k + j, 0, d.shape[-2] - 1)
+            v = np.take_along_axis(lobe_vals, kk, axis=-2)[..., 0, :]
+            num = num + v * np.take_along_axis(r, kk, axis=-2)[..., 0, :]
+            den = den + v
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pos.append(num / den)
+    centre_new = 0.5 * (pos[0] + pos[1])
+    width = pos[1] - pos[0]
+    bad = ~np.isfinite(centre_new) | ~(width > 0)
+    return np.where(bad, np.nan, centre_new), np.where(bad, np.nan, width / _FWHM)
+
+
+def _gaussian_fit(vals, rows, w, c0, s0, niter=12):
+    """Batched Levenberg-Marquardt fit of A exp(-(y-mu)^2/2s^2) + B per column."""
+    y = rows.astype(float)
+    use = w > 0
+    v = np.where(use, vals, 0.0).astype(float)
+    b = np.where(use, v, np.inf).min(-2)
+    b = np.where(np.isfinite(b), b, 0.0)
+    a = np.where(use, v, -np.inf).max(-2) - b
+    p = np.stack([a, np.nan_to_num(c0), np.nan_to_num(np.clip(s0, 0.3, None), nan=1.0), b], -1)
+    lam = np.full(p.shape[:-1], 1e-3)
+    for _ in range(niter):
+        a_, mu, s, b_ = (p[..., i][..., None, :] for i in range(4))
+        z = (y - mu) / s
+        g = np.exp(-0.5 * z * z)
+        r = (v - (a_ * g + b_)) * use
+        jac = np.stack([g, a_ * g * z / s, a_ * g * z * z / s, np.ones_like(g)], -1) * use[..., None]
+        jtj = np.einsum("...kni,...knj->...nij", jac, jac)
+        jtr = np.einsum("...kni,...kn->...ni", jac, r)
+        jtj = jtj + lam[..., None, None] * np.eye(4) * np.diagonal(jtj, axis1=-2, axis2=-1)[..., None, :]
+        try:
+            step = np.linalg.solve(jtj + 1e-12 * np.eye(4), jtr[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            break
+        p = p + np.where(np.isfinite(step), step, 0.0)
+        p[..., 2] = np.clip(np.abs(p[..., 2]), 0.2, None)
+    mu, sig = p[..., 1], p[..., 2]
+    lo, hi = y.min(-2), y.max(-2)
+    bad = (p[..., 0] <= 0) | (mu < lo) | (mu > hi) | ~np.isfinite(mu)
+    return np.where(bad, np.nan, mu), np.where(bad, np.nan, sig)
+
+
+def column_centres(frames, guess, method: str = "centroid", halfwidth: float = 5.0,
+                   niter: int = 8, tol: float = 1e-4):
+    """Centre and width of the profile in every column (and frame).
+
+    Parameters
+    ----------
+    frames : ndarray, shape (..., ny, nx)
+        Dispersion-major frame(s); bad pixels already replaced.
+    guess : array_like, shape broadcastable to (..., nx)
+        Start centres (row coordinate).
+    method : {'centroid', 'edgetrigger', 'gaussian'}
+        See the module docstring.
+    halfwidth : float
+        Window half-width (px).
+    niter : int
+        Re-centring iterations (``centroid``, ``edgetrigger``).
+    tol : float
+        Stop when no centre moves by more than this (px).
+
+    Returns
+    -------
+    centre : ndarray, shape (..., nx)
+        NaN where the column has no usable signal.
+    sigma : ndarray, shape (..., nx)
+        Gaussian-equivalent width (px): the windowed second moment
+        (``centroid``), the fitted sigma (``gaussian``), or the edge distance
+        divided by 2.355 (``edgetrigger``).
+    flux : ndarray, shape (..., nx)
+        Flux inside the final window.
+    """
+    check_option(method, TRACE_METHODS, "method")
+    frames = np.asarray(frames)
+    ny = frames.shape[-2]
+    c = np.broadcast_to(np.asarray(guess, float), frames.shape[:-2] + frames.shape[-1:]).copy()
+    if method == "edgetrigger":
+        for _ in range(max(1, niter // 2)):
+            new, sig = _edges(frames, c, halfwidth)
+            moved = np.nanmax(np.abs(new - c), initial=0.0)
+            c = np.where(np.isfinite(new), new, c)
+            if moved < tol:
+                break
+        rows, w = window_rows(c, halfwidth, ny)
+        flux = (w * gather(frames, rows)).sum(-2)
+        return np.where(np.isfinite(sig), c, np.nan), sig, flux
+    for _ in range(max(1, niter)):
+        rows, w = window_rows(c, halfwidth, ny)
+        new, sig, flux = _centroid(gather(frames, rows), rows, w)
+        new = np.clip(new, c - halfwidth, c + halfwidth)
+        moved = np.nanmax(np.abs(new - c), initial=0.0)
+        c = np.where(np.isfinite(new), new, c)
+        if moved < tol:
+            break
+    if method == "gaussian":
+        rows, w = window_rows(c, halfwidth, ny)
+        mu, sig = _gaussian_fit(gather(frames, rows), rows, w, c, sig)
+        return mu, sig, flux
+    bad = ~np.isfinite(sig)
+    return np.where(bad, np.nan, c), sig, flux
+
+
+def local_background(frames, centre, halfwidth: float, width: int):
+    """Median of the bands ``halfwidth < |y - centre| <= halfwidth + width`` per column.
+
+    Parameters
+    ----------
+    frames : ndarray, shape (..., ny, nx)
+        Dispersion-major frame(s).
+    centre : ndarray, shape broadcastable to (..., nx)
+        Trace centres.
+    halfwidth : float
+        Inner edge of the bands.
+    width : int
+        Band width (px); 0 returns zeros.
+
+    Returns
+    -------
+    ndarray, shape (..., nx)
+        Background per column (0 where no band pixel is on the detector).
+    """
+    frames = np.asarray(frames)
+    shape = frames.shape[:-2] + frames.shape[-1:]
+    if width <= 0:
+        return np.zeros(shape)
+    ny = frames.shape[-2]
+    c = np.broadcast_to(np.nan_to_num(np.asarray(centre, float), nan=-1e6), shape)
+    off = np.r_[-halfwidth - np.arange(1, width + 1), halfwidth + np.arange(1, width + 1)]
+    rows = np.rint(c[..., None, :] + off[:, None])
+    ok = (rows >= 0) & (rows <= ny - 1)
+    vals = np.where(ok, gather(frames, np.clip(rows, 0, ny - 1).astype(np.intp)), np.nan)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nan_to_num(np.nanmedian(vals, axis=-2))
+
+
+def walk_trace(frame, start: int | None = None, start_row: float | None = None,
+               halfwidth: float = 5.0, step: int = 8):
+    """Follow a trace column by column from a start column (no model needed).
+
+    The centre is found in the brightest column (or ``start``), then the
+    window moves outward ``step`` columns at a time, each chunk started from
+    the linear extrapolation of the previous two (as in the JWebbinar
+    notebooks).
+
+    Parameters
+    ----------
+    frame : ndarray, shape (ny, nx)
+        Dispersion-major frame (e.g. the median frame).
+    start : int, optional
+        Start column (default: the brightest, smoothed over 31 columns).
+    start_row : float, optional
+        Row of the trace in the start column (default: its brightest row).
+    halfwidth : float
+        Centroid window half-width.
+    step : int
+        Columns per chunk.
+
+    Returns
+    -------
+    ndarray, shape (nx,)
+        Raw centres (NaN where lost).
+    """
+    from scipy.ndimage import gaussian_filter, uniform_filter1d
+
+    frame = np.nan_to_num(np.asarray(frame, float))
+    ny, nx = frame.shape
+    smooth = gaussian_filter(frame, (1.0, 2.0))
+    if start is None:
+        start = int(np.argmax(uniform_filter1d(smooth.sum(0), 31)))
+    if start_row is None:
+        start_row = float(np.argmax(smooth[:, start]))
+    out = np.full(nx, np.nan)
+    for direction in (1, -1):
+        hist = [(float(start), float(start_row))]
+        x0 = start if direction == 1 else start - 1
+        while 0 <= x0 < nx:
+            x1 = x0 + direction * step
+            sl = np.arange(min(x0, x1 - direction), max(x0, x1 - direction) + 1)
+            sl = sl[(sl >= 0) & (sl < nx)]
+            (xa, ya), (xb, yb) = (hist[-2] if len(hist) > 1 else hist[-1]), hist[-1]
+            slope = (yb - ya) / (xb - xa) if xb != xa else 0.0
+            c, _, _ = column_centres(smooth[:, sl], yb + slope * (sl - xb), "centroid",
+                                     halfwidth, niter=6)
+            out[sl] = c
+            ym = np.nanmedian(c) if np.isfinite(c).any() else yb + slope * (sl.mean() - xb)
+            hist.append((float(sl.mean()), float(np.clip(ym, 0, ny - 1))))
+            x0 = x1
+    return out
+
+
+def smooth_trace(x, y, weights=None, method: str = "spline", knot_spacing: float = 64.0,
+                 deg: int = 4, nsigma: float = 4.0, niter: int = 5, x_eval=None):
+    """Robust smooth curve through raw centres ``y(x)``.
+
+    Parameters
+    ----------
+    x, y : array_like, shape (n,)
+        Columns and raw centres (non-finite ``y`` are ignored).
+    weights : array_like, shape (n,), optional
+        Inverse-variance weights (0 excludes a column).
+    method : {'spline', 'poly', 'none'}
+        Cubic least-squares spline with knots every ``knot_spacing`` columns,
+        Legendre polynomial of degree ``deg``, or no smoothing.
+    knot_spacing : float
+        Spline knot spacing (px).
+    deg : int
+        Polynomial degree.
+    nsigma : float
+        Clip points deviating by more than ``nsigma`` robust sigmas.
+    niter : int
+        Clipping iterations.
+    x_eval : array_like, optional
+        Where to evaluate (default ``x``).
+
+    Returns
+    -------
+    ndarray
+        Smoothed centres at ``x_eval`` (NaN outside the fitted range for
+        ``none``).
+    """
+    check_option(method, SMOOTH_METHODS, "smooth")
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    x_eval = x if x_eval is None else np.asarray(x_eval, float)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, float).copy()
+    good = np.isfinite(y) & np.isfinite(w) & (w > 0)
+    if method == "none":
+        return np.interp(x_eval, x[good], y[good], left=np.nan, right=np.nan) if good.any() else np.full(x_eval.shape, np.nan)
+    if good.sum() < 4:
+        return np.full(x_eval.shape, np.nan)
+    keep = good.copy()
+    model = None
+    for _ in range(max(1, niter)):
+        model = _fit_curve(x[keep], y[keep], w[keep], method, knot_spacing, deg)
+        res = (y - model(x)) * np.sqrt(w)
+        scale = 1.4826 * np.median(np.abs(res[keep]))
+        new = good & (np.abs(res) <= nsigma * max(scale, 1e-12))
+        if new.sum() < 4 or np.array_equal(new, keep):
+            break
+        keep = new
+    return model(x_eval)
+
+
+def _fit_curve(x, y, w, method, knot_spacing, deg):
+    lo, hi = x.min(), x.max()
+    if method == "poly":
+        from numpy.polynomial import legendre
+
+        scale = max(hi - lo, 1.0)
+        coef = legendre.legfit(2 * (x - lo) / scale - 1, y, min(deg, x.size - 1), w=np.sqrt(w))
+        return lambda xe: legendre.legval(2 * (np.asarray(xe, float) - lo) / scale - 1, coef)
+    from scipy.interpolate import make_lsq_spline
+
+    nk = max(0, int(np.floor((hi - lo) / knot_spacing)) - 1)
+    while True:
+        inner = np.linspace(lo, hi, nk + 2)[1:-1]
+        t = np.r_[[lo] * 4, inner, [hi] * 4]
+        try:
+            spl = make_lsq_spline(x, y, t, k=3, w=np.sqrt(w))
+            break
+        except (ValueError, np.linalg.LinAlgError):
+            if nk == 0:
+                coef = np.polyfit(x, y, min(3, x.size - 1), w=np.sqrt(w))
+                return lambda xe: np.polyval(coef, np.asarray(xe, float))
+            nk //= 2
+    return lambda xe: spl(np.asarray(xe, float), extrapolate=True)
+
+
+# ------------------------------------------------------------ group level
+def _progress(total, desc, progress):
+    import sys
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(total=total, desc=desc, unit="int", disable=not show, leave=False)
+
+
+def default_block_size(shape, megabytes: float = 64.0) -> int:
+    """Integrations per block so that one float32 block is about ``megabytes``."""
+    return int(max(1, min(shape[0], megabytes * 2**20 // (4 * shape[1] * shape[2]))))
+
+
+def iter_blocks(group, block_size: int | None = None, fill=None, desc: str = "",
+                progress: bool | None = None, finite: bool = True, ranges=None):
+    """Working data of ``group`` by blocks of integrations, dispersion-major.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    block_size : int, optional
+        Integrations per block (default: about 64 MB of float32 per block).
+    fill : ndarray, shape (ny, nx) dispersion-major, optional
+        Reference frame; bad pixels are replaced by it times the
+        integration's white-light scale (in a copy).
+    desc : str
+        Progress-bar label.
+    progress : bool, optional
+        Show a tqdm bar (default: when stderr is a terminal).
+    finite : bool
+        Also mark non-finite data or variance as bad (else only ``group.mask``).
+    ranges : sequence of (int, int), optional
+        Integration ranges to visit (default: all, in blocks of ``block_size``).
+
+    Yields
+    ------
+    i0, i1 : int
+        Integration range.
+    data, var : ndarray, shape (i1 - i0, ny', nx')
+        Working data and variance (dispersion-major). Without corrections and
+        without ``fill`` these are read-only views of ``group.sci``/``group.var``.
+    good : ndarray of bool, same shape
+        Usable pixels.
+    """
+    axis = _disp_axis(group)
+    bs = block_size or default_block_size(group.shape)
+    mask = group.mask
+    if ranges is None:
+        ranges = [(0, group.N)]
+    blocks = [(a, min(b, a + bs)) for r0, r1 in ranges for a in range(r0, r1, bs)
+              for b in (r1,)]
+    with _progress(sum(b - a for a, b in blocks), desc, progress) as bar:
+        for i0, i1 in blocks:
+            if group.corrections:
+                data, var = group.working_block(i0, i1)
+            else:
+                data, var = group.sci[i0:i1], group.var[i0:i1]
+                if fill is not None:
+                    data = data.copy()
+            data, var = dispersion_major(data, axis), dispersion_major(var, axis)
+            good = dispersion_major(mask[i0:i1], axis)
+            if fill is not None:
+                good = good & np.isfinite(data)
+                _fill_bad(data, good, fill)
+            elif finite:
+                good = good & np.isfinite(data) & np.isfinite(var)
+            yield i0, i1, data, var, good
+            bar.update(i1 - i0)
+
+
+def _fill_bad(data, good, fill) -> None:
+    """Replace ``data[~good]`` by ``fill`` times each frame's white-light scale (in place)."""
+    ref = np.nan_to_num(fill).astype(data.dtype)
+    tot = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
+    rtot = np.add.reduce(np.broadcast_to(ref, data.shape), axis=(1, 2), where=good, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(rtot != 0, tot / rtot, 1.0)
+    scale = np.where(np.isfinite(scale), scale, 1.0)
+    idx = np.nonzero(~good)
+    data[idx] = ref[idx[1], idx[2]] * scale[idx[0]].astype(data.dtype)
+
+
+def _disp_axis(group) -> int:
+    return group.mode.spec.dispersion_axis if group.mode is not None else 1
+
+
+def reference_frames(group, block_size: int | None = None, nsigma: float = 6.0,
+                     max_integrations: int = 128, progress: bool | None = None):
+    """Visit-average frame and variance frame, dispersion-major, in two passes.
+
+    Pass 1 takes the masked mean of the working data and of the variance;
+    pass 2 repeats it without pixels deviating by more than ``nsigma`` from
+    the mean scaled by the integration's white-light level (cosmic rays not
+    flagged yet). Long visits use ``max_integrations`` of them, in 8
+    contiguous chunks spread over the visit. The variance frame is noise-free
+    enough to be used as weights.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    block_size : int, optional
+        Integrations per block.
+    nsigma : float
+        Clipping threshold of pass 2.
+    max_integrations : int
+        Largest number of integrations averaged.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    frame, var : ndarray of float64, shape (ny', nx')
+        NaN where a pixel is never good.
+    """
+    ranges = None
+    if group.N > max_integrations:
+        length = max(1, max_integrations // 8)
+        starts = np.linspace(0, group.N - length, 8).round().astype(int)
+        ranges = [(int(a), int(a) + length) for a in np.unique(starts)]
+    ref = vref = None
+    level = np.ones(group.N)
+    for clip in (False, True):
+        s = np.zeros(_dm_shape(group))
+        sv = np.zeros_like(s)
+        n = np.zeros_like(s)
+        tot = np.zeros(group.N)
+        for i0, i1, data, v, good in iter_blocks(group, block_size, desc="reference frame",
+                                                 progress=progress, ranges=ranges):
+            if clip:
+                scale = level[i0:i1].astype(np.float32)[:, None, None]
+                resid = data - ref[None] * scale
+                np.square(resid, out=resid)
+                good = good & (resid <= (nsigma**2) * np.maximum(v, vref[None]))
+            else:
+                tot[i0:i1] = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
+            s += np.add.reduce(data, axis=0, where=good, dtype=np.float64)
+            sv += np.add.reduce(v, axis=0, where=good, dtype=np.float64)
+            n += good.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean, var = s / n, sv / n
+        mean[n == 0] = np.nan
+        var[n == 0] = np.nan
+        if not clip:
+            # white-light level of each integration relative to the mean frame
+            ok = np.isfinite(tot) & (tot > 0)
+            level = np.where(ok, tot / np.mean(tot[ok]) if ok.any() else 1.0, 1.0)
+        ref, vref = np.nan_to_num(mean).astype(np.float32), np.nan_to_num(var).astype(np.float32)
+    return mean, var
+
+
+def _dm_shape(group):
+    ny, nx = group.sh
+    return (ny, nx) if _disp_axis(group) == 1 else (nx, ny)
+
+
+#: nominal first pixel (SUBSTRT) along the dispersion of each mode's subarrays
+_NOMINAL_START = {"miri": 529}
+
+
+def _x_offset(group) -> int:
+    """Mode coordinate of dispersion pixel 0 (non-zero for cropped subarrays).
+
+    From ``SUBSTRT1`` (``SUBSTRT2`` when the dispersion runs along rows)
+    minus the subarray's nominal start; looked up in ``meta`` and, when the
+    reader did not keep it, in the first input file's primary header.
+    """
+    key = "SUBSTRT1" if _disp_axis(group) == 1 else "SUBSTRT2"
+    start = group.meta.get(key)
+    if start is None and group.files:
+        try:
+            from astropy.io import fits
+
+            start = fits.getheader(group.files[0]).get(key)
+        except OSError:
+            start = None
+    if start is None:
+        return 0
+    nominal = _NOMINAL_START.get(getattr(group.mode, "key", None), 1)
+    return int(start) - nominal
+
+
+def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
+    """Nominal trace of ``order`` from the mode's shipped model, or None.
+
+    For SOSS the pupil-wheel position (``meta["PWCPOS"]``) is passed to the
+    mode's trace model, which rotates the traces about their pivots.
+
+    Parameters
+    ----------
+    mode : Mode or None
+        Instrument mode.
+    order : int
+        Spectral order.
+    n_disp : int
+        Number of pixels along the dispersion.
+    meta : dict, optional
+        Header values (``PWCPOS``).
+    x_offset : int
+        Mode coordinate of dispersion pixel 0.
+
+    Returns
+    -------
+    ndarray, shape (n_disp,), or None
+    """
+    if mode is None:
+        return None
+    func = mode.spec.module.trace_guess
+    kwargs = {}
+    pw = (meta or {}).get("PWCPOS")
+    if pw is not None and "pwcpos" in inspect.signature(func).parameters:
+        kwargs["pwcpos"] = float(pw)
+    x = np.arange(n_disp, dtype=float) + x_offset
+    guess = np.asarray(func(mode, order=order, x=x, **kwargs), float)
+    return guess if np.isfinite(guess).any() else None
+
+
+def _search_offset(frame, guess, halfwidth, search):
+    """Offset (px) of ``guess`` that puts the most flux in the window."""
+    ny = frame.shape[0]
+    offsets = np.arange(-search, search + 0.25, 0.5)
+    flux = []
+    img = np.nan_to_num(frame)
+    for d in offsets:
+        rows, w = window_rows(guess + d, halfwidth, ny)
+        flux.append(np.sum(w * gather(img, rows)))
+    return float(offsets[int(np.argmax(flux))])
+
+
+def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth: float = 5.0,
+                    smooth: str = "spline", knot_spacing: float = 64.0, deg: int = 4,
+                    search: float | None = None, min_snr: float = 3.0, ref_halfwidth=None,
+                    clean=None, bkg_width: int = 0):
+    """Trace of one order on the visit-average frame.
+
+    The absolute centre of each column is measured with a wide window
+    (``ref_halfwidth``: the whole profile, so that an asymmetric profile's
+    flux-weighted centroid is found), its difference from the guess is
+    smoothed along dispersion, and the smooth difference is added back to the
+    guess. Columns that are not ``clean`` (another order within reach) do not
+    constrain the smoothing; the difference is extrapolated linearly into them.
+    The narrow-window centres (``halfwidth``) are kept as the baseline of the
+    per-integration differential measurements.
+
+    Parameters
+    ----------
+    frame, var : ndarray, shape (ny, nx)
+        Dispersion-major average frame and its per-pixel variance.
+    guess : array_like, shape (nx,), optional
+        Nominal trace (NaN off the detector). Without it the trace is
+        followed from the brightest column (:func:`walk_trace`).
+    method : {'centroid', 'edgetrigger', 'gaussian'}
+        Centring method.
+    halfwidth : float
+        Narrow (per-integration) window half-width (px).
+    smooth : {'spline', 'poly', 'none'}
+        Smoothing along dispersion (:func:`smooth_trace`).
+    knot_spacing, deg : float, int
+        Spline knot spacing / polynomial degree.
+    search : float, optional
+        Range (px) of a global offset search of ``guess`` (default ``halfwidth``; 0 to skip).
+    min_snr : float
+        Columns whose window S/N is below this do not constrain the fit; an
+        order whose median S/N is below it is reported as not detected (all NaN).
+    ref_halfwidth : float, optional
+        Wide window half-width (default ``2 * halfwidth``).
+    clean : ndarray of bool, shape (nx,), optional
+        Columns free of other orders (default all).
+    bkg_width : int
+        Subtract the :func:`local_background` in bands of this width beyond
+        the wide window (0: none).
+
+    Returns
+    -------
+    dict
+        ``centre``, ``fwhm`` (smoothed, shape (nx,)), ``raw``, ``sigma``
+        (narrow-window per-column centres and widths), ``weight`` (inverse
+        variance of the raw centres, 0 for unused columns), ``snr``, ``offset``
+        (applied to the guess), ``detected`` (bool).
+    """
+    frame = np.asarray(frame, float)
+    ny, nx = frame.shape
+    x = np.arange(nx, dtype=float)
+    img = np.nan_to_num(frame)
+    hw_ref = float(ref_halfwidth or 2 * halfwidth)
+    offset = 0.0
+    if guess is None:
+        base = smooth_trace(x, walk_trace(img, halfwidth=halfwidth), method="poly", deg=3)
+        onchip = np.ones(nx, bool)
+    else:
+        base = np.asarray(guess, float)
+        onchip = np.isfinite(base)
+        search = halfwidth if search is None else search
+        offset = _search_offset(img, base, halfwidth, search) if search > 0 else 0.0
+        base = base + offset
+    if bkg_width:
+        img = img - local_background(img, base, hw_ref, bkg_width)[None, :]
+    wide, _, _ = column_centres(img, base, method, hw_ref, niter=30)
+    if hw_ref == halfwidth:
+        raw = wide
+        _, sig, flux = column_centres(img, np.where(np.isfinite(wide), wide, base), method,
+                                      halfwidth, niter=1)
+    else:
+        raw, sig, flux = column_centres(img, np.where(np.isfinite(wide), wide, base), method,
+                                        halfwidth, niter=30)
+    rows, w = window_rows(raw, halfwidth, ny)
+    vv = np.nan_to_num(var, nan=0.0, posinf=0.0)
+    noise = np.sqrt((w**2 * gather(vv, rows)).sum(-2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(noise > 0, flux / noise, 0.0)
+    inside = (base - hw_ref >= -0.5) & (base + hw_ref <= ny - 0.5)
+    from scipy.ndimage import median_filter
+
+    # local S/N: isolated noise spikes in a signal-free region do not count
+    snr_local = median_filter(snr, size=max(3, int(knot_spacing // 2) | 1), mode="nearest")
+    # with a model guess the centre cannot wander far from it (other light in the window)
+    tol = max(2.0, 0.25 * hw_ref) if guess is not None else hw_ref
+    use = (onchip & np.isfinite(raw) & np.isfinite(wide) & (snr >= min_snr)
+           & (snr_local >= min_snr) & inside
+           & (np.abs(wide - base) < tol) & (True if clean is None else clean))
+    weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
+    detected = bool(onchip.any() and np.nanmedian(np.where(onchip, snr, np.nan)) >= min_snr
+                    and use.sum() >= 8)
+    if detected:
+        centre = base + _smooth_extrapolate(x, wide - base, weight, smooth, knot_spacing, deg)
+        fwhm = _FWHM * _smooth_extrapolate(x, sig, weight, "poly", knot_spacing, 2)
+        off = ~onchip | (centre < -0.5) | (centre > ny - 0.5)
+        centre[off] = np.nan
+        fwhm[off] = np.nan
+    else:
+        centre = fwhm = np.full(nx, np.nan)
+    return dict(centre=centre, fwhm=fwhm, raw=raw, sigma=sig, weight=weight, snr=snr,
+                offset=offset, detected=detected, bkg_width=int(bkg_width), bkg_halfwidth=hw_ref)
+
+
+def _smooth_extrapolate(x, y, weight, method, knot_spacing, deg, extrapolate="constant"):
+    """:func:`smooth_trace` inside the range of used columns, a line outside it.
+
+    Outside the used range the curve continues from its edge value with the
+    slope of a weighted straight line through the raw values of the outer
+    ``4 * knot_spacing`` columns (``extrapolate='linear'``) or flat
+    (``'constant'``).
+    """
+    used = np.flatnonzero(weight > 0)
+    out = smooth_trace(x, y, weight, method, knot_spacing, deg)
+    lo, hi = x[used[0]], x[used[-1]]
+    span = 4 * knot_spacing
+    for edge, sel, near in ((lo, x < lo, x <= lo + span), (hi, x > hi, x >= hi - span)):
+        if not sel.any():
+            continue
+        slope = 0.0
+        near = near & (weight > 0) & np.isfinite(y)
+        if extrapolate == "linear" and near.sum() >= 3:
+            slope = np.polyfit(x[near], y[near], 1, w=np.sqrt(weight[near]))[0]
+        out[sel] = out[int(edge)] + slope * (x[sel] - edge)
+    return out
+
+
+# --------------------------------------------------- per-integration traces
+def _basis(nx: int, deg: int):
+    from numpy.polynomial import legendre
+
+    return legendre.legvander(np.linspace(-1.0, 1.0, nx), deg)
+
+
+def _wlstsq(basis, r, wt):
+    """Per-row weighted least squares of ``r`` (nb, nx) on ``basis`` (nx, p)."""
+    lhs = np.einsum("nk,bn,nl->bkl", basis, wt, basis)
+    rhs = np.einsum("nk,bn->bk", basis, wt * r)
+    lhs += 1e-12 * np.trace(lhs, axis1=1, axis2=2)[:, None, None] * np.eye(basis.shape[1])
+    ok = np.abs(np.linalg.det(lhs)) > 0
+    beta = np.zeros(rhs.shape)
+    if ok.any():
+        beta[ok] = np.linalg.solve(lhs[ok], rhs[ok][..., None])[..., 0]
+    return beta
+
+
+def _block_traces(frames, ref, method, halfwidth, basis, niter=3, nsigma=5.0):
+    """Per-integration centres as the reference plus a polynomial of the differences."""
+    start = np.where(np.isfinite(ref["raw"]), ref["raw"], ref["centre"])
+    if ref.get("bkg_width"):
+        frames = frames - local_background(frames, ref["centre"], ref["bkg_halfwidth"],
+                                           ref["bkg_width"])[:, None, :].astype(frames.dtype)
+    c, s, _ = column_centres(frames, start, method, halfwidth, niter=niter)
+    r = c - ref["raw"]
+    ok = np.isfinite(r) & np.isfinite(s)
+    wt = np.where(ok, ref["weight"][None, :], 0.0)
+    r = np.where(ok, r, 0.0)
+    beta = np.zeros((frames.shape[0], basis.shape[1]))
+    for _ in range(3):
+        beta = _wlstsq(basis, r, wt)
+        chi = (r - beta @ basis.T) * np.sqrt(wt)
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                scale = 1.4826 * np.nanmedian(np.where(wt > 0, np.abs(chi), np.nan), axis=1)
+        clip = np.abs(chi) > nsigma * np.nan_to_num(scale, nan=np.inf)[:, None]
+        if not clip.any():
+            break
+        wt = np.where(clip, 0.0, wt)
+    tot = wt.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dy = (wt * r).sum(1) / tot
+        ratio = (wt * np.where(ok, s / ref["sigma"][None, :], 0.0)).sum(1) / tot
+    trace = ref["centre"][None, :] + beta @ basis.T
+    return trace, ref["fwhm"][None, :] * ratio[:, None], dy, ratio
+
+
+def _orders_of(group, orders):
+    if orders is None:
+        return tuple(group.mode.spec.orders) if group.mode is not None else (1,)
+    orders = (orders,) if np.ndim(orders) == 0 else tuple(orders)
+    allowed = group.mode.spec.orders if group.mode is not None else (1,)
+    bad = [o for o in orders if o not in allowed]
+    if bad:
+        raise ValueError(f"order(s) {bad} not available; this mode has orders {tuple(allowed)}")
+    return tuple(int(o) for o in orders)
+
+
+def _clean_columns(guesses: dict, order: int, distance: float):
+    """Columns where no other order's nominal trace is within ``distance``."""
+    mine = guesses.get(order)
+    if mine is None:
+        return None
+    clean = np.ones(mine.shape, bool)
+    for o, g in guesses.items():
+        if o != order and g is not None:
+            with np.errstate(invalid="ignore"):
+                clean &= ~(np.abs(g - mine) < distance)
+    return clean
+
+
+def trace_references(group, orders=None, method="centroid", halfwidth=None, smooth="spline",
+                     knot_spacing=None, deg=4, min_snr=3.0, reference=None, progress=None):
+    """Reference traces of ``orders`` on the visit-average frame.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    orders : int or sequence of int, optional
+        Orders (default: all of the mode's).
+    method, halfwidth, smooth, knot_spacing, deg, min_snr
+        See :func:`trace_reference` (``None`` takes the mode's defaults).
+    reference : tuple of ndarray, optional
+        ``(frame, var)`` from :func:`reference_frames`, to avoid recomputing it.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    refs : dict
+        Order -> the dict of :func:`trace_reference`.
+    reference : tuple
+        ``(frame, var)`` used.
+    """
+    orders = _orders_of(group, orders)
+    dflt = mode_defaults(group.mode)
+    hw = float(halfwidth or dflt["halfwidth"])
+    hw_ref = max(hw, float(dflt["ref_halfwidth"]) * hw / dflt["halfwidth"])
+    ks = float(knot_spacing or dflt["knot_spacing"])
+    frame, var = reference if reference is not None else reference_frames(group, progress=progress)
+    allg = {o: guess_trace(group.mode, o, frame.shape[1], group.meta, _x_offset(group))
+            for o in (group.mode.spec.orders if group.mode is not None else orders)}
+    refs, first = {}, None
+    for order in orders:
+        guess = allg.get(order)
+        search = None
+        if guess is not None and first is not None:
+            guess = guess + first
+            search = 2.0
+        clean = _clean_columns(allg, order, hw_ref + hw)
+        ref = trace_reference(frame, var, guess, method, hw, smooth, ks, deg, search, min_snr,
+                              hw_ref, clean, int(dflt["bkg_width"]))
+        if ref["detected"] and first is None and guess is not None:
+            first = ref["offset"]
+        if not ref["detected"]:
+            log.warning("order %d: no trace detected (median S/N < %g); its trace is NaN",
+                        order, min_snr)
+        ref["halfwidth"] = hw
+        refs[order] = ref
+    return refs, (frame, var)
+
+
+def fit_traces(group, orders=None, method: str = "centroid", halfwidth=None, smooth: str = "spline",
+               knot_spacing=None, deg: int = 4, deg_int: int = 0, per_integration: bool = True,
+               min_snr: float = 3.0, block_size=None, reference=None, progress=None):
+    """Trace centre and width of every order, column and integration.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit (its working data and mask are used).
+    orders : int or sequence of int, optional
+        Orders (default: all of the mode's; undetected ones come back NaN).
+    method : {'centroid', 'edgetrigger', 'gaussian'}
+        Centring method.
+    halfwidth : float, optional
+        Centring window half-width (default per mode, :data:`MODE_DEFAULTS`).
+    smooth : {'spline', 'poly', 'none'}
+        Smoothing of the reference trace along dispersion.
+    knot_spacing : float, optional
+        Spline knot spacing (default per mode).
+    deg : int
+        Polynomial degree for ``smooth='poly'``.
+    deg_int : int
+        Degree of the per-integration polynomial added to the reference trace
+        (0: rigid shift, 1: shift and tilt).
+    per_integration : bool
+        Fit every integration (else all integrations get the reference trace).
+    min_snr : float
+        Minimum column S/N (see :func:`trace_reference`).
+    block_size : int, optional
+        Integrations per block.
+    reference : tuple, optional
+        ``(frame, var)`` from :func:`reference_frames`.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        ``orders`` -> {``trace`` (N, nx), ``fwhm`` (N, nx), ``shift_y`` (N,),
+        ``width_ratio`` (N,), ``reference`` (the :func:`trace_reference` dict)},
+        plus ``frame`` and ``var`` (the reference frames).
+    """
+    check_option(method, TRACE_METHODS, "method")
+    check_option(smooth, SMOOTH_METHODS, "smooth")
+    t0 = _time.perf_counter()
+    refs, (frame, var) = trace_references(group, orders, method, halfwidth, smooth, knot_spacing,
+                                          deg, min_snr, reference, progress)
+    nx = frame.shape[1]
+    out = {o: dict(trace=np.tile(r["centre"], (group.N, 1)), fwhm=np.tile(r["fwhm"], (group.N, 1)),
+                   shift_y=np.zeros(group.N), width_ratio=np.ones(group.N), reference=r)
+           for o, r in refs.items()}
+    live = [o for o, r in refs.items() if r["detected"]]
+    if per_integration and live:
+        basis = _basis(nx, deg_int)
+        for i0, i1, data, _, _ in iter_blocks(group, block_size, fill=frame, desc="tracing",
+                                              progress=progress):
+            for o in live:
+                tr, fw, dy, ratio = _block_traces(data, refs[o], method, refs[o]["halfwidth"], basis)
+                out[o]["trace"][i0:i1], out[o]["fwhm"][i0:i1] = tr, fw
+                out[o]["shift_y"][i0:i1], out[o]["width_ratio"][i0:i1] = dy, ratio
+    for o in refs:
+        bad = ~np.isfinite(refs[o]["centre"])
+        out[o]["trace"][:, bad] = np.nan
+        out[o]["fwhm"][:, bad] = np.nan
+    log.info("fit_traces: %s, orders %s (detected %s), %d integrations, %.1f s", method,
+             list(refs), live, group.N, _time.perf_counter() - t0)
+    return dict(orders=out, frame=frame, var=var)
+
+
+def fit_single_trace(group, order: int = 1, integration: int = 0, method: str = "centroid",
+                     halfwidth=None, smooth: str = "spline", knot_spacing=None, deg: int = 4,
+                     reference=None):
+    """Trace of one order in one integration, fitted on its own.
+
+    The integration's raw centres are smoothed directly (not as a difference
+    from the reference), so this is the single-frame measurement.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    order : int
+        Spectral order.
+    integration : int
+        Integration index.
+    method, halfwidth, smooth, knot_spacing, deg
+        As :func:`fit_traces`.
+    reference : tuple, optional
+        ``(frame, var)`` from :func:`reference_frames` (start guess and bad-pixel fill).
+
+    Returns
+    -------
+    centre, fwhm : ndarray, shape (nx,)
+    """
+    if not -group.N <= integration < group.N:
+        raise IndexError(f"integration {integration} out of range for N={group.N}")
+    integration %= group.N
+    refs, (frame, var) = trace_references(group, order, method, halfwidth, smooth, knot_spacing,
+                                          deg, reference=reference, progress=False)
+    ref = refs[int(order)]
+    if not ref["detected"]:
+        return ref["centre"], ref["fwhm"]
+    data, v = group.working_block(integration, integration + 1)
+    axis = _disp_axis(group)
+    data, v = dispersion_major(data[0], axis), dispersion_major(v[0], axis)
+    good = dispersion_major(group.mask[integration], axis) & np.isfinite(data)
+    data = np.where(good, data, np.nan_to_num(frame))
+    one = trace_reference(data, np.where(good, v, var), ref["centre"], method, ref["halfwidth"],
+                          smooth, float(knot_spacing or mode_defaults(group.mode)["knot_spacing"]),
+                          deg, search=0.0, min_snr=0.0)
+    return one["centre"], one["fwhm"]
+
+
+# ---------------------------------------------------------------- stability
+def _spectral_shift(spec, wts, ref, niter: int = 4):
+    """Shift dx (px) and scale s per row with spec ~ s * ref(x - dx) (Gauss-Newton).
+
+    This is the peak of the cross-correlation with the reference spectrum,
+    found to sub-pixel precision by linearising ``ref`` around the shift.
+    """
+    d1 = np.gradient(ref)
+    d2 = np.gradient(d1)
+    dx = np.zeros(spec.shape[0])
+    s = np.ones(spec.shape[0])
+    for _ in range(niter):
+        model = ref[None] - dx[:, None] * d1[None] + 0.5 * dx[:, None] ** 2 * d2[None]
+        dmod = -d1[None] + dx[:, None] * d2[None]
+        # linear in (s, s*delta): spec ~ s*model + (s*delta)*dmod
+        a11 = (wts * model * model).sum(1)
+        a12 = (wts * model * dmod).sum(1)
+        a22 = (wts * dmod * dmod).sum(1)
+        b1 = (wts * model * spec).sum(1)
+        b2 = (wts * dmod * spec).sum(1)
+        det = a11 * a22 - a12**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            s_new = (a22 * b1 - a12 * b2) / det
+            delta = (a11 * b2 - a12 * b1) / det / s_new
+        ok = np.isfinite(delta) & np.isfinite(s_new)
+        dx = np.where(ok, dx + np.clip(delta, -1, 1), dx)
+        s = np.where(ok, s_new, s)
+    return dx, s
+
+
+def measure_shifts(group, order=None, method: str = "centroid", halfwidth=None, refs=None,
+                   block_size=None, reference=None, progress=None):
+    """Per-integration x shift, y shift and trace width of one order.
+
+    * y shift: flux-weighted mean over columns of the difference between the
+      integration's and the reference's column centres (re-centred windows,
+      so the difference is the profile's displacement);
+    * width: the reference FWHM (median over columns) times the mean ratio of
+      the integration's to the reference's column widths;
+    * x shift: the shift of the integration's box spectrum against the
+      reference spectrum that maximises their cross-correlation (Gauss-Newton
+      on the reference's derivative, sub-pixel).
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    order : int, optional
+        Order to measure (default: the mode's first).
+    method : {'centroid', 'edgetrigger', 'gaussian'}
+        Centring method for the y shift and width.
+    halfwidth : float, optional
+        Window half-width (default per mode).
+    refs : dict, optional
+        Reference traces from :func:`trace_references`.
+    block_size : int, optional
+        Integrations per block.
+    reference : tuple, optional
+        ``(frame, var)`` from :func:`reference_frames`.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        ``shift_x``, ``shift_y`` (px, relative to the visit average) and
+        ``fwhm`` (px), each of shape (N,); ``order``.
+    """
+    t0 = _time.perf_counter()
+    order = _orders_of(group, order)[0]
+    if refs is None or order not in refs:
+        refs, reference = trace_references(group, order, method, halfwidth, reference=reference,
+                                           progress=progress)
+    frame, var = reference if reference is not None else reference_frames(group, progress=progress)
+    ref = refs[order]
+    if not ref["detected"]:
+        raise ValueError(f"order {order} is not detected: cannot measure shifts")
+    hw = ref["halfwidth"]
+    ny = frame.shape[0]
+    rows, w = window_rows(ref["centre"], hw, ny)
+    fspec = (w * gather(np.nan_to_num(frame), rows)).sum(0)
+    vspec = (w**2 * gather(np.nan_to_num(var, nan=0.0, posinf=0.0), rows)).sum(0)
+    okv = np.isfinite(ref["centre"]) & (vspec > 0) & np.isfinite(vspec)
+    wts = np.divide(1.0, vspec, out=np.zeros_like(vspec), where=okv)
+    out = dict(shift_x=np.zeros(group.N), shift_y=np.zeros(group.N), fwhm=np.zeros(group.N),
+               order=order)
+    basis = _basis(frame.shape[1], 0)
+    fw0 = np.nanmedian(ref["fwhm"])
+    for i0, i1, data, _, _ in iter_blocks(group, block_size, fill=frame, desc="shifts",
+                                          progress=progress):
+        _, _, dy, ratio = _block_traces(data, ref, method, hw, basis)
+        spec = (w[None] * gather(data, rows)).sum(1)
+        dx, _ = _spectral_shift(spec, wts[None], fspec)
+        out["shift_x"][i0:i1], out["shift_y"][i0:i1], out["fwhm"][i0:i1] = dx, dy, fw0 * ratio
+    for key in ("shift_x", "shift_y"):
+        out[key] -= np.nanmedian(out[key])
+    log.info("measure_shifts: order %d, rms x %.4f px, y %.4f px, width %.3f px, %.1f s", order,
+             np.nanstd(out["shift_x"]), np.nanstd(out["shift_y"]), np.nanstd(out["fwhm"]),
+             _time.perf_counter() - t0)
+    return out
+
+
+def stability_pca(group, n_components: int = 5, orders=None, halfwidth=None, refs=None,
+                  block_size=None, reference=None, progress=None):
+    """Principal components of the trace pixels' variations in time (exoTEDRF's idea).
+
+    Pixels within the aperture of every order are taken from each integration,
+    divided by that integration's total over those pixels (removing the
+    transit and any achromatic trend), minus their visit mean, divided by
+    their noise; the leading eigenvectors of the integration-integration
+    covariance are time series of the dominant frame changes (shifts, width
+    changes, tilts), usable as regressors.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    n_components : int
+        Number of components (at most N - 1).
+    orders : int or sequence of int, optional
+        Orders whose pixels are used (default: all detected).
+    halfwidth : float, optional
+        Aperture half-width (default: half the mode's box width).
+    refs : dict, optional
+        Reference traces from :func:`trace_references`.
+    block_size : int, optional
+        Integrations per block.
+    reference : tuple, optional
+        ``(frame, var)`` from :func:`reference_frames`.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    dict
+        ``components`` (N, n): standardised time series; ``explained`` (n,):
+        fraction of the variance above white noise explained; ``eigenimages``
+        (n, ny', nx') dispersion-major, NaN outside the pixels used.
+    """
+    t0 = _time.perf_counter()
+    if not 1 <= n_components < group.N:
+        raise ValueError(f"n_components must be in 1..{group.N - 1}, got {n_components}")
+    if refs is None:
+        refs, reference = trace_references(group, orders, reference=reference, progress=progress)
+    frame, var = reference if reference is not None else reference_frames(group, progress=progress)
+    hw = float(halfwidth or mode_defaults(group.mode)["box_width"] / 2.0)
+    sel = np.zeros(frame.shape, bool)
+    for o in _orders_of(group, orders):
+        if o in refs and refs[o]["detected"]:
+            rows, w = window_rows(refs[o]["centre"], hw, frame.shape[0])
+            _mark(sel, rows, w)
+    sel &= np.isfinite(frame) & np.isfinite(var) & (var > 0)
+    if not sel.any():
+        raise ValueError("no trace pixels to analyse")
+    norm = frame[sel] / frame[sel].sum()
+    sig = np.sqrt(var[sel]) / frame[sel].sum()
+    x = np.empty((group.N, int(sel.sum())), np.float32)
+    for i0, i1, data, _, _ in iter_blocks(group, block_size, fill=frame, desc="pca", progress=progress):
+        vals = data[:, sel].astype(float)
+        x[i0:i1] = (vals / vals.sum(1, keepdims=True) - norm) / sig
+    x -= x.mean(0)
+    gram = (x.astype(float) @ x.T.astype(float)) / x.shape[1]
+    evals, evecs = np.linalg.eigh(gram)
+    evals, evecs = evals[::-1][:n_components], evecs[:, ::-1][:, :n_components]
+    comps = (evecs - evecs.mean(0)) / evecs.std(0)
+    above = np.clip(evals - 1.0, 0, None)  # white noise contributes ~1 per eigenvalue
+    total = max(np.trace(gram) - group.N + 1, 1e-30)
+    img = np.full((n_components,) + frame.shape, np.nan, np.float32)
+    img[:, sel] = (evecs.T @ x) / np.sqrt(np.maximum(evals, 1e-30))[:, None] / np.sqrt(x.shape[1])
+    log.info("stability_pca: %d components from %d pixels, leading eigenvalues %s, %.1f s",
+             n_components, x.shape[1], np.round(evals[:3], 2).tolist(), _time.perf_counter() - t0)
+    return dict(components=comps, explained=above / total, eigenvalues=evals, eigenimages=img)
+
+
+def _mark(sel, rows, w):
+    cols = np.broadcast_to(np.arange(sel.shape[1]), rows.shape)
+    sel[rows[w > 0], cols[w > 0]] = True
