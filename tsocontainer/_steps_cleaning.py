@@ -37,8 +37,39 @@ _CORRECTION_KEYS = {
     "onef": (("onef", "onef_var"), ("ONEFCORR", "ONEFAXIS")),
     "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
 }
+#: nominal first pixel (SUBSTRT) along the dispersion of each mode's subarrays
+_NOMINAL_START = {"miri": 529}
 #: cached values that depend on the working data
 _DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl")
+
+
+#: point evaluation of each correction's model (for sparse work such as replacement)
+_POINTS = {"sky": "tsocontainer.background:sky_points", "onef": "tsocontainer.onef:onef_points"}
+
+
+class _WorkingSource:
+    """Integration blocks ``src[a:b]`` of the working data, made on demand.
+
+    The corrections listed before ``stop`` (all if ``stop`` is absent),
+    except those in ``skip``, are applied to a copy of each block, so no
+    full working cube is ever held. With no correction to apply, slices of
+    ``sci`` itself are returned (read-only use).
+    """
+
+    def __init__(self, group, stop=None, skip=("replace",)):
+        self.group, self.stop, self.skip = group, stop, tuple(skip)
+        self.shape = group.shape
+        before = group.corrections[:group.corrections.index(stop)] if (
+            stop in group.corrections) else group.corrections
+        self.plain = all(c in self.skip for c in before)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("working source: only integration slices a:b")
+        if self.plain:
+            return self.group.sci[key]
+        a, b, _ = key.indices(self.shape[0])
+        return self.group._source_block(a, b, self.stop, self.skip, need_var=False)[0]
 
 
 class CleaningSteps:
@@ -51,14 +82,18 @@ class CleaningSteps:
             return 1, 0
         return self.mode.spec.dispersion_axis, self.mode.spec.onef_axis
 
-    def _source_block(self, i0, i1, stop=None, skip=()):
-        """Working data of ``i0:i1`` with the corrections before ``stop`` (all if absent)."""
+    def _source_block(self, i0, i1, stop=None, skip=(), need_var=True):
+        """Working data (and variance) of ``i0:i1`` with the corrections before ``stop``.
+
+        All corrections when ``stop`` is absent from the list; ``var`` is None
+        when ``need_var`` is False.
+        """
         import importlib
 
         from .group import CORRECTIONS
 
         data = self.sci[i0:i1].copy()
-        var = self.var[i0:i1].copy()
+        var = self.var[i0:i1].copy() if need_var else None
         for name in self.corrections:
             if name == stop:
                 break
@@ -68,20 +103,38 @@ class CleaningSteps:
             getattr(importlib.import_module(module), func)(self, data, var, i0, i1)
         return data, var
 
+    def _detection_source(self) -> _WorkingSource:
+        """Blocks of the working data without the pixel replacement."""
+        return _WorkingSource(self)
+
     def _detection_cube(self) -> np.ndarray:
-        """Working data without the pixel replacement (cached; ``sci`` itself if no correction)."""
-        if "replace" not in self.corrections:
-            return self.data
+        """The detection data as one cube (``sci`` itself if no correction; else cached)."""
+        src = self._detection_source()
+        if src.plain:
+            return self.sci
         if "aux:detect" not in self._cache:
-            self._cache["aux:detect"] = self._source_block(0, self.N, skip=("replace",))[0]
+            self._cache["aux:detect"] = self._source_block(0, self.N, skip=("replace",),
+                                                           need_var=False)[0]
         return self._cache["aux:detect"]
+
+    def _source_points(self, ints, pix, stop="replace") -> np.ndarray:
+        """Working data at (integration, flat pixel) points, corrections before ``stop``."""
+        import importlib
+
+        vals = self.sci.reshape(self.N, -1)[ints, pix].astype(np.float32)
+        for name in self.corrections:
+            if name == stop:
+                break
+            module, func = _POINTS[name].split(":")
+            vals -= getattr(importlib.import_module(module), func)(self, ints, pix)
+        return vals
 
     def _deep(self):
         """Deep frame and its per-integration variance of the detection data (cached)."""
         from .outliers import deep_frame
 
         if "aux:deep" not in self._cache:
-            self._cache["aux:deep"] = deep_frame(self._detection_cube(), self.var)
+            self._cache["aux:deep"] = deep_frame(self._detection_source(), self.var)
         return self._cache["aux:deep"]
 
     def _static_good(self) -> np.ndarray:
@@ -93,11 +146,37 @@ class CleaningSteps:
         from .outliers import running_median, white_light
 
         if "aux:wl" not in self._cache:
-            self._cache["aux:wl"] = white_light(self._detection_cube(), self._static_good())
+            self._cache["aux:wl"] = white_light(self._detection_source(), self._static_good())
         wl = self._cache["aux:wl"]
         if window > 1 and self.N > 2:
             wl = running_median(wl[:, None], window)[:, 0]
         return wl
+
+    def _geometry(self) -> tuple[int, dict]:
+        """(x_offset, header): first dispersion pixel in mode coordinates and PWCPOS (cached).
+
+        ``SUBSTRT1`` (``SUBSTRT2`` when the dispersion runs along rows) minus
+        the subarray's nominal start, and ``PWCPOS``, from ``meta`` or else the
+        first input file's primary header.
+        """
+        if "aux:geom" not in self._cache:
+            disp, _ = self._axes()
+            key = "SUBSTRT1" if disp == 1 else "SUBSTRT2"
+            hdr = {k: self.meta[k] for k in (key, "PWCPOS") if k in self.meta}
+            if len(hdr) < 2 and self.files:
+                try:
+                    from astropy.io import fits
+
+                    head = fits.getheader(self.files[0])
+                    hdr = {k: hdr.get(k, head.get(k)) for k in (key, "PWCPOS")}
+                except OSError:
+                    pass
+            start = hdr.get(key)
+            nominal = _NOMINAL_START.get(self.mode.key if self.mode is not None else "", 1)
+            offset = 0 if start is None else int(start) - nominal
+            header = {"PWCPOS": hdr["PWCPOS"]} if hdr.get("PWCPOS") is not None else None
+            self._cache["aux:geom"] = (offset, header)
+        return self._cache["aux:geom"]
 
     def _trace_band(self, width=None) -> np.ndarray:
         """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide."""
@@ -107,7 +186,8 @@ class CleaningSteps:
         if width is None:
             width = TRACE_WIDTH.get(self.mode.key if self.mode is not None else "", 20)
         n_disp = self.sh[1] if disp == 1 else self.sh[0]
-        centres = trace_centres(self.mode, self.aux, n_disp)
+        offset, header = self._geometry()
+        centres = trace_centres(self.mode, self.aux, n_disp, x_offset=offset, header=header)
         return trace_mask(self.sh, disp, centres, float(width), frame=self._deep()[0])
 
     def _apply_flag(self, name, cube, params, t0, what) -> "CleaningSteps":
@@ -197,7 +277,7 @@ class CleaningSteps:
         t0 = time.perf_counter()
         disp, _ = self._axes()
         deep, _ = self._deep()
-        hot, cold, _ = hot_cold_pixels(self._detection_cube(), self.var, deep, self._white_light(5),
+        hot, cold, _ = hot_cold_pixels(self._detection_source(), self.var, deep, self._white_light(5),
                                        disp, filter_size, nsigma, rel_tol=rel_tol)
         params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
                   "hot": int(hot.sum()), "cold": int(cold.sum())}
@@ -229,7 +309,7 @@ class CleaningSteps:
 
         t0 = time.perf_counter()
         disp, _ = self._axes()
-        flags = spatial_outliers(self._detection_cube(), self.var, self._deep()[0],
+        flags = spatial_outliers(self._detection_source(), self.var, self._deep()[0],
                                  self._white_light(5), disp, filter_size, threshold)
         return self._apply_flag("outliers_2d", flags,
                                 {"filter_size": filter_size, "threshold": threshold}, t0,
@@ -263,7 +343,7 @@ class CleaningSteps:
             raise ValueError(f"percentile must be in (0, 100), got {percentile}")
         t0 = time.perf_counter()
         disp, _ = self._axes()
-        flags = spatial_outliers(self._detection_cube(), self.var, self._deep()[0],
+        flags = spatial_outliers(self._detection_source(), self.var, self._deep()[0],
                                  self._white_light(5), disp, filter_size, nsigma,
                                  percentile=percentile)
         return self._apply_flag("percentile", flags, {"percentile": percentile, "nsigma": nsigma,
@@ -329,7 +409,7 @@ class CleaningSteps:
         band = self._trace_band(width)
         prof = profile_model(self._deep()[0], band, disp, window, deg)
         self._cache["aux:profile"] = prof
-        flags = profile_outliers(self._detection_cube(), self.var, prof, band, disp, nsigma)
+        flags = profile_outliers(self._detection_source(), self.var, prof, band, disp, nsigma)
         return self._apply_flag("profile", flags, {"nsigma": nsigma, "width": width,
                                                    "window": window, "deg": deg}, t0,
                                 "flag_from_profile")
@@ -358,7 +438,7 @@ class CleaningSteps:
 
         t0 = time.perf_counter()
         _, onef = self._axes()
-        flags = background_outliers(self._detection_cube(), self.var, self._trace_band(width),
+        flags = background_outliers(self._detection_source(), self.var, self._trace_band(width),
                                     self._static_good(), onef, nsigma)
         return self._apply_flag("trace_outliers", flags, {"nsigma": nsigma, "width": width}, t0,
                                 "flag_trace_outliers")
@@ -454,7 +534,7 @@ class CleaningSteps:
                 if key != "soss":
                     raise ValueError("method='model' needs model= (a 2D background) for "
                                      f"mode {key or 'unknown'}")
-                model = soss_background_model(self.mode.subarray, self.sh)
+                model = soss_background_model(self.mode.subarray, self.sh, self._geometry()[0])
             frame = np.asarray(model, np.float32)
             if frame.shape != tuple(self.sh):
                 raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
@@ -463,8 +543,10 @@ class CleaningSteps:
         mask = self.mask
         params, pvars = [], []
 
+        source = _WorkingSource(self, stop)
+
         def work(a, b):
-            data, _ = self._source_block(a, b, stop=stop)
+            data = source[a:b]
             return fit_sky(method, data, mask[a:b], sky, disp, frame, groups, deg, bin_size)
 
         for p, v in run_blocks(work, block_ranges(self.N, self._block_ints()), "sky"):
@@ -544,20 +626,19 @@ class CleaningSteps:
         band = self._trace_band(width)
         window = max(5, self.N // 50) if window is None else int(window)
         deep = scale = None
+        source = _WorkingSource(self, stop)
         if method.startswith("scale") or method == "solve":
-            src = self._source_block(0, self.N, stop=stop)[0] if stop else self._detection_cube()
-            deep = deep_frame(src, self.var)[0]
+            deep = self._deep()[0] if stop is None else deep_frame(source, self.var)[0]
             if method == "scale-achromatic":
-                scale = white_light(src, self._static_good(), window)
+                scale = white_light(source, self._static_good(), window)
             elif method == "scale-chromatic":
-                scale = chromatic_light_curves(src, deep, band, disp, bin_size, window)
-            del src
+                scale = chromatic_light_curves(source, deep, band, disp, bin_size, window)
         mask = self.mask
 
         def work(a, b):
-            data, var = self._source_block(a, b, stop=stop)
+            data = source[a:b]
             s = None if scale is None else scale[a:b]
-            return onef_offsets(method, data, var, mask[a:b], band, onef, deep, s, disp)
+            return onef_offsets(method, data, self.var[a:b], mask[a:b], band, onef, deep, s, disp)
 
         res = run_blocks(work, block_ranges(self.N, self._block_ints()), "1/f")
         off = np.concatenate([r[0] for r in res])
@@ -605,16 +686,15 @@ class CleaningSteps:
             raise ValueError(f"var_inflation must be >= 1, got {var_inflation}")
         disp, _ = self._axes()
         self._register_correction("replace")
-        cube = self._source_block(0, self.N, stop="replace")[0] if self.corrections else self.sci
-        good = self.mask & np.isfinite(cube)
+        good = self.mask & np.isfinite(self.sci)
         deep, deep_var = self._deep()
-        static_bad = (~good).mean(axis=0) > 0.5
+        static_bad = good.sum(axis=0) < 0.5 * self.N
         deep = clean_deep(deep, static_bad, disp)
         prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
         flat = np.flatnonzero(~good)
         npix = self.sh[0] * self.sh[1]
         ints, pix = np.divmod(flat, npix)
-        values, variances = replacement_values(method, ints, pix, cube, good, deep,
+        values, variances = replacement_values(method, ints, pix, self._source_points, good, deep,
                                                self._white_light(5), deep_var, prof, disp, reach,
                                                var_inflation)
         arrays = {"replace_int": self.int_numbers[ints], "replace_pix": pix.astype(np.int64),
@@ -717,10 +797,9 @@ class CleaningSteps:
         band = self._trace_band(width)
         before, after = [], []
         for i in idx:  # a few integrations only
-            d0, _ = self._source_block(i, i + 1, stop="onef", skip=("replace",))
-            before.append(d0)
+            before.append(self._source_block(i, i + 1, "onef", ("replace",), False)[0])
             if "onef" in self.corrections:
-                after.append(self._source_block(i, i + 1, skip=("replace",))[0])
+                after.append(self._source_block(i, i + 1, None, ("replace",), False)[0])
         good = self.mask[idx]
         freq, p0 = line_psd(background_line_series(np.concatenate(before), good, band, onef))
         p1 = None

@@ -31,7 +31,7 @@ import numpy as np
 from .background import line_median
 from .outliers import _disp_view, _sigma, block_ranges, check_option, run_blocks, running_median
 
-__all__ = ["ONEF_METHODS", "onef_offsets", "chromatic_light_curves", "apply_onef",
+__all__ = ["ONEF_METHODS", "onef_offsets", "chromatic_light_curves", "apply_onef", "onef_points",
            "background_line_series", "line_psd"]
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def chromatic_light_curves(cube, deep, band, dispersion_axis=1, bin_size=16, win
 
     Parameters
     ----------
-    cube : ndarray, shape (N, ny, nx)
-        Data.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Data (sliced as ``cube[a:b]``).
     deep : ndarray, shape (ny, nx)
         Deep frame.
     band : ndarray of bool, shape (ny, nx)
@@ -67,11 +67,17 @@ def chromatic_light_curves(cube, deep, band, dispersion_axis=1, bin_size=16, win
     ndarray of float32, shape (N, ndisp)
         Flux of each bin relative to the deep frame.
     """
-    d = _disp_view(cube, dispersion_axis)
     b = _disp_view(band, dispersion_axis)
     m = _disp_view(np.nan_to_num(deep), dispersion_axis)
-    n, _, ndisp = d.shape
-    flux = np.einsum("icl,cl->il", np.nan_to_num(d), b.astype(np.float32))
+    n, ndisp = cube.shape[0], b.shape[1]
+    flux = np.empty((n, ndisp), np.float64)
+    bf = b.astype(np.float32)
+
+    def work(a, c):
+        blk = np.nan_to_num(_disp_view(np.asarray(cube[a:c]), dispersion_axis))
+        flux[a:c] = np.einsum("icl,cl->il", blk, bf)
+
+    run_blocks(work, block_ranges(n, 8), "chromatic light curves")
     ref = (m * b).sum(axis=0)
     nb = max(1, ndisp // bin_size)
     edges = np.linspace(0, ndisp, nb + 1).round().astype(int)
@@ -160,8 +166,10 @@ def apply_onef(group, data, var, i0, i1) -> None:
     ----------
     group : TSOGroup
         The group (``aux["onef"]``, ``aux["onef_var"]``, ``meta["ONEFAXIS"]``).
-    data, var : ndarray, shape (i1 - i0, ny, nx)
+    data : ndarray, shape (i1 - i0, ny, nx)
         Block edited in place.
+    var : ndarray or None
+        Its variance, edited in place (skipped if None).
     i0, i1 : int
         Integration range of the block.
     """
@@ -169,7 +177,27 @@ def apply_onef(group, data, var, i0, i1) -> None:
         return
     axis = int(group.meta.get("ONEFAXIS", 0))
     data -= _lines(group.aux["onef"][i0:i1], axis)
-    var += _lines(group.aux["onef_var"][i0:i1], axis)
+    if var is not None:
+        var += _lines(group.aux["onef_var"][i0:i1], axis)
+
+
+def onef_points(group, ints, pix):
+    """The stored 1/f offsets at integrations ``ints`` and flat pixel indices ``pix``.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        A group with a 1/f model.
+    ints, pix : ndarray of int
+        Integration indices and flat pixel indices ``y * nx + x``.
+
+    Returns
+    -------
+    ndarray of float32
+    """
+    y, x = np.divmod(pix, group.sh[1])
+    line = x if int(group.meta.get("ONEFAXIS", 0)) == 0 else y
+    return group.aux["onef"][ints, line]
 
 
 def background_line_series(cube, good, band, onef_axis):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -278,7 +279,9 @@ def robust_factor(z, floor: float = 1.0, stride: int = 7) -> float:
     -------
     float
     """
-    sample = np.abs(z.reshape(-1)[::stride])
+    flat = z.reshape(-1)
+    stride = max(int(stride), flat.size // 50_000)   # ~50 000 values are enough for a scale
+    sample = np.abs(flat[::stride])
     sample = sample[np.isfinite(sample)]
     if sample.size == 0:
         return float(floor)
@@ -328,16 +331,19 @@ def white_light(cube, good2d, window: int = 1):
     return wl
 
 
-def deep_frame(cube, var, max_frames: int = 64):
+def deep_frame(cube, var, max_frames: int = 31):
     """Median frame of up to ``max_frames`` evenly spaced integrations, and its variance.
 
     A median of a subsample is robust to cosmic rays and costs a fraction of a
     full median over time; it serves as the spatial reference of the flags.
+    Non-finite values are ignored.
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Data (anything that ``cube[i:i + 1]`` slices).
+    var : ndarray, shape (N, ny, nx)
+        Variance.
     max_frames : int
         Largest number of integrations used.
 
@@ -348,21 +354,40 @@ def deep_frame(cube, var, max_frames: int = 64):
     frame_var : ndarray of float32, shape (ny, nx)
         Mean variance of one integration at each pixel.
     """
-    n = cube.shape[0]
+    n, ny, nx = cube.shape
     idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
-    sub = cube[idx]
-    if np.isnan(sub).any() or np.isinf(sub).any():
-        import warnings
+    frames = np.concatenate([np.asarray(cube[i:i + 1], np.float32) for i in idx])
+    frame = np.empty((ny, nx), np.float32)
+    frame_var = np.empty((ny, nx), np.float32)
 
-        sub = np.where(np.isfinite(sub), sub, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            frame = np.nanmedian(sub, axis=0)
-    else:
-        frame = np.median(sub, axis=0)
-    v = var[idx]
-    frame_var = np.mean(np.where(np.isfinite(v), v, 0), axis=0)
-    return frame.astype(np.float32), frame_var.astype(np.float32)
+    def work(r0, r1):
+        # pixels x frames, contiguous: partitioning along the last axis is cache friendly
+        sub = np.ascontiguousarray(frames[:, r0:r1].reshape(idx.size, -1).T)
+        frame[r0:r1] = _masked_row_median(sub).reshape(r1 - r0, nx)
+        v = var[idx, r0:r1]
+        ok = np.isfinite(v)
+        frame_var[r0:r1] = (np.add.reduce(v, axis=0, where=ok, dtype=np.float64)
+                            / np.maximum(ok.sum(axis=0), 1))
+
+    run_blocks(work, block_ranges(ny, max(1, 1_000_000 // max(idx.size * nx, 1))), "deep frame")
+    return frame, frame_var
+
+
+def _masked_row_median(a):
+    """Median of the finite values of each row of a 2D array (NaN if none); ``a`` is modified."""
+    bad = ~np.isfinite(a)
+    if not bad.any():
+        m = a.shape[1]
+        k = [(m - 1) // 2, m // 2]
+        a.partition(k, axis=1)
+        return 0.5 * (a[:, k[0]] + a[:, k[1]])
+    a[bad] = np.inf
+    a.sort(axis=1)
+    count = (~bad).sum(axis=1)
+    lo = np.take_along_axis(a, (np.maximum(count - 1, 0) // 2)[:, None], 1)[:, 0]
+    hi = np.take_along_axis(a, np.minimum(count // 2, a.shape[1] - 1)[:, None], 1)[:, 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, 0.5 * (lo + hi), np.nan)
 
 
 @lru_cache(maxsize=None)
@@ -407,11 +432,15 @@ def _finite_fill(block, fill):
     return out, bad
 
 
-def _sigma(var, floor=None):
-    """sqrt of variance with non-finite / non-positive values set to +inf (never flagged)."""
+def _sigma(var):
+    """sqrt of variance; non-finite / non-positive variance gives +inf (never flagged)."""
     v = np.asarray(var, np.float32)
-    good = np.isfinite(v) & (v > 0)
-    return np.where(good, np.sqrt(np.where(good, v, 1)), np.inf).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        sig = np.sqrt(v)
+        bad = ~(v > 0)
+    if bad.any():
+        sig[bad] = np.inf
+    return sig
 
 
 # ------------------------------------------------------------------ flags
@@ -460,21 +489,24 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     zsum = np.zeros((ny, nx), np.float64)
     count = np.zeros((ny, nx), np.int64)
     vsum = np.zeros((ny, nx), np.float64)
-    lock_rows = block_ranges(ny, max(1, 4_000_000 // max(n * nx, 1)))
+    lock = threading.Lock()
 
-    def work(r0, r1):
-        d = cube[:, r0:r1]
-        v = var[:, r0:r1]
-        w3 = wl[:, None, None].astype(np.float32)
-        z = (d - w3 * smooth[r0:r1]) / _sigma(v)
+    def work(a, b):
+        v = var[a:b]
+        w3 = wl[a:b, None, None].astype(np.float32)
+        sig = _sigma(v)
+        z = (np.asarray(cube[a:b], np.float32) - w3 * smooth) / sig
         ok = np.isfinite(z)
-        zc = w3 * centre[r0:r1] / np.sqrt(np.maximum(np.nanmean(v, axis=0), 1e-30))
+        zc = w3 * centre / sig
         np.clip(z, zc - clip, zc + clip, out=z)
-        zsum[r0:r1] = np.add.reduce(z, axis=0, where=ok, dtype=np.float64)
-        count[r0:r1] = ok.sum(axis=0)
-        vsum[r0:r1] = np.add.reduce(v, axis=0, where=ok & (v > 0), dtype=np.float64)
+        parts = (np.add.reduce(z, axis=0, where=ok), ok.sum(axis=0),
+                 np.add.reduce(v, axis=0, where=ok))
+        with lock:   # accumulate the block's sums over time
+            zsum.__iadd__(parts[0])
+            count.__iadd__(parts[1])
+            vsum.__iadd__(parts[2])
 
-    run_blocks(work, lock_rows, "hot/cold")
+    run_blocks(work, block_ranges(n, max(1, 2_000_000 // max(ny * nx, 1))), "hot/cold")
     with np.errstate(all="ignore"):
         zbar = zsum / count
         mvar = vsum / count
@@ -779,9 +811,9 @@ def clean_deep(deep, static_bad, dispersion_axis: int = 1, reach: int = 3):
     return _disp_view(d, dispersion_axis)
 
 
-def replacement_values(method, ints, pix, cube, good, deep, wl, frame_var, prof=None,
+def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, prof=None,
                        dispersion_axis: int = 1, reach: int = 2, var_inflation: float = 4.0):
-    """Values and variances for bad pixels ``(ints, pix)`` of ``cube``.
+    """Values and variances for bad pixels ``(ints, pix)``.
 
     Parameters
     ----------
@@ -792,12 +824,12 @@ def replacement_values(method, ints, pix, cube, good, deep, wl, frame_var, prof=
         white-light-scaled deep frame (the pixel's median over time; pixels bad
         in most integrations use the neighbour-filled deep frame);
         ``profile``: the fitted profile amplitude of the integration and
-        dispersion pixel times the profile (outside the profile: spatial).
+        dispersion pixel times the profile (outside the profile: temporal).
         Pixels with no usable neighbour fall back to ``temporal``.
     ints, pix : ndarray of int
         Integration index and flat pixel index (``y * nx + x``) of each bad pixel.
-    cube : ndarray, shape (N, ny, nx)
-        Detection data.
+    values_at : callable
+        ``values_at(ints, pix)`` returns the detection data at those points.
     good : ndarray of bool, shape (N, ny, nx)
         Usable pixels.
     deep : ndarray, shape (ny, nx)
@@ -820,27 +852,26 @@ def replacement_values(method, ints, pix, cube, good, deep, wl, frame_var, prof=
     values, variances : ndarray of float32
     """
     check_option(method, ("spatial", "temporal", "profile"), "replacement method")
-    n, ny, nx = cube.shape
+    n, ny, nx = good.shape
     y, x = np.divmod(pix, nx)
     base = (wl[ints] * deep[y, x]).astype(np.float32)
     variances = (var_inflation * np.abs(wl[ints]) * frame_var[y, x]).astype(np.float32)
     if method == "temporal" or ints.size == 0:
         return base, variances
-    flat = cube.reshape(n, -1)
+    if method == "profile" and prof is not None:
+        values = _profile_values(ints, y, x, values_at, good, prof, dispersion_axis)
+        return np.where(np.isfinite(values), values, base).astype(np.float32), variances
     gflat = good.reshape(n, -1)
     dflat = deep.reshape(-1)
-    if method == "profile" and prof is not None:
-        values = _profile_values(ints, y, x, cube, good, prof, dispersion_axis)
-        return np.where(np.isfinite(values), values, base).astype(np.float32), variances
     step = 1 if dispersion_axis == 1 else nx
     m = nx if dispersion_axis == 1 else ny
     pos = x if dispersion_axis == 1 else y
     est = np.full((2 * reach, ints.size), np.nan, np.float32)
-    for j, k in enumerate([k for k in range(-reach, reach + 1) if k]):
+    for j, k in enumerate([k for k in range(-reach, reach + 1) if k]):  # 2 * reach offsets
         ok = (pos + k >= 0) & (pos + k < m)
         q = np.where(ok, pix + k * step, pix)
         use = ok & gflat[ints, q]
-        val = flat[ints, q] + wl[ints] * (dflat[pix] - dflat[q])
+        val = values_at(ints, q) + wl[ints] * (dflat[pix] - dflat[q])
         est[j] = np.where(use & np.isfinite(val), val, np.nan)
     import warnings
 
@@ -850,20 +881,24 @@ def replacement_values(method, ints, pix, cube, good, deep, wl, frame_var, prof=
     return np.where(np.isfinite(values), values, base).astype(np.float32), variances
 
 
-def _profile_values(ints, y, x, cube, good, prof, dispersion_axis):
+def _profile_values(ints, y, x, values_at, good, prof, dispersion_axis):
     """Profile amplitude x profile at the bad pixels (NaN outside the profile)."""
+    n, ny, nx = good.shape
     disp = x if dispersion_axis == 1 else y
-    m = cube.shape[2] if dispersion_axis == 1 else cube.shape[1]
+    m = nx if dispersion_axis == 1 else ny
     uniq, inv = np.unique(ints.astype(np.int64) * m + disp, return_inverse=True)
     ui, ud = np.divmod(uniq, m)
-    if dispersion_axis == 1:
-        d = cube[ui, :, ud]          # (nu, ny)
-        g = good[ui, :, ud]
+    if dispersion_axis == 1:   # whole columns (ny values) of each (integration, column)
+        cross = np.arange(ny)
+        pp = cross[None, :] * nx + ud[:, None]
         p = prof[:, ud].T
-    else:
-        d = cube[ui, ud, :]          # (nu, nx)
-        g = good[ui, ud, :]
+    else:                      # whole rows
+        cross = np.arange(nx)
+        pp = ud[:, None] * nx + cross[None, :]
         p = prof[ud, :]
+    ii = np.broadcast_to(ui[:, None], pp.shape)
+    d = values_at(ii.ravel(), pp.ravel()).reshape(pp.shape)
+    g = good.reshape(n, -1)[ii, pp]
     w = (g & np.isfinite(d) & (p > 0)).astype(np.float32)
     d = np.where(w > 0, d, 0)
     with np.errstate(all="ignore"):
@@ -884,8 +919,10 @@ def apply_replacement(group, data, var, i0, i1) -> None:
     ----------
     group : TSOGroup
         The group.
-    data, var : ndarray, shape (i1 - i0, ny, nx)
+    data : ndarray, shape (i1 - i0, ny, nx)
         Block edited in place.
+    var : ndarray or None
+        Its variance, edited in place (skipped if None).
     i0, i1 : int
         Integration range of the block.
     """
@@ -906,4 +943,5 @@ def apply_replacement(group, data, var, i0, i1) -> None:
     npix = data.shape[1] * data.shape[2]
     flat_idx = local.astype(np.int64) * npix + pix
     data.reshape(-1)[flat_idx] = group.aux["replace_val"][a:b][hit]
-    var.reshape(-1)[flat_idx] = group.aux["replace_var"][a:b][hit]
+    if var is not None:
+        var.reshape(-1)[flat_idx] = group.aux["replace_var"][a:b][hit]
