@@ -96,9 +96,9 @@ def test_g395h_wavelengths_are_anchored_at_the_detector_gap():
     w1, w2 = nrs1.wavelength(1), nrs2.wavelength(1)
     assert w1[-1] == pytest.approx(3.717, abs=1e-9) and w2[0] == pytest.approx(3.823, abs=1e-9)
     assert np.all(np.diff(w1) > 0) and np.all(np.diff(w2) > 0)
-    # the published blue/red limits of G395H/F290LP: 2.87 micron falls on NRS1,
-    # NRS2 ends near 5.17-5.18 micron (2 pixels ~ 0.0013 micron tolerance on top of
-    # the dispersion table's accuracy: 0.02 micron)
+    # the published limits of G395H/F290LP: the 2.87 micron cut-on falls on NRS1 and NRS2
+    # ends near 5.17-5.18 micron; 0.02 micron (30 pixels) allows for the approximate
+    # dispersion table integrated over 2048 columns
     assert w1[0] < 2.87 < w1[-1]
     assert w2[-1] == pytest.approx(5.175, abs=0.02)
     from astropy.io import fits

@@ -81,14 +81,14 @@ SIM_MODES = {
         det_tag="nrcalong", filter="F322W2", pupil="GRISMR", grating="", subarray="SUBGRISM64",
         shape=(64, 2048), substrt=(1, 1), fastaxis=-1, slowaxis=2, readpatt="RAPID",
         tgroup=0.34061, ngroups=12, nresets=1, gain=1.8, read_noise=9.0, saturation=60000.0,
-        orders=(1,), halfwidth=10, aperture=5, channel_width=0.05, teff=5500.0, background=1.0,
+        orders=(1,), halfwidth=16, aperture=5, channel_width=0.05, teff=5500.0, background=1.0,
         wave_range=(2.4, 4.1)),
     "miri-lrs": dict(
         spec="miri", instrument="MIRI", exp_type="MIR_LRS-SLITLESS", detector="MIRIMAGE",
         det_tag="mirimage", filter="P750L", pupil="", grating="", subarray="SLITLESSPRISM",
         shape=(416, 72), substrt=(1, 529), fastaxis=1, slowaxis=2, readpatt="FASTR1",
         tgroup=0.15904, ngroups=100, nresets=0, gain=3.1, read_noise=10.0, saturation=55000.0,
-        orders=(1,), halfwidth=10, aperture=5, channel_width=0.25, teff=5500.0, background=5.0,
+        orders=(1,), halfwidth=10, aperture=5, channel_width=0.25, teff=5500.0, background=10.0,
         wave_range=(4.0, 14.2)),
 }
 
@@ -340,9 +340,33 @@ def _psf_sigma(mode_name: str, wave):
     return np.sqrt(0.5 ** 2 + diff ** 2)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
+def _profile_tables(name: str, detector: str, orders: tuple, halfwidth: int) -> dict:
+    """Cumulative profile tables ``(cdf, u0, du)`` of each order (cached, read-only).
+
+    They depend on the mode only (not on the star, the pupil-wheel position or
+    the crop), so repeated simulations of a mode share them.
+    """
+    cfg = dict(SIM_MODES[name], detector=detector)
+    mode = Mode(spec=get_mode(cfg["spec"]), filter=cfg["filter"], pupil=cfg["pupil"],
+                grating=cfg["grating"], detector=detector, subarray=cfg["subarray"])
+    x = np.arange(cfg["shape"][get_mode(cfg["spec"]).dispersion_axis], dtype=float)
+    if name == "soss":
+        dens = _soss_densities(orders, halfwidth)
+    elif name == "nircam-f322w2":
+        dens = {1: _nircam_densities(mode.trace_guess(1, x), halfwidth)}
+    else:
+        dens = {1: _analytic_templates(_psf_sigma(name, mode.wavelength(1, x)), halfwidth)}
+    out = {}
+    for o in orders:
+        cdf, u0, du = _cdf_tables(dens[o], PROFILE_STEP)
+        cdf.setflags(write=False)
+        out[o] = (cdf, u0, du)
+    return out
+
+
 def _soss_densities(orders, halfwidth):
-    """Profile densities of the SOSS orders from the real SUBSTRIP256 frame (cached)."""
+    """Profile densities of the SOSS orders from the real SUBSTRIP256 frame."""
     from scipy.ndimage import median_filter
 
     from .modes import soss
@@ -452,17 +476,11 @@ def build_scene(name: str, cfg: dict, orders=None, crop=None, peak_fraction=0.6,
     orders = tuple(cfg["orders"] if orders is None else orders)
     halfwidth = int(cfg["halfwidth"])
     geoms = {o: _order_geometry(name, cfg, mode, o, pwcpos) for o in orders}
-    if name == "soss":
-        dens = _soss_densities(orders, halfwidth)
-    elif name == "nircam-f322w2":
-        dens = {1: _nircam_densities(geoms[1][1], halfwidth)}
-    else:
-        dens = {1: _analytic_templates(_psf_sigma(name, geoms[1][0]), halfwidth)}
+    tables = _profile_tables(name, cfg["detector"], orders, halfwidth)
     scenes = []
     for o in orders:
-        cdf, u0, du = _cdf_tables(dens[o], PROFILE_STEP)
         wave, centre, raw = geoms[o]
-        scenes.append(OrderScene(o, wave, centre, raw, cdf, u0, du))
+        scenes.append(OrderScene(o, wave, centre, raw, *tables[o]))
     tint = cfg["tgroup"] * cfg["ngroups"]
     full = np.zeros((ncross, ndisp))
     for osc in scenes:

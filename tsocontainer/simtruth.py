@@ -35,10 +35,15 @@ class SimulatedVisit:
     """
 
     files: list
-    truth: dict
+    truth: dict = field(repr=False)
     folder: str | None = None
-    models: list | None = None
+    models: list | None = field(default=None, repr=False)
     _arrays: dict | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        where = self.folder if self.folder is not None else "in memory"
+        return (f"SimulatedVisit(mode={self.truth.get('mode')!r}, nint={self.truth.get('nint')}, "
+                f"nseg={self.truth.get('nseg')}, seed={self.truth.get('seed')}, {where})")
 
     def truth_arrays(self) -> dict:
         """Truth arrays (the ``truth.fits`` content) as a dict of numpy arrays.
@@ -113,7 +118,9 @@ def noise_limit(truth_or_folder, wave_bins=None, aperture=None, order: int = 1):
     Parameters
     ----------
     truth_or_folder : SimulatedVisit or path-like
-        A simulated visit, or its folder (or ``truth.json`` path).
+        The truth of a simulated visit: the :class:`SimulatedVisit` returned by
+        :func:`~tsocontainer.simulate.simulate_visit`, or its output folder (or
+        ``truth.json`` path).
     wave_bins : None, int or array_like
         None: one bin with all the order's columns (white light); an int:
         that many equal bins over the order's range; an array: bin edges
@@ -136,6 +143,9 @@ def noise_limit(truth_or_folder, wave_bins=None, aperture=None, order: int = 1):
     """
     if isinstance(truth_or_folder, SimulatedVisit):
         truth, arrays = truth_or_folder.truth, truth_or_folder.truth_arrays()
+    elif isinstance(truth_or_folder, dict):
+        raise TypeError("noise_limit needs the truth arrays: pass the SimulatedVisit returned "
+                        "by simulate_visit, or the output folder, not the truth.json dict")
     else:
         folder = Path(truth_or_folder)
         folder = folder.parent if folder.is_file() else folder

@@ -100,8 +100,17 @@ def _options(mode: str, nint: int, nseg: int, options: dict) -> dict:
     _validate_choice("event", opts["event"])
     _validate_choice("limb_darkening", opts["limb_darkening"])
     opts["noise"] = _merge("noise", NOISE_DEFAULTS, opts["noise"])
-    if not 0 < float(opts["peak_fraction"]) < 10:
-        raise ValueError(f"peak_fraction must be in (0, 10), got {opts['peak_fraction']}")
+    # numeric options: (name, lowest, highest, lowest allowed itself)
+    for key, lo, hi, closed in (("peak_fraction", 0, 10, False), ("transit_fraction", 0, 1, False),
+                                ("contaminants", 0, 1e6, True), ("background", 0, 1e6, True),
+                                ("block", 1, 1e9, True), ("teff", 500, 1e5, True)):
+        value = opts[key]
+        if value is None:
+            continue
+        above = float(value) >= lo if closed else float(value) > lo
+        if not (above and float(value) <= hi):
+            raise ValueError(f"{key} must be in {'[' if closed else '('}{lo:g}, {hi:g}], "
+                             f"got {value!r}")
     if opts["detector"] is not None and mode != "nirspec-g395h":
         raise ValueError("detector= is only for nirspec-g395h (NRS1 or NRS2)")
     if opts["detector"] not in (None, "NRS1", "NRS2"):
@@ -501,6 +510,8 @@ def simulate_visit(mode: str, nint: int, nseg: int = 1, seed: int = 0, out=None,
         ppm; ``#`` comments) or two arrays. Default: the smooth spectrum with
         molecular bumps of :func:`tsocontainer.simastro.default_depth_spectrum`.
         For ``event="eclipse"`` the depths are the planet-to-star flux ratio.
+        A column's depth is the table interpolated linearly at its wavelength
+        (end values held beyond the table).
     **options
         ``params`` (dict: ``t0, per, a_rs, inc, ecc, w, rp_rs, b``),
         ``event`` ("transit"|"eclipse"), ``limb_darkening`` ("quadratic"|"none"),
