@@ -23,6 +23,7 @@ import sys
 import time as _time
 import warnings
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,9 @@ from .lightcurve import check_option, write_table_atomic
 
 __all__ = ["ConvergenceWarning", "SamplerSettings", "ChannelFits", "fit_lightcurve",
            "fit_white", "fit_channels", "GEOMETRY_MODES"]
+
+if TYPE_CHECKING:  # for type hints only
+    from astropy.table import Table
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +100,21 @@ class SamplerSettings:
 
     @classmethod
     def coerce(cls, obj) -> "SamplerSettings":
-        """Return settings from None, a dict of fields or a SamplerSettings."""
+        """Return settings from None, a dict of fields or a SamplerSettings.
+
+        Parameters
+        ----------
+        obj : None, dict or SamplerSettings
+
+        Returns
+        -------
+        SamplerSettings
+
+        Raises
+        ------
+        ValueError
+            On unknown fields.
+        """
         if obj is None:
             return cls()
         if isinstance(obj, cls):
@@ -403,7 +421,7 @@ class ChannelFits:
         """Convergence flag per channel."""
         return np.array([r.converged for r in self.results])
 
-    def to_table(self):
+    def to_table(self) -> "Table":
         """One row per channel: wavelengths and median/err_lo/err_hi of every non-fixed parameter.
 
         Returns
@@ -426,7 +444,19 @@ class ChannelFits:
         return t
 
     def write(self, path, overwrite: bool = False) -> str:
-        """Write :meth:`to_table` as ECSV (atomically); returns the path."""
+        """Write :meth:`to_table` as ECSV (atomically).
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        str
+            The path written.
+        """
         return write_table_atomic(self.to_table(), path, overwrite)
 
 

@@ -86,7 +86,21 @@ class ModelSpec:
 
     @classmethod
     def coerce(cls, obj) -> "ModelSpec":
-        """Return a ModelSpec from None, a dict of its fields, or a ModelSpec."""
+        """Return a ModelSpec from None, a dict of its fields, or a ModelSpec.
+
+        Parameters
+        ----------
+        obj : None, dict or ModelSpec
+
+        Returns
+        -------
+        ModelSpec
+
+        Raises
+        ------
+        ValueError
+            On unknown fields or values.
+        """
         if obj is None:
             return cls()
         if isinstance(obj, cls):
@@ -347,7 +361,17 @@ class LightCurveModel:
         return p
 
     def astro(self, p: dict) -> np.ndarray:
-        """Batman light curves (nb, n) for the parameter batch ``p`` (from :meth:`expand`)."""
+        """Batman light curves for a parameter batch.
+
+        Parameters
+        ----------
+        p : dict of str to ndarray (nb,)
+            From :meth:`expand`.
+
+        Returns
+        -------
+        ndarray, shape (nb, n)
+        """
         nb = len(next(iter(p.values())))
         out = np.empty((nb, self.t.size))
         bp, bm = self._bp, self._bm
@@ -365,7 +389,18 @@ class LightCurveModel:
         return out
 
     def basis(self, p: dict) -> np.ndarray:
-        """Systematics basis (nb, n, k) in the order of ``lay.linear``."""
+        """Systematics basis functions.
+
+        Parameters
+        ----------
+        p : dict of str to ndarray (nb,)
+            From :meth:`expand` (``ramp_tau`` sets the ramp column).
+
+        Returns
+        -------
+        ndarray, shape (nb, n, k)
+            Columns in the order of ``lay.linear``.
+        """
         nb = len(next(iter(p.values())))
         B = np.broadcast_to(self._basis_static, (nb,) + self._basis_static.shape)
         if self.spec.ramp:
@@ -410,7 +445,16 @@ class LightCurveModel:
         return p, T, B, ypr, w, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog
 
     def log_prior(self, theta) -> np.ndarray:
-        """Sum of the log priors of the sampled parameters, (nb,)."""
+        """Sum of the log priors of the sampled parameters.
+
+        Parameters
+        ----------
+        theta : array_like, shape (nb, ndim)
+
+        Returns
+        -------
+        ndarray, shape (nb,)
+        """
         theta = np.atleast_2d(theta)
         lp = np.zeros(theta.shape[0])
         for i, n in enumerate(self.lay.sampled):
@@ -454,7 +498,21 @@ class LightCurveModel:
             return -np.inf
 
     def lsq_residuals(self, theta, jitter: float = 0.0) -> np.ndarray:
-        """Normalised residuals (data, then normal priors) for least squares."""
+        """Normalised residuals for least squares.
+
+        Parameters
+        ----------
+        theta : array_like, shape (ndim,)
+            Sampled parameters (a jitter among them is replaced by ``jitter``).
+        jitter : float
+            Jitter used during least squares.
+
+        Returns
+        -------
+        ndarray
+            Data residuals over their errors, then those of the normal priors;
+            a large constant vector outside the priors.
+        """
         th = np.asarray(theta, dtype=float)[None]
         p = self.expand(th)
         if not self._valid(p)[0] or not np.isfinite(self.log_prior(th)[0]):
@@ -501,6 +559,10 @@ class LightCurveModel:
 
     def model_arrays(self, theta) -> dict:
         """Model, astrophysical and systematics curves at one sampled vector.
+
+        Parameters
+        ----------
+        theta : array_like, shape (ndim,)
 
         Returns
         -------

@@ -105,7 +105,18 @@ class Prior:
         return float(self.b - self.a) / np.sqrt(12.0)
 
     def logp(self, x: np.ndarray) -> np.ndarray:
-        """Log density at ``x`` (unnormalised for normal priors), -inf outside the support."""
+        """Log density, -inf outside the support.
+
+        Parameters
+        ----------
+        x : array_like
+            Values.
+
+        Returns
+        -------
+        ndarray
+            Unnormalised for normal priors (constants dropped).
+        """
         x = np.asarray(x, dtype=float)
         inside = (x >= self.lo) & (x <= self.hi)
         if self.kind == "normal":

@@ -9,10 +9,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .lightcurve import _jsonable, check_option, write_table_atomic
+
+if TYPE_CHECKING:  # for type hints only
+    from astropy.table import Table
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["FitResult", "TransmissionSpectrum"]
 
@@ -95,6 +101,14 @@ class FitResult:
     def sample(self, name: str) -> np.ndarray:
         """Posterior samples of parameter ``name``.
 
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        ndarray
+
         Raises
         ------
         ValueError
@@ -116,7 +130,7 @@ class FitResult:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------- io
-    def to_table(self):
+    def to_table(self) -> "Table":
         """Parameter table (astropy): name, status, median, err_lo, err_hi, map, prior.
 
         Returns
@@ -137,12 +151,40 @@ class FitResult:
         return t
 
     def to_dict(self) -> dict:
-        """JSON-ready dict of the summary (no samples, chain or data)."""
-        return {"names": list(self.names), "status": dict(self.status),
-                "median": dict(self.median), "err_lo": dict(self.err_lo),
-                "err_hi": dict(self.err_hi), "map": dict(self.map), "priors": dict(self.priors),
-                "model": _jsonable(self.model), "diagnostics": _jsonable(self.diagnostics),
+        """JSON-ready summary (no samples, chain or data).
+
+        Returns
+        -------
+        dict
+            ``{"params": {name: {"status", "median", "err_lo", "err_hi", "map",
+            "prior"}}, "model", "diagnostics", "wave_lo", "wave_hi"}`` with the
+            parameters in order.
+        """
+        params = {n: {"status": self.status[n], "median": self.median[n], "err_lo": self.err_lo[n],
+                      "err_hi": self.err_hi[n], "map": self.map[n], "prior": self.priors.get(n, "")}
+                  for n in self.names}
+        return {"params": params, "model": _jsonable(self.model),
+                "diagnostics": _jsonable(self.diagnostics),
                 "wave_lo": self.wave_lo, "wave_hi": self.wave_hi}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitResult":
+        """Inverse of :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+
+        Returns
+        -------
+        FitResult
+        """
+        params = d["params"]
+        names = list(params)
+        cols = {c: {n: params[n][c] for n in names} for c in ("status", "median", "err_lo", "err_hi", "map")}
+        return cls(names=names, priors={n: params[n]["prior"] for n in names if params[n]["prior"]},
+                   model=d.get("model", {}), diagnostics=d.get("diagnostics", {}),
+                   wave_lo=d.get("wave_lo"), wave_hi=d.get("wave_hi"), **cols)
 
     def write(self, path, overwrite: bool = False) -> str:
         """Write the summary to ``.ecsv`` or ``.json`` (atomically).
@@ -166,12 +208,23 @@ class FitResult:
 
     @classmethod
     def read(cls, path) -> "FitResult":
-        """Read a result written by :meth:`write` (``.ecsv`` or ``.json``)."""
+        """Read a result written by :meth:`write`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            ``.ecsv`` or ``.json`` file.
+
+        Returns
+        -------
+        FitResult
+            Without samples, chain or data.
+        """
         path = os.fspath(path)
         fmt = check_option(os.path.splitext(path)[1].lower(), (".ecsv", ".json"), "file suffix")
         if fmt == ".json":
             with open(path) as fh:
-                return cls(**json.load(fh))
+                return cls.from_dict(json.load(fh))
         from astropy.table import Table
 
         t = Table.read(path, format="ascii.ecsv")
@@ -184,13 +237,13 @@ class FitResult:
                    wave_lo=t.meta.get("wave_lo"), wave_hi=t.meta.get("wave_hi"), **cols)
 
     # ---------------------------------------------------------------- plots
-    def plot(self, ax=None, nbin: int | None = None):
+    def plot(self, ax=None, nbin: int | None = None) -> "Figure":
         """Data, MAP model and residuals; see ``plotting.plot_fit``."""
         from .plotting import plot_fit
 
         return plot_fit(self, ax=ax, nbin=nbin)
 
-    def plot_corner(self, names=None, fig=None, bins: int = 30):
+    def plot_corner(self, names=None, fig=None, bins: int = 30) -> "Figure":
         """Pairs plot of the posterior samples; see ``plotting.plot_corner``."""
         from .plotting import plot_corner
 
@@ -273,12 +326,25 @@ class TransmissionSpectrum:
 
     @classmethod
     def from_fits(cls, results, kind: str = "transit", meta: dict | None = None) -> "TransmissionSpectrum":
-        """Collect the depths of per-channel :class:`FitResult` objects."""
+        """Collect the depths of per-channel fits.
+
+        Parameters
+        ----------
+        results : sequence of FitResult
+            With ``wave_lo``/``wave_hi`` set.
+        kind : str
+            ``"transit"`` or ``"eclipse"``.
+        meta : dict, optional
+
+        Returns
+        -------
+        TransmissionSpectrum
+        """
         d = np.array([r.depth_ppm for r in results])
         return cls([r.wave_lo for r in results], [r.wave_hi for r in results],
                    d[:, 0], d[:, 1], d[:, 2], kind=kind, meta=dict(meta or {}))
 
-    def to_table(self):
+    def to_table(self) -> "Table":
         """The spectrum as an astropy Table with units (micron, ppm)."""
         from astropy.table import Table
         import astropy.units as u
@@ -294,19 +360,39 @@ class TransmissionSpectrum:
         return t
 
     def write(self, path, overwrite: bool = False) -> str:
-        """Write ECSV atomically; returns the path."""
+        """Write ECSV atomically.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        str
+        """
         return write_table_atomic(self.to_table(), path, overwrite)
 
     @classmethod
     def read(cls, path) -> "TransmissionSpectrum":
-        """Read a spectrum written by :meth:`write`."""
+        """Read a spectrum written by :meth:`write`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        TransmissionSpectrum
+        """
         from astropy.table import Table
 
         t = Table.read(path, format="ascii.ecsv")
         return cls(*(np.asarray(t[c], float) for c in ("wave_lo", "wave_hi", "depth", "err_lo", "err_hi")),
                    kind=t.meta.get("kind", "transit"), meta=dict(t.meta.get("meta", {})))
 
-    def plot(self, ax=None, compare=None, **kwargs):
+    def plot(self, ax=None, compare=None, **kwargs) -> "Axes":
         """Depth versus wavelength; see ``plotting.plot_transmission_spectrum``."""
         from .plotting import plot_transmission_spectrum
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import time as _time
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import __version__
@@ -25,6 +27,13 @@ from .lightcurve_tools import (_binned_sum, _jsonable, _now, bin_edges, check_op
                                write_table_atomic)
 
 __all__ = ["LightCurves", "bin_edges", "check_option", "write_table_atomic"]
+
+if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
+    from astropy.table import Table
+    from matplotlib.axes import Axes
+
+    from .fit import ChannelFits
+    from .fit_results import FitResult
 
 log = logging.getLogger(__name__)
 
@@ -447,7 +456,7 @@ class LightCurves:
         return self
 
     # ---------------------------------------------------------- diagnostics
-    def residuals(self, model=None, oot=None, poly: int = 1):
+    def residuals(self, model=None, oot=None, poly: int = 1) -> list:
         """Residuals used by the diagnostics, one array per channel.
 
         Parameters
@@ -511,7 +520,7 @@ class LightCurves:
         return ratio
 
     def rms_vs_bin(self, channel: int | None = None, sizes=None, model=None, oot=None,
-                   poly: int = 1):
+                   poly: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """RMS of binned residuals versus bin size, with the white-noise expectation.
 
         Parameters
@@ -549,7 +558,7 @@ class LightCurves:
             expected.append(sigma1 / np.sqrt(s) * np.sqrt(m / (m - 1)))
         return sizes, np.array(rms), np.array(expected)
 
-    def psd(self, channel: int | None = None, oot=None, poly: int = 1):
+    def psd(self, channel: int | None = None, oot=None, poly: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Lomb-Scargle periodogram of out-of-event residuals.
 
         Parameters
@@ -575,7 +584,7 @@ class LightCurves:
         return freq, LombScargle(t, r, e).power(freq)
 
     # -------------------------------------------------------------- fitting
-    def fit_white(self, priors=None, **kwargs):
+    def fit_white(self, priors=None, **kwargs) -> "FitResult":
         """Fit the white-light curve; see :func:`tsocontainer.fit.fit_white`.
 
         The result is also stored as ``fit_result``.
@@ -585,7 +594,7 @@ class LightCurves:
         self.fit_result = fit_white(self, priors, **kwargs)
         return self.fit_result
 
-    def fit_channels(self, priors=None, **kwargs):
+    def fit_channels(self, priors=None, **kwargs) -> "ChannelFits":
         """Fit every channel; see :func:`tsocontainer.fit.fit_channels`.
 
         ``white`` defaults to ``fit_result`` (from :meth:`fit_white`). The
@@ -598,7 +607,7 @@ class LightCurves:
         return self.channel_fits
 
     # ------------------------------------------------------------------- io
-    def to_table(self):
+    def to_table(self) -> "Table":
         """The light curves as an astropy Table (one row per integration).
 
         Returns
@@ -674,31 +683,31 @@ class LightCurves:
                    history=m.get("history"), unit=m.get("unit"))
 
     # ---------------------------------------------------------------- plots
-    def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs):
+    def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs) -> "Axes":
         """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``."""
         from .plotting import plot_lc_waterfall
 
         return plot_lc_waterfall(self, ax=ax, offset=offset, **kwargs)
 
-    def plot_white(self, ax=None, wave_range=None, **kwargs):
+    def plot_white(self, ax=None, wave_range=None, **kwargs) -> "Axes":
         """White-light curve; see ``plotting.plot_white``."""
         from .plotting import plot_white
 
         return plot_white(self, ax=ax, wave_range=wave_range, **kwargs)
 
-    def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs):
+    def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
         """RMS versus bin size; see ``plotting.plot_rms_vs_bin``."""
         from .plotting import plot_rms_vs_bin
 
         return plot_rms_vs_bin(self, channel=channel, ax=ax, **kwargs)
 
-    def plot_psd(self, channel: int | None = None, ax=None, **kwargs):
+    def plot_psd(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
         """Periodogram of residuals; see ``plotting.plot_psd``."""
         from .plotting import plot_psd
 
         return plot_psd(self, channel=channel, ax=ax, **kwargs)
 
-    def plot_sensitivity(self, ax=None, **kwargs):
+    def plot_sensitivity(self, ax=None, **kwargs) -> "Axes":
         """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``."""
         from .plotting import plot_sensitivity
 
