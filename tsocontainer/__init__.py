@@ -7,12 +7,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["TSOGroup", "read_segments", "detect_mode", "__version__"]
+__all__ = ["TSOGroup", "read_segments", "detect_mode", "simulate_visit", "load_recipe",
+           "run_recipe", "__version__"]
 
 _LAZY = {
     "TSOGroup": ("group", "TSOGroup"),
     "read_segments": ("io", "read_segments"),
     "detect_mode": ("modes", "detect_mode"),
+    "simulate_visit": ("simulate", "simulate_visit"),
+    "load_recipe": ("recipe", "load_recipe"),
+    "run_recipe": ("runner", "run_recipe"),
 }
 
 
