@@ -11,9 +11,9 @@ METHODS = [m for m in ONEF_METHODS]
 
 
 def onef_power(g, data, truth_model):
-    """Column-to-column power of background pixels in ``data - truth`` (PSD sum, f > 0)."""
+    """Column-to-column power of good background pixels in ``data - truth`` (PSD sum, f > 0)."""
     band = g._trace_band()
-    series = background_line_series(data - truth_model, np.ones(g.shape, bool), band, 0)
+    series = background_line_series(data - truth_model, g.mask, band, 0)
     freq, power = line_psd(series)
     return power[freq > 0].sum()
 

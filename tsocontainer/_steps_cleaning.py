@@ -249,7 +249,7 @@ class CleaningSteps:
 
     # --------------------------------------------------------------- flags
     def flag_hot_cold_pixels(self, filter_size: int = 5, nsigma: float = 5.0,
-                             rel_tol: float = 0.02) -> "CleaningSteps":
+                             rel_tol: float = 0.005) -> "CleaningSteps":
         """Flag pixels hot or cold in most integrations (flag ``hot_cold``).
 
         A pixel's residual against a running median of the deep frame along
@@ -350,7 +350,7 @@ class CleaningSteps:
                                                       "filter_size": filter_size}, t0,
                                 "flag_percentile_outliers")
 
-    def flag_time_outliers(self, window: int = 5, nsigma: float = 5.0) -> "CleaningSteps":
+    def flag_time_outliers(self, window: int = 5, nsigma: float = 4.0) -> "CleaningSteps":
         """Flag per-pixel outliers in time (cosmic rays, transients; flag ``time_outliers``).
 
         Each integration is divided by the white-light curve smoothed over

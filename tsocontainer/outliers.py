@@ -445,7 +445,7 @@ def _sigma(var):
 
 # ------------------------------------------------------------------ flags
 def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: int = 5,
-                    nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.02):
+                    nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.005):
     """Pixels consistently above (hot) or below (cold) their smooth neighbourhood.
 
     For every integration ``i`` the residual ``r_i = d_i - wl_i * S`` against
@@ -453,9 +453,14 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     (``filter_size`` pixels), is divided by its noise and clipped within
     ``+-clip`` of the pixel's own median residual (so cosmic rays weigh little
     but a steady offset is kept whole); the mean over time, divided by
-    its own noise (``1 / sqrt(n)`` plus ``rel_tol * S`` of tolerance for the
-    trace's sharp structure), is the pixel's significance. The significances
-    are rescaled by their robust spread over the frame (never below 1).
+    its own noise (``1 / sqrt(n)`` plus ``rel_tol`` times the star's part of
+    ``S`` -- ``S`` above the median of its line across dispersion -- as
+    tolerance for the trace's sharp structure), is the pixel's significance.
+    The significances are rescaled by their robust spread over the frame
+    (never below 1). On the trace, an excess below ~``nsigma * rel_tol`` of the
+    star's flux cannot be told from the trace's own structure by a spatial
+    test (the pipeline DQ flags such pixels); static sharp sources (SOSS
+    order-0 contaminants) are flagged as hot.
 
     Parameters
     ----------
@@ -510,7 +515,10 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     with np.errstate(all="ignore"):
         zbar = zsum / count
         mvar = vsum / count
-        tol = rel_tol * np.abs(smooth) / np.sqrt(mvar)
+        # structure tolerance on the star only: the smooth model above its line's median
+        base = np.median(_disp_view(smooth, dispersion_axis), axis=0)
+        star = np.abs(_disp_view(smooth, dispersion_axis) - base[None])
+        tol = rel_tol * _disp_view(star, dispersion_axis) / np.sqrt(mvar)
         signif = zbar / np.sqrt(1.0 / count + tol ** 2)
     signif = signif.astype(np.float32)
     signif /= robust_factor(signif, stride=1)
@@ -612,7 +620,7 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
     return flags
 
 
-def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 5.0):
+def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
     """Per-pixel outliers in time against a running median of the normalised series.
 
     Each integration is divided by the smoothed white-light curve ``wl`` (so
@@ -736,7 +744,8 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     nsigma : float
         Threshold.
     niter : int
-        Fit/flag iterations.
+        1: one fit; 2: the lines with flags are refitted without them and
+        flagged again (default).
 
     Returns
     -------
@@ -753,20 +762,28 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     inb = inband[rows]
 
     def work(a, b):
-        d = _disp_view(cube[a:b], dispersion_axis)[:, rows]
+        d = _disp_view(np.asarray(cube[a:b]), dispersion_axis)[:, rows]
         v = _disp_view(var[a:b], dispersion_axis)[:, rows]
         d, bad = _finite_fill(d, 0)
-        sig = _sigma(v)
-        w = np.where(inb[None] & ~bad, 1.0 / (sig * sig), 0).astype(np.float32)
-        flag = np.zeros(d.shape, bool)
-        for _ in range(max(1, niter)):
-            amp = _profile_fit(d, w, p)
-            z = np.abs(d - amp[:, None, :] * p[None]) / sig
-            z[~inb[None] | bad] = 0
-            zz = z[:, inb]
-            z /= robust_factor(zz)
-            flag = z > nsigma
-            w[flag] = 0
+        with np.errstate(all="ignore"):
+            w = np.float32(1) / v
+        w[~(v > 0) | bad | ~inb[None]] = 0          # inverse variance, 0 where not used
+        amp = _profile_fit(d, w, p)
+        r = d - amp[:, None, :] * p[None]
+        z2 = r * r * w
+        sample = z2.reshape(-1)[:: max(1, z2.size // 50_000)]
+        thr = (nsigma * robust_factor(np.sqrt(sample[sample > 0]), stride=1)) ** 2
+        flag = z2 > thr
+        if niter > 1:   # refit only the (integration, dispersion pixel) lines that had flags
+            ii, kk = np.nonzero(flag.any(axis=1))
+            if ii.size:
+                dl = d[ii, :, kk]                        # (nlines, ncross)
+                wl_ = np.where(flag[ii, :, kk], 0, w[ii, :, kk])
+                pl = p[:, kk].T
+                with np.errstate(all="ignore"):
+                    al = (wl_ * dl * pl).sum(1) / (wl_ * pl * pl).sum(1)
+                rl = dl - np.nan_to_num(al)[:, None] * pl
+                flag[ii, :, kk] = rl * rl * w[ii, :, kk] > thr
         out = _disp_view(flags[a:b], dispersion_axis)
         out[:, rows] = flag
 
