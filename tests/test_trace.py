@@ -6,7 +6,6 @@ visits from ``tsocontainer.simulate`` and compare with its truth.
 """
 from __future__ import annotations
 
-import functools
 import tempfile
 
 import numpy as np
@@ -67,20 +66,27 @@ def make_mode(key, **kw):
 _SIM_DIR = tempfile.mkdtemp(prefix="tsoc-sim-")
 
 
-@functools.lru_cache(maxsize=None)
+_SIM_CACHE: dict = {}
+
+
 def simulated_visit(mode, nint=30, columns=None, seed=1, **options):
-    """(group, truth json, truth arrays) of a small simulated visit (cached per session)."""
+    """(group, truth json, truth arrays) of a small simulated visit (cached per session).
+
+    Callers must not modify the returned group (use :func:`fresh`).
+    """
     sim = pytest.importorskip("tsocontainer.simulate")
     from astropy.io import fits
 
     from tsocontainer.io import read_segments
 
-    name = f"{mode}-{nint}-{columns}-{seed}-{sorted(options.items())}".replace(" ", "")
-    folder = f"{_SIM_DIR}/{abs(hash(name))}"
-    vis = sim.simulate_visit(mode, nint=nint, out=folder, columns=columns, seed=seed, **options)
-    with fits.open(f"{folder}/truth.fits") as hdul:
-        arrays = {h.name: (np.array(h.data) if h.data is not None else None) for h in hdul[1:]}
-    return read_segments(vis.files, progress=False), vis.truth, arrays
+    key = repr((mode, nint, columns, seed, sorted(options.items())))
+    if key not in _SIM_CACHE:
+        folder = f"{_SIM_DIR}/sim{len(_SIM_CACHE)}"
+        vis = sim.simulate_visit(mode, nint=nint, out=folder, columns=columns, seed=seed, **options)
+        with fits.open(f"{folder}/truth.fits") as hdul:
+            arrays = {h.name: (np.array(h.data) if h.data is not None else None) for h in hdul[1:]}
+        _SIM_CACHE[key] = (read_segments(vis.files, progress=False), vis.truth, arrays)
+    return _SIM_CACHE[key]
 
 
 def fresh(group):

@@ -58,21 +58,22 @@ EXTRACT_METHODS = ("box", "optimal")
 #: header values of the group copied to the spectra's meta
 _HEADER_KEYS = ("INSTRUME", "EXP_TYPE", "DETECTOR", "SUBARRAY", "FILTER", "PUPIL", "GRATING",
                 "TARGNAME", "PWCPOS", "BUNIT", "PROGRAM", "OBSERVTN", "VISIT")
-#: Savitzky-Golay window (columns) of the profile smoothing along dispersion, per mode
+#: window (columns) of the profile smoothing along dispersion (local polynomials), per mode
 PROFILE_WINDOW = {"soss": 11, "nirspec": 15, "nircam": 31, "miri": 15}
 
 
 # ---------------------------------------------------------------- profile
 def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder: int = 2,
-                    max_drift: float = 1.0, exclude=None):
+                    max_drift: float = 1.0, exclude=None, var=None):
     """Normalised spatial profile of one order from the visit-average frame.
 
-    Each column of ``frame`` within ``halfwidth`` of the trace is clipped at
-    zero and divided by its sum; each row of that image is then smoothed
-    along dispersion with a Savitzky-Golay filter (local polynomials of
-    ``polyorder`` over ``window`` columns, Horne's polynomial windows). Where
-    the trace crosses more than ``max_drift`` rows within a window (steep
-    SOSS order-2 end) the unsmoothed profile is kept.
+    The pixels of each column of ``frame`` that touch the window
+    ``[centre - halfwidth, centre + halfwidth]`` are clipped at zero and divided
+    by their sum; each row of that image is then smoothed along dispersion by
+    weighted local polynomials of ``polyorder`` over ``window`` columns
+    (Horne's polynomial fits along dispersion). Where the trace crosses more
+    than ``max_drift`` rows within a window (steep SOSS order-2 end) the
+    unsmoothed profile is kept.
 
     Parameters
     ----------
@@ -90,6 +91,10 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
         Largest trace movement (px) across a window for which smoothing is used.
     exclude : ndarray of bool, shape (ny, nx), optional
         Pixels left out of the profile (another order's aperture).
+    var : ndarray, shape (ny, nx), optional
+        Variance of ``frame``: the local polynomials are weighted by the inverse
+        variance of each normalised profile value (``flux**2 / var``), so faint
+        columns hardly affect their neighbours (default: flux-squared weights).
 
     Returns
     -------
@@ -98,24 +103,49 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
     dprofile : ndarray, shape (ny, nx)
         Derivative along rows (for shifting the profile by small amounts).
     """
-    from scipy.signal import savgol_filter
-
     ny, nx = frame.shape
     rows, w = window_rows(centre, halfwidth, ny)
     cols = np.broadcast_to(np.arange(nx), rows.shape)
     img = np.zeros((ny, nx))
-    np.add.at(img, (rows, cols), w * np.clip(np.nan_to_num(gather(frame, rows)), 0, None))
+    inwin = w > 0  # whole pixels: the optimal weights use each pixel's full profile value
+    img[rows[inwin], cols[inwin]] = np.clip(np.nan_to_num(gather(frame, rows)[inwin]), 0, None)
     if exclude is not None:
         img[exclude] = 0.0
+    flux = img.sum(0)
     img = _normalise(img)
     if window and window > polyorder + 1 and nx > window:
         window = int(window) | 1
-        sm = np.clip(savgol_filter(img, window, polyorder, axis=1, mode="interp"), 0, None)
-        sm *= img > 0
+        # weights: inverse variance of each normalised-profile value, 0 outside the window
+        v = np.ones_like(img) if var is None else np.nan_to_num(np.asarray(var, float), nan=np.inf)
+        wts = np.where(img > 0, flux[None, :] ** 2 / np.where(v > 0, v, np.inf), 0.0)
+        sm = _local_poly(img, wts, window, polyorder)
+        sm = np.clip(np.nan_to_num(sm), 0, None) * (img > 0)
         slope = np.abs(np.gradient(np.nan_to_num(centre)))
         steep = (slope * window > max_drift) | ~np.isfinite(centre)
         img = np.where(steep[None, :], img, _normalise(sm))
     return img, np.gradient(img, axis=0)
+
+
+def _local_poly(y, w, window: int, order: int):
+    """Weighted least-squares polynomial of ``order`` over ``window`` columns, at each column.
+
+    The moments ``sum w t^k`` and ``sum w t^k y`` of the window (``t`` the
+    offset from the centre column) are correlations with ``t^k`` kernels, so
+    every pixel's local fit is one small linear solve, vectorised.
+    """
+    from scipy.ndimage import correlate1d
+
+    half = window // 2
+    t = np.arange(-half, half + 1, dtype=float)
+    mom = [correlate1d(w, t**k, axis=1, mode="constant") for k in range(2 * order + 1)]
+    rhs = np.stack([correlate1d(w * y, t**k, axis=1, mode="constant") for k in range(order + 1)], -1)
+    lhs = np.stack([np.stack([mom[i + j] for j in range(order + 1)], -1) for i in range(order + 1)], -2)
+    det_ok = mom[0] > 0
+    lhs[~det_ok] = np.eye(order + 1)
+    rhs[~det_ok] = 0.0
+    lhs += 1e-12 * np.eye(order + 1) * np.maximum(mom[0], 1e-300)[..., None, None]
+    coef = np.linalg.solve(lhs, rhs[..., None])[..., 0]
+    return np.where(det_ok, coef[..., 0], 0.0)
 
 
 def _normalise(img):
@@ -228,6 +258,7 @@ def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile
     use &= np.isfinite(d) & np.isfinite(v) & np.isfinite(vm) & (vm > 0)
     d, v = np.where(use, d, 0.0), np.where(use, v, 0.0)
     nrej = 0
+    f_start = _robust_flux(d, p, use)
     for it in range(maxiter + 1):
         u = np.where(use, p / np.where(use, vm, 1.0), 0.0)
         norm = (u * p).sum(-2)
@@ -235,8 +266,11 @@ def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile
             f = (u * d).sum(-2) / norm
         if it == maxiter:
             break
+        # the first residuals use a median-based flux, so that one strong outlier does
+        # not drag the model and get good core pixels rejected in its place
+        fm = np.where(np.isfinite(f_start), f_start, f) if it == 0 else f
         with np.errstate(invalid="ignore"):
-            z2 = np.where(use, (d - f[:, None, :] * p) ** 2 / vm, 0.0)
+            z2 = np.where(use, (d - fm[:, None, :] * p) ** 2 / vm, 0.0)
         worst = np.argmax(z2, axis=-2)[:, None, :]
         zmax = np.take_along_axis(z2, worst, axis=-2)[:, 0, :]
         rej = np.nan_to_num(zmax) > nsigma**2
@@ -248,6 +282,17 @@ def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile
         fvar = (u**2 * v).sum(-2) / norm**2
     ok = np.isfinite(centre) & (norm > 0) & np.isfinite(f)
     return np.where(ok, f, np.nan), np.where(ok, fvar, np.nan), ok, nrej
+
+
+def _robust_flux(d, p, use, core: float = 0.3):
+    """Median of ``d / p`` over the core pixels (``p >= core * max p``) of each column."""
+    import warnings
+
+    pmax = np.max(np.where(use, p, 0.0), axis=-2, keepdims=True)
+    sel = use & (p >= core * pmax) & (p > 0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(np.where(sel, d / np.where(sel, p, 1.0), np.nan), axis=-2)
 
 
 # ------------------------------------------------------------ geometry aids
@@ -582,18 +627,20 @@ def extract(group, method: str = "box", width=None, orders=None, *, traces=None,
     t0 = _time.perf_counter()
     check_option(method, EXTRACT_METHODS, "method")
     orders = _orders_of(group, orders)
+    if isinstance(width, str) and width != "optimize":
+        raise ValueError(f"width={width!r}: give a number of pixels or 'optimize'")
+    if width is not None and not isinstance(width, str) and not float(width) > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
     frame, var_ref, traces, ref_c = _geometry(group, orders, traces, reference, progress)
     orders = tuple(ref_c)
     ny, nx = frame.shape
     dflt = mode_defaults(group.mode)
     widths = {o: float(dflt["box_width"] if width in (None, "optimize") else width) for o in orders}
-    if isinstance(width, str) and width != "optimize":
-        raise ValueError(f"width={width!r}: give a number of pixels or 'optimize'")
     excl = (overlap_exclusion(ref_c, widths, ny) if exclude_overlap and len(orders) > 1
             else {o: None for o in orders})
     window = PROFILE_WINDOW.get(getattr(group.mode, "key", None), 15)
-    prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o])
-            for o in orders}
+    prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o],
+                               var=var_ref) for o in orders}
     if width == "optimize":
         for o in orders:
             cands = widths[o] * np.linspace(0.5, 1.5, 11)

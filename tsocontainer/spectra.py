@@ -85,10 +85,12 @@ class Spectra:
         self.wave = {o: np.asarray(v, dtype=float) for o, v in _per_order(wave, "wave", orders).items()}
         self.var = {o: np.asarray(v, dtype=float) for o, v in _per_order(var, "var", orders).items()}
         mask = _per_order(mask, "mask", orders)
-        self.mask = {}
+        self.mask = {o: np.ones(self.flux[o].shape, bool) if mask is None or o not in mask
+                     else np.asarray(mask[o], dtype=bool) for o in orders}
+        self._check_arrays()
         for o in orders:
-            m = np.isfinite(self.flux[o]) & np.isfinite(self.var[o]) & (self.var[o] > 0)
-            self.mask[o] = m if mask is None else np.asarray(mask[o], dtype=bool) & m
+            with np.errstate(invalid="ignore"):
+                self.mask[o] &= np.isfinite(self.flux[o]) & np.isfinite(self.var[o]) & (self.var[o] > 0)
         ints = kwargs.get("int_numbers")
         self.int_numbers = (np.arange(1, self.nint + 1) if ints is None
                             else np.asarray(ints, dtype=np.int64))
@@ -100,7 +102,7 @@ class Spectra:
                         for o, c in cols.items()}
         self._check()
 
-    def _check(self) -> None:
+    def _check_arrays(self) -> None:
         n = self.time.size
         for o in self.orders:
             nw = self.wave.get(o, np.empty(0)).shape
@@ -109,6 +111,11 @@ class Spectra:
                     got = arr[o].shape if o in arr else None
                     raise ValueError(f"order {o}: {name} has shape {got}, expected {(n,) + nw} "
                                      f"(nint={n}, nwave={nw[0] if nw else '?'})")
+
+    def _check(self) -> None:
+        n = self.time.size
+        for o in self.orders:
+            nw = self.wave[o].shape
             for k, v in self.columns.get(o, {}).items():
                 if v.shape != nw:
                     raise ValueError(f"order {o}: column {k!r} has shape {v.shape}, expected {nw}")
@@ -231,10 +238,12 @@ class Spectra:
         meta = {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool))}
         meta["SPORDER"] = o
         meta.update(kwargs.pop("meta", None) or {})
-        return LightCurves.from_spectra(self.time, self.wave[o], self.flux[o], self.var[o],
-                                        bins=bins, mask=self.mask[o], regressors=self.regressors,
-                                        meta=meta, unit=kwargs.pop("unit", self.meta.get("BUNIT") or None),
-                                        **kwargs)
+        unit = kwargs.pop("unit", self.meta.get("BUNIT") or None)
+        # pixels off the order (no wavelength) or never good carry no information
+        keep = np.isfinite(self.wave[o]) & self.mask[o].any(0)
+        return LightCurves.from_spectra(self.time, self.wave[o][keep], self.flux[o][:, keep],
+                                        self.var[o][:, keep], bins=bins, mask=self.mask[o][:, keep],
+                                        regressors=self.regressors, meta=meta, unit=unit, **kwargs)
 
     # ------------------------------------------------------------ plots
     def plot_waterfall(self, order=None, ax=None, **kwargs):

@@ -62,14 +62,17 @@ SMOOTH_METHODS = ("spline", "poly", "none")
 #: per-integration measurements, wide window half-width (px) of the absolute
 #: reference centres (the whole profile), box aperture full width (px), spline
 #: knot spacing along dispersion (px), width (px) of the local-background
-#: bands beyond the wide window on both sides (0: no local background)
+#: bands beyond the wide window on both sides (0: no local background).
+#: Box widths cover the whole profile: SOSS 40 px (the jwst pipeline's SOSS box
+#: width; the double-horned profile with its wings is ~40 px wide), MIRI LRS
+#: 10 px (the PSF reaches ~3 px FWHM at 12 micron), NIRSpec 8 px, NIRCam 10 px.
 MODE_DEFAULTS = {
-    "soss": dict(halfwidth=20.0, ref_halfwidth=20.0, bkg_width=4, box_width=30.0,
+    "soss": dict(halfwidth=20.0, ref_halfwidth=20.0, bkg_width=4, box_width=40.0,
                  knot_spacing=128.0),
     "nirspec": dict(halfwidth=4.0, ref_halfwidth=8.0, bkg_width=4, box_width=8.0, knot_spacing=64.0),
     "nircam": dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0,
                    knot_spacing=128.0),
-    "miri": dict(halfwidth=4.0, ref_halfwidth=10.0, bkg_width=4, box_width=8.0, knot_spacing=48.0),
+    "miri": dict(halfwidth=4.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, knot_spacing=48.0),
 }
 _GENERIC = dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, knot_spacing=64.0)
 _FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -622,12 +625,13 @@ def reference_frames(group, block_size: int | None = None, nsigma: float = 6.0,
         length = max(1, max_integrations // 8)
         starts = np.linspace(0, group.N - length, 8).round().astype(int)
         ranges = [(int(a), int(a) + length) for a in np.unique(starts)]
-    ref = vref = None
+    ref = vref = mean1 = None
     level = np.ones(group.N)
     for clip in (False, True):
         s = np.zeros(_dm_shape(group))
         sv = np.zeros_like(s)
         n = np.zeros_like(s)
+        top = np.full(s.shape, -np.inf)
         tot = np.zeros(group.N)
         for i0, i1, data, v, good in iter_blocks(group, block_size, desc="reference frame",
                                                  progress=progress, ranges=ranges):
@@ -638,18 +642,29 @@ def reference_frames(group, block_size: int | None = None, nsigma: float = 6.0,
                 good = good & (resid <= (nsigma**2) * np.maximum(v, vref[None]))
             else:
                 tot[i0:i1] = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
+                np.maximum(top, np.max(data, axis=0, where=good, initial=-np.inf), out=top)
             s += np.add.reduce(data, axis=0, where=good, dtype=np.float64)
             sv += np.add.reduce(v, axis=0, where=good, dtype=np.float64)
             n += good.sum(0)
+        nmean = n
+        if not clip:
+            # pass 1 leaves out each pixel's largest value: one unflagged cosmic ray
+            # cannot drag the reference that pass 2 clips against
+            many = n > 2
+            s = np.where(many, s - np.where(np.isfinite(top), top, 0.0), s)
+            nmean = np.where(many, n - 1, n)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean, var = s / n, sv / n
+            mean, var = s / nmean, sv / n
         mean[n == 0] = np.nan
         var[n == 0] = np.nan
         if not clip:
+            mean1, var1 = mean, var
             # white-light level of each integration relative to the mean frame
             ok = np.isfinite(tot) & (tot > 0)
             level = np.where(ok, tot / np.mean(tot[ok]) if ok.any() else 1.0, 1.0)
         ref, vref = np.nan_to_num(mean).astype(np.float32), np.nan_to_num(var).astype(np.float32)
+    lost = ~np.isfinite(mean) & np.isfinite(mean1)
+    mean[lost], var[lost] = mean1[lost], var1[lost]
     return mean, var
 
 
@@ -820,8 +835,12 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
     # with a model guess the centre cannot wander far from it (other light in the window)
     tol = max(2.0, 0.25 * hw_ref) if guess is not None else hw_ref
     use = (onchip & np.isfinite(raw) & np.isfinite(wide) & (snr >= min_snr)
-           & (snr_local >= min_snr) & inside
-           & (np.abs(wide - base) < tol) & (True if clean is None else clean))
+           & (snr_local >= min_snr) & inside & (np.abs(wide - base) < tol))
+    if clean is not None:
+        if (use & clean).sum() >= 8:
+            use &= clean
+        elif use.any():
+            log.warning("no column free of other orders: the trace is measured on blended columns")
     weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
     detected = bool(onchip.any() and np.nanmedian(np.where(onchip, snr, np.nan)) >= min_snr
                     and use.sum() >= 8)
