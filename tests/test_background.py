@@ -157,3 +157,51 @@ def test_plot_sky():
         g.plot_sky()
     ax = g.estimate_sky().plot_sky(integration=1)
     assert isinstance(ax, matplotlib.axes.Axes) and "rows" in ax.get_title()
+
+
+# ------------------------------------------- acceptance on simulated visits
+@pytest.mark.slow
+def test_sim_soss_model_background(tmp_path):
+    from test_outliers import SIM_COLUMNS
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    # columns 600-856 straddle the step of the SOSS background (near column 700)
+    vis = simulate_visit("soss", 20, seed=6, out=tmp_path, columns=(600, 856))
+    truth = vis.truth_arrays()
+    g = read_segments(vis.files)
+    assert SIM_COLUMNS != (600, 856)
+    g.flag_dq().flag_time_outliers().flag_hot_cold_pixels()
+    g.estimate_sky(method="model")
+    assert g.aux["sky_params"].shape[1] == 2            # one scale per side of the step
+    sel = (sky_pixels(g) & g.mask.all(axis=0) & (truth["CONTAMINANTS"] < 0.01)
+           & (truth["REFPIX"] == 0))
+    rel = np.abs(g.sky_model(0)[sel] / truth["BACKGROUND"][sel] - 1)
+    # acceptance: within 1 % of the truth in the sky region (measured: 0.35 % and
+    # 0.003 % on the two sides; one scale per visit, so 1/f does not leak in)
+    assert np.quantile(rel, 0.99) < 0.01
+
+
+@pytest.mark.slow
+def test_sim_miri_rows_background(tmp_path):
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    # 1/f off: along MIRI rows it is a per-row offset that the 'rows' sky of each
+    # integration rightly absorbs, but the truth background does not contain it
+    vis = simulate_visit("miri-lrs", 30, seed=2, out=tmp_path, noise={"one_over_f": 0.0})
+    truth = vis.truth_arrays()
+    g = read_segments(vis.files)
+    g.flag_dq().flag_time_outliers().flag_hot_cold_pixels()
+    g.estimate_sky(method="rows")
+    sky = np.median(np.stack([g.sky_model(i) for i in range(g.N)]), axis=0)
+    bkg = truth["BACKGROUND"]
+    sel = sky_pixels(g) & g.mask.all(axis=0) & (truth["REFPIX"] == 0) & (bkg > 0)
+    rel = np.abs(sky[sel] / bkg[sel] - 1)
+    # acceptance: within 1 % in the sky region. Per row and integration the
+    # median of ~45 pixels (0.56 DN/s each) is good to 0.1 DN/s; over 30
+    # integrations 0.02 DN/s: < 1 % (2.5 sigma) wherever the sky exceeds 5 DN/s.
+    # The faint rows at the ends of the prism (< 2 DN/s) are noise-limited.
+    assert np.median(rel) < 0.01
+    bright = bkg[sel] > 5
+    assert np.quantile(rel[bright], 0.99) < 0.01

@@ -119,3 +119,66 @@ def test_plot_one_over_f_psd():
     ax = g.plot_one_over_f_psd()
     assert isinstance(ax, matplotlib.axes.Axes) and len(ax.get_lines()) == 2
     assert ax.get_xlabel().startswith("frequency")
+
+
+# ------------------------------------------- acceptance on simulated visits
+@pytest.fixture(scope="module")
+def soss_pair(tmp_path_factory):
+    """A noisy SOSS visit (default 1/f, CRs, bad pixels) and its noiseless twin."""
+    from test_outliers import SIM_COLUMNS
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    noisy = simulate_visit("soss", 20, seed=4, out=tmp_path_factory.mktemp("noisy"),
+                           columns=SIM_COLUMNS)
+    clean = simulate_visit("soss", 20, seed=4, out=tmp_path_factory.mktemp("clean"),
+                           columns=SIM_COLUMNS, noiseless=True)
+    g = read_segments(noisy.files)
+    g.flag_dq().flag_time_outliers().flag_hot_cold_pixels().estimate_sky(method="model")
+    truth = read_segments(clean.files).sci - noisy.truth_arrays()["BACKGROUND"][None]
+    return g, truth
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,minimum", [("masked-median", 0.9), ("scale-achromatic", 0.9),
+                                            ("solve", 0.9), ("scale-chromatic", 0.9),
+                                            ("median", 0.8)])
+def test_sim_onef_power_drops(soss_pair, method, minimum):
+    g0, truth = soss_pair
+    g = g0.copy()
+    before = onef_power(g, g.data, truth)
+    g.correct_one_over_f(method=method)
+    drop = 1 - onef_power(g, g.data, truth) / before
+    # acceptance: >= 90 % for masked-median and scale-achromatic (measured 97 %
+    # and 92 %: scale-* keep the visit's median 1/f pattern, 1/N of the power;
+    # the unmasked median is limited by the trace in the columns: 86 %)
+    assert drop >= minimum, (method, drop)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["masked-median", "scale-achromatic", "scale-chromatic",
+                                    "solve"])
+def test_sim_onef_trace_flux_unbiased(tmp_path_factory, method):
+    from test_outliers import SIM_COLUMNS
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    key = "onef_bias"
+    cache = test_sim_onef_trace_flux_unbiased.__dict__.setdefault(key, {})
+    if not cache:   # noiseless + 1/f only, and the noiseless twin (simulated once)
+        quiet = dict(poisson=False, read=False, cosmic_rays=0, bad_pixels=False)
+        a = simulate_visit("soss", 20, seed=5, out=tmp_path_factory.mktemp("f1"),
+                           columns=SIM_COLUMNS, noise=quiet)
+        b = simulate_visit("soss", 20, seed=5, out=tmp_path_factory.mktemp("f0"),
+                           columns=SIM_COLUMNS, noiseless=True)
+        cache.update(g=read_segments(a.files), clean=read_segments(b.files).sci,
+                     truth=a.truth_arrays())
+    g, clean, truth = cache["g"].copy(), cache["clean"], cache["truth"]
+    y = np.arange(g.sh[0])[:, None]
+    ap = np.abs(y[None] - truth["TRACE"][0][:, None, :]) <= 15        # box aperture, order 1
+    g.estimate_sky(method="model").correct_one_over_f(method=method)
+    white = (g.data * ap).sum(axis=(1, 2))
+    true_white = ((clean - truth["BACKGROUND"][None]) * ap).sum(axis=(1, 2))
+    # acceptance: the white light is not biased by more than 0.1 % (measured:
+    # < 3e-5 for masked-median and scale-*, 3e-4 for solve)
+    assert np.max(np.abs(white / true_white - 1)) < 1e-3

@@ -138,8 +138,12 @@ class CleaningSteps:
         return self._cache["aux:deep"]
 
     def _static_good(self) -> np.ndarray:
-        """Pixels without ``DO_NOT_USE`` in the static DQ plane and with a finite deep frame."""
-        return ((self.dqs.static & np.uint32(self.dq_mask_bits)) == 0) & np.isfinite(self._deep()[0])
+        """Light-sensitive pixels: no DO_NOT_USE / REFERENCE_PIXEL / NON_SCIENCE in the static
+        DQ plane (MIRI's reference columns are only NON_SCIENCE) and a finite deep frame."""
+        from .flags import dq_bits
+
+        bits = np.uint32(self.dq_mask_bits | dq_bits(["REFERENCE_PIXEL", "NON_SCIENCE"]))
+        return ((self.dqs.static & bits) == 0) & np.isfinite(self._deep()[0])
 
     def _white_light(self, window: int = 1) -> np.ndarray:
         """Normalised white-light curve of the detection data, running-median smoothed."""
@@ -485,7 +489,7 @@ class CleaningSteps:
 
     def estimate_sky(self, method: str | None = None, model=None, region=None, width=None,
                      column_groups: int | None = None, deg: int = 1, bin_size: int = 32,
-                     per_integration: bool = True) -> "CleaningSteps":
+                     per_integration: bool | None = None) -> "CleaningSteps":
         """Fit a sky background model and subtract it in the working data (correction ``sky``).
 
         Sky pixels: good pixels outside the trace band (and inside ``region``).
@@ -510,8 +514,13 @@ class CleaningSteps:
             ``polynomial`` degree.
         bin_size : int
             ``spline`` bin size along dispersion (pixels).
-        per_integration : bool
-            Fit every integration; False: one model (median over time).
+        per_integration : bool, optional
+            True: fit every integration (the fit then also absorbs the mean 1/f
+            offset of the sky pixels); False: one model for the visit (the
+            median over time of the per-integration fits). Default: False for
+            ``model`` (the zodiacal light does not change during a visit, as
+            exoTEDRF scales its model once), True for the others (ExoTiC-MIRI's
+            row-wise sky per integration).
 
         Returns
         -------
@@ -526,6 +535,8 @@ class CleaningSteps:
         key = self.mode.key if self.mode is not None else ""
         method = check_option(method or DEFAULT_SKY.get(key, "polynomial"), SKY_METHODS,
                               "sky method")
+        if per_integration is None:
+            per_integration = method != "model"
         disp, _ = self._axes()
         stop = self._register_correction("sky")
         frame = groups = None
@@ -539,7 +550,7 @@ class CleaningSteps:
             if frame.shape != tuple(self.sh):
                 raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
             groups = step_groups(frame, column_groups)
-        sky = ~self._trace_band(width) & _region_mask(region, self.sh)
+        sky = ~self._trace_band(width) & _region_mask(region, self.sh) & self._static_good()
         mask = self.mask
         params, pvars = [], []
 
@@ -624,6 +635,7 @@ class CleaningSteps:
         disp, onef = self._axes()
         stop = self._register_correction("onef")
         band = self._trace_band(width)
+        static = self._static_good()   # no reference / non-science pixels
         window = max(5, self.N // 50) if window is None else int(window)
         deep = scale = None
         source = _WorkingSource(self, stop)
@@ -638,7 +650,8 @@ class CleaningSteps:
         def work(a, b):
             data = source[a:b]
             s = None if scale is None else scale[a:b]
-            return onef_offsets(method, data, self.var[a:b], mask[a:b], band, onef, deep, s, disp)
+            return onef_offsets(method, data, self.var[a:b], mask[a:b] & static, band, onef, deep,
+                                s, disp)
 
         res = run_blocks(work, block_ranges(self.N, self._block_ints()), "1/f")
         off = np.concatenate([r[0] for r in res])
