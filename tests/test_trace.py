@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from tsocontainer import stability as S
 from tsocontainer import trace as T
 from tsocontainer.group import TSOGroup
 from tsocontainer.modes import Mode, get_mode
@@ -282,7 +283,7 @@ def test_measure_shifts_x_and_y():
     lines = 1 - 0.4 * np.exp(-0.5 * ((x[None] - dx[:, None] - np.arange(20, 300, 37)[:, None, None])
                                      / 2.0) ** 2).sum(0)
     g.sci[:] = (truth["model"] * lines[:, None, :]).astype(np.float32)
-    res = T.measure_shifts(g, progress=False)
+    res = S.measure_shifts(g, progress=False)
     # noiseless: the Gauss-Newton CCF peak is exact to second order in the shift
     assert np.std(res["shift_x"] - (dx - np.median(dx))) < 0.01
     assert np.std(res["shift_y"] - (truth["dy"] - np.median(truth["dy"]))) < 0.002
@@ -291,14 +292,14 @@ def test_measure_shifts_x_and_y():
 
 def test_stability_pca_finds_the_jitter():
     g, truth = synthetic_visit(n=40, seed=9, jitter=0.1, amp=5000.0)
-    res = T.stability_pca(g, n_components=3, progress=False)
+    res = S.stability_pca(g, n_components=3, progress=False)
     assert res["components"].shape == (40, 3)
     np.testing.assert_allclose(res["components"].std(0), 1.0)
     # the leading component is the y jitter (|r| close to 1), far above noise
     assert abs(np.corrcoef(res["components"][:, 0], truth["dy"])[0, 1]) > 0.95
     assert res["explained"][0] > 0.5
     with pytest.raises(ValueError, match="n_components"):
-        T.stability_pca(g, n_components=40)
+        S.stability_pca(g, n_components=40)
 
 
 # ----------------------------------------------------------- group steps

@@ -57,7 +57,7 @@ class ExtractionSteps:
 
     def _reference(self, progress=None):
         """Visit-average frame and variance (cached until the data or mask change)."""
-        from .trace import reference_frames
+        from ._blocks import reference_frames
 
         key = (id(self.mask), tuple(self.corrections),
                tuple(h["step"] for h in self.history if h["step"] not in _OWN_STEPS))
@@ -171,7 +171,7 @@ class ExtractionSteps:
             ``self``, with ``aux`` ``shift_x``, ``shift_y``, ``fwhm`` (also in
             :attr:`regressors`).
         """
-        from .trace import measure_shifts
+        from .stability import measure_shifts
 
         res = measure_shifts(self, order, method, halfwidth, block_size=block_size,
                              reference=self._reference(progress), progress=progress)
@@ -204,7 +204,8 @@ class ExtractionSteps:
             ``self``, with ``aux`` ``pca_components`` (regressors ``pca1``...),
             ``pca_explained`` and ``pca_eigenimages``.
         """
-        from .trace import _disp_axis, dispersion_major, stability_pca
+        from ._blocks import _disp_axis, dispersion_major
+        from .stability import stability_pca
 
         res = stability_pca(self, n_components, orders, halfwidth, block_size=block_size,
                             reference=self._reference(progress), progress=progress)

@@ -35,8 +35,9 @@ import time as _time
 
 import numpy as np
 
-from .trace import (check_option, dispersion_major, gather, iter_blocks, mode_defaults,
-                    window_rows, _disp_axis, _x_offset)
+from ._blocks import (_disp_axis, _x_offset, check_option, dispersion_major, gather,
+                      iter_blocks, window_rows)
+from .trace import mode_defaults
 
 __all__ = [
     "EXTRACT_METHODS",
@@ -551,7 +552,8 @@ def wavelength_offset(wave, flux, template_wave, template_flux, max_shift: float
 
 # ------------------------------------------------------------------ driver
 def _geometry(group, orders, traces, reference, progress):
-    from .trace import reference_frames, trace_references
+    from ._blocks import reference_frames
+    from .trace import trace_references
 
     frame, var = reference if reference is not None else reference_frames(group, progress=progress)
     if traces is None:
@@ -633,21 +635,9 @@ def extract(group, method: str = "box", width=None, orders=None, *, traces=None,
         raise ValueError(f"width must be positive, got {width!r}")
     frame, var_ref, traces, ref_c = _geometry(group, orders, traces, reference, progress)
     orders = tuple(ref_c)
-    ny, nx = frame.shape
-    dflt = mode_defaults(group.mode)
-    widths = {o: float(dflt["box_width"] if width in (None, "optimize") else width) for o in orders}
-    excl = (overlap_exclusion(ref_c, widths, ny) if exclude_overlap and len(orders) > 1
-            else {o: None for o in orders})
-    window = PROFILE_WINDOW.get(getattr(group.mode, "key", None), 15)
-    prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o],
-                               var=var_ref) for o in orders}
-    if width == "optimize":
-        for o in orders:
-            cands = widths[o] * np.linspace(0.5, 1.5, 11)
-            widths[o], scat = optimize_width(group, traces[o], cands, prof[o][0], oot, excl[o],
-                                             block_size, progress)
-            log.info("order %d: optimal box width %.1f px (scatter %.0f-%.0f ppm)", o, widths[o],
-                     np.nanmin(scat), np.nanmax(scat))
+    widths, excl, prof = _apertures(group, frame, var_ref, traces, ref_c, width, exclude_overlap,
+                                    oot, block_size, progress)
+    nx = frame.shape[1]
     flux = {o: np.full((group.N, nx), np.nan) for o in orders}
     fvar = {o: np.full((group.N, nx), np.nan) for o in orders}
     good = {o: np.zeros((group.N, nx), bool) for o in orders}
@@ -670,17 +660,44 @@ def extract(group, method: str = "box", width=None, orders=None, *, traces=None,
         s, _ = wavelength_offset(order_wavelength(group, o, ref_c[o], shift), med, *template)
         shift += s
         log.info("wavelength offset from the template CCF: %.3f px", s)
-    wave = {o: order_wavelength(group, o, ref_c[o], shift) for o in orders}
     contam = (order_contamination(frame, ref_c, widths, excl) if len(orders) > 1 and exclude_overlap
               else {o: np.zeros(nx) for o in orders})
     meta = {k: group.meta[k] for k in _HEADER_KEYS if group.meta.get(k) not in (None, "")}
     meta.update({"EXTRMETH": method, "WAVESHFT": shift, "DISPAXIS": 1 if _disp_axis(group) == 1 else 2,
                  "MODE": group.mode.name if group.mode is not None else "",
                  **{f"WIDTH{o}": widths[o] for o in orders}})
-    columns = {o: {"trace": ref_c[o], "contamination": contam[o]} for o in orders}
-    spec = Spectra(group.time_bjd, wave, flux, fvar, good, int_numbers=group.int_numbers,
-                   regressors=regressors, meta=meta, columns=columns)
+    spec = Spectra(group.time_bjd, {o: order_wavelength(group, o, ref_c[o], shift) for o in orders},
+                   flux, fvar, good, int_numbers=group.int_numbers, regressors=regressors, meta=meta,
+                   columns={o: {"trace": ref_c[o], "contamination": contam[o]} for o in orders})
     log.info("extract: %s, orders %s, widths %s px, %d integrations, %d pixels rejected, %.1f s",
              method, list(orders), [round(widths[o], 2) for o in orders], group.N, nrej,
              _time.perf_counter() - t0)
     return spec
+
+
+def _apertures(group, frame, var_ref, traces, ref_c, width, exclude_overlap, oot, block_size,
+               progress):
+    """Width, excluded pixels and spatial profile of every order."""
+    orders = tuple(ref_c)
+    ny = frame.shape[0]
+    dflt = mode_defaults(group.mode)
+    widths = {o: float(dflt["box_width"] if width in (None, "optimize") else width) for o in orders}
+    window = PROFILE_WINDOW.get(getattr(group.mode, "key", None), 15)
+
+    def build():
+        excl = (overlap_exclusion(ref_c, widths, ny) if exclude_overlap and len(orders) > 1
+                else {o: None for o in orders})
+        prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o],
+                                   var=var_ref) for o in orders}
+        return excl, prof
+
+    excl, prof = build()
+    if width == "optimize":
+        for o in orders:
+            cands = widths[o] * np.linspace(0.5, 1.5, 11)
+            widths[o], scat = optimize_width(group, traces[o], cands, prof[o][0], oot, excl[o],
+                                             block_size, progress)
+            log.info("order %d: optimal box width %.1f px (scatter %.0f-%.0f ppm)", o, widths[o],
+                     np.nanmin(scat), np.nanmax(scat))
+        excl, prof = build()
+    return widths, excl, prof

@@ -485,7 +485,7 @@ def plot_profile(group, column, order=None, integration=None, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    from .trace import _disp_axis, dispersion_major
+    from ._blocks import _disp_axis, dispersion_major
 
     ax = get_ax(ax)
     axis = _disp_axis(group)

@@ -1,12 +1,11 @@
-"""Trace centres, widths and stability of spectral orders (pure functions).
+"""Trace centres and widths of spectral orders, per column and integration.
 
-Orientation: everything here works in the *dispersion-major* view of a frame,
-where the last axis runs along the dispersion ("columns", ``x``) and the axis
-before it across the dispersion ("rows", ``y``). Modes that disperse along
-rows (MIRI LRS, ``dispersion_axis == 0``) are transposed once, by
-:func:`dispersion_major`; a trace is then the column centre as a function of
-row. Traces are arrays ``(N, n_disp)`` of cross-dispersion centres, NaN where
-an order is off the detector.
+Everything here works in the *dispersion-major* view (see
+:mod:`tsocontainer._blocks`): the last axis runs along the dispersion
+("columns", ``x``), the one before it across ("rows", ``y``); for MIRI LRS a
+trace is the column centre as a function of row. Traces are arrays
+``(N, n_disp)`` of cross-dispersion centres, NaN where an order is off the
+detector.
 
 Methods (per column, vectorised over columns and integrations):
 
@@ -14,14 +13,17 @@ Methods (per column, vectorised over columns and integrations):
   re-centred on its own result until it converges (a symmetric profile's
   centre is the fixed point, whatever the window truncates);
 * ``edgetrigger``: the midpoint of the rising and falling edges of the
-  profile (extrema of its derivative), robust to SOSS's double-peaked profile;
+  profile (derivative lobes), robust to SOSS's double-peaked profile;
 * ``gaussian``: a Gaussian plus constant fitted to every column at once
-  (batched Gauss-Newton).
+  (batched Levenberg-Marquardt).
 
-The reference (visit-average) trace is smoothed along dispersion with a robust
-spline or polynomial. Per-integration traces are the reference trace plus a
-low-order polynomial fitted to the *differences* between each integration's
-raw centres and the reference's raw centres, so method biases cancel.
+The reference (visit-average) trace is the mode's model trace plus a smooth
+offset: the wide-window centres minus the model, smoothed along dispersion
+(spline or polynomial) where the order is isolated and extrapolated flat into
+columns shared with another order (SOSS). Per-integration traces are the
+reference plus a low-order polynomial fitted to the *differences* between
+each integration's column centres and the reference's, so method biases
+cancel. Shifts and PCA are in :mod:`tsocontainer.stability`.
 """
 from __future__ import annotations
 
@@ -31,26 +33,30 @@ import time as _time
 
 import numpy as np
 
+from ._blocks import (_disp_axis, _x_offset, check_option, dispersion_major, gather,
+                      iter_blocks, reference_frames, window_rows)
+
 __all__ = [
     "MODE_DEFAULTS",
-    "check_option",
-    "dispersion_major",
+    "TRACE_METHODS",
+    "SMOOTH_METHODS",
     "mode_defaults",
-    "window_rows",
-    "gather",
     "column_centres",
     "local_background",
     "walk_trace",
     "smooth_trace",
     "guess_trace",
-    "iter_blocks",
-    "reference_frames",
     "trace_reference",
+    "trace_references",
     "fit_traces",
     "fit_single_trace",
-    "measure_shifts",
-    "stability_pca",
-    "TRACE_METHODS",
+    # re-exported from _blocks
+    "check_option",
+    "dispersion_major",
+    "window_rows",
+    "gather",
+    "iter_blocks",
+    "reference_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,122 +85,10 @@ _FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 # ------------------------------------------------------------------ helpers
-def check_option(value, allowed, name: str) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise listing them.
-
-    Parameters
-    ----------
-    value : str
-        The option given.
-    allowed : sequence of str
-        Allowed values.
-    name : str
-        Name of the option (for the message).
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ValueError
-        Naming the allowed values.
-    """
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
-    return value
-
-
-def dispersion_major(array, dispersion_axis: int):
-    """View of ``array`` (``(..., ny, nx)``) with the dispersion along the last axis.
-
-    Parameters
-    ----------
-    array : ndarray
-        Frame or cube in detector orientation.
-    dispersion_axis : int
-        Frame axis along which wavelength changes (1: columns, 0: rows).
-
-    Returns
-    -------
-    ndarray
-        ``array`` itself or its last two axes swapped (a view, no copy).
-    """
-    if dispersion_axis not in (0, 1):
-        raise ValueError(f"dispersion_axis must be 0 or 1, got {dispersion_axis!r}")
-    return array if dispersion_axis == 1 else np.swapaxes(array, -1, -2)
-
-
 def mode_defaults(mode) -> dict:
     """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``."""
     key = getattr(mode, "key", None)
     return dict(MODE_DEFAULTS.get(key, _GENERIC))
-
-
-def window_rows(centre, halfwidth, ny: int):
-    """Rows and fractional weights of the window ``[centre - hw, centre + hw]``.
-
-    Pixel ``r`` spans ``[r - 0.5, r + 0.5]``; its weight is the length of its
-    overlap with the window (1 inside, fractional at the edges, 0 outside or
-    off the detector, or where ``centre`` is not finite).
-
-    Parameters
-    ----------
-    centre : array_like, shape (..., nx)
-        Window centres (row coordinate) per column.
-    halfwidth : float or array_like broadcastable to ``centre``
-        Window half-width (px).
-    ny : int
-        Number of rows of the frame.
-
-    Returns
-    -------
-    rows : ndarray of intp, shape (..., K, nx)
-        Row indices (clipped into the frame).
-    weights : ndarray of float, shape (..., K, nx)
-    """
-    centre = np.asarray(centre, dtype=float)
-    hw = np.broadcast_to(np.asarray(halfwidth, dtype=float), centre.shape)
-    ok = np.isfinite(centre) & np.isfinite(hw)
-    c = np.where(ok, centre, -1e6)
-    k = int(np.ceil(2 * np.nanmax(hw, initial=0.0))) + 2
-    lo, hi = (c - hw)[..., None, :], (c + hw)[..., None, :]
-    first = np.floor(lo + 0.5)
-    offs = np.arange(k, dtype=float)[:, None]
-    rowf = first + offs
-    w = np.minimum(rowf + 0.5, hi)
-    w -= np.maximum(rowf - 0.5, lo)
-    np.clip(w, 0.0, 1.0, out=w)
-    w *= (rowf >= 0) & (rowf <= ny - 1)
-    rows = first.astype(np.intp) + np.arange(k, dtype=np.intp)[:, None]
-    np.clip(rows, 0, ny - 1, out=rows)
-    return rows, w
-
-
-def gather(frames, rows):
-    """Values of ``frames`` (``(..., ny, nx)``) at ``rows`` (``(..., K, nx)``).
-
-    Leading axes broadcast (a 2D frame can be gathered at per-integration
-    rows). C-contiguous inputs use one flat ``take`` (much faster than
-    ``take_along_axis``).
-    """
-    frames = np.asarray(frames)
-    ny, nx = frames.shape[-2:]
-    if frames.flags.c_contiguous and frames.ndim <= 3 and rows.ndim <= 3:
-        flat = rows * nx + np.arange(nx)
-        if frames.ndim == 3:
-            nb = frames.shape[0]
-            if rows.ndim == 2:
-                flat = np.broadcast_to(flat, (nb,) + flat.shape)
-            elif rows.shape[0] != nb:
-                raise ValueError(f"cannot gather {rows.shape} rows from {frames.shape} frames")
-            flat = flat + (np.arange(nb) * (ny * nx)).reshape(nb, 1, 1)
-        return np.take(frames.ravel(), flat)
-    if rows.ndim < frames.ndim:
-        rows = rows.reshape((1,) * (frames.ndim - rows.ndim) + rows.shape)
-    elif frames.ndim < rows.ndim:
-        frames = frames.reshape((1,) * (rows.ndim - frames.ndim) + frames.shape)
-    return np.take_along_axis(frames, rows, axis=-2)
 
 
 # -------------------------------------------------------- column centres
@@ -502,203 +396,6 @@ def _fit_curve(x, y, w, method, knot_spacing, deg):
     return lambda xe: spl(np.asarray(xe, float), extrapolate=True)
 
 
-# ------------------------------------------------------------ group level
-def _progress(total, desc, progress):
-    import sys
-
-    from tqdm.auto import tqdm
-
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    return tqdm(total=total, desc=desc, unit="int", disable=not show, leave=False)
-
-
-def default_block_size(shape, megabytes: float = 64.0) -> int:
-    """Integrations per block so that one float32 block is about ``megabytes``."""
-    return int(max(1, min(shape[0], megabytes * 2**20 // (4 * shape[1] * shape[2]))))
-
-
-def iter_blocks(group, block_size: int | None = None, fill=None, desc: str = "",
-                progress: bool | None = None, finite: bool = True, ranges=None):
-    """Working data of ``group`` by blocks of integrations, dispersion-major.
-
-    Parameters
-    ----------
-    group : TSOGroup
-        The visit.
-    block_size : int, optional
-        Integrations per block (default: about 64 MB of float32 per block).
-    fill : ndarray, shape (ny, nx) dispersion-major, optional
-        Reference frame; bad pixels are replaced by it times the
-        integration's white-light scale (in a copy).
-    desc : str
-        Progress-bar label.
-    progress : bool, optional
-        Show a tqdm bar (default: when stderr is a terminal).
-    finite : bool
-        Also mark non-finite data or variance as bad (else only ``group.mask``).
-    ranges : sequence of (int, int), optional
-        Integration ranges to visit (default: all, in blocks of ``block_size``).
-
-    Yields
-    ------
-    i0, i1 : int
-        Integration range.
-    data, var : ndarray, shape (i1 - i0, ny', nx')
-        Working data and variance (dispersion-major). Without corrections and
-        without ``fill`` these are read-only views of ``group.sci``/``group.var``.
-    good : ndarray of bool, same shape
-        Usable pixels.
-    """
-    axis = _disp_axis(group)
-    bs = block_size or default_block_size(group.shape)
-    mask = group.mask
-    if ranges is None:
-        ranges = [(0, group.N)]
-    blocks = [(a, min(b, a + bs)) for r0, r1 in ranges for a in range(r0, r1, bs)
-              for b in (r1,)]
-    with _progress(sum(b - a for a, b in blocks), desc, progress) as bar:
-        for i0, i1 in blocks:
-            if group.corrections:
-                data, var = group.working_block(i0, i1)
-            else:
-                data, var = group.sci[i0:i1], group.var[i0:i1]
-                if fill is not None:
-                    data = data.copy()
-            data, var = dispersion_major(data, axis), dispersion_major(var, axis)
-            good = dispersion_major(mask[i0:i1], axis)
-            if fill is not None:
-                good = good & np.isfinite(data)
-                _fill_bad(data, good, fill)
-            elif finite:
-                good = good & np.isfinite(data) & np.isfinite(var)
-            yield i0, i1, data, var, good
-            bar.update(i1 - i0)
-
-
-def _fill_bad(data, good, fill) -> None:
-    """Replace ``data[~good]`` by ``fill`` times each frame's white-light scale (in place)."""
-    ref = np.nan_to_num(fill).astype(data.dtype)
-    tot = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
-    rtot = np.add.reduce(np.broadcast_to(ref, data.shape), axis=(1, 2), where=good, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scale = np.where(rtot != 0, tot / rtot, 1.0)
-    scale = np.where(np.isfinite(scale), scale, 1.0)
-    idx = np.nonzero(~good)
-    data[idx] = ref[idx[1], idx[2]] * scale[idx[0]].astype(data.dtype)
-
-
-def _disp_axis(group) -> int:
-    return group.mode.spec.dispersion_axis if group.mode is not None else 1
-
-
-def reference_frames(group, block_size: int | None = None, nsigma: float = 6.0,
-                     max_integrations: int = 128, progress: bool | None = None):
-    """Visit-average frame and variance frame, dispersion-major, in two passes.
-
-    Pass 1 takes the masked mean of the working data and of the variance;
-    pass 2 repeats it without pixels deviating by more than ``nsigma`` from
-    the mean scaled by the integration's white-light level (cosmic rays not
-    flagged yet). Long visits use ``max_integrations`` of them, in 8
-    contiguous chunks spread over the visit. The variance frame is noise-free
-    enough to be used as weights.
-
-    Parameters
-    ----------
-    group : TSOGroup
-        The visit.
-    block_size : int, optional
-        Integrations per block.
-    nsigma : float
-        Clipping threshold of pass 2.
-    max_integrations : int
-        Largest number of integrations averaged.
-    progress : bool, optional
-        Show progress bars.
-
-    Returns
-    -------
-    frame, var : ndarray of float64, shape (ny', nx')
-        NaN where a pixel is never good.
-    """
-    ranges = None
-    if group.N > max_integrations:
-        length = max(1, max_integrations // 8)
-        starts = np.linspace(0, group.N - length, 8).round().astype(int)
-        ranges = [(int(a), int(a) + length) for a in np.unique(starts)]
-    ref = vref = mean1 = None
-    level = np.ones(group.N)
-    for clip in (False, True):
-        s = np.zeros(_dm_shape(group))
-        sv = np.zeros_like(s)
-        n = np.zeros_like(s)
-        top = np.full(s.shape, -np.inf)
-        tot = np.zeros(group.N)
-        for i0, i1, data, v, good in iter_blocks(group, block_size, desc="reference frame",
-                                                 progress=progress, ranges=ranges):
-            if clip:
-                scale = level[i0:i1].astype(np.float32)[:, None, None]
-                resid = data - ref[None] * scale
-                np.square(resid, out=resid)
-                good = good & (resid <= (nsigma**2) * np.maximum(v, vref[None]))
-            else:
-                tot[i0:i1] = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
-                np.maximum(top, np.max(data, axis=0, where=good, initial=-np.inf), out=top)
-            s += np.add.reduce(data, axis=0, where=good, dtype=np.float64)
-            sv += np.add.reduce(v, axis=0, where=good, dtype=np.float64)
-            n += good.sum(0)
-        nmean = n
-        if not clip:
-            # pass 1 leaves out each pixel's largest value: one unflagged cosmic ray
-            # cannot drag the reference that pass 2 clips against
-            many = n > 2
-            s = np.where(many, s - np.where(np.isfinite(top), top, 0.0), s)
-            nmean = np.where(many, n - 1, n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean, var = s / nmean, sv / n
-        mean[n == 0] = np.nan
-        var[n == 0] = np.nan
-        if not clip:
-            mean1, var1 = mean, var
-            # white-light level of each integration relative to the mean frame
-            ok = np.isfinite(tot) & (tot > 0)
-            level = np.where(ok, tot / np.mean(tot[ok]) if ok.any() else 1.0, 1.0)
-        ref, vref = np.nan_to_num(mean).astype(np.float32), np.nan_to_num(var).astype(np.float32)
-    lost = ~np.isfinite(mean) & np.isfinite(mean1)
-    mean[lost], var[lost] = mean1[lost], var1[lost]
-    return mean, var
-
-
-def _dm_shape(group):
-    ny, nx = group.sh
-    return (ny, nx) if _disp_axis(group) == 1 else (nx, ny)
-
-
-#: nominal first pixel (SUBSTRT) along the dispersion of each mode's subarrays
-_NOMINAL_START = {"miri": 529}
-
-
-def _x_offset(group) -> int:
-    """Mode coordinate of dispersion pixel 0 (non-zero for cropped subarrays).
-
-    From ``SUBSTRT1`` (``SUBSTRT2`` when the dispersion runs along rows)
-    minus the subarray's nominal start; looked up in ``meta`` and, when the
-    reader did not keep it, in the first input file's primary header.
-    """
-    key = "SUBSTRT1" if _disp_axis(group) == 1 else "SUBSTRT2"
-    start = group.meta.get(key)
-    if start is None and group.files:
-        try:
-            from astropy.io import fits
-
-            start = fits.getheader(group.files[0]).get(key)
-        except OSError:
-            start = None
-    if start is None:
-        return 0
-    nominal = _NOMINAL_START.get(getattr(group.mode, "key", None), 1)
-    return int(start) - nominal
-
-
 def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
     """Nominal trace of ``order`` from the mode's shipped model, or None.
 
@@ -757,7 +454,7 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
     flux-weighted centroid is found), its difference from the guess is
     smoothed along dispersion, and the smooth difference is added back to the
     guess. Columns that are not ``clean`` (another order within reach) do not
-    constrain the smoothing; the difference is extrapolated linearly into them.
+    constrain the smoothing; the difference is extrapolated flat into them.
     The narrow-window centres (``halfwidth``) are kept as the baseline of the
     per-integration differential measurements.
 
@@ -800,10 +497,42 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
     frame = np.asarray(frame, float)
     ny, nx = frame.shape
     x = np.arange(nx, dtype=float)
-    img = np.nan_to_num(frame)
     hw_ref = float(ref_halfwidth or 2 * halfwidth)
+    img, base, onchip, offset = _start(frame, guess, halfwidth, hw_ref, search, bkg_width)
+    wide, _, _ = column_centres(img, base, method, hw_ref, niter=30)
+    start = np.where(np.isfinite(wide), wide, base)
+    if hw_ref == halfwidth:
+        raw = wide
+        _, sig, flux = column_centres(img, start, method, halfwidth, niter=1)
+    else:
+        raw, sig, flux = column_centres(img, start, method, halfwidth, niter=30)
+    snr = _window_snr(flux, var, raw, halfwidth)
+    # with a model guess the centre cannot wander far from it (other light in the window)
+    tol = max(2.0, 0.25 * hw_ref) if guess is not None else hw_ref
+    use = _usable(snr, min_snr, knot_spacing, onchip & np.isfinite(raw) & np.isfinite(wide)
+                  & (base - hw_ref >= -0.5) & (base + hw_ref <= ny - 0.5)
+                  & (np.abs(wide - base) < tol), clean)
+    weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
+    detected = bool(onchip.any() and np.nanmedian(np.where(onchip, snr, np.nan)) >= min_snr
+                    and use.sum() >= 8)
+    centre = fwhm = np.full(nx, np.nan)
+    if detected:
+        centre = base + _smooth_extrapolate(x, wide - base, weight, smooth, knot_spacing, deg)
+        fwhm = _FWHM * _smooth_extrapolate(x, sig, weight, "poly", knot_spacing, 2)
+        off = ~onchip | (centre < -0.5) | (centre > ny - 0.5)
+        centre[off] = np.nan
+        fwhm[off] = np.nan
+    return dict(centre=centre, fwhm=fwhm, raw=raw, sigma=sig, weight=weight, snr=snr,
+                offset=offset, detected=detected, bkg_width=int(bkg_width), bkg_halfwidth=hw_ref)
+
+
+def _start(frame, guess, halfwidth, hw_ref, search, bkg_width):
+    """Starting trace (guess + global offset, or a walk) and the frame to centre on."""
+    ny, nx = frame.shape
+    img = np.nan_to_num(frame)
     offset = 0.0
     if guess is None:
+        x = np.arange(nx, dtype=float)
         base = smooth_trace(x, walk_trace(img, halfwidth=halfwidth), method="poly", deg=3)
         onchip = np.ones(nx, bool)
     else:
@@ -814,46 +543,31 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
         base = base + offset
     if bkg_width:
         img = img - local_background(img, base, hw_ref, bkg_width)[None, :]
-    wide, _, _ = column_centres(img, base, method, hw_ref, niter=30)
-    if hw_ref == halfwidth:
-        raw = wide
-        _, sig, flux = column_centres(img, np.where(np.isfinite(wide), wide, base), method,
-                                      halfwidth, niter=1)
-    else:
-        raw, sig, flux = column_centres(img, np.where(np.isfinite(wide), wide, base), method,
-                                        halfwidth, niter=30)
-    rows, w = window_rows(raw, halfwidth, ny)
+    return img, base, onchip, offset
+
+
+def _window_snr(flux, var, centre, halfwidth):
+    """S/N of the flux in the window around ``centre`` given the variance frame."""
+    rows, w = window_rows(centre, halfwidth, var.shape[0])
     vv = np.nan_to_num(var, nan=0.0, posinf=0.0)
     noise = np.sqrt((w**2 * gather(vv, rows)).sum(-2))
     with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.where(noise > 0, flux / noise, 0.0)
-    inside = (base - hw_ref >= -0.5) & (base + hw_ref <= ny - 0.5)
+        return np.where(noise > 0, flux / noise, 0.0)
+
+
+def _usable(snr, min_snr, knot_spacing, ok, clean):
+    """Columns that constrain the reference trace."""
     from scipy.ndimage import median_filter
 
     # local S/N: isolated noise spikes in a signal-free region do not count
     snr_local = median_filter(snr, size=max(3, int(knot_spacing // 2) | 1), mode="nearest")
-    # with a model guess the centre cannot wander far from it (other light in the window)
-    tol = max(2.0, 0.25 * hw_ref) if guess is not None else hw_ref
-    use = (onchip & np.isfinite(raw) & np.isfinite(wide) & (snr >= min_snr)
-           & (snr_local >= min_snr) & inside & (np.abs(wide - base) < tol))
+    use = ok & (snr >= min_snr) & (snr_local >= min_snr)
     if clean is not None:
         if (use & clean).sum() >= 8:
             use &= clean
         elif use.any():
             log.warning("no column free of other orders: the trace is measured on blended columns")
-    weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
-    detected = bool(onchip.any() and np.nanmedian(np.where(onchip, snr, np.nan)) >= min_snr
-                    and use.sum() >= 8)
-    if detected:
-        centre = base + _smooth_extrapolate(x, wide - base, weight, smooth, knot_spacing, deg)
-        fwhm = _FWHM * _smooth_extrapolate(x, sig, weight, "poly", knot_spacing, 2)
-        off = ~onchip | (centre < -0.5) | (centre > ny - 0.5)
-        centre[off] = np.nan
-        fwhm[off] = np.nan
-    else:
-        centre = fwhm = np.full(nx, np.nan)
-    return dict(centre=centre, fwhm=fwhm, raw=raw, sigma=sig, weight=weight, snr=snr,
-                offset=offset, detected=detected, bkg_width=int(bkg_width), bkg_halfwidth=hw_ref)
+    return use
 
 
 def _smooth_extrapolate(x, y, weight, method, knot_spacing, deg, extrapolate="constant"):
@@ -1118,182 +832,3 @@ def fit_single_trace(group, order: int = 1, integration: int = 0, method: str = 
                           smooth, float(knot_spacing or mode_defaults(group.mode)["knot_spacing"]),
                           deg, search=0.0, min_snr=0.0)
     return one["centre"], one["fwhm"]
-
-
-# ---------------------------------------------------------------- stability
-def _spectral_shift(spec, wts, ref, niter: int = 4):
-    """Shift dx (px) and scale s per row with spec ~ s * ref(x - dx) (Gauss-Newton).
-
-    This is the peak of the cross-correlation with the reference spectrum,
-    found to sub-pixel precision by linearising ``ref`` around the shift.
-    """
-    d1 = np.gradient(ref)
-    d2 = np.gradient(d1)
-    dx = np.zeros(spec.shape[0])
-    s = np.ones(spec.shape[0])
-    for _ in range(niter):
-        model = ref[None] - dx[:, None] * d1[None] + 0.5 * dx[:, None] ** 2 * d2[None]
-        dmod = -d1[None] + dx[:, None] * d2[None]
-        # linear in (s, s*delta): spec ~ s*model + (s*delta)*dmod
-        a11 = (wts * model * model).sum(1)
-        a12 = (wts * model * dmod).sum(1)
-        a22 = (wts * dmod * dmod).sum(1)
-        b1 = (wts * model * spec).sum(1)
-        b2 = (wts * dmod * spec).sum(1)
-        det = a11 * a22 - a12**2
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s_new = (a22 * b1 - a12 * b2) / det
-            delta = (a11 * b2 - a12 * b1) / det / s_new
-        ok = np.isfinite(delta) & np.isfinite(s_new)
-        dx = np.where(ok, dx + np.clip(delta, -1, 1), dx)
-        s = np.where(ok, s_new, s)
-    return dx, s
-
-
-def measure_shifts(group, order=None, method: str = "centroid", halfwidth=None, refs=None,
-                   block_size=None, reference=None, progress=None):
-    """Per-integration x shift, y shift and trace width of one order.
-
-    * y shift: flux-weighted mean over columns of the difference between the
-      integration's and the reference's column centres (re-centred windows,
-      so the difference is the profile's displacement);
-    * width: the reference FWHM (median over columns) times the mean ratio of
-      the integration's to the reference's column widths;
-    * x shift: the shift of the integration's box spectrum against the
-      reference spectrum that maximises their cross-correlation (Gauss-Newton
-      on the reference's derivative, sub-pixel).
-
-    Parameters
-    ----------
-    group : TSOGroup
-        The visit.
-    order : int, optional
-        Order to measure (default: the mode's first).
-    method : {'centroid', 'edgetrigger', 'gaussian'}
-        Centring method for the y shift and width.
-    halfwidth : float, optional
-        Window half-width (default per mode).
-    refs : dict, optional
-        Reference traces from :func:`trace_references`.
-    block_size : int, optional
-        Integrations per block.
-    reference : tuple, optional
-        ``(frame, var)`` from :func:`reference_frames`.
-    progress : bool, optional
-        Show progress bars.
-
-    Returns
-    -------
-    dict
-        ``shift_x``, ``shift_y`` (px, relative to the visit average) and
-        ``fwhm`` (px), each of shape (N,); ``order``.
-    """
-    t0 = _time.perf_counter()
-    order = _orders_of(group, order)[0]
-    if refs is None or order not in refs:
-        refs, reference = trace_references(group, order, method, halfwidth, reference=reference,
-                                           progress=progress)
-    frame, var = reference if reference is not None else reference_frames(group, progress=progress)
-    ref = refs[order]
-    if not ref["detected"]:
-        raise ValueError(f"order {order} is not detected: cannot measure shifts")
-    hw = ref["halfwidth"]
-    ny = frame.shape[0]
-    rows, w = window_rows(ref["centre"], hw, ny)
-    fspec = (w * gather(np.nan_to_num(frame), rows)).sum(0)
-    vspec = (w**2 * gather(np.nan_to_num(var, nan=0.0, posinf=0.0), rows)).sum(0)
-    okv = np.isfinite(ref["centre"]) & (vspec > 0) & np.isfinite(vspec)
-    wts = np.divide(1.0, vspec, out=np.zeros_like(vspec), where=okv)
-    out = dict(shift_x=np.zeros(group.N), shift_y=np.zeros(group.N), fwhm=np.zeros(group.N),
-               order=order)
-    basis = _basis(frame.shape[1], 0)
-    fw0 = np.nanmedian(ref["fwhm"])
-    for i0, i1, data, _, _ in iter_blocks(group, block_size, fill=frame, desc="shifts",
-                                          progress=progress):
-        _, _, dy, ratio = _block_traces(data, ref, method, hw, basis)
-        spec = (w[None] * gather(data, rows)).sum(1)
-        dx, _ = _spectral_shift(spec, wts[None], fspec)
-        out["shift_x"][i0:i1], out["shift_y"][i0:i1], out["fwhm"][i0:i1] = dx, dy, fw0 * ratio
-    for key in ("shift_x", "shift_y"):
-        out[key] -= np.nanmedian(out[key])
-    log.info("measure_shifts: order %d, rms x %.4f px, y %.4f px, width %.3f px, %.1f s", order,
-             np.nanstd(out["shift_x"]), np.nanstd(out["shift_y"]), np.nanstd(out["fwhm"]),
-             _time.perf_counter() - t0)
-    return out
-
-
-def stability_pca(group, n_components: int = 5, orders=None, halfwidth=None, refs=None,
-                  block_size=None, reference=None, progress=None):
-    """Principal components of the trace pixels' variations in time (exoTEDRF's idea).
-
-    Pixels within the aperture of every order are taken from each integration,
-    divided by that integration's total over those pixels (removing the
-    transit and any achromatic trend), minus their visit mean, divided by
-    their noise; the leading eigenvectors of the integration-integration
-    covariance are time series of the dominant frame changes (shifts, width
-    changes, tilts), usable as regressors.
-
-    Parameters
-    ----------
-    group : TSOGroup
-        The visit.
-    n_components : int
-        Number of components (at most N - 1).
-    orders : int or sequence of int, optional
-        Orders whose pixels are used (default: all detected).
-    halfwidth : float, optional
-        Aperture half-width (default: half the mode's box width).
-    refs : dict, optional
-        Reference traces from :func:`trace_references`.
-    block_size : int, optional
-        Integrations per block.
-    reference : tuple, optional
-        ``(frame, var)`` from :func:`reference_frames`.
-    progress : bool, optional
-        Show progress bars.
-
-    Returns
-    -------
-    dict
-        ``components`` (N, n): standardised time series; ``explained`` (n,):
-        fraction of the variance above white noise explained; ``eigenimages``
-        (n, ny', nx') dispersion-major, NaN outside the pixels used.
-    """
-    t0 = _time.perf_counter()
-    if not 1 <= n_components < group.N:
-        raise ValueError(f"n_components must be in 1..{group.N - 1}, got {n_components}")
-    if refs is None:
-        refs, reference = trace_references(group, orders, reference=reference, progress=progress)
-    frame, var = reference if reference is not None else reference_frames(group, progress=progress)
-    hw = float(halfwidth or mode_defaults(group.mode)["box_width"] / 2.0)
-    sel = np.zeros(frame.shape, bool)
-    for o in _orders_of(group, orders):
-        if o in refs and refs[o]["detected"]:
-            rows, w = window_rows(refs[o]["centre"], hw, frame.shape[0])
-            _mark(sel, rows, w)
-    sel &= np.isfinite(frame) & np.isfinite(var) & (var > 0)
-    if not sel.any():
-        raise ValueError("no trace pixels to analyse")
-    norm = frame[sel] / frame[sel].sum()
-    sig = np.sqrt(var[sel]) / frame[sel].sum()
-    x = np.empty((group.N, int(sel.sum())), np.float32)
-    for i0, i1, data, _, _ in iter_blocks(group, block_size, fill=frame, desc="pca", progress=progress):
-        vals = data[:, sel].astype(float)
-        x[i0:i1] = (vals / vals.sum(1, keepdims=True) - norm) / sig
-    x -= x.mean(0)
-    gram = (x.astype(float) @ x.T.astype(float)) / x.shape[1]
-    evals, evecs = np.linalg.eigh(gram)
-    evals, evecs = evals[::-1][:n_components], evecs[:, ::-1][:, :n_components]
-    comps = (evecs - evecs.mean(0)) / evecs.std(0)
-    above = np.clip(evals - 1.0, 0, None)  # white noise contributes ~1 per eigenvalue
-    total = max(np.trace(gram) - group.N + 1, 1e-30)
-    img = np.full((n_components,) + frame.shape, np.nan, np.float32)
-    img[:, sel] = (evecs.T @ x) / np.sqrt(np.maximum(evals, 1e-30))[:, None] / np.sqrt(x.shape[1])
-    log.info("stability_pca: %d components from %d pixels, leading eigenvalues %s, %.1f s",
-             n_components, x.shape[1], np.round(evals[:3], 2).tolist(), _time.perf_counter() - t0)
-    return dict(components=comps, explained=above / total, eigenvalues=evals, eigenimages=img)
-
-
-def _mark(sel, rows, w):
-    cols = np.broadcast_to(np.arange(sel.shape[1]), rows.shape)
-    sel[rows[w > 0], cols[w > 0]] = True
