@@ -37,8 +37,6 @@ _CORRECTION_KEYS = {
     "onef": (("onef", "onef_var"), ("ONEFCORR", "ONEFAXIS")),
     "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
 }
-#: nominal first pixel (SUBSTRT) along the dispersion of each mode's subarrays
-_NOMINAL_START = {"miri": 529}
 #: cached values that depend on the working data
 _DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl")
 
@@ -157,29 +155,11 @@ class CleaningSteps:
         return wl
 
     def _geometry(self) -> tuple[int, dict]:
-        """(x_offset, header): first dispersion pixel in mode coordinates and PWCPOS (cached).
+        """(x_offset, header) of the subarray (cached): see ``background.subarray_geometry``."""
+        from .background import subarray_geometry
 
-        ``SUBSTRT1`` (``SUBSTRT2`` when the dispersion runs along rows) minus
-        the subarray's nominal start, and ``PWCPOS``, from ``meta`` or else the
-        first input file's primary header.
-        """
         if "aux:geom" not in self._cache:
-            disp, _ = self._axes()
-            key = "SUBSTRT1" if disp == 1 else "SUBSTRT2"
-            hdr = {k: self.meta[k] for k in (key, "PWCPOS") if k in self.meta}
-            if len(hdr) < 2 and self.files:
-                try:
-                    from astropy.io import fits
-
-                    head = fits.getheader(self.files[0])
-                    hdr = {k: hdr.get(k, head.get(k)) for k in (key, "PWCPOS")}
-                except OSError:
-                    pass
-            start = hdr.get(key)
-            nominal = _NOMINAL_START.get(self.mode.key if self.mode is not None else "", 1)
-            offset = 0 if start is None else int(start) - nominal
-            header = {"PWCPOS": hdr["PWCPOS"]} if hdr.get("PWCPOS") is not None else None
-            self._cache["aux:geom"] = (offset, header)
+            self._cache["aux:geom"] = subarray_geometry(self)
         return self._cache["aux:geom"]
 
     def _trace_band(self, width=None) -> np.ndarray:
@@ -527,8 +507,7 @@ class CleaningSteps:
         TSOGroup
             ``self``.
         """
-        from .background import DEFAULT_SKY, SKY_METHODS, fit_sky, soss_background_model, step_groups
-        from .background import _region_mask
+        from .background import DEFAULT_SKY, SKY_METHODS, _region_mask, fit_sky
         from .outliers import block_ranges, check_option, run_blocks
 
         t0 = time.perf_counter()
@@ -539,17 +518,7 @@ class CleaningSteps:
             per_integration = method != "model"
         disp, _ = self._axes()
         stop = self._register_correction("sky")
-        frame = groups = None
-        if method == "model":
-            if model is None:
-                if key != "soss":
-                    raise ValueError("method='model' needs model= (a 2D background) for "
-                                     f"mode {key or 'unknown'}")
-                model = soss_background_model(self.mode.subarray, self.sh, self._geometry()[0])
-            frame = np.asarray(model, np.float32)
-            if frame.shape != tuple(self.sh):
-                raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
-            groups = step_groups(frame, column_groups)
+        frame, groups = self._sky_frame(method, model, column_groups)
         sky = ~self._trace_band(width) & _region_mask(region, self.sh) & self._static_good()
         mask = self.mask
         params, pvars = [], []
@@ -583,6 +552,23 @@ class CleaningSteps:
                      summary)
         log.info("estimate_sky (%s): %d sky pixels per frame in %.2f s", method, sky.sum(), dt)
         return self
+
+    def _sky_frame(self, method, model, column_groups):
+        """2D model and column groups of the ``model`` sky method (None, None otherwise)."""
+        from .background import soss_background_model, step_groups
+
+        if method != "model":
+            return None, None
+        key = self.mode.key if self.mode is not None else ""
+        if model is None:
+            if key != "soss":
+                raise ValueError("method='model' needs model= (a 2D background) for "
+                                 f"mode {key or 'unknown'}")
+            model = soss_background_model(self.mode.subarray, self.sh, self._geometry()[0])
+        frame = np.asarray(model, np.float32)
+        if frame.shape != tuple(self.sh):
+            raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
+        return frame, step_groups(frame, column_groups)
 
     def sky_model(self, integration: int = 0) -> np.ndarray:
         """The stored sky model of one integration, shape ``(ny, nx)``.
@@ -803,22 +789,9 @@ class CleaningSteps:
         freq, before, after : ndarray
             ``after`` is None if :meth:`correct_one_over_f` has not run.
         """
-        from .onef import background_line_series, line_psd
+        from .onef import onef_psd
 
-        _, onef = self._axes()
-        idx = np.unique(np.linspace(0, self.N - 1, min(self.N, max_integrations)).astype(int))
-        band = self._trace_band(width)
-        before, after = [], []
-        for i in idx:  # a few integrations only
-            before.append(self._source_block(i, i + 1, "onef", ("replace",), False)[0])
-            if "onef" in self.corrections:
-                after.append(self._source_block(i, i + 1, None, ("replace",), False)[0])
-        good = self.mask[idx]
-        freq, p0 = line_psd(background_line_series(np.concatenate(before), good, band, onef))
-        p1 = None
-        if after:
-            p1 = line_psd(background_line_series(np.concatenate(after), good, band, onef))[1]
-        return freq, p0, p1
+        return onef_psd(self, max_integrations, self._trace_band(width))
 
     def plot_one_over_f_psd(self, ax=None, max_integrations: int = 50, width=None):
         """Plot :meth:`one_over_f_psd` (the JWebbinar notebook's before/after PSD).

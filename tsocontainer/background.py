@@ -24,9 +24,10 @@ import warnings
 
 import numpy as np
 
-from .outliers import block_ranges, check_option, run_blocks, _disp_view, _sigma
+from ._numerics import _sigma, block_ranges, check_option, robust_factor, run_blocks
+from ._numerics import disp_view as _disp_view
 
-__all__ = ["TRACE_WIDTH", "SKY_METHODS", "trace_centres", "trace_mask", "line_median",
+__all__ = ["TRACE_WIDTH", "SKY_METHODS", "subarray_geometry", "trace_centres", "trace_mask", "line_median",
            "median_last_axis", "background_outliers", "order0_mask", "soss_background_model", "fit_sky",
            "sky_block", "sky_points", "apply_sky"]
 
@@ -40,6 +41,46 @@ SUBSTRIP96_ROW0 = 10
 SKY_METHODS = ("model", "rows", "columns", "polynomial", "spline")
 #: default sky method per mode key
 DEFAULT_SKY = {"soss": "model", "miri": "rows", "nirspec": "polynomial", "nircam": "polynomial"}
+
+#: nominal first pixel (SUBSTRT) along the dispersion of each mode's subarrays
+_NOMINAL_START = {"miri": 529}
+
+
+def subarray_geometry(group) -> tuple:
+    """First dispersion pixel in mode coordinates and the header values of the trace model.
+
+    ``SUBSTRT1`` (``SUBSTRT2`` when the dispersion runs along rows) minus the
+    subarray's nominal start (non-zero for cropped data), and ``PWCPOS``,
+    from ``group.meta`` or else the first input file's primary header.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+
+    Returns
+    -------
+    x_offset : int
+    header : dict or None
+        ``{"PWCPOS": value}`` when known.
+    """
+    disp = group.mode.spec.dispersion_axis if group.mode is not None else 1
+    key = "SUBSTRT1" if disp == 1 else "SUBSTRT2"
+    hdr = {k: group.meta[k] for k in (key, "PWCPOS") if k in group.meta}
+    if len(hdr) < 2 and group.files:
+        try:
+            from astropy.io import fits
+
+            head = fits.getheader(group.files[0])
+            hdr = {k: hdr.get(k, head.get(k)) for k in (key, "PWCPOS")}
+        except OSError:
+            pass
+    start = hdr.get(key)
+    nominal = _NOMINAL_START.get(group.mode.key if group.mode is not None else "", 1)
+    offset = 0 if start is None else int(start) - nominal
+    header = {"PWCPOS": hdr["PWCPOS"]} if hdr.get("PWCPOS") is not None else None
+    return offset, header
+
 
 def trace_centres(mode, aux, n_disp: int, orders=None, x_offset: int = 0, header=None) -> dict:
     """Cross-dispersion centre per dispersion pixel of each order.
@@ -203,8 +244,6 @@ def background_outliers(cube, var, band, good_static, onef_axis: int, nsigma: fl
     -------
     ndarray of bool, shape (N, ny, nx)
     """
-    from .outliers import robust_factor
-
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)
     sky = ~band & good_static

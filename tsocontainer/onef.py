@@ -29,10 +29,11 @@ import logging
 import numpy as np
 
 from .background import line_median
-from .outliers import _disp_view, _sigma, block_ranges, check_option, run_blocks, running_median
+from ._numerics import _sigma, block_ranges, check_option, run_blocks, running_median
+from ._numerics import disp_view as _disp_view
 
 __all__ = ["ONEF_METHODS", "onef_offsets", "chromatic_light_curves", "apply_onef", "onef_points",
-           "background_line_series", "line_psd"]
+           "background_line_series", "line_psd", "onef_psd"]
 
 log = logging.getLogger(__name__)
 
@@ -249,3 +250,36 @@ def line_psd(series):
     f = np.fft.rfft(series, axis=1)
     power = (np.abs(f) ** 2).mean(axis=0) / nl
     return np.fft.rfftfreq(nl), power
+
+
+def onef_psd(group, max_integrations: int = 50, band=None):
+    """PSD of a group's background line means before and after its 1/f correction.
+
+    Parameters
+    ----------
+    group : TSOGroup
+        The visit.
+    max_integrations : int
+        Evenly spaced integrations used.
+    band : ndarray of bool, shape (ny, nx)
+        Trace region excluded.
+
+    Returns
+    -------
+    freq, before, after : ndarray
+        ``after`` is None if the group has no 1/f correction.
+    """
+    onef = group.mode.spec.onef_axis if group.mode is not None else 0
+    idx = np.unique(np.linspace(0, group.N - 1, min(group.N, max_integrations)).astype(int))
+    band = np.zeros(group.sh, bool) if band is None else band
+    before, after = [], []
+    for i in idx:  # a few integrations only
+        before.append(group._source_block(i, i + 1, "onef", ("replace",), False)[0])
+        if "onef" in group.corrections:
+            after.append(group._source_block(i, i + 1, None, ("replace",), False)[0])
+    good = group.mask[idx]
+    freq, p0 = line_psd(background_line_series(np.concatenate(before), good, band, onef))
+    p1 = None
+    if after:
+        p1 = line_psd(background_line_series(np.concatenate(after), good, band, onef))[1]
+    return freq, p0, p1
