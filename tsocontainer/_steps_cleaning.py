@@ -614,7 +614,6 @@ class CleaningSteps:
         """
         from .onef import ONEF_METHODS, chromatic_light_curves, onef_offsets
         from .outliers import block_ranges, check_option, deep_frame, run_blocks, white_light
-        from .outliers import running_median
 
         t0 = time.perf_counter()
         check_option(method, ONEF_METHODS, "1/f method")
