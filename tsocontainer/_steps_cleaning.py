@@ -260,8 +260,8 @@ class CleaningSteps:
 
         t0 = time.perf_counter()
         disp, _ = self._axes()
-        deep, _ = self._deep()
-        hot, cold, _ = hot_cold_pixels(self._detection_source(), self.var, deep, self._white_light(5),
+        deep, dvar = self._deep()
+        hot, cold, _ = hot_cold_pixels(self._detection_source(), dvar, deep, self._white_light(5),
                                        disp, filter_size, nsigma, rel_tol=rel_tol)
         params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
                   "hot": int(hot.sum()), "cold": int(cold.sum())}
@@ -293,8 +293,9 @@ class CleaningSteps:
 
         t0 = time.perf_counter()
         disp, _ = self._axes()
-        flags = spatial_outliers(self._detection_source(), self.var, self._deep()[0],
-                                 self._white_light(5), disp, filter_size, threshold)
+        deep, dvar = self._deep()
+        flags = spatial_outliers(self._detection_source(), dvar, deep, self._white_light(5), disp,
+                                 filter_size, threshold)
         return self._apply_flag("outliers_2d", flags,
                                 {"filter_size": filter_size, "threshold": threshold}, t0,
                                 "flag_2d_outliers")
@@ -327,9 +328,9 @@ class CleaningSteps:
             raise ValueError(f"percentile must be in (0, 100), got {percentile}")
         t0 = time.perf_counter()
         disp, _ = self._axes()
-        flags = spatial_outliers(self._detection_source(), self.var, self._deep()[0],
-                                 self._white_light(5), disp, filter_size, nsigma,
-                                 percentile=percentile)
+        deep, dvar = self._deep()
+        flags = spatial_outliers(self._detection_source(), dvar, deep, self._white_light(5), disp,
+                                 filter_size, nsigma, percentile=percentile)
         return self._apply_flag("percentile", flags, {"percentile": percentile, "nsigma": nsigma,
                                                       "filter_size": filter_size}, t0,
                                 "flag_percentile_outliers")
@@ -359,8 +360,9 @@ class CleaningSteps:
         if int(window) < 2:
             raise ValueError(f"window must be >= 2 integrations, got {window}")
         t0 = time.perf_counter()
-        flags = time_outliers(self._detection_cube(), self.var, self._white_light(window),
-                              self._deep()[0], window, nsigma)
+        deep, dvar = self._deep()
+        flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,
+                              window, nsigma)
         return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
                                 "flag_time_outliers")
 
@@ -393,7 +395,8 @@ class CleaningSteps:
         band = self._trace_band(width)
         prof = profile_model(self._deep()[0], band, disp, window, deg)
         self._cache["aux:profile"] = prof
-        flags = profile_outliers(self._detection_source(), self.var, prof, band, disp, nsigma)
+        flags = profile_outliers(self._detection_source(), self._deep()[1], prof, band, disp,
+                                 nsigma)
         return self._apply_flag("profile", flags, {"nsigma": nsigma, "width": width,
                                                    "window": window, "deg": deg}, t0,
                                 "flag_from_profile")
@@ -422,8 +425,8 @@ class CleaningSteps:
 
         t0 = time.perf_counter()
         _, onef = self._axes()
-        flags = background_outliers(self._detection_source(), self.var, self._trace_band(width),
-                                    self._static_good(), onef, nsigma)
+        flags = background_outliers(self._detection_source(), self._deep()[1],
+                                    self._trace_band(width), self._static_good(), onef, nsigma)
         return self._apply_flag("trace_outliers", flags, {"nsigma": nsigma, "width": width}, t0,
                                 "flag_trace_outliers")
 

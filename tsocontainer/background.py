@@ -229,8 +229,10 @@ def background_outliers(cube, var, band, good_static, onef_axis: int, nsigma: fl
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Detection data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Detection data (sliced ``cube[a:b]``).
+    var : ndarray, shape (ny, nx)
+        Variance of one integration per pixel (time-averaged).
     band : ndarray of bool, shape (ny, nx)
         Trace region (never flagged here).
     good_static : ndarray of bool, shape (ny, nx)
@@ -247,6 +249,7 @@ def background_outliers(cube, var, band, good_static, onef_axis: int, nsigma: fl
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)
     sky = ~band & good_static
+    inv_sig = np.where(sky, 1 / _sigma(var), 0).astype(np.float32)   # 0: never flagged
 
     # the level needs ~50 pixels per line, not all of them: every 4th pixel of each line
     sub = (slice(None), slice(None, None, 4), slice(None)) if onef_axis == 0 else (
@@ -257,10 +260,10 @@ def background_outliers(cube, var, band, good_static, onef_axis: int, nsigma: fl
         level, _ = line_median(d[sub], np.broadcast_to(sky, d.shape)[sub], onef_axis)
         level = np.nan_to_num(level)
         lev = level[:, None, :] if onef_axis == 0 else level[:, :, None]
-        z = (d - lev) / _sigma(var[a:b])
-        z[:, ~sky] = 0
-        z /= robust_factor(z[:, sky])
-        flags[a:b] = (z > nsigma) & sky
+        z = (d - lev) * inv_sig
+        sample = z.reshape(-1)[:: max(1, z.size // 50_000)]
+        thr = nsigma * robust_factor(sample[sample != 0], stride=1)
+        flags[a:b] = z > thr
 
     run_blocks(work, block_ranges(n, max(1, 1_000_000 // (ny * nx))), "trace outliers")
     return flags

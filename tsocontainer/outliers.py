@@ -145,8 +145,10 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Detection data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Detection data (sliced ``cube[a:b]``).
+    var : ndarray, shape (ny, nx)
+        Variance of one integration per pixel (time-averaged).
     deep : ndarray, shape (ny, nx)
         Deep (median) frame of ``cube``.
     wl : ndarray, shape (N,)
@@ -172,30 +174,28 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
                         dispersion_axis)
     centre = fill - smooth   # the pixel's median residual: clipping is about it
     n, ny, nx = cube.shape
-    zsum = np.zeros((ny, nx), np.float64)
+    sig = _sigma(var)
+    lim = (clip * sig).astype(np.float32)
+    usum = np.zeros((ny, nx), np.float64)
     count = np.zeros((ny, nx), np.int64)
-    vsum = np.zeros((ny, nx), np.float64)
     lock = threading.Lock()
 
     def work(a, b):
-        v = var[a:b]
-        w3 = wl[a:b, None, None].astype(np.float32)
-        sig = _sigma(v)
-        z = (np.asarray(cube[a:b], np.float32) - w3 * smooth) / sig
-        ok = np.isfinite(z)
-        zc = w3 * centre / sig
-        np.clip(z, zc - clip, zc + clip, out=z)
-        parts = (np.add.reduce(z, axis=0, where=ok), ok.sum(axis=0),
-                 np.add.reduce(v, axis=0, where=ok))
+        # z_i = (d_i - wl_i S) / sig clipped to wl_i (deep - S) / sig +- clip is, in data
+        # units, u_i = d_i - wl_i deep clipped to +- clip sig (then shifted back below)
+        u = np.asarray(cube[a:b], np.float32) - wl[a:b, None, None].astype(np.float32) * fill
+        ok = np.isfinite(u)
+        np.clip(u, -lim, lim, out=u)
+        parts = np.add.reduce(u, axis=0, where=ok), ok.sum(axis=0)
         with lock:   # accumulate the block's sums over time
-            zsum.__iadd__(parts[0])
+            usum.__iadd__(parts[0])
             count.__iadd__(parts[1])
-            vsum.__iadd__(parts[2])
 
     run_blocks(work, block_ranges(n, max(1, 2_000_000 // max(ny * nx, 1))), "hot/cold")
+    wl_mean = float(np.mean(wl))
     with np.errstate(all="ignore"):
-        zbar = zsum / count
-        mvar = vsum / count
+        zbar = (usum / count + wl_mean * centre) / sig
+        mvar = sig.astype(np.float64) ** 2
         # structure tolerance on the star only: the smooth model above its line's median
         base = np.median(_disp_view(smooth, dispersion_axis), axis=0)
         star = np.abs(_disp_view(smooth, dispersion_axis) - base[None])
@@ -218,8 +218,10 @@ def spatial_residual(d, v, deep_block, smooth_deep, wl, dispersion_axis, filter_
 
     Parameters
     ----------
-    d, v : ndarray, shape (n, ny, nx)
-        Data and variance of a block of integrations.
+    d : ndarray, shape (n, ny, nx)
+        Data of a block of integrations.
+    v : ndarray, shape (ny, nx)
+        Variance of one integration per pixel.
     deep_block : ndarray, shape (ny, nx)
         Deep frame (finite).
     smooth_deep : ndarray, shape (ny, nx)
@@ -256,8 +258,10 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Detection data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Detection data (sliced ``cube[a:b]``).
+    var : ndarray, shape (ny, nx)
+        Variance of one integration per pixel (time-averaged).
     deep : ndarray, shape (ny, nx)
         Deep frame (see :func:`deep_frame`).
     wl : ndarray, shape (N,)
@@ -286,7 +290,7 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
     flags = np.zeros(cube.shape, bool)
 
     def work(a, b):
-        z, bad = spatial_residual(cube[a:b], var[a:b], fill, smooth, wl[a:b], dispersion_axis,
+        z, bad = spatial_residual(cube[a:b], var, fill, smooth, wl[a:b], dispersion_axis,
                                   filter_size, nref)
         z = np.abs(z, out=z)
         z /= robust_factor(z)
@@ -312,8 +316,10 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Detection data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Detection data (sliced ``cube[a:b]``).
+    var : ndarray, shape (ny, nx)
+        Variance of one integration per pixel (time-averaged).
     wl : ndarray, shape (N,)
         Smoothed, normalised white-light curve.
     fill : ndarray, shape (ny, nx)
@@ -341,10 +347,7 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
         med = running_median(y, window)
         y -= med
         y *= wl3   # back to data units: the noise of a pixel does not follow the transit
-        v = var[:, r0:r1]
-        ok = np.isfinite(v) & (v > 0)
-        mvar = np.add.reduce(v, axis=0, where=ok, dtype=np.float64) / np.maximum(ok.sum(0), 1)
-        y /= (_sigma(mvar) * scale)[None]
+        y /= (_sigma(var[r0:r1]) * scale)[None]
         np.abs(y, out=y)
         y /= robust_factor(y)
         flags[:, r0:r1] = (y > nsigma) & ~bad
@@ -414,8 +417,10 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
 
     Parameters
     ----------
-    cube, var : ndarray, shape (N, ny, nx)
-        Detection data and variance.
+    cube : ndarray or block source, shape (N, ny, nx)
+        Detection data (sliced ``cube[a:b]``).
+    var : ndarray, shape (ny, nx)
+        Variance of one integration per pixel (time-averaged).
     prof : ndarray, shape (ny, nx)
         Profile from :func:`profile_model`.
     band : ndarray of bool, shape (ny, nx)
@@ -441,14 +446,14 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
         return flags
     p = np.ascontiguousarray(p[rows])
     inb = inband[rows]
+    v = _disp_view(np.asarray(var, np.float32), dispersion_axis)[rows]
+    with np.errstate(all="ignore"):
+        ivar = np.where(inb & (v > 0), np.float32(1) / v, np.float32(0))
 
     def work(a, b):
         d = _disp_view(np.asarray(cube[a:b]), dispersion_axis)[:, rows]
-        v = _disp_view(var[a:b], dispersion_axis)[:, rows]
         d, bad = _finite_fill(d, 0)
-        with np.errstate(all="ignore"):
-            w = np.float32(1) / v
-        w[~(v > 0) | bad | ~inb[None]] = 0          # inverse variance, 0 where not used
+        w = np.where(bad, np.float32(0), ivar[None])   # inverse variance, 0 where not used
         amp = _profile_fit(d, w, p)
         r = d - amp[:, None, :] * p[None]
         z2 = r * r * w
