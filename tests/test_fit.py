@@ -205,6 +205,17 @@ def test_default_fit_converges_without_warning():
     assert abs(res["c0"] - 1.0) < 4 * res.err_hi["c0"] and abs(res["c1"]) < 4 * res.err_hi["c1"]
 
 
+def test_mcmc_errors_match_an_independent_least_squares_estimate():
+    # emcee error bars checked against the least-squares covariance (the depth is
+    # almost linear in rp_rs at this SNR, so both must agree); ECOSYSTEM-NOTES warns
+    # that a broken move can make posteriors too narrow while medians still match
+    t, f, e = noisy(12, n=400, sigma=5e-4)
+    res = fit_lightcurve(t, f, e, {**GEOM, "u1": 0.3, "u2": 0.2}, sampler={"seed": 12})
+    mc = 0.5 * (res.err_lo["rp_rs"] + res.err_hi["rp_rs"])
+    # default chain: >= 50 tau x 16 walkers -> ~1600 independent samples, 68 % width to ~3 %
+    assert abs(mc / res.diagnostics["lsq_err"]["rp_rs"] - 1) < 0.1
+
+
 def test_marginalised_and_sampled_linear_terms_agree():
     t, f, e = noisy(3, rp=0.1)
     pri = {**GEOM, "u1": 0.3, "u2": 0.2}

@@ -292,6 +292,8 @@ def _fit_core(time, flux, err, priors, spec, st: SamplerSettings, regressors=Non
     diag.update({"nwalkers": nw, "chi2": best["chi2"], "npoints": int(m.t.size),
                  "nfree": m.ndim + len(m.lay.marg), "loglike_map": best["loglike"],
                  "lsq": {n: lsq_vals[n] for n in m.lay.sampled + m.lay.marg},
+                 "lsq_err": {n: float(np.sqrt(cov[i, i])) if np.isfinite(cov[i, i]) else None
+                             for i, n in enumerate(m.lay.sampled)},
                  "lsq_status": int(lsq.status), "seed": int(seed),
                  "runtime": _time.perf_counter() - t_start})
     return FitResult(names=names, status=status, median=med, err_lo=lo, err_hi=hi,

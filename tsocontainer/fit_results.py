@@ -49,7 +49,8 @@ class FitResult:
         ``nwalkers``, ``nsteps``, ``burn``, ``acceptance``, ``tau`` (per free
         parameter), ``n_tau`` (post-burn steps / max tau), ``converged``,
         ``messages``, ``chi2``, ``npoints``, ``nfree``, ``lsq`` (least-squares
-        start), ``runtime``.
+        start) and ``lsq_err`` (its errors of the free parameters, from the
+        Jacobian with the linear terms profiled), ``runtime``.
     samples : ndarray (nsamples, len(sample_names)), optional
         Thinned posterior samples of the non-fixed parameters.
     sample_names : list of str, optional

@@ -584,26 +584,46 @@ class LightCurves:
         return freq, LombScargle(t, r, e).power(freq)
 
     # -------------------------------------------------------------- fitting
-    def fit_white(self, priors=None, **kwargs) -> "FitResult":
+    def fit_white(self, priors=None, *, model=None, sampler=None, wave_range=None) -> "FitResult":
         """Fit the white-light curve; see :func:`tsocontainer.fit.fit_white`.
 
-        The result is also stored as ``fit_result``.
+        Parameters
+        ----------
+        priors, model, sampler, wave_range
+            As for :func:`tsocontainer.fit.fit_white`.
+
+        Returns
+        -------
+        FitResult
+            Also stored as ``fit_result``.
         """
         from .fit import fit_white
 
-        self.fit_result = fit_white(self, priors, **kwargs)
+        self.fit_result = fit_white(self, priors, model=model, sampler=sampler, wave_range=wave_range)
         return self.fit_result
 
-    def fit_channels(self, priors=None, **kwargs) -> "ChannelFits":
+    def fit_channels(self, priors=None, *, white=None, geometry: str = "fixed", model=None,
+                     sampler=None, channel_priors=None, workers: int = 1, client=None,
+                     progress: bool | None = None) -> "ChannelFits":
         """Fit every channel; see :func:`tsocontainer.fit.fit_channels`.
 
-        ``white`` defaults to ``fit_result`` (from :meth:`fit_white`). The
-        result is also stored as ``channel_fits``.
+        Parameters
+        ----------
+        priors, white, geometry, model, sampler, channel_priors, workers, client, progress
+            As for :func:`tsocontainer.fit.fit_channels`; ``white`` defaults to
+            ``fit_result`` (from :meth:`fit_white`).
+
+        Returns
+        -------
+        ChannelFits
+            Also stored as ``channel_fits``.
         """
         from .fit import fit_channels
 
-        kwargs.setdefault("white", self.fit_result)
-        self.channel_fits = fit_channels(self, priors, **kwargs)
+        self.channel_fits = fit_channels(
+            self, priors, white=self.fit_result if white is None else white, geometry=geometry,
+            model=model, sampler=sampler, channel_priors=channel_priors, workers=workers,
+            client=client, progress=progress)
         return self.channel_fits
 
     # ------------------------------------------------------------------- io
