@@ -423,6 +423,29 @@ class ChannelFits:
         """Convergence flag per channel."""
         return np.array([r.converged for r in self.results])
 
+    def model_array(self, time) -> np.ndarray:
+        """MAP models of all channels on the time grid of the light curves.
+
+        Parameters
+        ----------
+        time : array_like, shape (nint,)
+            Times of the fitted :class:`LightCurves`.
+
+        Returns
+        -------
+        ndarray, shape (nchan, nint)
+            NaN at points a fit did not use (clipped); usable as ``model`` in
+            :meth:`LightCurves.sensitivity` and :meth:`LightCurves.rms_vs_bin`.
+        """
+        time = np.asarray(time, dtype=float)
+        out = np.full((len(self.results), time.size), np.nan)
+        for c, r in enumerate(self.results):
+            idx = np.searchsorted(time, r.time)
+            if np.any(idx >= time.size) or not np.array_equal(time[idx], r.time):
+                raise ValueError(f"channel {c}: fitted times are not on this time grid")
+            out[c, idx] = r.model_flux
+        return out
+
     def to_table(self) -> "Table":
         """One row per channel: wavelengths and median/err_lo/err_hi of every non-fixed parameter.
 

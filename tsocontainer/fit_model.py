@@ -62,6 +62,11 @@ class ModelSpec:
         Fit a white-noise jitter added in quadrature to the errors.
     marginalize : bool
         Marginalise linear coefficients analytically (see module docstring).
+    exp_time : float
+        Integration duration (days) over which the model is averaged when
+        ``supersample > 1`` (batman's supersampling).
+    supersample : int
+        Number of sub-exposure points per integration (1: none).
     """
 
     kind: str = "transit"
@@ -72,6 +77,8 @@ class ModelSpec:
     regressors: tuple = ()
     jitter: bool = False
     marginalize: bool = True
+    exp_time: float = 0.0
+    supersample: int = 1
 
     def __post_init__(self):
         check_option(self.kind, KINDS, "kind")
@@ -83,6 +90,11 @@ class ModelSpec:
         if isinstance(self.regressors, str):
             self.regressors = (self.regressors,)
         self.regressors = tuple(str(r) for r in self.regressors)
+        if int(self.supersample) != self.supersample or self.supersample < 1:
+            raise ValueError(f"supersample must be a positive integer, got {self.supersample!r}")
+        self.supersample = int(self.supersample)
+        if self.supersample > 1 and not self.exp_time > 0:
+            raise ValueError("supersample > 1 needs exp_time > 0 (days)")
 
     @classmethod
     def coerce(cls, obj) -> "ModelSpec":
@@ -276,7 +288,17 @@ class LightCurveModel:
         self._prec_mat = np.diag(prec)[None]
         self._prec_mu = (prec * mu)[None]
         self._sumlog = float(np.sum(np.log(self.err**2)))
+        self._w = 1.0 / self.err**2
         self._fixed = {n: p.a for n, p in self.priors.items() if p.fixed}
+        self._fixed_arrays = {}
+        pri = [self.priors[n] for n in lay.sampled]
+        self._lo = np.array([p.lo for p in pri])
+        self._hi = np.array([p.hi for p in pri])
+        self._norm_idx = [i for i, p in enumerate(pri) if p.kind == "normal"]
+        self._norm_mu = np.array([pri[i].a for i in self._norm_idx])
+        self._norm_sd = np.array([pri[i].b for i in self._norm_idx])
+        self._logu_idx = [i for i, p in enumerate(pri) if p.kind == "loguniform"]
+        self._Bm = self._basis_static[:, [i for i in self._lin_marg_idx if i < self._basis_static.shape[1]]]
 
     def _init_batman(self) -> None:
         import batman
@@ -289,15 +311,18 @@ class LightCurveModel:
         p.per, p.a, p.rp, p.ecc, p.w = v["per"], v["a_rs"], v["rp_rs"], v["ecc"], v["w"]
         p.inc = v["inc"] if "inc" in v else float(np.degrees(np.arccos(min(v["b"] / v["a_rs"], 1))))
         p.fp = v.get("fp_fs", 0.0)
+        smear = {}
+        if self.spec.supersample > 1:
+            smear = {"supersample_factor": self.spec.supersample, "exp_time": self.spec.exp_time}
         if self.spec.kind == "eclipse":
             p.limb_dark, p.u = "uniform", []
-            self._bm = batman.TransitModel(p, self.t, transittype="secondary")
+            self._bm = batman.TransitModel(p, self.t, transittype="secondary", **smear)
         else:
             p.limb_dark = self.spec.limb_darkening
             nu = {"linear": 1, "quadratic": 2, "nonlinear": 4}[p.limb_dark]
             start = self.expand(np.array([[self.priors[n].start for n in self.lay.sampled]]))
             p.u = [float(start[f"u{k + 1}"][0]) for k in range(nu)]  # batman's step size uses u
-            self._bm = batman.TransitModel(p, self.t)
+            self._bm = batman.TransitModel(p, self.t, **smear)
         self._bp = p
 
     # -------------------------------------------------------- evaluation
@@ -344,7 +369,9 @@ class LightCurveModel:
         """
         theta = np.atleast_2d(theta)
         nb = theta.shape[0]
-        p = {n: np.full(nb, v) for n, v in self._fixed.items()}
+        if nb not in self._fixed_arrays:  # batches have few sizes: build the constants once
+            self._fixed_arrays[nb] = {n: np.full(nb, v) for n, v in self._fixed.items()}
+        p = dict(self._fixed_arrays[nb])
         for i, n in enumerate(self.lay.sampled):
             p[n] = theta[:, i]
         with np.errstate(invalid="ignore"):
@@ -426,15 +453,14 @@ class LightCurveModel:
         if "jitter" in p:
             var = self.err**2 + p["jitter"][:, None] ** 2
             sumlog = np.sum(np.log(var), axis=1)
-        else:
-            var = np.broadcast_to(self.err**2, T.shape)
-            sumlog = np.full(nb, self._sumlog)
-        w = 1.0 / var
+            w = 1.0 / var
+        else:  # weights (n,) broadcast against the batch
+            w, sumlog = self._w, np.full(nb, self._sumlog)
         if not self.lay.marg:
             chi2 = np.sum(ypr**2 * w, axis=1)
             return p, T, B, ypr, w, np.zeros((nb, 0)), None, chi2, -0.5 * chi2 - 0.5 * sumlog
-        A = T[..., None] * B[..., self._lin_marg_idx]
-        Aw = A * w[..., None]
+        A = T[..., None] * (self._Bm if not self.spec.ramp else B[..., self._lin_marg_idx])
+        Aw = A * w[..., :, None]
         C = np.matmul(np.swapaxes(Aw, 1, 2), A) + self._prec_mat
         rhs = np.matmul(np.swapaxes(Aw, 1, 2), ypr[..., None])[..., 0] + self._prec_mu
         L = np.linalg.cholesky(C)
@@ -456,9 +482,14 @@ class LightCurveModel:
         ndarray, shape (nb,)
         """
         theta = np.atleast_2d(theta)
+        inside = np.all((theta >= self._lo) & (theta <= self._hi), axis=1)
         lp = np.zeros(theta.shape[0])
-        for i, n in enumerate(self.lay.sampled):
-            lp += self.priors[n].logp(theta[:, i])
+        if self._norm_idx:
+            lp -= 0.5 * np.sum(((theta[:, self._norm_idx] - self._norm_mu) / self._norm_sd) ** 2, axis=1)
+        if self._logu_idx:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                lp -= np.sum(np.log(theta[:, self._logu_idx]), axis=1)
+        lp[~inside] = -np.inf
         return lp
 
     def log_prob(self, theta) -> np.ndarray:
@@ -529,7 +560,7 @@ class LightCurveModel:
             pr = self.priors[n]
             if pr.kind == "normal" and n != "jitter":
                 extra.append(np.atleast_1d((th[0, i] - pr.a) / pr.b))
-        return np.concatenate([r * np.sqrt(w[0])] + extra)
+        return np.concatenate([r * np.sqrt(np.broadcast_to(w, T.shape)[0])] + extra)
 
     def conditional(self, theta, rng=None) -> dict:
         """All parameters for sampled vectors ``theta``, with the linear terms.
