@@ -38,7 +38,7 @@ _CORRECTION_KEYS = {
     "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
 }
 #: cached values that depend on the working data
-_DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl")
+_DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl", "aux:shift")
 
 
 #: point evaluation of each correction's model (for sparse work such as replacement)
@@ -161,6 +161,42 @@ class CleaningSteps:
         if "aux:geom" not in self._cache:
             self._cache["aux:geom"] = subarray_geometry(self)
         return self._cache["aux:geom"]
+
+    def _cross_shift(self) -> np.ndarray:
+        """Cross-dispersion trace position per integration, relative (pixels; cached).
+
+        From ``aux["trace_order1"]`` when the tracing step wrote it; else the
+        linearised shift of each integration's profile collapsed along
+        dispersion against the median profile.
+        """
+        if "aux:shift" in self._cache:
+            return self._cache["aux:shift"]
+        import warnings as _w
+
+        if "trace_order1" in self.aux and np.shape(self.aux["trace_order1"])[0] == self.N:
+            tr = np.asarray(self.aux["trace_order1"], float).reshape(self.N, -1)
+            with _w.catch_warnings():
+                _w.simplefilter("ignore", RuntimeWarning)
+                shift = np.nan_to_num(np.nanmedian(tr - np.nanmedian(tr, axis=0), axis=1))
+        else:
+            from .outliers import block_ranges, run_blocks
+
+            disp, _ = self._axes()
+            good = self._static_good()
+            src = self._detection_source()
+            prof = np.empty((self.N, good.shape[0] if disp == 1 else good.shape[1]))
+
+            def work(a, b):
+                blk = np.where(good, np.nan_to_num(np.asarray(src[a:b])), 0)
+                prof[a:b] = blk.sum(axis=1 + disp, dtype=np.float64)
+
+            run_blocks(work, block_ranges(self.N, 16), "trace shift")
+            prof /= np.maximum(prof.sum(axis=1, keepdims=True), 1e-30)
+            med = np.median(prof, axis=0)
+            deriv = np.gradient(med)
+            shift = -((prof - med) @ deriv) / max(float(deriv @ deriv), 1e-30)
+        self._cache["aux:shift"] = shift
+        return shift
 
     def _trace_band(self, width=None) -> np.ndarray:
         """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide."""
@@ -341,7 +377,9 @@ class CleaningSteps:
         Each integration is divided by the white-light curve smoothed over
         ``window`` integrations (so the transit itself is not an outlier);
         every pixel is compared with its running median over ``window``
-        integrations. See :func:`tsocontainer.outliers.time_outliers`.
+        integrations, after removing the common 1/f offset of its detector
+        line and its response to the trace's cross-dispersion motion. See
+        :func:`tsocontainer.outliers.time_outliers`.
 
         Parameters
         ----------
@@ -361,8 +399,9 @@ class CleaningSteps:
             raise ValueError(f"window must be >= 2 integrations, got {window}")
         t0 = time.perf_counter()
         deep, dvar = self._deep()
+        _, onef = self._axes()
         flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,
-                              window, nsigma)
+                              window, nsigma, onef, self._cross_shift())
         return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
                                 "flag_time_outliers")
 

@@ -305,19 +305,26 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
     return flags
 
 
-def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
+def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, onef_axis=None,
+                  shift=None):
     """Per-pixel outliers in time against a running median of the normalised series.
 
     Each integration is divided by the smoothed white-light curve ``wl`` (so
-    a transit or a trend is not an outlier), a running median over
-    ``window`` integrations is the reference, and ``|x - median|`` above
-    ``nsigma`` expected sigmas (pipeline variance, time-averaged per pixel,
-    rescaled by the residuals' robust spread when larger) is flagged.
+    a transit or a trend is not an outlier) and a running median over
+    ``window`` integrations is the reference. From the residuals are removed,
+    when given, the common offset of each integration and detector line
+    (1/f: clipped mean along ``onef_axis``) and each pixel's linear response
+    to the trace's cross-dispersion ``shift`` (jitter on steep PSF edges).
+    ``|residual|`` above ``nsigma`` sigmas is flagged. The sigma is the
+    pipeline variance (time-averaged per pixel), rescaled by the larger of
+    the residuals' robust spread over the block and the pixel's own scatter
+    over time (mean ``|z|`` clipped at 5, where it exceeds 1 by more than
+    twice its error ``0.755 / sqrt(N)``).
 
     Parameters
     ----------
-    cube : ndarray or block source, shape (N, ny, nx)
-        Detection data (sliced ``cube[a:b]``).
+    cube : ndarray, shape (N, ny, nx)
+        Detection data.
     var : ndarray, shape (ny, nx)
         Variance of one integration per pixel (time-averaged).
     wl : ndarray, shape (N,)
@@ -328,6 +335,10 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
         Running-median length in integrations (rounded up to odd).
     nsigma : float
         Threshold.
+    onef_axis : int, optional
+        Frame axis along which 1/f offsets are constant (None: not removed).
+    shift : ndarray, shape (N,), optional
+        Cross-dispersion trace position per integration (pixels).
 
     Returns
     -------
@@ -338,21 +349,36 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0):
     inv_wl = (1.0 / wl).astype(np.float32)[:, None, None]
     fill = np.nan_to_num(fill).astype(np.float32)
     scale = residual_scale(window)
-
     wl3 = wl.astype(np.float32)[:, None, None]
+    dshift = None
+    if shift is not None and n > 2:   # the part of the motion the running median misses
+        s = np.asarray(shift, np.float32)[:, None]
+        dshift = (s - running_median(s, window))[:, 0][:, None, None]
+        if not np.any(dshift):
+            dshift = None
+    col_blocks = onef_axis == 0        # blocks must hold whole 1/f lines
 
-    def work(r0, r1):
-        y, bad = _finite_fill(cube[:, r0:r1], fill[r0:r1] * wl3)
+    def work(c0, c1):
+        sl = np.s_[:, :, c0:c1] if col_blocks else np.s_[:, c0:c1]
+        y, bad = _finite_fill(cube[sl], fill[sl[1:]] * wl3)
         y *= inv_wl
-        med = running_median(y, window)
-        y -= med
+        y -= running_median(y, window)
         y *= wl3   # back to data units: the noise of a pixel does not follow the transit
-        y /= (_sigma(var[r0:r1]) * scale)[None]
+        sig = _sigma(var[sl[1:]]) * scale
+        lim = 3 * sig
+        if onef_axis is not None:      # common offset of each integration and line
+            y -= np.clip(y, -lim, lim).mean(axis=1 + onef_axis, keepdims=True)
+        if dshift is not None:         # each pixel's response to the trace motion
+            slope = (np.clip(y, -lim, lim) * dshift).sum(0) / float((dshift ** 2).sum())
+            y -= slope[None] * dshift
+        y /= sig
         np.abs(y, out=y)
-        y /= robust_factor(y)
-        flags[:, r0:r1] = (y > nsigma) & ~bad
+        emp = np.sqrt(np.pi / 2) * np.minimum(y, 5).mean(axis=0) - 2 * 0.755 / np.sqrt(n)
+        y /= np.maximum(robust_factor(y), emp)[None]
+        flags[sl] = (y > nsigma) & ~bad
 
-    run_blocks(work, block_ranges(ny, max(1, 2_000_000 // max(n * nx, 1))), "time outliers")
+    size = max(1, 2_000_000 // max(n * (ny if col_blocks else nx), 1))
+    run_blocks(work, block_ranges(nx if col_blocks else ny, size), "time outliers")
     return flags
 
 
