@@ -184,9 +184,10 @@ def test_overlap_exclusion_and_contamination():
     tot = (w * T.gather(frame, rws)).sum(0)
     # the mirror estimate holds for a symmetric profile whose mirror rows are free of
     # order 1 (here > 5 sigma away); reading pixel values at the non-integer mirror rows
-    # by linear interpolation costs ~10 % of the (few %) contamination
+    # by linear interpolation costs ~10 % of the (few %) contamination; wings beyond twice
+    # the other order's aperture half-width (< 1e-4 here) are not counted
     assert (o2 / tot)[0] > 0.01 and (o2 / tot)[-1] < 1e-6
-    np.testing.assert_allclose(cont[1], o2 / tot, rtol=0.15, atol=1e-5)
+    np.testing.assert_allclose(cont[1], o2 / tot, rtol=0.15, atol=1e-4)
 
 
 def test_order_wavelength_from_mode_map_and_fallback(caplog):

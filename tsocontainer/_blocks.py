@@ -21,7 +21,7 @@ import logging
 import numpy as np
 
 __all__ = ["check_option", "dispersion_major", "window_rows", "gather", "default_block_size",
-           "iter_blocks", "reference_frames"]
+           "iter_blocks", "reference_frames", "nanmedian_quiet"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,15 @@ def check_option(value, allowed, name: str) -> str:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
     return value
+
+
+def nanmedian_quiet(a, axis=None):
+    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
 
 
 def dispersion_major(array, dispersion_axis: int):

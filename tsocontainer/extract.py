@@ -36,7 +36,7 @@ import time as _time
 import numpy as np
 
 from ._blocks import (_disp_axis, _x_offset, check_option, dispersion_major, gather,
-                      iter_blocks, window_rows)
+                      iter_blocks, nanmedian_quiet, window_rows)
 from .trace import mode_defaults
 
 __all__ = [
@@ -297,6 +297,19 @@ def _robust_flux(d, p, use, core: float = 0.3):
 
 
 # ------------------------------------------------------------ geometry aids
+def _coverage(centres: dict, widths: dict, ny: int) -> dict:
+    """Order -> boolean (ny, nx) map of the pixels its box aperture touches."""
+    nx = len(next(iter(centres.values())))
+    cover = {}
+    for o, c in centres.items():
+        m = np.zeros((ny, nx), bool)
+        rows, w = window_rows(c, widths[o] / 2.0, ny)
+        cols = np.broadcast_to(np.arange(nx), rows.shape)
+        m[rows[w > 0], cols[w > 0]] = True
+        cover[o] = m
+    return cover
+
+
 def overlap_exclusion(centres: dict, widths: dict, ny: int) -> dict:
     """Pixels of each order's aperture that also lie in another order's.
 
@@ -315,18 +328,12 @@ def overlap_exclusion(centres: dict, widths: dict, ny: int) -> dict:
         Order -> boolean (ny, nx) map of pixels to exclude (all False for a
         single order).
     """
-    nx = len(next(iter(centres.values())))
-    cover = {}
-    for o, c in centres.items():
-        m = np.zeros((ny, nx), bool)
-        rows, w = window_rows(c, widths[o] / 2.0, ny)
-        cols = np.broadcast_to(np.arange(nx), rows.shape)
-        m[rows[w > 0], cols[w > 0]] = True
-        cover[o] = m
+    cover = _coverage(centres, widths, ny)
     out = {}
     for o in centres:
         others = [cover[q] for q in centres if q != o]
-        out[o] = np.logical_or.reduce(others) & cover[o] if others else np.zeros((ny, nx), bool)
+        out[o] = (np.logical_or.reduce(others) & cover[o] if others
+                  else np.zeros_like(cover[o]))
     return out
 
 
@@ -335,7 +342,11 @@ def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> di
 
     The other order's profile is assumed mirror-symmetric about its centre:
     its flux at a row ``r`` of this aperture is read at ``2 c_other - r``
-    (linear interpolation), on the far side of the other order.
+    (linear interpolation), on the far side of the other order, for rows
+    within twice its aperture half-width. Mirror rows inside a third order's
+    aperture (or this order's) are not used (the estimate is then a lower
+    limit); sky left in the frame counts as contamination (an upper limit
+    when the background was not subtracted).
 
     Parameters
     ----------
@@ -353,6 +364,8 @@ def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> di
     """
     ny, nx = frame.shape
     img = np.nan_to_num(frame)
+    cover = _coverage(centres, widths, ny)
+    cols = np.arange(nx)
     out = {}
     for o, c in centres.items():
         rows, w = window_rows(c, widths[o] / 2.0, ny)
@@ -362,9 +375,14 @@ def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> di
         for q, cq in centres.items():
             if q == o:
                 continue
-            m = 2.0 * np.nan_to_num(cq, nan=-1e6)[None, :] - rows
-            near = np.abs(rows - np.nan_to_num(cq, nan=-1e6)[None, :]) < 1.5 * widths[q]
-            ok = near & (m >= 0) & (m <= ny - 1)
+            cq = np.nan_to_num(cq, nan=-1e6)[None, :]
+            m = 2.0 * cq - rows
+            # the other order's wings reach at most twice its aperture half-width
+            ok = (np.abs(rows - cq) <= widths[q]) & (m >= 0) & (m <= ny - 1)
+            mr = np.clip(np.rint(m), 0, ny - 1).astype(np.intp)
+            for r in centres:
+                if r != q:
+                    ok &= ~cover[r][mr, cols]
             lo = np.clip(np.floor(m), 0, ny - 1).astype(np.intp)
             hi = np.clip(lo + 1, 0, ny - 1)
             t = m - lo
@@ -407,7 +425,7 @@ def order_wavelength(group, order: int, centre=None, shift: float = 0.0):
             orders = tuple(group.mode.spec.orders) if group.mode is not None else (1,)
             wave = wave[orders.index(order)]
         wm = dispersion_major(np.asarray(wave, float), axis)
-        c = np.nanmedian(wm.shape[0] / 2.0) if centre is None else centre
+        c = wm.shape[0] / 2.0 if centre is None else centre
         r = np.clip(np.rint(np.nan_to_num(np.broadcast_to(c, x.shape), nan=-1)), 0, wm.shape[0] - 1)
         w = wm[r.astype(np.intp), np.arange(n)]
         w[~(w > 0) | ~np.isfinite(np.broadcast_to(c, x.shape))] = np.nan
@@ -559,11 +577,7 @@ def _geometry(group, orders, traces, reference, progress):
     if traces is None:
         refs, _ = trace_references(group, orders, reference=(frame, var), progress=progress)
         traces = {o: np.tile(r["centre"], (group.N, 1)) for o, r in refs.items()}
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ref_c = {o: np.nanmedian(np.asarray(traces[o], float), axis=0) for o in orders if o in traces}
+    ref_c = {o: nanmedian_quiet(np.asarray(traces[o], float), axis=0) for o in orders if o in traces}
     missing = [o for o in orders if o not in ref_c or not np.isfinite(ref_c[o]).any()]
     for o in missing:
         log.warning("order %d has no trace: not extracted", o)
@@ -656,7 +670,7 @@ def extract(group, method: str = "box", width=None, orders=None, *, traces=None,
     shift = float(wave_shift)
     if template is not None:
         o = orders[0]
-        med = np.nanmedian(np.where(good[o], flux[o], np.nan), axis=0)
+        med = nanmedian_quiet(np.where(good[o], flux[o], np.nan), axis=0)
         s, _ = wavelength_offset(order_wavelength(group, o, ref_c[o], shift), med, *template)
         shift += s
         log.info("wavelength offset from the template CCF: %.3f px", s)

@@ -413,13 +413,15 @@ def plot_trace(group, order=None, integration=None, ax=None, **kwargs):
     -------
     matplotlib.axes.Axes
     """
+    from ._blocks import nanmedian_quiet
+
     ax = plot_frame(group, integration=integration, ax=ax, **kwargs)
     traces = group.traces
     orders = traces if order is None else ((order,) if np.ndim(order) == 0 else order)
     vertical = group.mode is not None and group.mode.spec.dispersion_axis == 0
     for o in orders:
         tr = traces[o]
-        c = tr[integration] if integration is not None else np.nanmedian(tr, axis=0)
+        c = tr[integration] if integration is not None else nanmedian_quiet(tr, axis=0)
         x = np.arange(c.size)
         xy = (c, x) if vertical else (x, c)
         ax.plot(*xy, lw=0.8, color=f"C{(o - 1) % 10}", label=f"order {o}")
@@ -485,7 +487,7 @@ def plot_profile(group, column, order=None, integration=None, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    from ._blocks import _disp_axis, dispersion_major
+    from ._blocks import _disp_axis, dispersion_major, nanmedian_quiet
 
     ax = get_ax(ax)
     axis = _disp_axis(group)
@@ -498,8 +500,8 @@ def plot_profile(group, column, order=None, integration=None, ax=None):
     except RuntimeError:
         traces, widths = {}, {}
     for o in (traces if order is None else (order,)):
-        tr = traces[o][integration] if integration is not None else np.nanmedian(traces[o], 0)
-        fw = widths[o][integration] if integration is not None else np.nanmedian(widths[o], 0)
+        tr = traces[o][integration] if integration is not None else nanmedian_quiet(traces[o], 0)
+        fw = widths[o][integration] if integration is not None else nanmedian_quiet(widths[o], 0)
         c, w = tr[column], fw[column]
         if np.isfinite(c):
             ax.axvline(c, color=f"C{(o - 1) % 10}", lw=1, label=f"order {o} centre")

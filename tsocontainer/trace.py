@@ -571,12 +571,12 @@ def _usable(snr, min_snr, knot_spacing, ok, clean):
 
 
 def _smooth_extrapolate(x, y, weight, method, knot_spacing, deg, extrapolate="constant"):
-    """:func:`smooth_trace` inside the range of used columns, a line outside it.
+    """:func:`smooth_trace` inside the range of used columns, extrapolated outside it.
 
-    Outside the used range the curve continues from its edge value with the
-    slope of a weighted straight line through the raw values of the outer
-    ``4 * knot_spacing`` columns (``extrapolate='linear'``) or flat
-    (``'constant'``).
+    Outside the used range the curve is the weighted median of the raw values
+    of the outer ``4 * knot_spacing`` used columns (``'constant'``: robust to
+    the poorly constrained, faint end of a spline), optionally continued with
+    the slope of a weighted straight line through them (``'linear'``).
     """
     used = np.flatnonzero(weight > 0)
     out = smooth_trace(x, y, weight, method, knot_spacing, deg)
@@ -585,12 +585,21 @@ def _smooth_extrapolate(x, y, weight, method, knot_spacing, deg, extrapolate="co
     for edge, sel, near in ((lo, x < lo, x <= lo + span), (hi, x > hi, x >= hi - span)):
         if not sel.any():
             continue
-        slope = 0.0
         near = near & (weight > 0) & np.isfinite(y)
-        if extrapolate == "linear" and near.sum() >= 3:
-            slope = np.polyfit(x[near], y[near], 1, w=np.sqrt(weight[near]))[0]
-        out[sel] = out[int(edge)] + slope * (x[sel] - edge)
+        level, slope = out[int(edge)], 0.0
+        if near.sum() >= 3:
+            level = _weighted_median(y[near], weight[near])
+            if extrapolate == "linear":
+                coef = np.polyfit(x[near] - edge, y[near], 1, w=np.sqrt(weight[near]))
+                level, slope = coef[1], coef[0]
+        out[sel] = level + slope * (x[sel] - edge)
     return out
+
+
+def _weighted_median(values, weights):
+    order = np.argsort(values)
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
 # --------------------------------------------------- per-integration traces
