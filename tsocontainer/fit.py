@@ -527,28 +527,33 @@ def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: Mode
 
 
 def _run_tasks(tasks: list, workers: int, client, progress):
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from tqdm.auto import tqdm
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     results = [None] * len(tasks)
+    if client is not None:
+        futures = {client.submit(_fit_task, task): i for i, task in enumerate(tasks)}
+    elif workers > 1:  # processes start before the progress bar's thread exists
+        pool = ProcessPoolExecutor(max_workers=workers)
+        futures = {pool.submit(_fit_task, task): i for i, task in enumerate(tasks)}
+    else:
+        futures = None
     with tqdm(total=len(tasks), desc="fit_channels", unit="ch", disable=disable) as bar:
-        if client is not None:
-            futures = [client.submit(_fit_task, task) for task in tasks]
-            for i, fut in enumerate(futures):
-                results[i] = fut.result()
-                bar.update()
-        elif workers > 1:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futs = {pool.submit(_fit_task, task): i for i, task in enumerate(tasks)}
-                for fut in as_completed(futs):
-                    results[futs[fut]] = fut.result()
-                    bar.update()
-        else:
+        if futures is None:
             for i, task in enumerate(tasks):
                 results[i] = _fit_task(task)
                 bar.update()
+        else:
+            done = futures if client is not None else as_completed(futures)
+            try:
+                for fut in done:
+                    results[futures[fut]] = fut.result()
+                    bar.update()
+            finally:
+                if client is None:
+                    pool.shutdown(cancel_futures=True)
     return results
 
 

@@ -641,7 +641,7 @@ class LightCurves:
         from astropy.table import Table
         import astropy.units as u
 
-        funit = u.Unit(self.unit) if self.unit else None
+        funit = u.Unit(self.unit, parse_strict="silent") if self.unit else None
         t = Table()
         t["time"] = u.Quantity(self.time, u.d)
         t["flux"] = self.flux.T if funit is None else u.Quantity(self.flux.T, funit)
