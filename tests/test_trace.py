@@ -305,14 +305,23 @@ def test_stability_pca_finds_the_jitter():
 # ----------------------------------------------------------- group steps
 def test_group_steps_store_results_and_chain():
     g, truth = synthetic_visit(n=20, seed=10)
+    bad = np.zeros(g.shape, bool)
+    bad[3, 20, 40] = True
+    g.set_flag("user", bad)
+    sci, var = g.sci.copy(), g.var.copy()
     with pytest.raises(RuntimeError, match="fit_all_traces"):
         g.traces
     out = g.fit_all_traces(progress=False).measure_shifts(progress=False).stability_pca(2)
     assert out is g
+    g.extract("box")
+    g.extract("optimal")
+    # sci and var are never modified (bad pixels are filled in copies only)
+    np.testing.assert_array_equal(g.sci, sci)
+    np.testing.assert_array_equal(g.var, var)
     assert set(g.traces) == {1} and g.traces[1].shape == (20, 300)
     assert g.trace_widths[1].shape == (20, 300)
     assert set(g.regressors) == {"shift_x", "shift_y", "fwhm", "pca1", "pca2"}
-    assert g.steps[-3:] == ["fit_all_traces", "measure_shifts", "stability_pca"]
+    assert g.steps[-5:] == ["fit_all_traces", "measure_shifts", "stability_pca", "extract", "extract"]
     assert g.meta["TRACEMTH"] == "centroid"
     # slicing the group slices the per-integration results
     sub = g[5:10]
