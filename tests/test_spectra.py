@@ -152,3 +152,12 @@ def test_plots():
     assert len(ax.get_legend_handles_labels()[1]) == 2
     ax = s.plot_spectra(order=2, integrations=[0, 3])
     assert ax.get_legend_handles_labels()[1] == ["order 2, int 0", "order 2, int 3"]
+
+
+def test_read_segments_list_concatenates(tmp_path):
+    s = two_order_spectra(nint=8)
+    paths = [s[:3].write_x1dints(tmp_path / "a_x1dints.fits"),
+             s[3:].write_x1dints(tmp_path / "b_x1dints.fits")]
+    assert Spectra.read(paths) == s
+    with pytest.raises(ValueError, match="different orders"):
+        Spectra.concatenate([s, s.select(1)])

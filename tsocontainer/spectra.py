@@ -329,16 +329,56 @@ class Spectra:
 
         Parameters
         ----------
-        path : str or path-like
-            The file. Pipeline files are accepted too: spectra of the same
-            order (e.g. several segments) are concatenated in row order; the
-            variance is then ``FLUX_ERROR**2`` and the mask ``DQ & 1 == 0``.
+        path : str, path-like or sequence of them
+            The file, or the segment files of one visit (concatenated in the
+            order given). Pipeline files are accepted: spectra of the same
+            order are concatenated in row order; the variance is then
+            ``FLUX_ERROR**2`` and the mask ``DQ & 1 == 0``.
 
         Returns
         -------
         Spectra
         """
+        if isinstance(path, (list, tuple)):
+            return cls.concatenate([_read_x1dints(p) for p in path])
         return _read_x1dints(path)
+
+    @classmethod
+    def concatenate(cls, parts) -> "Spectra":
+        """Join spectra of consecutive integrations (e.g. segments) into one.
+
+        Parameters
+        ----------
+        parts : sequence of Spectra
+            Same orders and wavelengths, in time order; regressors present in
+            all parts are kept; the meta of the first part is kept.
+
+        Returns
+        -------
+        Spectra
+
+        Raises
+        ------
+        ValueError
+            If the orders or wavelengths differ.
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.orders != first.orders or not all(
+                    np.array_equal(p.wave[o], first.wave[o], equal_nan=True) for o in first.orders):
+                raise ValueError("cannot concatenate spectra with different orders or wavelengths")
+        def cat(name):
+            return {o: np.concatenate([getattr(p, name)[o] for p in parts]) for o in first.orders}
+
+        regs = set.intersection(*(set(p.regressors) for p in parts))
+        return cls(np.concatenate([p.time for p in parts]), first.wave, cat("flux"), cat("var"),
+                   cat("mask"),
+                   int_numbers=np.concatenate([p.int_numbers for p in parts]),
+                   regressors={k: np.concatenate([p.regressors[k] for p in parts]) for k in sorted(regs)},
+                   meta=dict(first.meta), columns=first.columns)
 
 
 # ------------------------------------------------------------------- x1dints
