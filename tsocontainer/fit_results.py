@@ -126,8 +126,8 @@ class FitResult:
                  f"chi2={self.diagnostics.get('chi2', np.nan):.1f}/{self.diagnostics.get('npoints', 0)}>"]
         for n in self.names:
             if self.status[n] != "fixed":
-                lines.append(f"  {n:>10s} = {self.median[n]:.6g} -{self.err_lo[n]:.3g} "
-                             f"+{self.err_hi[n]:.3g} ({self.status[n]})")
+                lines.append(f"  {n:>10s} = {_fmt(self.median[n], self.err_lo[n], self.err_hi[n])}"
+                             f" ({self.status[n]})")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------- io
@@ -249,6 +249,13 @@ class FitResult:
         from .plotting import plot_corner
 
         return plot_corner(self, names=names, fig=fig, bins=bins)
+
+
+def _fmt(value: float, lo: float, hi: float) -> str:
+    """``value -lo +hi`` with the value given to the precision of its errors."""
+    err = min(lo, hi)
+    places = int(max(0, 1 - np.floor(np.log10(err)))) if np.isfinite(err) and err > 0 else 6
+    return f"{value:.{places}f} -{lo:.2g} +{hi:.2g}"
 
 
 def _filled(col):
