@@ -14,7 +14,8 @@ import numpy as np
 
 from . import simastro
 
-__all__ = ["SimulatedVisit", "load_truth", "load_truth_arrays", "noise_limit", "truth_json",
+__all__ = ["SimulatedVisit", "load_truth", "load_truth_arrays", "noise_limit", "binned_depth",
+           "priors_from_truth", "truth_json",
            "write_truth", "clear_previous"]
 
 
@@ -60,6 +61,139 @@ class SimulatedVisit:
         return self._arrays
 
     def noise_limit(self, wave_bins=None, aperture=None, order: int = 1):
+        """Photon + read noise limit per integration (ppm); see :func:`noise_limit`."""
+        return noise_limit(self, wave_bins=wave_bins, aperture=aperture, order=order)
+
+
+
+# ---------------------------------------------------------------- noise limit
+def _column_signal(arrays: dict, info: dict, aperture, order: int):
+    """Wavelength, star rate and variance per column of ``order`` inside the aperture."""
+    orders = list(info["orders"])
+    if order not in orders:
+        raise ValueError(f"order {order} not simulated; available: {orders}")
+    k = orders.index(order)
+    models = np.asarray(arrays["MODEL"], float)
+    sky = (np.asarray(arrays["BACKGROUND"], float) + np.asarray(arrays["CONTAMINANTS"], float))
+    live = np.asarray(arrays["REFPIX"]) == 0
+    total = models.sum(axis=0) + sky * live
+    signal = models[k]
+    if info["dispersion_axis"] == 0:  # work with the dispersion along axis 1
+        total, signal, live = total.T, signal.T, live.T
+    trace = np.asarray(arrays["TRACE"][k], float)
+    seen = np.isfinite(trace).sum(axis=0)
+    centre = np.where(seen > 0, np.nansum(trace, axis=0) / np.maximum(seen, 1), np.nan)
+    wave = np.asarray(arrays["WAVE"][k], float)
+    half = float(info["aperture_halfwidth_px"] if aperture is None else aperture)
+    rows = np.arange(signal.shape[0])[:, None]
+    inap = (np.abs(rows - centre[None, :]) <= half) & live & np.isfinite(centre)[None, :]
+    s_col = (signal * inap).sum(axis=0)
+    v_col = ((total / info["electrons_per_dn_s"] + info["var_rnoise"]) * inap).sum(axis=0)
+    return wave, s_col, v_col
+
+
+def _bin_index(wave, s_col, wave_bins):
+    ok = np.isfinite(wave) & (s_col > 0)
+    if wave_bins is None:
+        edges = np.array([np.min(wave[ok]), np.max(wave[ok]) * (1 + 1e-12)])
+    elif np.ndim(wave_bins) == 0:
+        edges = np.linspace(np.min(wave[ok]), np.max(wave[ok]) * (1 + 1e-12), int(wave_bins) + 1)
+    else:
+        edges = np.asarray(wave_bins, float)
+    idx = np.searchsorted(edges, np.where(ok, wave, np.nan), side="right") - 1
+    use = ok & (idx >= 0) & (idx < edges.size - 1)
+    return idx, use, edges.size - 1
+
+
+def _limit_from(arrays: dict, info: dict, wave_bins, aperture, order: int):
+    """Photon + read-noise precision (ppm) per bin; see :func:`noise_limit`."""
+    wave, s_col, v_col = _column_signal(arrays, info, aperture, order)
+    idx, use, nb = _bin_index(wave, s_col, wave_bins)
+    s = np.bincount(idx[use], weights=s_col[use], minlength=nb)
+    v = np.bincount(idx[use], weights=v_col[use], minlength=nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s > 0, 1e6 * np.sqrt(v) / s, np.nan)
+
+
+def _resolve(truth_or_folder):
+    if isinstance(truth_or_folder, SimulatedVisit):
+        truth, arrays = truth_or_folder.truth, truth_or_folder.truth_arrays()
+    elif isinstance(truth_or_folder, dict):
+        raise TypeError("this needs the truth arrays: pass the SimulatedVisit returned "
+                        "by simulate_visit, or the output folder, not the truth.json dict")
+    else:
+        folder = Path(truth_or_folder)
+        folder = folder.parent if folder.is_file() else folder
+        truth, arrays = load_truth(folder), load_truth_arrays(folder)
+    info = dict(truth["noise"], orders=truth["orders"],
+                dispersion_axis=truth["instrument"]["dispersion_axis"])
+    return truth, arrays, info
+
+
+def binned_depth(truth_or_folder, wave_bins, aperture=None, order: int = 1):
+    """Injected depth (ppm) of wavelength bins, weighted as a binned light curve is.
+
+    A channel's light curve is the sum of its columns' fluxes, so its depth is
+    the star-rate-weighted mean of the columns' injected depths.
+
+    Parameters
+    ----------
+    truth_or_folder : SimulatedVisit or path-like
+        The simulated visit or its folder.
+    wave_bins : int or array_like
+        Number of equal bins or bin edges (micron); None for white light.
+    aperture : float, optional
+        Extraction half-width used for the weights (default: the mode's).
+    order : int
+        Spectral order.
+
+    Returns
+    -------
+    ndarray
+        Depth (ppm) per bin; NaN for bins without columns.
+    """
+    truth, arrays, info = _resolve(truth_or_folder)
+    wave, s_col, _ = _column_signal(arrays, info, aperture, order)
+    ds = truth["depth_spectrum"]
+    depth_col = np.interp(wave, ds["wave_um"], ds["depth_ppm"])
+    idx, use, nb = _bin_index(wave, s_col, wave_bins)
+    s = np.bincount(idx[use], weights=s_col[use], minlength=nb)
+    sd = np.bincount(idx[use], weights=(s_col * depth_col)[use], minlength=nb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(s > 0, sd / s, np.nan)
+
+
+def priors_from_truth(truth: dict, time_offset: float = 2400000.5) -> dict:
+    """Fit priors for a simulated transit: period fixed, broad priors on the rest.
+
+    The orbital parameters get uniform priors several times wider than any
+    plausible error around the injected values (t0 +/- 0.02 d, a/Rs +/- 30 %,
+    inclination 80-90 deg), Rp/Rs uniform in [0, 0.5] and limb darkening free
+    (Kipping q1, q2 uniform), as a user with a published ephemeris would set them.
+
+    Parameters
+    ----------
+    truth : dict
+        ``truth.json`` content.
+    time_offset : float
+        Added to the truth times (MJD-like BJD_TDB) to match the light-curve
+        times (JD BJD_TDB).
+
+    Returns
+    -------
+    dict
+        Priors for :func:`tsocontainer.fit.fit_white`.
+    """
+    p = truth["params"]
+    t0 = p["t0"] + time_offset
+    return {"t0": {"uniform": [t0 - 0.02, t0 + 0.02], "init": t0},
+            "per": p["per"],
+            "a_rs": {"uniform": [0.7 * p["a_rs"], 1.3 * p["a_rs"]], "init": p["a_rs"]},
+            "inc": {"uniform": [80.0, 90.0], "init": min(p["inc"], 89.9)},
+            "rp_rs": {"uniform": [0.0, 0.5], "init": p["rp_rs_white"]}}
+
+
+def noise_limit(self, wave_bins=None, aperture=None, order: int = 1):
         """Photon + read noise limit per integration (ppm); see :func:`noise_limit`."""
         return noise_limit(self, wave_bins=wave_bins, aperture=aperture, order=order)
 
@@ -141,17 +275,7 @@ def noise_limit(truth_or_folder, wave_bins=None, aperture=None, order: int = 1):
     >>> vis = simulate_visit("nirspec-prism", nint=10)  # doctest: +SKIP
     >>> vis.noise_limit(wave_bins=[1.0, 2.0, 3.0])  # doctest: +SKIP
     """
-    if isinstance(truth_or_folder, SimulatedVisit):
-        truth, arrays = truth_or_folder.truth, truth_or_folder.truth_arrays()
-    elif isinstance(truth_or_folder, dict):
-        raise TypeError("noise_limit needs the truth arrays: pass the SimulatedVisit returned "
-                        "by simulate_visit, or the output folder, not the truth.json dict")
-    else:
-        folder = Path(truth_or_folder)
-        folder = folder.parent if folder.is_file() else folder
-        truth, arrays = load_truth(folder), load_truth_arrays(folder)
-    info = dict(truth["noise"], orders=truth["orders"],
-                dispersion_axis=truth["instrument"]["dispersion_axis"])
+    truth, arrays, info = _resolve(truth_or_folder)
     return _limit_from(arrays, info, wave_bins, aperture, order)
 
 

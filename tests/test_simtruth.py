@@ -1,0 +1,52 @@
+"""Truth helpers: binned injected depths and priors derived from the truth."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tsocontainer.simtruth import binned_depth, noise_limit, priors_from_truth
+from tsocontainer.simulate import simulate_visit
+
+
+@pytest.fixture(scope="module")
+def prism(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prism")
+    return simulate_visit("nirspec-prism", nint=6, seed=3, out=out, noiseless=True)
+
+
+def test_white_binned_depth_equals_truth(prism):
+    # one bin over the whole order: the same flux weighting the simulator uses
+    # for white_light_depth_ppm (agreement limited by float rounding, << 1 ppm)
+    white = binned_depth(prism, None)
+    assert white.shape == (1,)
+    assert abs(white[0] - prism.truth["white_light_depth_ppm"]) < 0.5
+
+
+def test_flat_spectrum_gives_flat_bins(tmp_path):
+    wave = np.linspace(0.5, 6.0, 50)
+    vis = simulate_visit("nirspec-prism", nint=4, seed=1, out=tmp_path, noiseless=True,
+                         depth_spectrum=(wave, np.full(wave.size, 12345.0)))
+    d = binned_depth(vis, 7)
+    assert np.allclose(d[np.isfinite(d)], 12345.0, rtol=0, atol=1e-6)
+    assert noise_limit(vis, 7).shape == (7,)
+
+
+def test_binned_depth_is_weighted_mean(prism):
+    edges = np.array(prism.truth["channel_limits"]["bin_edges_um"])
+    d = binned_depth(prism, edges)
+    ds = prism.truth["depth_spectrum"]
+    lo, hi = np.nanmin(ds["depth_ppm"]), np.nanmax(ds["depth_ppm"])
+    assert np.all((d >= lo - 1e-9) & (d <= hi + 1e-9))  # a weighted mean lies inside the range
+
+
+def test_priors_from_truth(prism):
+    p = priors_from_truth(prism.truth)
+    t0 = prism.truth["params"]["t0"] + 2400000.5
+    assert p["per"] == prism.truth["params"]["per"]
+    lo, hi = p["t0"]["uniform"]
+    assert lo < t0 < hi and p["t0"]["init"] == t0
+
+
+def test_binned_depth_needs_arrays(prism):
+    with pytest.raises(TypeError, match="truth arrays"):
+        binned_depth(prism.truth, 3)
