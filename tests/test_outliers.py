@@ -95,6 +95,17 @@ def test_running_median_matches_windows():
         assert np.allclose(running_median(cube, window), ref, atol=1e-6)
 
 
+def test_medians_of_transposed_views():
+    # dispersion along rows (MIRI) filters swapped, non-contiguous views
+    from tsocontainer.outliers import dispersion_median
+
+    rng = np.random.default_rng(8)
+    a = rng.normal(size=(3, 17, 11)).astype(np.float32)
+    view = np.swapaxes(a, -1, -2)
+    assert np.array_equal(dispersion_median(view, 5), dispersion_median(view.copy(), 5))
+    assert np.array_equal(running_median(view, 3), running_median(view.copy(), 3))
+
+
 def test_reflect_index_never_repeats_the_edge():
     assert reflect_index(5, 2).tolist() == [2, 1, 0, 1, 2, 3, 4, 3, 2]
 

@@ -193,10 +193,19 @@ def running_median(cube, window: int, out=None):
     """
     half = int(window) // 2
     n = cube.shape[0]
-    out = np.empty_like(cube) if out is None else out
+    target = out
+    out = np.empty(cube.shape, cube.dtype)   # C order, so that reshape is a view
     if half == 0 or n == 1:
         out[...] = cube
-        return out
+    else:
+        _running_median_into(cube, out, half, n)
+    if target is not None:
+        target[...] = out
+        return target
+    return out
+
+
+def _running_median_into(cube, out, half, n):
     flat = cube.reshape(n, -1)
     res = out.reshape(n, -1)
     step = max(8, _CHUNK // max(n, 1))
@@ -204,7 +213,6 @@ def running_median(cube, window: int, out=None):
     for c0 in range(0, flat.shape[1], step):
         padded = flat[idx, c0:c0 + step]
         res[:, c0:c0 + step] = window_median([padded[k:k + n] for k in range(2 * half + 1)])
-    return out
 
 
 def dispersion_median(block, window: int, out=None):
@@ -225,10 +233,19 @@ def dispersion_median(block, window: int, out=None):
     """
     half = int(window) // 2
     m = block.shape[-1]
-    out = np.empty_like(block) if out is None else out
+    target = out
+    out = np.empty(block.shape, block.dtype)   # C order, so that reshape is a view
     if half == 0:
         out[...] = block
-        return out
+    else:
+        _dispersion_median_into(block, out, half, m)
+    if target is not None:
+        target[...] = out
+        return target
+    return out
+
+
+def _dispersion_median_into(block, out, half, m):
     lead = block.reshape(-1, m)
     res = out.reshape(-1, m)
     idx = reflect_index(m, half)
@@ -236,7 +253,6 @@ def dispersion_median(block, window: int, out=None):
     for r0 in range(0, lead.shape[0], step):
         padded = lead[r0:r0 + step][:, idx]
         res[r0:r0 + step] = window_median([padded[:, k:k + m] for k in range(2 * half + 1)])
-    return out
 
 
 def robust_factor(z, floor: float = 1.0, stride: int = 7) -> float:

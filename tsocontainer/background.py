@@ -33,8 +33,9 @@ __all__ = ["TRACE_WIDTH", "SKY_METHODS", "subarray_geometry", "trace_centres", "
 
 log = logging.getLogger(__name__)
 
-#: default full width (pixels) of the trace mask per mode key
-TRACE_WIDTH = {"soss": 40, "nirspec": 10, "nircam": 20, "miri": 20}
+#: default full width (pixels) of the trace mask per mode key (NIRCam: its grism PSF has
+#: wings out to ~16 px from the trace centre)
+TRACE_WIDTH = {"soss": 40, "nirspec": 10, "nircam": 34, "miri": 20}
 #: first SUBSTRIP256 row of SUBSTRIP96 in DMS orientation (native columns 150-245,
 #: flipped: full-frame rows 1802-1897, SUBSTRIP256 starting at row 1792)
 SUBSTRIP96_ROW0 = 10

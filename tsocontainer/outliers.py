@@ -424,21 +424,35 @@ def profile_model(deep, band, dispersion_axis: int = 1, window: int = 21, deg: i
     return _disp_view(prof.astype(np.float32), dispersion_axis)
 
 
-def _profile_fit(d, w, prof):
-    """Amplitude per (integration, dispersion pixel) of ``prof`` fitted to ``d`` (axis -2 = cross)."""
-    num = np.einsum("ijk,ijk,jk->ik", w, d, prof)
-    den = np.einsum("ijk,jk->ik", w, prof * prof)
+def _profile_fit(d, w, b0, b1, axis=1):
+    """Weighted least squares of ``d = a * b0 + s * b1`` along the cross-dispersion ``axis``.
+
+    ``b1`` is the profile's derivative, so ``s`` absorbs a small shift of the
+    trace (jitter). Returns the model, same shape as ``d``.
+    """
+    wd = w * d
+    a00 = (w * b0 * b0).sum(axis)
+    a01 = (w * b0 * b1).sum(axis)
+    a11 = (w * b1 * b1).sum(axis)
+    r0 = (wd * b0).sum(axis)
+    r1 = (wd * b1).sum(axis)
+    det = a00 * a11 - a01 * a01
     with np.errstate(all="ignore"):
-        return np.where(den > 0, num / den, 0).astype(np.float32)
+        ok = det > 1e-6 * np.maximum(a00 * a11, 1e-30)
+        amp = np.where(ok, (a11 * r0 - a01 * r1) / det, np.where(a00 > 0, r0 / a00, 0))
+        shift = np.where(ok, (a00 * r1 - a01 * r0) / det, 0)
+    amp, shift = np.nan_to_num(amp), np.nan_to_num(shift)
+    return (np.expand_dims(amp, axis) * b0 + np.expand_dims(shift, axis) * b1).astype(np.float32)
 
 
 def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: float = 5.0,
                      niter: int = 2):
     """Pixels of the trace that deviate from the fitted smooth profile.
 
-    Per integration and dispersion pixel, the profile amplitude is fitted by
-    weighted least squares (weights 1/var, flagged pixels dropped on the next
-    iteration) and ``|d - f * P|`` above ``nsigma`` robust sigmas inside the
+    Per integration and dispersion pixel, the profile's amplitude and a small
+    shift (its derivative as a second basis: pointing jitter) are fitted by
+    weighted least squares (weights 1/var; flagged pixels dropped on the next
+    iteration) and ``|d - model|`` above ``nsigma`` robust sigmas inside the
     aperture is flagged.
 
     Parameters
@@ -470,6 +484,7 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     rows = np.flatnonzero(inband.any(axis=1))  # cross-dispersion lines used
     if rows.size == 0:
         return flags
+    dp = np.ascontiguousarray(np.gradient(p, axis=0)[rows])   # shift basis (jitter)
     p = np.ascontiguousarray(p[rows])
     inb = inband[rows]
     v = _disp_view(np.asarray(var, np.float32), dispersion_axis)[rows]
@@ -480,8 +495,7 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
         d = _disp_view(np.asarray(cube[a:b]), dispersion_axis)[:, rows]
         d, bad = _finite_fill(d, 0)
         w = np.where(bad, np.float32(0), ivar[None])   # inverse variance, 0 where not used
-        amp = _profile_fit(d, w, p)
-        r = d - amp[:, None, :] * p[None]
+        r = d - _profile_fit(d, w, p[None], dp[None])
         z2 = r * r * w
         sample = z2.reshape(-1)[:: max(1, z2.size // 50_000)]
         thr = (nsigma * robust_factor(np.sqrt(sample[sample > 0]), stride=1)) ** 2
@@ -491,10 +505,7 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
             if ii.size:
                 dl = d[ii, :, kk]                        # (nlines, ncross)
                 wl_ = np.where(flag[ii, :, kk], 0, w[ii, :, kk])
-                pl = p[:, kk].T
-                with np.errstate(all="ignore"):
-                    al = (wl_ * dl * pl).sum(1) / (wl_ * pl * pl).sum(1)
-                rl = dl - np.nan_to_num(al)[:, None] * pl
+                rl = dl - _profile_fit(dl, wl_, p[:, kk].T, dp[:, kk].T)
                 flag[ii, :, kk] = rl * rl * w[ii, :, kk] > thr
         out = _disp_view(flags[a:b], dispersion_axis)
         out[:, rows] = flag
