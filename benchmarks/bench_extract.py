@@ -205,7 +205,11 @@ def main(argv=None):
     _, t_opt = timed("extract optimal (1, 2)", lambda: g.extract("optimal", orders=(1, 2),
                                                                  block_size=args.block_size,
                                                                  progress=False))
-    print(f"load average after: {os.getloadavg()}")
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"load average after: {os.getloadavg()}; peak memory {peak:.2f} GB "
+          f"(the visit itself: {2 * g.sci.nbytes / 2**30:.2f} GB for sci + var)")
     print(f"targets: box {t_box:.1f} < 10 s: {t_box < 10}; optimal {t_opt:.1f} < 60 s: {t_opt < 60}; "
           f"tracing {t_trace:.1f} < 20 s: {t_trace < 20} (reference frames {t_ref:.1f} s, "
           "cached across steps)")
