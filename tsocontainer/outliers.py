@@ -382,13 +382,14 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     return flags
 
 
-def profile_model(deep, band, dispersion_axis: int = 1, window: int = 21, deg: int = 2):
+def profile_model(deep, band, dispersion_axis: int = 1, window: int = 1, deg: int = 2):
     """Smooth normalised spatial profile of the trace (Horne 1986 style).
 
     The deep frame, cleaned by a 5-pixel running median along dispersion and
     normalised per dispersion pixel to unit sum inside ``band``, is smoothed
     along dispersion with polynomial windows
-    (Savitzky-Golay, ``window`` pixels, degree ``deg``) and clipped at zero.
+    (Savitzky-Golay, ``window`` pixels, degree ``deg``; 1 = no smoothing)
+    and clipped at zero.
 
     Parameters
     ----------
@@ -446,14 +447,15 @@ def _profile_fit(d, w, b0, b1, axis=1):
 
 
 def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: float = 5.0,
-                     niter: int = 2):
+                     niter: int = 2, rel_tol: float = 0.02):
     """Pixels of the trace that deviate from the fitted smooth profile.
 
     Per integration and dispersion pixel, the profile's amplitude and a small
     shift (its derivative as a second basis: pointing jitter) are fitted by
     weighted least squares (weights 1/var; flagged pixels dropped on the next
     iteration) and ``|d - model|`` above ``nsigma`` robust sigmas inside the
-    aperture is flagged.
+    aperture is flagged; the sigma includes ``rel_tol * model`` for what a
+    static profile cannot follow (PSF width changes).
 
     Parameters
     ----------
@@ -472,6 +474,8 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     niter : int
         1: one fit; 2: the lines with flags are refitted without them and
         flagged again (default).
+    rel_tol : float
+        Fractional model uncertainty added in quadrature to the noise.
 
     Returns
     -------
@@ -490,13 +494,15 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     v = _disp_view(np.asarray(var, np.float32), dispersion_axis)[rows]
     with np.errstate(all="ignore"):
         ivar = np.where(inb & (v > 0), np.float32(1) / v, np.float32(0))
+    vinv = np.where(v > 0, v, np.inf).astype(np.float32)[None]
 
     def work(a, b):
         d = _disp_view(np.asarray(cube[a:b]), dispersion_axis)[:, rows]
         d, bad = _finite_fill(d, 0)
         w = np.where(bad, np.float32(0), ivar[None])   # inverse variance, 0 where not used
-        r = d - _profile_fit(d, w, p[None], dp[None])
-        z2 = r * r * w
+        model = _profile_fit(d, w, p[None], dp[None])
+        r = d - model
+        z2 = r * r / (vinv + (rel_tol * model) ** 2) * (w > 0)   # w = 0: not in the test
         sample = z2.reshape(-1)[:: max(1, z2.size // 50_000)]
         thr = (nsigma * robust_factor(np.sqrt(sample[sample > 0]), stride=1)) ** 2
         flag = z2 > thr
@@ -505,8 +511,9 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
             if ii.size:
                 dl = d[ii, :, kk]                        # (nlines, ncross)
                 wl_ = np.where(flag[ii, :, kk], 0, w[ii, :, kk])
-                rl = dl - _profile_fit(dl, wl_, p[:, kk].T, dp[:, kk].T)
-                flag[ii, :, kk] = rl * rl * w[ii, :, kk] > thr
+                ml = _profile_fit(dl, wl_, p[:, kk].T, dp[:, kk].T)
+                vl = vinv[0][:, kk].T + (rel_tol * ml) ** 2
+                flag[ii, :, kk] = ((dl - ml) ** 2 / vl * (w[ii, :, kk] > 0)) > thr
         out = _disp_view(flags[a:b], dispersion_axis)
         out[:, rows] = flag
 
