@@ -205,3 +205,13 @@ def test_sim_miri_rows_background(tmp_path):
     assert np.median(rel) < 0.01
     bright = bkg[sel] > 5
     assert np.quantile(rel[bright], 0.99) < 0.01
+
+
+def test_sky_region_and_groups():
+    g, truth = soss96_visit(N=3, scales=(0.8, 0.8))
+    box = (0, 20, 800, 1400)                     # a star-free box right of the step
+    g.estimate_sky(method="model", region=box, column_groups=1)
+    assert g.aux["sky_params"].shape == (3, 1)
+    assert abs(float(np.median(g.aux["sky_params"])) - 0.8) < 0.004   # ~6000 pixels: 0.1 %
+    with pytest.raises(ValueError, match="region must be"):
+        g.estimate_sky(method="model", region=np.ones((2, 2), bool))

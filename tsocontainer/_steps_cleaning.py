@@ -564,9 +564,9 @@ class CleaningSteps:
         if per_integration is None:
             per_integration = method != "model"
         disp, _ = self._axes()
-        stop = self._register_correction("sky")
         frame, groups = self._sky_frame(method, model, column_groups)
         sky = ~self._trace_band(width) & _region_mask(region, self.sh) & self._static_good()
+        stop = self._register_correction("sky")   # after the checks: a bad call changes nothing
         mask = self.mask
         params, pvars = [], []
 
