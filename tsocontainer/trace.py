@@ -34,7 +34,7 @@ import time as _time
 import numpy as np
 
 from ._blocks import (_disp_axis, _x_offset, check_option, dispersion_major, gather,
-                      iter_blocks, reference_frames, window_rows)
+                      iter_blocks, nanmedian_quiet, reference_frames, window_rows)
 
 __all__ = [
     "MODE_DEFAULTS",
@@ -637,11 +637,7 @@ def _block_traces(frames, ref, method, halfwidth, basis, niter=3, nsigma=5.0):
         beta = _wlstsq(basis, r, wt)
         chi = (r - beta @ basis.T) * np.sqrt(wt)
         with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                scale = 1.4826 * np.nanmedian(np.where(wt > 0, np.abs(chi), np.nan), axis=1)
+            scale = 1.4826 * nanmedian_quiet(np.where(wt > 0, np.abs(chi), np.nan), axis=1)
         clip = np.abs(chi) > nsigma * np.nan_to_num(scale, nan=np.inf)[:, None]
         if not clip.any():
             break
