@@ -140,3 +140,15 @@ def test_tables_are_read_only_and_skip_headers():
     assert wave.size == tp.size > 100 and not wave.flags.writeable
     frame = load_npz("soss_model_background96.npz", "background")
     assert frame.shape == (96, 2048) and not frame.flags.writeable
+
+
+def test_soss_full_frame_rows_are_substrip256_plus_1792():
+    # SUBSTRIP256 is the top 256 rows (1792-2047) of the full frame in DMS orientation
+    from tsocontainer.modes import MODES, Mode
+
+    sub = Mode(spec=MODES["soss"], subarray="SUBSTRIP256")
+    full = Mode(spec=MODES["soss"], subarray="FULL")
+    x = np.arange(100, 1800, 100, dtype=float)
+    for header in (None, {"PWCPOS": 245.9}):
+        assert np.allclose(full.trace_guess(1, x, header=header),
+                           sub.trace_guess(1, x, header=header) + 1792)

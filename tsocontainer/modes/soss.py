@@ -40,6 +40,8 @@ SPEC = dict(
 _TABLE = {"SUBSTRIP96": "jwst_niriss_spectrace_0022.fits"}
 _DEFAULT_TABLE = "jwst_niriss_spectrace_0023.fits"
 #: first row of each subarray on the full-frame detector (DMS orientation)
+#: rows added to SUBSTRIP256 coordinates to get this subarray's rows (SUBSTRIP256
+#: is the top 256 rows, 1792-2047, of the full frame in DMS orientation)
 _ROW_OFFSET = {"SUBSTRIP256": 0, "SUBSTRIP96": 0, "FULL": 1792}
 #: commanded pupil-wheel position of the GR700XD (deg), reference of the pastasoss models
 PWCPOS_CMD = 245.76
@@ -215,7 +217,7 @@ def trace_guess(mode, order: int = 1, x=None, header=None, pwcpos=None):
     pwcpos = pwcpos_of(header, pwcpos)
     if pwcpos is None:
         xs, ys, _ = _spectrace(_table_for(mode), order)
-        return np.interp(x, xs, ys, left=np.nan, right=np.nan) - offset
+        return np.interp(x, xs, ys, left=np.nan, right=np.nan) + offset
     angle = float(pwcpos) - PWCPOS_CMD
     if order in _PASTA_TRACE:
         xr, yr, pivot = _pasta_reference(order)
@@ -226,7 +228,7 @@ def trace_guess(mode, order: int = 1, x=None, header=None, pwcpos=None):
     if mode.subarray == "SUBSTRIP96":
         # the pastasoss models are in SUBSTRIP256 rows; shift by the SPECTRACE offset
         y = y + _substrip96_offset(order)
-    return y - offset
+    return y + offset
 
 
 @lru_cache(maxsize=None)
