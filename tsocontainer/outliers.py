@@ -365,19 +365,23 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
         y -= running_median(y, window)
         y *= wl3   # back to data units: the noise of a pixel does not follow the transit
         sig = _sigma(var[sl[1:]]) * scale
-        lim = 3 * sig
-        if onef_axis is not None:      # common offset of each integration and line
-            y -= np.clip(y, -lim, lim).mean(axis=1 + onef_axis, keepdims=True)
-        if dshift is not None:         # each pixel's response to the trace motion
-            slope = (np.clip(y, -lim, lim) * dshift).sum(0) / float((dshift ** 2).sum())
-            y -= slope[None] * dshift
+        if onef_axis is not None or dshift is not None:
+            yc = np.clip(y, -3 * sig, 3 * sig)   # outliers must not drive these fits
+            if onef_axis is not None:      # common offset of each integration and line
+                off = yc.mean(axis=1 + onef_axis, keepdims=True)
+                y -= off
+                yc -= off
+            if dshift is not None:         # each pixel's response to the trace motion
+                yc *= dshift
+                y -= (yc.sum(0) / float((dshift ** 2).sum()))[None] * dshift
+            del yc
         y /= sig
         np.abs(y, out=y)
         emp = np.sqrt(np.pi / 2) * np.minimum(y, 5).mean(axis=0) - 2 * 0.755 / np.sqrt(n)
         y /= np.maximum(robust_factor(y), emp)[None]
         flags[sl] = (y > nsigma) & ~bad
 
-    size = max(1, 2_000_000 // max(n * (ny if col_blocks else nx), 1))
+    size = max(64 if col_blocks else 1, 2_000_000 // max(n * (ny if col_blocks else nx), 1))
     run_blocks(work, block_ranges(nx if col_blocks else ny, size), "time outliers")
     return flags
 
