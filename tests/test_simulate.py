@@ -490,3 +490,10 @@ def test_shipped_soss_frame_is_the_real_one(shared_data):
     real = np.load(shared_data / "soss" / "jw01512001001_03102_00001_nis_demo_pwcpos_245.778671.npy")
     np.testing.assert_array_equal(load_npz("soss_substrip256_median_pwcpos245.778671.npz",
                                            "frame"), real)
+
+
+def test_no_background_with_noise(tmp_path):
+    # the scene alone has empty pixels; Poisson noise must still be drawable there
+    vis = simulate_visit("soss", nint=2, seed=1, background=0, columns=(0, 200), out=None)
+    sci = vis.models[0].data
+    assert np.isfinite(sci).sum() > 0.9 * sci.size

@@ -315,7 +315,9 @@ class _Visit:
         noise = self.opts["noise"]
         rng = self._rng(3, i)
         if noise["poisson"]:
-            sci = rng.poisson(total * self.escale) / self.escale
+            # differences of the cumulative profile leave ~1e-14 round-off below
+            # zero where the scene is empty (no background): the mean is >= 0
+            sci = rng.poisson(np.maximum(total, 0.0) * self.escale) / self.escale
         else:
             sci = total.copy()
         if noise["read"]:
