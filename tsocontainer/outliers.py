@@ -13,9 +13,10 @@ Shared design rules of the cleaning flags
   pipeline ``DO_NOT_USE`` bit and non-finite values. It does not look at other
   steps' flags, so flags do not depend on the order in which flag steps run and
   flag / unflag / re-flag gives the same mask.
-* Per-pixel noise comes from the pipeline variance, multiplied by a robust
-  empirical factor (``>= 1``) measured on the same data, so an underestimated
-  variance does not turn into a flood of flags.
+* Per-pixel noise comes from the pipeline variance averaged over the deep
+  frame's integrations (one frame: the variance cube is not read again),
+  multiplied by a robust empirical factor (``>= 1``) measured on the same
+  data, so an underestimated variance does not turn into a flood of flags.
 * Running medians use sorting networks (:func:`median_network`) evaluated with
   numpy on cache-sized chunks: exact medians at a fraction of the cost of
   ``scipy.ndimage.median_filter``.
