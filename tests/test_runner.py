@@ -1,0 +1,124 @@
+"""run_recipe: every product written, resumable after an interruption."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tsocontainer.recipe import RecipeError
+from tsocontainer.runner import STAGES, run_recipe
+from tsocontainer.simtruth import priors_from_truth
+from tsocontainer.simulate import simulate_visit
+
+FAST = {"nwalkers": 16, "nsteps": 300, "seed": 1}
+
+RECIPE = {"name": "test", "steps": [
+    {"flag_dq": {}}, {"flag_time_outliers": {}}, {"correct_one_over_f": {"method": "masked-median"}},
+    {"fit_all_traces": {}}, {"extract": {"method": "box"}}, {"to_lightcurves": {"bins": 4}},
+    {"fit_white": {"sampler": FAST}}, {"fit_channels": {"sampler": FAST}}]}
+
+
+@pytest.fixture(scope="module")
+def visit(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    return simulate_visit("nirspec-prism", nint=60, nseg=2, seed=5, out=out)
+
+
+def _steps(run: Path) -> list[str]:
+    return [line.split(":", 1)[0][5:] + ":" + line.split(":", 1)[1].split("(")[0].strip()
+            for line in (run / "run.log").read_text().splitlines() if line.startswith("STEP ")]
+
+
+def test_run_writes_every_product_and_resumes(visit, tmp_path):
+    import warnings
+
+    from tsocontainer.fit import ConvergenceWarning
+
+    run = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # short chains on purpose
+        res = run_recipe(visit.files, RECIPE, out=run, priors=priors_from_truth(visit.truth))
+    for files in STAGES.values():
+        for f in files:
+            assert (run / f).is_file(), f
+    assert (run / "report.html").is_file() and (run / "recipe.yaml").is_file()
+    plots = sorted(p.name for p in (run / "plots").glob("*.png"))
+    assert "09_white_light.png" in plots and "14_transmission_spectrum.png" in plots
+    assert res.ran == list(STAGES)
+    from astropy.table import Table
+
+    t = Table.read(run / "transmission_spectrum.ecsv")
+    assert len(t) == 4
+    # a second run redoes nothing
+    res2 = run_recipe(visit.files, RECIPE, out=run, priors=priors_from_truth(visit.truth), plots=False)
+    assert res2.ran == [] and res2.skipped == list(STAGES)
+    assert _steps(run).count("state:done") == 1
+
+
+def test_fits_need_priors(visit, tmp_path):
+    with pytest.raises(RecipeError, match="fit_white needs priors"):
+        run_recipe(visit.files, RECIPE, out=tmp_path / "r")
+    assert not (tmp_path / "r" / "state.fits").exists()
+
+
+def test_bad_recipe_fails_before_reading(tmp_path):
+    bad = {"steps": [{"flag_dq": {}}, {"extract": {"methd": "box"}}]}
+    with pytest.raises(RecipeError, match="'extract' has no keyword 'methd'"):
+        run_recipe(["/nonexistent/file-seg001_nis_rateints.fits"], bad, out=tmp_path / "r")
+
+
+def test_stages_out_of_order(visit, tmp_path):
+    bad = {"steps": [{"extract": {}}, {"flag_dq": {}}]}
+    with pytest.raises(RecipeError, match="comes after a spectra step"):
+        run_recipe(visit.files, bad, out=tmp_path / "r")
+
+
+_KILL_SCRIPT = """
+import sys, warnings, json
+from tsocontainer.runner import run_recipe
+from tsocontainer.simtruth import priors_from_truth, load_truth
+recipe = json.loads(sys.argv[3])
+warnings.simplefilter("ignore")
+run_recipe(json.loads(sys.argv[1]), recipe, out=sys.argv[2],
+           priors=priors_from_truth(load_truth(sys.argv[4])), plots=False)
+"""
+
+
+def test_killed_during_channel_fits_resumes(visit, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    slow = dict(FAST, nsteps=50000)  # long enough to be killed mid-way
+    recipe = json.loads(json.dumps(RECIPE))
+    recipe["steps"][-1] = {"fit_channels": {"sampler": slow}}
+    args = [sys.executable, "-c", _KILL_SCRIPT, json.dumps([str(f) for f in visit.files]),
+            str(run), json.dumps(recipe), str(visit.folder)]
+    proc = subprocess.Popen(args, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (run / "run.log").is_file() and "STEP fit_channels: started" in (run / "run.log").read_text():
+            break
+        assert proc.poll() is None, "run ended before the channel fits"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "transmission_spectrum.ecsv").exists()
+    before = _steps(run)
+    assert before.count("state:done") == 1 and "fit_channels:done" not in before
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = run_recipe(visit.files, RECIPE, out=run, priors=priors_from_truth(visit.truth),
+                         plots=False)
+    after = _steps(run)
+    assert after.count("state:done") == 1 and after.count("spectra:done") == 1
+    assert after.count("fit_white:done") == 1 and after.count("fit_channels:done") == 1
+    assert res.ran == ["fit_channels"]
+    assert (run / "transmission_spectrum.ecsv").is_file()
