@@ -50,3 +50,11 @@ def test_priors_from_truth(prism):
 def test_binned_depth_needs_arrays(prism):
     with pytest.raises(TypeError, match="truth arrays"):
         binned_depth(prism.truth, 3)
+
+
+def test_crop_narrower_than_a_channel():
+    # 256 G395H columns span less than one default channel width
+    vis = simulate_visit("nirspec-g395h", 4, columns=(500, 756), noiseless=True)
+    edges = vis.truth["channel_limits"]["bin_edges_um"]
+    assert len(edges) == 2 and edges[0] < edges[1]
+    assert np.isfinite(vis.truth["channel_limits"]["limit_ppm"][0])

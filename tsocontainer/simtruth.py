@@ -288,6 +288,8 @@ def _default_bins(arrays, info, width):
     lo = np.ceil(np.min(wave[ok]) / width) * width
     hi = np.floor(np.max(wave[ok]) / width) * width
     n = int(round((hi - lo) / width))
+    if n < 1:  # a crop narrower than one channel: one channel over what is there
+        return np.array([np.min(wave[ok]), np.max(wave[ok])])
     return np.round(lo + width * np.arange(n + 1), 6)
 
 
