@@ -423,3 +423,21 @@ def test_sampler_settings_validation():
     with pytest.raises(ValueError, match="non-negative integer"):
         SamplerSettings(nwalkers=-2)
     assert ModelSpec.coerce({"regressors": "x"}).regressors == ("x",)
+
+
+def test_walkers_independent_when_lsq_spread_collapses():
+    # Seen on a real channel: least squares put q1 at its bound (1e-16), where
+    # q2 has no effect, so their spreads were 1.5e-5 and 8e-12 and emcee refused
+    # the linearly dependent walkers ("large condition number").
+    from tsocontainer.fit import _init_walkers
+
+    t, f, e = noisy(2)
+    priors = dict(GEOM, rp_rs={"uniform": [0, 0.3]})
+    m = LightCurveModel(t, f, e, priors, ModelSpec())
+    assert m.lay.sampled == ["rp_rs", "q1", "q2"]
+    theta0 = np.array([0.1, 1.1e-16, 3.9e-4])
+    sd = np.array([2.2e-3, 1.5e-5, 7.8e-12])
+    p = _init_walkers(m, theta0, np.diag(sd**2), 16, np.random.default_rng(0))
+    assert np.all(np.isfinite(m.log_prob(p)))
+    # emcee's own test: condition number of the walkers' covariance below 1e8
+    assert np.linalg.cond(np.cov(p, rowvar=False)) < 1e8

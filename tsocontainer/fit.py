@@ -174,9 +174,15 @@ def _init_walkers(m: LightCurveModel, theta0, cov, nwalkers: int, rng) -> np.nda
     bad = ~np.isfinite(sd) | (sd <= 0)
     fallback = np.where(np.isfinite(scale) & (scale > 0), 1e-3 * scale, 1e-6 * np.abs(theta0) + 1e-8)
     sd = np.where(bad, fallback, sd)
-    sd = np.where(np.isfinite(scale) & (scale > 0), np.minimum(sd, scale), sd)
+    has_scale = np.isfinite(scale) & (scale > 0)
+    sd = np.where(has_scale, np.minimum(sd, scale), sd)
+    # A parameter pinned at a prior bound (e.g. q1 = 0, where q2 has no effect)
+    # gets a least-squares spread of ~1e-12: walkers would be linearly dependent
+    # and emcee refuses them. Keep every spread >= 1e-3 of the prior's width.
+    floored = has_scale & (sd < 1e-3 * scale)
+    sd = np.where(floored, 1e-3 * scale, sd)
     c = np.where(np.isfinite(cov), cov, 0.0)
-    use_cov = not bad.any()
+    use_cov = not (bad.any() or floored.any())
     if use_cov:
         corr = c / np.outer(np.sqrt(np.diag(c)), np.sqrt(np.diag(c)))
         c = corr * np.outer(sd, sd)
