@@ -392,11 +392,14 @@ class LightCurves:
     def clip_outliers(self, sigma: float = 5.0, window: int = 15, maxiter: int = 5) -> "LightCurves":
         """Clip time-domain outliers per channel against a running median.
 
-        A point is clipped when it deviates from the running median (over
-        ``window`` integrations) of its channel by more than ``sigma`` times
-        the channel's robust scatter (1.4826 x median absolute deviation of the
-        unclipped residuals). Repeated until nothing new is clipped. The
-        window should be short compared with ingress/egress.
+        With three or more channels, each channel is first divided by the
+        common light-curve shape (the median over channels of the normalised
+        fluxes), so the transit or eclipse cancels and a running median of
+        ``window`` integrations does not lag behind ingress and egress on
+        high-S/N channels (it clipped whole ingresses otherwise). A point is
+        clipped when it deviates from that running median by more than
+        ``sigma`` times the channel's robust scatter (1.4826 x median absolute
+        deviation). Repeated until nothing new is clipped.
 
         Parameters
         ----------
@@ -419,19 +422,22 @@ class LightCurves:
             raise ValueError(f"need sigma > 0 and an odd window >= 3, got {sigma}, {window}")
         t_start = _time.perf_counter()
         before = self.clipped.copy()
-        filled = np.where(self.clipped, np.nan, self.flux)
         for _ in range(maxiter):
-            fill = np.nanmedian(filled, axis=1, keepdims=True)
-            smooth = median_filter(np.where(np.isnan(filled), fill, filled), size=(1, window),
+            filled = np.where(self.clipped, np.nan, self.flux)
+            with np.errstate(all="ignore"):
+                norm = filled / np.nanmedian(filled, axis=1, keepdims=True)
+                if self.nchan >= 3:
+                    norm = norm / np.nanmedian(norm, axis=0, keepdims=True)
+            fill = np.nanmedian(norm, axis=1, keepdims=True)
+            smooth = median_filter(np.where(np.isnan(norm), fill, norm), size=(1, window),
                                    mode="mirror")
-            resid = np.where(self.clipped, np.nan, self.flux - smooth)
+            resid = norm - smooth
             mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)), axis=1)
             new = np.abs(resid) > sigma * 1.4826 * mad[:, None]
             new &= ~self.clipped
             if not new.any():
                 break
             self.clipped |= new
-            filled[new] = np.nan
         nnew = int((self.clipped & ~before).sum())
         self.meta["NCLIPPED"] = int(self.clipped.sum())
         self._record("clip_outliers", {"sigma": sigma, "window": window},
