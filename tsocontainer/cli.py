@@ -1,4 +1,4 @@
-"""Command line: ``tsocontainer simulate | info | demo | run | report``.
+"""Command line: ``tsocontainer demo | run | simulate | info | report | recipe``.
 
 Every sub-command exits 0 on success and, on bad input, prints a one-line
 message and exits 2 (no traceback unless ``-v`` is given twice).
@@ -92,6 +92,60 @@ def _run_recipe_show(args) -> int:
     return 0
 
 
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="reduce a visit with a recipe into an output folder")
+    p.add_argument("files", nargs="+", help="rateints/calints segment files or a glob")
+    p.add_argument("--recipe", default="default",
+                   help="'default' (the mode's shipped recipe), a shipped name or a YAML file")
+    p.add_argument("--priors", default=None, help="YAML file of fit priors (orbit, depth, ...)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
+    p.add_argument("--workers", type=int, default=1, help="processes for the channel fits")
+    p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
+    p.set_defaults(func=_run_run)
+
+
+def _run_run(args) -> int:
+    from .runner import run_recipe
+
+    files = args.files[0] if len(args.files) == 1 else args.files
+    res = run_recipe(files, args.recipe, out=args.out, priors=args.priors, force=args.force,
+                     workers=args.workers, plots=not args.no_plots)
+    print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
+          f"{', '.join(res.skipped) or 'nothing'}")
+    print(f"outputs in {res.out}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    from .demo import DEMO_MODES
+
+    p = sub.add_parser("demo", help="simulate a visit, reduce it, compare with the truth")
+    p.add_argument("--mode", default="soss", choices=list(DEMO_MODES))
+    p.add_argument("--out", default=None, help="folder (default: a new temporary folder)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nint", type=int, default=None, help="integrations (default: mode's demo size)")
+    p.add_argument("--workers", type=int, default=2, help="processes for the channel fits")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    import warnings
+
+    from .demo import run_demo
+    from .fit import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        summary = run_demo(args.mode, out=args.out, seed=args.seed, nint=args.nint,
+                           workers=args.workers)
+    print(summary.table())
+    conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in conv:
+        print(f"note: {w.message}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``tsocontainer`` command."""
     from . import __version__
@@ -106,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(sub)
     _add_report(sub)
     _add_recipe(sub)
+    _add_run(sub)
+    _add_demo(sub)
     return parser
 
 
