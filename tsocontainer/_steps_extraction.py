@@ -16,12 +16,16 @@ Results are stored in ``group.aux`` (saved by ``write``, sliced with the group):
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ExtractionSteps"]
 
 #: steps of this mixin (they do not change the data the reference frame is built from)
-_OWN_STEPS = ("fit_all_traces", "measure_shifts", "stability_pca", "extract")
+_OWN_STEPS = ("fit_all_traces", "measure_shifts", "stability_pca", "extract", "detect_tilt_events")
 
 
 class ExtractionSteps:
@@ -53,6 +57,9 @@ class ExtractionSteps:
         if "pca_components" in self.aux:
             for i, comp in enumerate(np.asarray(self.aux["pca_components"], float).T):
                 out[f"pca{i + 1}"] = comp
+        for k in sorted(self.aux):
+            if k.startswith("tilt"):
+                out[k] = np.asarray(self.aux[k], float)
         return out
 
     def _reference(self, progress=None):
@@ -179,6 +186,49 @@ class ExtractionSteps:
             self.set_aux(k, res[k], per_integration=True)
         self._record("measure_shifts", {"order": res["order"], "method": method},
                      {k: float(np.nanstd(res[k])) for k in ("shift_x", "shift_y", "fwhm")})
+        return self
+
+    def detect_tilt_events(self, window: int = 10, nsigma: float = 6.0):
+        """Find sudden, lasting jumps of the trace (mirror tilt events) in ``shift_y``.
+
+        Each event becomes a step regressor, 0 before and 1 from the first
+        integration after it, named ``tilt`` (then ``tilt2``, ...), so fits can
+        take it with ``model: {regressors: ["tilt?"]}``. Needs
+        :meth:`measure_shifts` first. See :func:`tsocontainer.stability.detect_steps`.
+
+        Parameters
+        ----------
+        window : int
+            Integrations on each side of a candidate jump.
+        nsigma : float
+            Detection threshold in units of the jump's noise.
+
+        Returns
+        -------
+        TSOGroup
+            ``self``; ``meta["NTILT"]`` counts the events.
+
+        Raises
+        ------
+        RuntimeError
+            If :meth:`measure_shifts` has not run.
+        """
+        from .stability import detect_steps
+
+        if "shift_y" not in self.aux:
+            raise RuntimeError("detect_tilt_events needs measure_shifts() first")
+        for k in [k for k in self.aux if k.startswith("tilt")]:
+            del self.aux[k]
+            self.aux_per_int.discard(k)
+        events = detect_steps(self.aux["shift_y"], window=window, nsigma=nsigma)
+        for n, i in enumerate(events, start=1):
+            step = (np.arange(self.N) >= i).astype(float)
+            self.set_aux("tilt" if n == 1 else f"tilt{n}", step, per_integration=True)
+        self.meta["NTILT"] = len(events)
+        self._record("detect_tilt_events", {"window": window, "nsigma": nsigma},
+                     {"events": [int(self.int_numbers[i]) for i in events]})
+        log.info("detect_tilt_events: %d event(s) at integration(s) %s", len(events),
+                 [int(self.int_numbers[i]) for i in events])
         return self
 
     def stability_pca(self, n_components: int = 5, orders=None, halfwidth=None, block_size=None,

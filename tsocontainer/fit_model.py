@@ -58,6 +58,8 @@ class ModelSpec:
         Add an exponential ramp (``ramp_amp``, ``ramp_tau`` in days).
     regressors : tuple of str
         Names of regressors of the light curves used linearly (``reg_<name>``).
+        A name ending in ``?`` (e.g. ``"tilt?"``) is optional: used when the
+        light curves have it and it is not constant, skipped otherwise.
     jitter : bool
         Fit a white-noise jitter added in quadrature to the errors.
     marginalize : bool
@@ -202,12 +204,18 @@ class LightCurveModel:
         x = (t - 0.5 * (t.max() + t.min())) / (half if half > 0 else 1.0)
         cols, names = [x**k for k in range(self.spec.poly + 1)], [f"c{k}" for k in range(self.spec.poly + 1)]
         for rname in self.spec.regressors:
+            optional = rname.endswith("?")  # "tilt?": use it when present and not constant
+            rname = rname.rstrip("?")
             if rname not in regressors:
+                if optional:
+                    continue
                 raise ValueError(f"regressor {rname!r} not found; available: {sorted(regressors)}")
             r = np.asarray(regressors[rname], dtype=float)
             if r.shape != t.shape or not np.all(np.isfinite(r)):
                 raise ValueError(f"regressor {rname!r} must have {t.size} finite values")
             if np.std(r) == 0:
+                if optional:
+                    continue
                 raise ValueError(f"regressor {rname!r} is constant")
             cols.append((r - r.mean()) / r.std())
             names.append(f"reg_{rname}")

@@ -14,7 +14,7 @@ import numpy as np
 from ._blocks import gather, iter_blocks, reference_frames, window_rows
 from .trace import _basis, _block_traces, _orders_of, mode_defaults, trace_references
 
-__all__ = ["measure_shifts", "stability_pca"]
+__all__ = ["measure_shifts", "stability_pca", "detect_steps"]
 
 log = logging.getLogger(__name__)
 
@@ -195,3 +195,71 @@ def stability_pca(group, n_components: int = 5, orders=None, halfwidth=None, ref
 def _mark(sel, rows, w):
     cols = np.broadcast_to(np.arange(sel.shape[1]), rows.shape)
     sel[rows[w > 0], cols[w > 0]] = True
+
+
+def detect_steps(series, window: int = 10, nsigma: float = 6.0) -> list[int]:
+    """Indices where a time series jumps (tilt events in the trace position).
+
+    The jump at ``i`` is the median of the ``window`` points from ``i`` minus
+    the median of the ``window`` points before it. Its noise follows from the
+    point-to-point scatter (``sigma = 1.4826 MAD(diff) / sqrt(2)``; the median
+    of ``w`` Gaussian points has ``1.2533 sigma / sqrt(w)``), so slow drifts and
+    jitter do not count, while a mirror-segment tilt (a sudden shift of a few
+    hundredths of a pixel that then stays) does.
+
+    Parameters
+    ----------
+    series : array_like, shape (N,)
+        E.g. the measured y shift per integration.
+    window : int
+        Points on each side (>= 3).
+    nsigma : float
+        Detection threshold in units of the jump's noise.
+
+    Returns
+    -------
+    list of int
+        First integration after each jump, in time order, at least ``window``
+        apart.
+
+    Raises
+    ------
+    ValueError
+        For ``window < 3`` or a series shorter than ``2 * window``.
+    """
+    y = np.asarray(series, float)
+    if window < 3:
+        raise ValueError(f"window must be >= 3, got {window}")
+    if y.size < 2 * window:
+        raise ValueError(f"need at least {2 * window} points to look for steps, got {y.size}")
+    good = np.isfinite(y)
+    y = np.where(good, y, np.interp(np.arange(y.size), np.flatnonzero(good), y[good]))
+    sig = 1.4826 * np.median(np.abs(np.diff(y) - np.median(np.diff(y)))) / np.sqrt(2)
+    if not sig > 0:
+        return []
+    win = np.lib.stride_tricks.sliding_window_view(y, window)
+    med = np.median(win, axis=1)  # med[k]: median of y[k:k+window]
+    idx = np.arange(window, y.size - window + 1)
+    jump = med[idx] - med[idx - window]
+    score = np.abs(jump) / (1.2533 * sig * np.sqrt(2.0 / window))
+    found: list[int] = []
+    for k in np.argsort(-score):
+        if score[k] < nsigma:
+            break
+        i = _refine_step(y, int(idx[k]), window)
+        if all(abs(i - j) >= window for j in found):
+            found.append(i)
+    return sorted(found)
+
+
+def _refine_step(y, i: int, window: int) -> int:
+    """Split point within +-window/2 of ``i`` that best fits two constant levels."""
+    lo, hi = max(1, i - window), min(y.size - 1, i + window)
+    seg = y[lo:hi + 1]
+    best, best_cost = i, np.inf
+    for k in range(max(lo + 1, i - window // 2), min(hi, i + window // 2) + 1):
+        a, b = seg[:k - lo], seg[k - lo:]
+        cost = np.sum(np.abs(a - np.median(a))) + np.sum(np.abs(b - np.median(b)))
+        if cost < best_cost:
+            best, best_cost = k, cost
+    return best
