@@ -177,10 +177,15 @@ def _init_walkers(m: LightCurveModel, theta0, cov, nwalkers: int, rng) -> np.nda
     has_scale = np.isfinite(scale) & (scale > 0)
     sd = np.where(has_scale, np.minimum(sd, scale), sd)
     # A parameter pinned at a prior bound (e.g. q1 = 0, where q2 has no effect)
-    # gets a least-squares spread of ~1e-12: walkers would be linearly dependent
-    # and emcee refuses them. Keep every spread >= 1e-3 of the prior's width.
-    floored = has_scale & (sd < 1e-3 * scale)
-    sd = np.where(floored, 1e-3 * scale, sd)
+    # gets a least-squares spread of ~1e-12: the walkers are then nearly linearly
+    # dependent and emcee refuses them (condition number > 1e8). Measured in
+    # units of each prior's width, no spread may fall below 1e-3 of the widest:
+    # that bounds the condition number near 1e6 and leaves any parameter the data
+    # constrain within a factor 1000 of the others untouched.
+    rel = np.where(has_scale, sd / np.where(has_scale, scale, 1.0), np.nan)
+    floor = 1e-3 * np.nanmax(rel) * scale if np.isfinite(rel).any() else np.zeros_like(sd)
+    floored = has_scale & (sd < floor)
+    sd = np.where(floored, floor, sd)
     c = np.where(np.isfinite(cov), cov, 0.0)
     use_cov = not (bad.any() or floored.any())
     if use_cov:
