@@ -193,51 +193,6 @@ def priors_from_truth(truth: dict, time_offset: float = 2400000.5) -> dict:
             "rp_rs": {"uniform": [0.0, 0.5], "init": p["rp_rs_white"]}}
 
 
-def noise_limit(self, wave_bins=None, aperture=None, order: int = 1):
-        """Photon + read noise limit per integration (ppm); see :func:`noise_limit`."""
-        return noise_limit(self, wave_bins=wave_bins, aperture=aperture, order=order)
-
-
-
-# ---------------------------------------------------------------- noise limit
-def _limit_from(arrays: dict, info: dict, wave_bins, aperture, order: int):
-    """Photon + read-noise precision (ppm) per bin; see :func:`noise_limit`."""
-    orders = list(info["orders"])
-    if order not in orders:
-        raise ValueError(f"order {order} not simulated; available: {orders}")
-    k = orders.index(order)
-    models = np.asarray(arrays["MODEL"], float)
-    sky = (np.asarray(arrays["BACKGROUND"], float) + np.asarray(arrays["CONTAMINANTS"], float))
-    live = np.asarray(arrays["REFPIX"]) == 0
-    total = models.sum(axis=0) + sky * live
-    signal = models[k]
-    if info["dispersion_axis"] == 0:  # work with the dispersion along axis 1
-        total, signal, live = total.T, signal.T, live.T
-    trace = np.asarray(arrays["TRACE"][k], float)
-    seen = np.isfinite(trace).sum(axis=0)
-    centre = np.where(seen > 0, np.nansum(trace, axis=0) / np.maximum(seen, 1), np.nan)
-    wave = np.asarray(arrays["WAVE"][k], float)
-    half = float(info["aperture_halfwidth_px"] if aperture is None else aperture)
-    rows = np.arange(signal.shape[0])[:, None]
-    inap = (np.abs(rows - centre[None, :]) <= half) & live & np.isfinite(centre)[None, :]
-    s_col = (signal * inap).sum(axis=0)
-    v_col = ((total / info["electrons_per_dn_s"] + info["var_rnoise"]) * inap).sum(axis=0)
-    ok = np.isfinite(wave) & (s_col > 0)
-    if wave_bins is None:
-        edges = np.array([np.min(wave[ok]), np.max(wave[ok]) * (1 + 1e-12)])
-    elif np.ndim(wave_bins) == 0:
-        edges = np.linspace(np.min(wave[ok]), np.max(wave[ok]) * (1 + 1e-12), int(wave_bins) + 1)
-    else:
-        edges = np.asarray(wave_bins, float)
-    idx = np.searchsorted(edges, np.where(ok, wave, np.nan), side="right") - 1
-    use = ok & (idx >= 0) & (idx < edges.size - 1)
-    nb = edges.size - 1
-    s = np.bincount(idx[use], weights=s_col[use], minlength=nb)
-    v = np.bincount(idx[use], weights=v_col[use], minlength=nb)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(s > 0, 1e6 * np.sqrt(v) / s, np.nan)
-
-
 def noise_limit(truth_or_folder, wave_bins=None, aperture=None, order: int = 1):
     """Photon + read-noise-limited precision per integration (ppm).
 
