@@ -20,36 +20,14 @@ import logging
 
 import numpy as np
 
+from ._util import check_option  # noqa: F401  (re-exported for the extraction modules)
+
 __all__ = ["check_option", "dispersion_major", "window_rows", "gather", "default_block_size",
            "iter_blocks", "reference_frames", "nanmedian_quiet"]
 
 log = logging.getLogger(__name__)
 
 
-def check_option(value, allowed, name: str) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise listing them.
-
-    Parameters
-    ----------
-    value : str
-        The option given.
-    allowed : sequence of str
-        Allowed values.
-    name : str
-        Name of the option (for the message).
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ValueError
-        Naming the allowed values.
-    """
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 def nanmedian_quiet(a, axis=None):

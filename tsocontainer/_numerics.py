@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._util import check_option  # noqa: F401  (re-exported for the cleaning modules)
+
 __all__ = ["THREADS", "check_option", "progress", "run_blocks", "reflect_index", "block_ranges",
            "median_network", "window_median", "running_median", "dispersion_median",
            "robust_factor", "residual_scale", "disp_view", "masked_row_median"]
@@ -24,30 +26,6 @@ _CHUNK = 1 << 17
 
 
 # ---------------------------------------------------------------- helpers
-def check_option(value, allowed, name: str) -> str:
-    """Return ``value`` if it is in ``allowed``, else raise a ValueError listing them.
-
-    Parameters
-    ----------
-    value : str
-        Option given by the user.
-    allowed : sequence of str
-        Accepted values.
-    name : str
-        Option name for the message.
-
-    Returns
-    -------
-    str
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is not allowed.
-    """
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(allowed)}")
-    return value
 
 
 def progress(total: int, desc: str):

@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from ._steps_cleaning import CleaningSteps
 from ._steps_extraction import ExtractionSteps
+from ._util import jsonable as _jsonable
 from .flags import STEP_FLAGS, FlagStore, SparseDQ, dq_bits, validate_flag_name
 
 __all__ = ["TSOGroup"]
@@ -487,19 +488,6 @@ def _describe_key(key):
     return f"array of {arr.size} ({arr.dtype})"
 
 
-def _jsonable(obj):
-    """Convert numpy scalars/arrays in ``obj`` to plain Python for JSON."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"array{obj.shape}"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)
 
 
 STEP_FLAG_NAMES = tuple(STEP_FLAGS)

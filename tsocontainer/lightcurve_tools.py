@@ -8,51 +8,16 @@ from typing import Sequence
 
 import numpy as np
 
+from ._util import check_option  # noqa: F401  (re-exported)
+from ._util import jsonable as _jsonable  # noqa: F401  (re-exported)
+
 __all__ = ["check_option", "bin_edges", "write_table_atomic"]
 
 _BIN_KEYS = ("R", "pixels")
 
 
-def check_option(value, allowed: Sequence[str], name: str) -> str:
-    """Return ``value`` if it is one of ``allowed``, else raise a ValueError.
-
-    Parameters
-    ----------
-    value : str
-        The option given by the user.
-    allowed : sequence of str
-        The accepted values.
-    name : str
-        Name of the option, used in the message.
-
-    Returns
-    -------
-    str
-        ``value``.
-
-    Raises
-    ------
-    ValueError
-        Listing the allowed values.
-    """
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; allowed: {', '.join(map(str, allowed))}")
-    return value
 
 
-def _jsonable(obj):
-    """Convert numpy scalars/arrays in ``obj`` to plain Python for JSON/YAML."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist() if obj.size <= 64 else f"array{obj.shape}"
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return repr(obj)
 
 
 def _now() -> str:

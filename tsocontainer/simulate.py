@@ -43,6 +43,7 @@ from . import simastro, simnoise, simscene
 from .simtruth import (SimulatedVisit, clear_previous, load_truth, load_truth_arrays,
                        noise_limit, truth_json, write_truth)
 from .simwrite import INT_TIMES_DTYPE, SegmentFile, SegmentMemory
+from ._util import check_option
 
 __all__ = ["simulate_visit", "SimulatedVisit", "load_truth", "load_truth_arrays",
            "noise_limit", "MODES", "OPTION_DEFAULTS", "NOISE_DEFAULTS"]
@@ -68,10 +69,7 @@ _CHOICES = {"event": ("transit", "eclipse"), "limb_darkening": ("quadratic", "no
 
 
 def _validate_choice(name: str, value):
-    allowed = _CHOICES[name]
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; allowed: {', '.join(allowed)}")
-    return value
+    return check_option(value, _CHOICES[name], name)
 
 
 def _merge(kind: str, defaults: dict, given) -> dict:
