@@ -16,6 +16,8 @@ os.environ["XDG_CONFIG_HOME"] = os.path.join(_TMP_HOME, "config")
 os.environ["MPLBACKEND"] = "Agg"
 os.environ.setdefault("CRDS_SERVER_URL", "https://localhost.invalid")
 os.environ.setdefault("CRDS_PATH", os.path.join(_TMP_HOME, "crds"))
+for _key in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+    os.makedirs(os.environ[_key], exist_ok=True)  # astropy warns about missing ones
 
 #: ../shared/data next to the repository (absent outside this workplace)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -178,6 +178,18 @@ def test_clip_outliers_finds_injected_spikes_not_the_transit():
         lc.clip_outliers(window=4)
 
 
+def test_dark_edge_is_left_out():
+    # the last 40 of 400 pixels get 0.1 % of the peak flux (PRISM beyond 5.4 um):
+    # with the default 1 % threshold they are not binned; with 0 they are
+    t, wave, flux, var = _spectra(noise=False)
+    flux[:, -40:] *= 1e-3 / flux[:, -40:].max() * flux.max()
+    lc = LightCurves.from_spectra(t, wave, flux, var, bins=10)
+    # noiseless and all good: the channels hold exactly the bright 360 pixels
+    assert np.allclose(lc.flux.sum(0), flux[:, :360].sum(1), rtol=1e-12)
+    lc0 = LightCurves.from_spectra(t, wave, flux, var, bins=10, min_flux=0)
+    assert np.allclose(lc0.flux.sum(0), flux.sum(1), rtol=1e-12)
+
+
 def test_clip_outliers_keeps_high_snr_ingress():
     # 100 integrations over 3.8 h, 40 ppm noise, a 2 % transit: ingress lasts a
     # few integrations, far shorter than the 15-point running median, whose lag

@@ -54,10 +54,29 @@ def test_run_writes_every_product_and_resumes(visit, tmp_path):
 
     t = Table.read(run / "transmission_spectrum.ecsv")
     assert len(t) == 4
+    for col in ("wave_lo", "wave_hi", "depth_ppm", "err_ppm"):  # the columns issue 7 names
+        assert col in t.colnames
+    assert "11_rms_vs_bin.png" in plots and "12_sensitivity.png" in plots
     # a second run redoes nothing
     res2 = run_recipe(visit.files, RECIPE, out=run, priors=priors_from_truth(visit.truth), plots=False)
     assert res2.ran == [] and res2.skipped == list(STAGES)
     assert _steps(run).count("state:done") == 1
+
+
+def test_plots_leave_the_users_backend_and_figures(visit, tmp_path):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from tsocontainer.io import read_segments
+    from tsocontainer.runner import RunResult
+    from tsocontainer.runplots import write_plots
+
+    backend = matplotlib.get_backend()
+    mine = plt.figure()
+    n = write_plots(RunResult(out=tmp_path, group=read_segments(visit.files)), tmp_path / "plots")
+    assert n == 1 and matplotlib.get_backend() == backend
+    assert plt.fignum_exists(mine.number)
+    plt.close(mine)
 
 
 def test_fits_need_priors(visit, tmp_path):

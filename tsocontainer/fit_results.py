@@ -364,6 +364,11 @@ class TransmissionSpectrum:
                           ("err_hi", "upper 1-sigma error")):
             t[col] = u.Quantity(getattr(self, col), u.Unit(1e-6))  # ppm
             t[col].description = f"{text} (ppm)"
+        # plain-number columns for tools that do not read units
+        t["depth_ppm"] = np.asarray(self.depth, float)
+        t["depth_ppm"].description = "depth (ppm)"
+        t["err_ppm"] = 0.5 * (np.asarray(self.err_lo, float) + np.asarray(self.err_hi, float))
+        t["err_ppm"].description = "mean of the lower and upper 1-sigma errors (ppm)"
         t.meta.update({"kind": self.kind, "meta": _jsonable(self.meta)})
         return t
 

@@ -206,7 +206,8 @@ class LightCurves:
     # -------------------------------------------------------- construction
     @classmethod
     def from_spectra(cls, time, wave, flux, var, bins=30, mask=None, regressors=None, *,
-                     meta: dict | None = None, unit: str | None = None) -> "LightCurves":
+                     meta: dict | None = None, unit: str | None = None,
+                     min_flux: float = 0.01) -> "LightCurves":
         """Bin per-integration 1D spectra into spectroscopic light curves.
 
         Each pixel goes to the channel containing its centre wavelength. Where
@@ -235,6 +236,10 @@ class LightCurves:
             Status values to keep.
         unit : str, optional
             Flux unit.
+        min_flux : float
+            Pixels whose median flux is below this fraction of the median
+            spectrum's peak (99th percentile) are left out: the wavelength range
+            where the star is detected. 0 keeps every finite pixel.
 
         Returns
         -------
@@ -262,6 +267,15 @@ class LightCurves:
         with np.errstate(all="ignore"):
             template = np.nanmedian(np.where(good, flux, np.nan), axis=0)
         usable = np.isfinite(template)
+        if min_flux > 0 and usable.any():
+            # where the star is detected: a channel of an almost dark edge (PRISM
+            # beyond 5.4 um) has a non-positive or noise-dominated sum
+            peak = np.percentile(template[usable], 99)
+            faint = usable & (template < min_flux * peak)
+            if faint.any():
+                log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
+                         int(faint.sum()), min_flux)
+            usable &= ~faint
         good &= usable[None, :]
         edges = bin_edges(wave[usable], bins)
         chan = np.searchsorted(edges, wave, side="right") - 1
