@@ -129,7 +129,7 @@ def gather(frames, rows):
 def _progress(total, desc, progress):
     import sys
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else bool(progress)
     return tqdm(total=total, desc=desc, unit="int", disable=not show, leave=False)

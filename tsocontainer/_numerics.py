@@ -30,7 +30,7 @@ _CHUNK = 1 << 17
 
 def progress(total: int, desc: str):
     """A tqdm bar over ``total`` blocks, shown only when stderr is a terminal."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="block", disable=not sys.stderr.isatty(),
                 leave=False)

@@ -540,7 +540,7 @@ def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: Mode
 def _run_tasks(tasks: list, workers: int, client, progress):
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     results = [None] * len(tasks)

@@ -274,7 +274,7 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     if block_size is None:
         block_size = max(1, int(16e6 // npix))
     reader = _BlockReader(sci, var, npix)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     bar = tqdm(total=n_total, unit="int", desc="read", disable=not _want_progress(progress))
     for info in infos:

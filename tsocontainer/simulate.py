@@ -566,7 +566,7 @@ def simulate_visit(mode: str, nint: int, nseg: int = 1, seed: int = 0, out=None,
 
 
 def _write_segments(v: _Visit, folder, nseg: int):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     npix = v.shape[0] * v.shape[1]
     block = int(v.opts["block"] or max(1, int(8e6 // npix)))
