@@ -58,6 +58,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Monitor, load_visit, white_metric  # noqa: E402
 
+#: what differs between a peer step and its tsocontainer counterpart (printed under the table)
+CAVEATS = {
+    "exotedrf": ["tracing: exoTEDRF finds one trace on the deep stack (edgetrigger); "
+                 "tsocontainer's fit_all_traces fits the traces of every integration (orders 1-3)",
+                 "box extraction: exoTEDRF sums the aperture column by column in Python; "
+                 "tsocontainer's extract box also models and replaces flagged pixels and "
+                 "returns variances and masks"],
+    "exotic-miri": ["Extract1DBoxStep sums whole columns (4 + 1 + 4) around a fixed centre; "
+                    "tsocontainer's box has fractional edges around the fitted trace of every "
+                    "integration"],
+}
 #: tsocontainer steps that do what each peer step does
 EQUIVALENT = {
     "exotedrf": {
@@ -309,7 +320,7 @@ def compare(peer: str, peer_out: dict, tso: dict) -> dict:
     out = {"peer": peer, "version": peer_out.get("version"), "installed": True, "rows": rows,
            "total_peer_s": round(tot_p, 2), "total_tso_s": round(tot_t, 2),
            "total_time_ratio": round(tot_p / tot_t, 2) if tot_t else None,
-           "notes": peer_out.get("notes", []), "nint": peer_out.get("nint")}
+           "notes": peer_out.get("notes", []) + CAVEATS.get(peer, []), "nint": peer_out.get("nint")}
     pw = peer_out.get("white")
     tw = wc.get(str(float(pw["width"]))) if pw else None
     if tw:

@@ -217,7 +217,8 @@ def part_speed_scaling(tmp, cfg, workers, parts, results: Path, stem: str) -> tu
         row = {"nint": nint, "nseg": nseg, "sci_bytes": res["sci_bytes"], "to_lc_s": round(to_lc, 2),
                "ints_per_s": round(nint / to_lc, 2), "peak_rss": lc_peak,
                "peak_over_input": round(lc_peak / res["sci_bytes"], 3),
-               "load1": [min(r["load1"] for r in steps), max(r["load1"] for r in steps)]}
+               "load1": [min(r["load1"] for r in steps), max(r["load1"] for r in steps)],
+               "steps": {r["step"]: r["seconds"] for r in steps}}
         scaling.append(row)
         if is_speed:
             speed = dict(res, summary=row)
@@ -384,16 +385,19 @@ def markdown(report) -> str:
         L.append(f"| fits (white + channels) | | {fits:.1f} | | | | | |")
     if report.get("scaling"):
         L += ["", "## Scaling: SOSS read -> light curves (no fits, box extraction)", "",
-              "| ints | SCI GB | time s | ints/s | s per 100 ints | peak RSS GB | peak / input | load |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| ints | SCI GB | time s | ints/s | s per 100 ints | peak RSS GB | peak / input | slowest "
+              "steps (s) | load |",
+              "|---|---|---|---|---|---|---|---|---|"]
         for r in report["scaling"]:
             if "error" in r:
-                L.append(f"| {r['nint']} | {r['error']} |||||||")
+                L.append(f"| {r['nint']} | {r['error']} ||||||||")
                 continue
             L.append(f"| {r['nint']} | {r['sci_bytes'] / GB:.2f} | {r['to_lc_s']:.1f} | "
                      f"{r['ints_per_s']:.1f} | {100 * r['to_lc_s'] / r['nint']:.1f} | "
                      f"{r['peak_rss'] / GB:.2f} | {r['peak_over_input']:.2f} | "
-                     f"{r['load1'][0]:.1f}-{r['load1'][1]:.1f} |")
+                     + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+                         (r.get("steps") or {}).items(), key=lambda kv: -kv[1])[:3])
+                     + f" | {r['load1'][0]:.1f}-{r['load1'][1]:.1f} |")
         L.append("")
         L.append("There is no streaming mode yet: the whole visit is in memory, so peak memory "
                  "grows with the number of integrations (see peak / input).")
