@@ -218,7 +218,7 @@ def part_speed_scaling(tmp, cfg, workers, parts, results: Path, stem: str) -> tu
                "ints_per_s": round(nint / to_lc, 2), "peak_rss": lc_peak,
                "peak_over_input": round(lc_peak / res["sci_bytes"], 3),
                "load1": [min(r["load1"] for r in steps), max(r["load1"] for r in steps)],
-               "steps": {r["step"]: r["seconds"] for r in steps}}
+               "steps": {r["step"]: r["seconds"] for r in steps if step_kind(r["step"]) in TO_LC}}
         scaling.append(row)
         if is_speed:
             speed = dict(res, summary=row)
@@ -273,20 +273,21 @@ def goals(report) -> list[dict]:
     sp = report.get("speed")
     if sp:
         s = sp["summary"]
-        per_gb = s["to_lc_s"] / (s["sci_bytes"] / 2**30)
-        scaled = s["sci_bytes"] < 0.9 * 2**30
+        target = 500 * 256 * 2048 * 4  # the 2 x 250 integration SOSS visit, 1.05 GB
+        scaled = abs(s["sci_bytes"] - target) > 0.02 * target
+        t1gb = s["to_lc_s"] * target / s["sci_bytes"]
         steps = [r for r in sp["steps"] if step_kind(r["step"]) in TO_LC]
         worst = max(steps, key=lambda r: r["seconds"])
         measured = (f"{s['to_lc_s']:.1f} s for {s['nint']} integrations "
-                    + (f"(= {per_gb:.1f} s per GiB, linear extrapolation)" if scaled else
-                       f"({s['sci_bytes'] / 2**30:.2f} GiB)"))
-        met = per_gb < GOALS["speed_s_per_gb"]
+                    + (f"(= {t1gb:.1f} s for 500, linear extrapolation)" if scaled else
+                       f"({s['sci_bytes'] / GB:.2f} GB)"))
+        met = t1gb < GOALS["speed_s_per_gb"]
         rows.append({"goal": "read -> light curves, 1 GB SOSS visit", "target": "< 60 s",
                      "measured": measured, "met": met,
-                     "note": "" if met else (f"misses by {per_gb - 60:.0f} s "
-                                             f"({100 * (per_gb / 60 - 1):.0f} %); slowest step "
-                                             f"{worst['step']} {worst['seconds']:.1f} s "
-                                             f"({100 * worst['seconds'] / s['to_lc_s']:.0f} %)")})
+                     "note": (f"{60 - t1gb:.1f} s to spare" if met else
+                              f"misses by {t1gb - 60:.1f} s ({100 * (t1gb / 60 - 1):.0f} %)")
+                     + f"; slowest step {worst['step']} {worst['seconds']:.1f} s "
+                       f"({100 * worst['seconds'] / s['to_lc_s']:.0f} %)"})
         top = max(steps, key=lambda r: r["peak_rss"])
         ratio = s["peak_over_input"]
         met = ratio <= GOALS["peak_over_input"]
@@ -396,7 +397,11 @@ def markdown(report) -> str:
                      f"{r['ints_per_s']:.1f} | {100 * r['to_lc_s'] / r['nint']:.1f} | "
                      f"{r['peak_rss'] / GB:.2f} | {r['peak_over_input']:.2f} | "
                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
-                         (r.get("steps") or {}).items(), key=lambda kv: -kv[1])[:3])
+                         ((k, v) for k, v in (r.get("steps") or {}).items()
+                          if step_kind(k) in TO_LC and (not k.startswith("extract ")
+                                                        or k == steps_extract(
+                                                            [{"step": x} for x in r["steps"]]))),
+                         key=lambda kv: -kv[1])[:3])
                      + f" | {r['load1'][0]:.1f}-{r['load1'][1]:.1f} |")
         L.append("")
         L.append("There is no streaming mode yet: the whole visit is in memory, so peak memory "
@@ -449,6 +454,17 @@ def markdown(report) -> str:
 
 
 # ------------------------------------------------------------------ main
+def rewrite(path) -> str:
+    """Recompute the goals and the Markdown table of a results JSON (after changing this file)."""
+    path = Path(path)
+    report = json.loads(path.read_text())
+    report["goals"] = goals(report)
+    table = markdown(report)
+    path.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    path.with_suffix(".md").write_text(table)
+    return table
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller visits (< 10 minutes on 2 cores)")
@@ -458,7 +474,12 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="processes for the channel fits")
     ap.add_argument("--results", default=str(HERE / "results"), help="output folder")
     ap.add_argument("--tmp", default=None, help="parent folder of the temporary visit folder")
+    ap.add_argument("--rewrite", default=None, metavar="JSON",
+                    help="only recompute the goals and the table of an existing results JSON")
     args = ap.parse_args(argv)
+    if args.rewrite:
+        print(rewrite(args.rewrite))
+        return 0
     parts = set(args.parts.split(","))
     cfg = SETTINGS["quick" if args.quick else "full"]
     import numpy
@@ -472,8 +493,8 @@ def main(argv=None) -> int:
             "notes": []}
     if args.quick:
         meta["notes"].append("--quick: precision visits of 60-80 integrations, speed visit "
-                             f"{cfg['speed_nint']} integrations (the 60 s goal is checked per GiB, "
-                             "linearly extrapolated), scaling at "
+                             f"{cfg['speed_nint']} integrations (the 60 s goal is checked on its time "
+                             "linearly extrapolated to 500 integrations), scaling at "
                              + ", ".join(map(str, cfg["scaling"])) + " integrations, 10 channels, "
                              "channel fits capped at 1500 emcee steps (white-light fit at the "
                              "default settings)")
