@@ -344,9 +344,14 @@ def soss_sim(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_sim_time_outliers_acceptance(soss_sim):
-    g0, truth = soss_sim
-    g = g0.copy()
+def test_sim_time_outliers_acceptance(tmp_path):
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    # 120 integrations hold ~600 CRs above 5 sigma: enough to measure a 99 % rate to
+    # +-0.3 % (the 30-integration fixture's ~165 give +-0.8 %)
+    vis = simulate_visit("soss", 120, seed=3, out=tmp_path, columns=SIM_COLUMNS)
+    g, truth = read_segments(vis.files), vis.truth_arrays()
     g.flag_time_outliers()                 # defaults: window 5, nsigma 4
     f = g.flagged("time_outliers")
     cr = truth["COSMIC_RAYS"]
@@ -358,9 +363,11 @@ def test_sim_time_outliers_acceptance(soss_sim):
     bad = np.zeros(g.sh, bool)
     bad[truth["BADPIX"]["y"], truth["BADPIX"]["x"]] = True
     fp = (f & ~crs & ~bad[None]).mean()
-    # acceptance: >= 99 % of the CRs above 5 sigma, <= 0.1 % false positives
-    # (measured here: 99.4 % of 165 and 0.04 %)
-    assert strong.sum() > 100
+    # acceptance: >= 99 % of the CRs above 5 sigma, <= 0.1 % false positives. A CR just
+    # above 5 sigma on a noise dip falls under any threshold that keeps the false ones
+    # below 0.1 %, so this holds for the population, not for every CR (measured here
+    # 620 of 621, 99.8 %, false 0.015 %; 30-integration seeds 3-6: 660 of 666)
+    assert strong.sum() > 500
     assert found >= 0.99, found
     assert fp <= 1e-3, fp
 
@@ -389,13 +396,22 @@ def test_sim_hot_dead_pixels(soss_sim):
     sigma = np.sqrt(g.var.mean(axis=0))[bp["y"], bp["x"]]
     hot, dead = bp["kind"] == "hot", bp["kind"] == "dead"
     detectable = hot & (bp["value"] / sigma * np.sqrt(g.N) >= 10)   # 10-sigma in the visit
-    # every dead pixel and >= 90 % of the detectable hot ones from the data alone
-    # (the rest sit on the trace with a few % of its flux: measured 94.4 %)
+    # every dead pixel and >= 99 % of the hot ones above 10 sigma in the visit, from the
+    # data alone (measured: 100 % of 54; seeds 3-5: 170 of 170; the rest are below
+    # 10 sigma in 30 integrations, e.g. 0.5 DN/s on the trace)
     assert hc[bp["y"][dead], bp["x"][dead]].all()
-    assert hc[bp["y"][detectable], bp["x"][detectable]].mean() >= 0.9
-    # with the pipeline's HOT/DEAD bits (80 % of them carry DQ): >= 99 % of the
-    # detectable ones (measured: 100 % of 86; 97 % of all, the rest are < 10 sigma
-    # in 30 integrations, e.g. 0.5 DN/s on the trace)
+    assert hc[bp["y"][detectable], bp["x"][detectable]].mean() >= 0.99
+    # flags without a defect, away from the order-0 contaminants (static sharp sources,
+    # flagged by design): <= 0.05 % of the frame (measured 6 pixels, 0.009 %; seeds 4, 5:
+    # 10 and 4)
+    from scipy.ndimage import binary_dilation
+
+    bad = np.zeros(g.sh, bool)
+    bad[bp["y"], bp["x"]] = True
+    cont = binary_dilation(truth["CONTAMINANTS"] > 0.05 * np.sqrt(g.var.mean(axis=0)),
+                           iterations=2)
+    assert (hc & ~bad & ~cont).mean() <= 5e-4
+    # with the pipeline's HOT/DEAD bits as well: still all of them
     g.flag_dq(["HOT", "DEAD"])
     known = g.flagged("dq")[0] | hc
     sel = detectable | dead

@@ -268,20 +268,22 @@ class CleaningSteps:
         self._invalidate(_DATA_CACHES)
 
     # --------------------------------------------------------------- flags
-    def flag_hot_cold_pixels(self, filter_size: int = 5, nsigma: float = 5.0,
-                             rel_tol: float = 0.005) -> "CleaningSteps":
+    def flag_hot_cold_pixels(self, filter_size: int = 7, nsigma: float = 5.0,
+                             rel_tol: float = 0.002) -> "CleaningSteps":
         """Flag pixels hot or cold in most integrations (flag ``hot_cold``).
 
-        A pixel's residual against a running median of the deep frame along
-        dispersion (scaled by the white-light curve) is averaged over all
-        integrations after clipping at 5 sigma; a mean above ``nsigma`` times
-        its noise (hot) or below ``-nsigma`` (cold/dead) flags the pixel in
-        every integration. See :func:`tsocontainer.outliers.hot_cold_pixels`.
+        The clipped time-mean frame (white-light normalised, cosmic rays
+        clipped at 5 sigma) is compared with its smooth model: the local
+        cross-dispersion profile, running-median smoothed along dispersion,
+        times the local flux. A pixel above it by ``nsigma`` times its noise
+        (hot) or below by ``-nsigma`` (cold/dead) is flagged in every
+        integration. See :func:`tsocontainer.outliers.hot_cold_pixels`.
 
         Parameters
         ----------
         filter_size : int
-            Running-median window along dispersion (pixels).
+            Span along dispersion of the neighbours that predict a pixel
+            (pixels, odd; 7 gives three pairs, robust to one bad neighbour).
         nsigma : float
             Threshold on the time-averaged significance.
         rel_tol : float

@@ -126,21 +126,23 @@ def deep_frame(cube, var, max_frames: int = 31):
 
 
 # ------------------------------------------------------------------ flags
-def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: int = 5,
-                    nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.005):
+def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: int = 7,
+                    nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.002,
+                    half_height: int = 3):
     """Pixels consistently above (hot) or below (cold) their smooth neighbourhood.
 
-    For every integration ``i`` the residual ``r_i = d_i - wl_i * S`` against
-    ``S``, a running median of the deep frame along dispersion
-    (``filter_size`` pixels), is divided by its noise and clipped within
-    ``+-clip`` of the pixel's own median residual (so cosmic rays weigh little
-    but a steady offset is kept whole); the mean over time, divided by
-    its own noise (``1 / sqrt(n)`` plus ``rel_tol`` times the star's part of
-    ``S`` -- ``S`` above the median of its line across dispersion -- as
-    tolerance for the trace's sharp structure), is the pixel's significance.
-    The significances are rescaled by their robust spread over the frame
-    (never below 1). On the trace, an excess below ~``nsigma * rel_tol`` of the
-    star's flux cannot be told from the trace's own structure by a spatial
+    Each integration's deviation from the deep frame (scaled by the white-light
+    curve) is clipped at ``+-clip`` sigma, so cosmic rays weigh little but a
+    steady offset is kept whole; the mean over time gives a clipped mean frame
+    ``M`` with noise ``sigma / sqrt(n)``. ``M`` is compared with ``S``, its
+    smooth model from :func:`tsocontainer._smoothframe.profile_smooth` (the
+    local cross-dispersion profile predicted from its neighbours along
+    dispersion within ``filter_size`` pixels, times the local flux): the significance is
+    ``(M - S)`` over the noise plus ``rel_tol`` times the star's part of ``S``
+    (``S`` above the median of its line across dispersion; the tolerance for
+    the trace's own structure), rescaled by its robust spread over the frame
+    (never below 1). On the trace, an excess below ~``nsigma * rel_tol`` of
+    the star's flux cannot be told from the trace's own structure by a spatial
     test (the pipeline DQ flags such pixels); static sharp sources (SOSS
     order-0 contaminants) are flagged as hot.
 
@@ -164,16 +166,17 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
         Per-integration clipping (sigmas) about the pixel's median residual.
     rel_tol : float
         Fractional tolerance of the smooth model (structure of the trace).
+    half_height : int
+        Half-height of the cross-dispersion box of the local flux.
 
     Returns
     -------
     hot, cold : ndarray of bool, shape (ny, nx)
     significance : ndarray of float32, shape (ny, nx)
     """
+    from ._smoothframe import profile_smooth
+
     fill = np.nan_to_num(deep, nan=float(np.nanmedian(deep)) if np.isfinite(deep).any() else 0.0)
-    smooth = _disp_view(dispersion_median(_disp_view(fill, dispersion_axis), filter_size),
-                        dispersion_axis)
-    centre = fill - smooth   # the pixel's median residual: clipping is about it
     n, ny, nx = cube.shape
     sig = _sigma(var)
     lim = (clip * sig).astype(np.float32)
@@ -182,8 +185,8 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     lock = threading.Lock()
 
     def work(a, b):
-        # z_i = (d_i - wl_i S) / sig clipped to wl_i (deep - S) / sig +- clip is, in data
-        # units, u_i = d_i - wl_i deep clipped to +- clip sig (then shifted back below)
+        # u_i = d_i - wl_i deep, clipped to +- clip sig about the deep frame: cosmic rays
+        # weigh little, a steady offset is kept whole
         u = np.asarray(cube[a:b], np.float32) - wl[a:b, None, None].astype(np.float32) * fill
         ok = np.isfinite(u)
         np.clip(u, -lim, lim, out=u)
@@ -195,13 +198,20 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     run_blocks(work, block_ranges(n, max(1, 2_000_000 // max(ny * nx, 1))), "hot/cold")
     wl_mean = float(np.mean(wl))
     with np.errstate(all="ignore"):
-        zbar = (usum / count + wl_mean * centre) / sig
-        mvar = sig.astype(np.float64) ** 2
+        # the clipped mean frame at white light 1 and its noise
+        mean = fill + usum / count / wl_mean
+        noise = sig / np.sqrt(count) / abs(wl_mean)
+    plain = _disp_view(dispersion_median(_disp_view(fill, dispersion_axis), filter_size),
+                       dispersion_axis)
+    mean = np.where(np.isfinite(mean), mean, plain)
+    noise = np.where(np.isfinite(noise), noise, np.nanmedian(np.where(np.isfinite(noise), noise, np.nan)))
+    smooth = profile_smooth(mean, dispersion_axis, filter_size, half_height, noise=noise)
+    with np.errstate(all="ignore"):
         # structure tolerance on the star only: the smooth model above its line's median
         base = np.median(_disp_view(smooth, dispersion_axis), axis=0)
         star = np.abs(_disp_view(smooth, dispersion_axis) - base[None])
-        tol = rel_tol * _disp_view(star, dispersion_axis) / np.sqrt(mvar)
-        signif = zbar / np.sqrt(1.0 / count + tol ** 2)
+        tol = rel_tol * _disp_view(star, dispersion_axis)
+        signif = (mean - smooth) / np.sqrt(noise ** 2 + tol ** 2)
     signif = signif.astype(np.float32)
     signif /= robust_factor(signif, stride=1)
     good = np.isfinite(signif)

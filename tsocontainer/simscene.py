@@ -21,7 +21,9 @@ Choices (documented in the truth as well):
   (SOSS at the pupil-wheel position ``pwcpos`` with the pastasoss models).
 * **Spatial profile.** SOSS: the real SUBSTRIP256 median frame of program
   1512 (pastasoss demo), each order's columns resampled about its trace,
-  background-subtracted and median-smoothed over 33 columns. NIRCam F322W2:
+  background-subtracted, median-smoothed over 33 columns and then
+  Gaussian-smoothed (sigma 8 columns: the running median alone left ~1 %
+  steps from column to column, which the optics do not make). NIRCam F322W2:
   the same from the noiseless tshirt SUBGRISM64 simulation. NIRSpec and MIRI:
   a Gaussian core (width from optics plus diffraction) with a 10 % wing three
   times wider. Every profile is truncated at ``halfwidth`` pixels, normalised
@@ -294,7 +296,7 @@ def _frame_templates(frame, centres, halfwidth, good, smooth=33):
     the trace centre of each column, ``good`` the columns to trust; the other
     columns take the profile of the nearest good column.
     """
-    from scipy.ndimage import median_filter
+    from scipy.ndimage import gaussian_filter1d, median_filter
 
     ncross, ndisp = frame.shape
     u = np.arange(-halfwidth, halfwidth + PROFILE_STEP / 2, 0.25)
@@ -307,6 +309,9 @@ def _frame_templates(frame, centres, halfwidth, good, smooth=33):
     samp = frame[y0, cols] * (1 - f) + frame[y0 + 1, cols] * f
     samp = np.where(inside, samp, 0.0)
     samp = median_filter(samp, size=(1, smooth), mode="nearest")
+    # a running median of samples of a real (noisy, not flat-fielded) frame moves in
+    # steps of ~1 % from column to column; the optics change smoothly along dispersion
+    samp = gaussian_filter1d(samp, smooth / 4, axis=1, mode="nearest")
     idx = np.flatnonzero(good)
     nearest = idx[np.clip(np.searchsorted(idx, np.arange(ndisp)), 0, idx.size - 1)]
     left = idx[np.clip(np.searchsorted(idx, np.arange(ndisp)) - 1, 0, idx.size - 1)]
