@@ -143,6 +143,14 @@ class CleaningSteps:
         bits = np.uint32(self.dq_mask_bits | dq_bits(["REFERENCE_PIXEL", "NON_SCIENCE"]))
         return ((self.dqs.static & bits) == 0) & np.isfinite(self._deep()[0])
 
+    def _light_sensitive(self) -> np.ndarray:
+        """Pixels that see light: no REFERENCE_PIXEL / NON_SCIENCE bit in the static DQ
+        (DO_NOT_USE ones included: finding bad pixels from the data is the point)."""
+        from .flags import dq_bits
+
+        bits = np.uint32(dq_bits(["REFERENCE_PIXEL", "NON_SCIENCE"]))
+        return (self.dqs.static & bits) == 0
+
     def _white_light(self, window: int = 1) -> np.ndarray:
         """Normalised white-light curve of the detection data, running-median smoothed."""
         from .outliers import running_median, white_light
@@ -300,7 +308,8 @@ class CleaningSteps:
         disp, _ = self._axes()
         deep, dvar = self._deep()
         hot, cold, _ = hot_cold_pixels(self._detection_source(), dvar, deep, self._white_light(5),
-                                       disp, filter_size, nsigma, rel_tol=rel_tol)
+                                       disp, filter_size, nsigma, rel_tol=rel_tol,
+                                       good=self._light_sensitive())
         params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
                   "hot": int(hot.sum()), "cold": int(cold.sum())}
         self._cache["aux:hot_cold"] = (hot, cold)

@@ -128,7 +128,7 @@ def deep_frame(cube, var, max_frames: int = 31):
 # ------------------------------------------------------------------ flags
 def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: int = 7,
                     nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.002,
-                    half_height: int = 3):
+                    half_height: int = 3, good=None):
     """Pixels consistently above (hot) or below (cold) their smooth neighbourhood.
 
     Each integration's deviation from the deep frame (scaled by the white-light
@@ -141,7 +141,8 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     ``(M - S)`` over the noise plus ``rel_tol`` times the star's part of ``S``
     (``S`` above the median of its line across dispersion; the tolerance for
     the trace's own structure), rescaled by its robust spread over the frame
-    (never below 1). On the trace, an excess below ~``nsigma * rel_tol`` of
+    and by its local spread (9 x 5 pixels: a trace the model cannot follow;
+    neither below 1). On the trace, an excess below ~``nsigma * rel_tol`` of
     the star's flux cannot be told from the trace's own structure by a spatial
     test (the pipeline DQ flags such pixels); static sharp sources (SOSS
     order-0 contaminants) are flagged as hot.
@@ -168,6 +169,9 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
         Fractional tolerance of the smooth model (structure of the trace).
     half_height : int
         Half-height of the cross-dispersion box of the local flux.
+    good : ndarray of bool, shape (ny, nx), optional
+        Light-sensitive pixels (reference pixels excluded): the others are
+        neither flagged nor part of the local spread.
 
     Returns
     -------
@@ -213,7 +217,15 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
         tol = rel_tol * _disp_view(star, dispersion_axis)
         signif = (mean - smooth) / np.sqrt(noise ** 2 + tol ** 2)
     signif = signif.astype(np.float32)
+    if good is not None:
+        signif[~good] = np.nan
     signif /= robust_factor(signif, stride=1)
+    # where the model cannot follow the scene (a steep trace with sharp structure) its
+    # neighbours miss it as well: the local spread of their significances (a median
+    # over 9 pixels along dispersion, then over 5 across) raises the scale there
+    a = np.abs(np.nan_to_num(_disp_view(signif, dispersion_axis), nan=0.0))
+    local = running_median(dispersion_median(a, 9), 5) * np.float32(1.4826)
+    signif /= np.maximum(_disp_view(local, dispersion_axis), 1.0)
     good = np.isfinite(signif)
     hot = good & (signif > nsigma)
     cold = good & (signif < -nsigma)
