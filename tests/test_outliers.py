@@ -441,3 +441,29 @@ def test_sim_all_modes_false_flags(tmp_path, mode, columns):
     g.estimate_sky().correct_one_over_f().replace_bad_pixels()
     assert np.isfinite(g.data).all()      # every masked pixel (NaN SCI too) was replaced
     assert np.array_equal(g.sci, sci0)
+
+
+@pytest.mark.slow
+def test_sim_time_outliers_ignore_psf_breathing(tmp_path):
+    from tsocontainer import read_segments
+    from tsocontainer.outliers import time_outliers
+    from tsocontainer.simulate import simulate_visit
+
+    # seed 0: the PSF is 0.6 % wider in integration 68 (mid-egress); the steep edges of
+    # the red end of order 1 answer to that. Without the width mode ~720 pixels of that
+    # one integration were flagged (a cosmic-ray-free frame has ~15); with it <= 100.
+    vis = simulate_visit("soss", 100, seed=0, out=tmp_path, columns=(1400, 1912))
+    g, truth = read_segments(vis.files), vis.truth_arrays()
+    assert abs(truth["SHIFTS"]["width"][68] - 1) > 0.005
+    cr = truth["COSMIC_RAYS"]
+    crs = np.zeros(g.shape, bool)
+    crs[cr["integration"] - 1, cr["y"], cr["x"]] = True
+    deep, dvar = g._deep()
+    _, onef = g._axes()
+    shift_only = time_outliers(g._detection_cube(), dvar, g._white_light(5), deep, 5, 4.0, onef,
+                               g._motion_modes()[:, 0])
+    assert (shift_only & ~crs)[68].sum() > 500        # the problem is there without the mode
+    g.flag_time_outliers()
+    false = (g.flagged("time_outliers") & ~crs).sum(axis=(1, 2))
+    assert false.max() <= 100, (false.max(), false.argmax())   # measured 80
+    assert g._motion_modes().shape == (100, 3)

@@ -174,8 +174,7 @@ class CleaningSteps:
         """Cross-dispersion trace position per integration, relative (pixels; cached).
 
         From ``aux["trace_order1"]`` when the tracing step wrote it; else the
-        linearised shift of each integration's profile collapsed along
-        dispersion against the median profile.
+        first column of :meth:`_motion_modes`.
         """
         if "aux:shift" in self._cache:
             return self._cache["aux:shift"]
@@ -187,24 +186,51 @@ class CleaningSteps:
                 _w.simplefilter("ignore", RuntimeWarning)
                 shift = np.nan_to_num(np.nanmedian(tr - np.nanmedian(tr, axis=0), axis=1))
         else:
-            from .outliers import block_ranges, run_blocks
-
-            disp, _ = self._axes()
-            good = self._static_good()
-            src = self._detection_source()
-            prof = np.empty((self.N, good.shape[0] if disp == 1 else good.shape[1]))
-
-            def work(a, b):
-                blk = np.where(good, np.nan_to_num(np.asarray(src[a:b])), 0)
-                prof[a:b] = blk.sum(axis=1 + disp, dtype=np.float64)
-
-            run_blocks(work, block_ranges(self.N, 16), "trace shift")
-            prof /= np.maximum(prof.sum(axis=1, keepdims=True), 1e-30)
-            med = np.median(prof, axis=0)
-            deriv = np.gradient(med)
-            shift = -((prof - med) @ deriv) / max(float(deriv @ deriv), 1e-30)
+            shift = self._motion_modes()[:, 0]
         self._cache["aux:shift"] = shift
         return shift
+
+    def _motion_modes(self) -> np.ndarray:
+        """Per-integration amplitudes of the image's motion modes, shape (N, 3) (cached).
+
+        The frame collapsed along dispersion (a cross-dispersion profile) is
+        fitted as the median profile plus ``a`` times its derivative (a shift)
+        plus ``b`` times its second derivative (a change of width); the frame
+        collapsed across dispersion (a spectrum) as the median spectrum plus
+        ``c`` times its derivative (a shift along dispersion). Columns:
+        ``-a`` (cross-dispersion shift, pixels), ``b``, ``-c``. Pixels on
+        steep edges of the trace answer to each linearly; the time-outlier
+        flag removes that answer.
+        """
+        if "aux:modes" in self._cache:
+            return self._cache["aux:modes"]
+        from .outliers import block_ranges, run_blocks
+
+        disp, _ = self._axes()
+        good = self._static_good()
+        src = self._detection_source()
+        n_cross, n_disp = (good.shape[0], good.shape[1]) if disp == 1 else good.shape[::-1]
+        prof = np.empty((self.N, n_cross))
+        spec = np.empty((self.N, n_disp))
+
+        def work(a, b):
+            blk = np.where(good, np.nan_to_num(np.asarray(src[a:b])), 0)
+            prof[a:b] = blk.sum(axis=1 + disp, dtype=np.float64)
+            spec[a:b] = blk.sum(axis=2 - disp, dtype=np.float64)
+
+        run_blocks(work, block_ranges(self.N, 16), "trace motion")
+        modes = np.zeros((self.N, 3))
+        for curve, cols in ((prof, (0, 1)), (spec, (2,))):
+            curve /= np.maximum(curve.sum(axis=1, keepdims=True), 1e-30)
+            med = np.median(curve, axis=0)
+            d1 = np.gradient(med)
+            basis = np.stack([d1, np.gradient(d1)][:len(cols)], axis=1)
+            coef = np.linalg.lstsq(basis, (curve - med).T, rcond=None)[0].T
+            modes[:, list(cols)] = coef
+        modes[:, 0] *= -1
+        modes[:, 2] *= -1
+        self._cache["aux:modes"] = modes
+        return modes
 
     def _trace_band(self, width=None) -> np.ndarray:
         """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide."""
@@ -389,7 +415,8 @@ class CleaningSteps:
         ``window`` integrations (so the transit itself is not an outlier);
         every pixel is compared with its running median over ``window``
         integrations, after removing the common 1/f offset of its detector
-        line and its response to the trace's cross-dispersion motion. See
+        line and its response to the image motion (cross-dispersion shift,
+        width, dispersion shift: :meth:`_motion_modes`). See
         :func:`tsocontainer.outliers.time_outliers`.
 
         Parameters
@@ -412,7 +439,7 @@ class CleaningSteps:
         deep, dvar = self._deep()
         _, onef = self._axes()
         flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,
-                              window, nsigma, onef, self._cross_shift())
+                              window, nsigma, onef, self._motion_modes())
         return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
                                 "flag_time_outliers")
 

@@ -337,7 +337,8 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     ``window`` integrations is the reference. From the residuals are removed,
     when given, the common offset of each integration and detector line
     (1/f: clipped mean along ``onef_axis``) and each pixel's linear response
-    to the trace's cross-dispersion ``shift`` (jitter on steep PSF edges).
+    to the image motion in ``shift`` (jitter and breathing on steep PSF
+    edges).
     ``|residual|`` above ``nsigma`` sigmas is flagged. The sigma is the
     pipeline variance (time-averaged per pixel), rescaled by the larger of
     the residuals' robust spread over the block and the pixel's own scatter
@@ -360,8 +361,9 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
         Threshold.
     onef_axis : int, optional
         Frame axis along which 1/f offsets are constant (None: not removed).
-    shift : ndarray, shape (N,), optional
-        Cross-dispersion trace position per integration (pixels).
+    shift : ndarray, shape (N,) or (N, K), optional
+        Motion regressors per integration: the cross-dispersion trace
+        position (pixels), or ``K`` motion modes (position, width, ...).
 
     Returns
     -------
@@ -375,10 +377,14 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     wl3 = wl.astype(np.float32)[:, None, None]
     dshift = None
     if shift is not None and n > 2:   # the part of the motion the running median misses
-        s = np.asarray(shift, np.float32)[:, None]
-        dshift = (s - running_median(s, window))[:, 0][:, None, None]
-        if not np.any(dshift):
+        s = np.asarray(shift, np.float64).reshape(n, -1)
+        dshift = s - running_median(s, window)
+        dshift = dshift[:, np.any(dshift != 0, axis=0)]
+        if dshift.shape[1] == 0:
             dshift = None
+        else:   # least squares of each pixel on the modes: (D^T D)^-1 D^T y
+            proj = np.linalg.pinv(dshift).astype(np.float32)    # (K, n)
+            dshift = dshift.astype(np.float32)
     col_blocks = onef_axis == 0        # blocks must hold whole 1/f lines
 
     def work(c0, c1):
@@ -395,8 +401,8 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
                 y -= off
                 yc -= off
             if dshift is not None:         # each pixel's response to the trace motion
-                yc *= dshift
-                y -= (yc.sum(0) / float((dshift ** 2).sum()))[None] * dshift
+                coef = np.tensordot(proj, yc, axes=(1, 0))              # (K, ...)
+                y -= np.tensordot(dshift, coef, axes=(1, 0))
             del yc
         y /= sig
         np.abs(y, out=y)
