@@ -183,3 +183,32 @@ def test_sim_onef_trace_flux_unbiased(tmp_path_factory, method):
     # acceptance: the white light is not biased by more than 0.1 % (measured:
     # < 3e-5 for masked-median and scale-*, 3e-4 for solve)
     assert np.max(np.abs(white / true_white - 1)) < 1e-3
+
+
+@pytest.mark.slow
+def test_sim_onef_along_nircam_trace_rows(tmp_path):
+    """NIRCam reads along the dispersion: the 1/f offset of a trace row cannot be
+    measured beside the trace, only by fitting the row as ``a * median frame + c``."""
+    from tsocontainer import read_segments
+    from tsocontainer.simulate import simulate_visit
+
+    quiet = dict(poisson=False, read=False, cosmic_rays=0, bad_pixels=False)
+    a = simulate_visit("nircam-f322w2", 20, seed=5, out=tmp_path / "f1", noise=quiet)
+    b = simulate_visit("nircam-f322w2", 20, seed=5, out=tmp_path / "f0", noiseless=True)
+    g0, truth = read_segments(a.files), a.truth_arrays()
+    clean = read_segments(b.files).sci
+    y = np.arange(g0.sh[0])[:, None]
+    ap = np.abs(y[None] - truth["TRACE"][0][:, None, :]) <= 5
+    true_white = (clean * ap).sum(axis=(1, 2))
+
+    def white_error(method):
+        g = g0.copy()
+        if method:
+            g.correct_one_over_f(method=method)
+        return np.std((g.data * ap).sum(axis=(1, 2)) / true_white - 1)
+
+    before = white_error(None)
+    assert before > 5e-4                          # the 1/f is in the white light (~1000 ppm)
+    assert white_error("masked-median") > 0.9 * before    # every trace row is masked
+    # measured 29 ppm rms after `solve` (1005 before): the recipe's method for NIRCam
+    assert white_error("solve") < 0.1 * before
