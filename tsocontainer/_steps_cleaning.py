@@ -739,6 +739,19 @@ class CleaningSteps(CleaningPlots):
                  off.shape[0], off.shape[1], rms, dt)
         return self
 
+    def _bad_pixel_indices(self, mask, block: int = 16):
+        """Flat indices of the masked or non-finite pixels of the cube, and per pixel the
+        number of integrations in which it is usable (blockwise: no cube-sized temporary)."""
+        npix = self.sh[0] * self.sh[1]
+        count = np.zeros(self.sh, np.int32)
+        flats = []
+        for a in range(0, self.N, block):
+            b = min(self.N, a + block)
+            good = mask[a:b] & np.isfinite(self.sci[a:b])
+            count += good.sum(axis=0, dtype=np.int32)
+            flats.append(np.flatnonzero(~good) + a * npix)
+        return (np.concatenate(flats) if flats else np.zeros(0, np.int64)), count
+
     def replace_bad_pixels(self, method: str = "spatial", var_inflation: float = 4.0,
                            reach: int = 2) -> "CleaningSteps":
         """Fill every masked pixel in the working data (correction ``replace``).
@@ -771,17 +784,21 @@ class CleaningSteps(CleaningPlots):
             raise ValueError(f"var_inflation must be >= 1, got {var_inflation}")
         disp, _ = self._axes()
         self._register_correction("replace")
-        good = self.mask & np.isfinite(self.sci)
-        deep, deep_var = self._deep()
-        static_bad = good.sum(axis=0) < 0.5 * self.N
-        deep = clean_deep(deep, static_bad, disp)
-        prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
-        flat = np.flatnonzero(~good)
+        mask = self.mask
         npix = self.sh[0] * self.sh[1]
+        flat, count = self._bad_pixel_indices(mask)
+        deep, deep_var = self._deep()
+        deep = clean_deep(deep, count < 0.5 * self.N, disp)
+        prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
         ints, pix = np.divmod(flat, npix)
-        values, variances = replacement_values(method, ints, pix, self._source_points, good, deep,
-                                               self._white_light(5), deep_var, prof, disp, reach,
-                                               var_inflation)
+        mflat, sflat = mask.reshape(self.N, -1), self.sci.reshape(self.N, -1)
+
+        def good_at(i, p):   # usable: unmasked and finite (no good cube is made)
+            return mflat[i, p] & np.isfinite(sflat[i, p])
+
+        values, variances = replacement_values(method, ints, pix, self._source_points, good_at,
+                                               deep, self._white_light(5), deep_var, prof, disp,
+                                               reach, var_inflation)
         arrays = {"replace_int": self.int_numbers[ints], "replace_pix": pix.astype(np.int64),
                   "replace_val": values, "replace_var": variances}
         order = np.argsort(arrays["replace_int"], kind="stable")

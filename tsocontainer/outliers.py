@@ -610,8 +610,9 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
         Integration index and flat pixel index (``y * nx + x``) of each bad pixel.
     values_at : callable
         ``values_at(ints, pix)`` returns the detection data at those points.
-    good : ndarray of bool, shape (N, ny, nx)
-        Usable pixels.
+    good : ndarray of bool, shape (N, ny, nx), or callable
+        Usable pixels, or ``good(ints, pix)`` returning them at those points
+        (no cube needed).
     deep : ndarray, shape (ny, nx)
         Clean deep frame (:func:`clean_deep`), finite.
     wl : ndarray, shape (N,)
@@ -632,7 +633,10 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
     values, variances : ndarray of float32
     """
     check_option(method, ("spatial", "temporal", "profile"), "replacement method")
-    n, ny, nx = good.shape
+    ny, nx = deep.shape
+    if not callable(good):
+        cube = good
+        good = lambda i, p: cube.reshape(cube.shape[0], -1)[i, p]   # noqa: E731
     y, x = np.divmod(pix, nx)
     base = (wl[ints] * deep[y, x]).astype(np.float32)
     variances = (var_inflation * np.abs(wl[ints]) * frame_var[y, x]).astype(np.float32)
@@ -641,7 +645,6 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
     if method == "profile" and prof is not None:
         values = _profile_values(ints, y, x, values_at, good, prof, dispersion_axis)
         return np.where(np.isfinite(values), values, base).astype(np.float32), variances
-    gflat = good.reshape(n, -1)
     dflat = deep.reshape(-1)
     step = 1 if dispersion_axis == 1 else nx
     m = nx if dispersion_axis == 1 else ny
@@ -650,7 +653,7 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
     for j, k in enumerate([k for k in range(-reach, reach + 1) if k]):  # 2 * reach offsets
         ok = (pos + k >= 0) & (pos + k < m)
         q = np.where(ok, pix + k * step, pix)
-        use = ok & gflat[ints, q]
+        use = ok & good(ints, q)
         val = values_at(ints, q) + wl[ints] * (dflat[pix] - dflat[q])
         est[j] = np.where(use & np.isfinite(val), val, np.nan)
     import warnings
@@ -663,7 +666,7 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
 
 def _profile_values(ints, y, x, values_at, good, prof, dispersion_axis):
     """Profile amplitude x profile at the bad pixels (NaN outside the profile)."""
-    n, ny, nx = good.shape
+    ny, nx = prof.shape
     disp = x if dispersion_axis == 1 else y
     m = nx if dispersion_axis == 1 else ny
     uniq, inv = np.unique(ints.astype(np.int64) * m + disp, return_inverse=True)
@@ -678,7 +681,7 @@ def _profile_values(ints, y, x, values_at, good, prof, dispersion_axis):
         p = prof[ud, :]
     ii = np.broadcast_to(ui[:, None], pp.shape)
     d = values_at(ii.ravel(), pp.ravel()).reshape(pp.shape)
-    g = good.reshape(n, -1)[ii, pp]
+    g = good(ii.ravel(), pp.ravel()).reshape(pp.shape)
     w = (g & np.isfinite(d) & (p > 0)).astype(np.float32)
     d = np.where(w > 0, d, 0)
     with np.errstate(all="ignore"):
