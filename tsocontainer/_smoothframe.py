@@ -110,14 +110,16 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0) -> np.n
         with np.errstate(all="ignore"):
             usable = np.stack([(sc[:, half + k:m - half + k] < max_ratio * mid)
                                & (sc[:, half + k:m - half + k] > mid / max_ratio) for k in ks])
-        fix = ~usable.all(axis=0)
-        if fix.any():
-            vals = np.stack(shifted)[:, fix]
-            vals[~usable[:, fix]] = np.nan
-            est = _theil_sen_at_zero(np.asarray(ks, np.float64), vals)
-            # a line through two or three noisy neighbours extrapolates badly
-            need = min(len(ks), max(2, half))
-            out[:, inner][fix] = np.where(usable[:, fix].sum(axis=0) >= need, est, np.nan)
+        n_use = usable.sum(axis=0)
+        # a line through two or three noisy neighbours extrapolates badly
+        need = min(len(ks), max(2, half))
+        fix = n_use < len(ks)
+        out[:, inner][fix & (n_use < need)] = np.nan
+        fit = fix & (n_use >= need)
+        if fit.any():
+            vals = np.stack(shifted)[:, fit]
+            vals[~usable[:, fit]] = np.nan
+            out[:, inner][fit] = _theil_sen_at_zero(np.asarray(ks, np.float64), vals)
     return out
 
 
