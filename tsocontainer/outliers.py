@@ -656,11 +656,7 @@ def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, 
         use = ok & good(ints, q)
         val = values_at(ints, q) + wl[ints] * (dflat[pix] - dflat[q])
         est[j] = np.where(use & np.isfinite(val), val, np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        values = np.nanmedian(est, axis=0)
+    values = _masked_row_median(np.ascontiguousarray(est.T))   # nanmedian: 20x slower here
     return np.where(np.isfinite(values), values, base).astype(np.float32), variances
 
 
