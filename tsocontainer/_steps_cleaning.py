@@ -790,19 +790,28 @@ class CleaningSteps(CleaningPlots):
         deep, deep_var = self._deep()
         deep = clean_deep(deep, count < 0.5 * self.N, disp)
         prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
-        ints, pix = np.divmod(flat, npix)
         mflat, sflat = mask.reshape(self.N, -1), self.sci.reshape(self.N, -1)
 
         def good_at(i, p):   # usable: unmasked and finite (no good cube is made)
             return mflat[i, p] & np.isfinite(sflat[i, p])
 
-        values, variances = replacement_values(method, ints, pix, self._source_points, good_at,
-                                               deep, self._white_light(5), deep_var, prof, disp,
-                                               reach, var_inflation)
-        arrays = {"replace_int": self.int_numbers[ints], "replace_pix": pix.astype(np.int64),
-                  "replace_val": values, "replace_var": variances}
-        order = np.argsort(arrays["replace_int"], kind="stable")
-        arrays = {k: v[order] for k, v in arrays.items()}
+        arrays = {"replace_int": np.empty(flat.size, self.int_numbers.dtype),
+                  "replace_pix": np.empty(flat.size, np.int64),
+                  "replace_val": np.empty(flat.size, np.float32),
+                  "replace_var": np.empty(flat.size, np.float32)}
+        wl = self._white_light(5)
+        for c0 in range(0, flat.size, 1_000_000):   # chunks: temporaries of ~1e6 points
+            c1 = min(flat.size, c0 + 1_000_000)
+            ints, pix = np.divmod(flat[c0:c1], npix)
+            values, variances = replacement_values(method, ints, pix, self._source_points,
+                                                   good_at, deep, wl, deep_var, prof, disp,
+                                                   reach, var_inflation)
+            arrays["replace_int"][c0:c1] = self.int_numbers[ints]
+            arrays["replace_pix"][c0:c1] = pix
+            arrays["replace_val"][c0:c1], arrays["replace_var"][c0:c1] = values, variances
+        if np.any(np.diff(arrays["replace_int"]) < 0):   # sorted unless the numbers are not
+            order = np.argsort(arrays["replace_int"], kind="stable")
+            arrays = {k: v[order] for k, v in arrays.items()}
         self._store_correction("replace", arrays, set(), {"REPLMETH": method})
         self._flags.set_indices("replaced", flat)
         dt = time.perf_counter() - t0
