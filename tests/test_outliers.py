@@ -438,6 +438,16 @@ def test_sim_all_modes_false_flags(tmp_path, mode, columns):
         # measured 0.000-0.095 % of the pixels are flagged without a known
         # defect (PSF-edge pixels under jitter, faint low-QE neighbours): 0.2 %
         assert (g.flagged(name) & ~known).mean() <= 2e-3, name
+    # hot pixels >= 10 sigma in the visit and dead pixels on >= 10 sigma of light, found
+    # from the data alone (measured: MIRI 24/24, PRISM 5/5, G395H 53/53, NIRCam 7/7)
+    bp, hc = truth["BADPIX"], g.flagged("hot_cold")[0]
+    sigma = np.sqrt(g.var.mean(axis=0))[bp["y"], bp["x"]] / np.sqrt(g.N)
+    light = truth["MODEL"].reshape((-1,) + g.sh).sum(axis=0)[bp["y"], bp["x"]]   # all orders
+    det = g._light_sensitive()[bp["y"], bp["x"]] & (
+        ((bp["kind"] == "hot") & (bp["value"] >= 10 * sigma))
+        | ((bp["kind"] == "dead") & (light >= 10 * sigma)))
+    assert det.sum() >= 5
+    assert hc[bp["y"][det], bp["x"][det]].mean() >= 0.99
     g.estimate_sky().correct_one_over_f().replace_bad_pixels()
     assert np.isfinite(g.data).all()      # every masked pixel (NaN SCI too) was replaced
     assert np.array_equal(g.sci, sci0)
