@@ -238,22 +238,70 @@ def _diagnose(sampler, nsteps: int, st: SamplerSettings, names) -> dict:
             "converged": not messages, "messages": messages}
 
 
+class _LogSpace:
+    """emcee's view of a model whose log-uniform parameters it walks in log space.
+
+    A parameter with a log-uniform prior over decades (``ramp_tau``, ``jitter``)
+    is flat in its logarithm; the stretch move mixes it far better there (a
+    linear walk across three decades gave autocorrelation times of ~1000
+    steps). ``log_prob`` adds the Jacobian, so the posterior is unchanged.
+    """
+
+    def __init__(self, m: LightCurveModel):
+        self.m, self.idx = m, list(m._logu_idx)
+
+    def to_walk(self, theta):
+        u = np.array(theta, dtype=float, copy=True)
+        u[..., self.idx] = np.log(u[..., self.idx])
+        return u
+
+    def to_theta(self, u):
+        theta = np.array(u, dtype=float, copy=True)
+        theta[..., self.idx] = np.exp(theta[..., self.idx])
+        return theta
+
+    def jacobian(self, u):
+        return np.sum(np.asarray(u)[..., self.idx], axis=-1)
+
+    def log_prob(self, u):
+        u = np.atleast_2d(u)
+        return self.m.log_prob(self.to_theta(u)) + self.jacobian(u)
+
+
+class _ThetaView:
+    """The sampler's chain and log posterior back in the model's parameters."""
+
+    def __init__(self, sampler, space: _LogSpace):
+        chain = sampler.get_chain()
+        self._chain = space.to_theta(chain)
+        self._lnp = sampler.get_log_prob() - space.jacobian(chain)
+        self.acceptance_fraction = sampler.acceptance_fraction
+
+    def get_chain(self):
+        return self._chain
+
+    def get_log_prob(self):
+        return self._lnp
+
+
 def _run_emcee(m: LightCurveModel, p0, st: SamplerSettings, seed: int):
     import emcee
 
-    sampler = emcee.EnsembleSampler(p0.shape[0], p0.shape[1], m.log_prob, vectorize=True)
+    space = _LogSpace(m)
+    sampler = emcee.EnsembleSampler(p0.shape[0], p0.shape[1], space.log_prob, vectorize=True)
     sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
+    u0 = space.to_walk(p0)
     if st.nsteps is not None:
-        sampler.run_mcmc(p0, st.nsteps)
-        return sampler, _diagnose(sampler, st.nsteps, st, m.lay.sampled)
-    total, state = 0, p0
+        sampler.run_mcmc(u0, st.nsteps)
+        return _ThetaView(sampler, space), _diagnose(sampler, st.nsteps, st, m.lay.sampled)
+    total, state = 0, u0
     while True:
         n = min(st.check_every, st.max_steps - total)
         sampler.run_mcmc(state, n)
         state, total = None, total + n
-        diag = _diagnose(sampler, total, st, m.lay.sampled)
+        diag = _diagnose(sampler, total, st, m.lay.sampled)   # mixing where the walk is
         if diag["converged"] or total >= st.max_steps:
-            return sampler, diag
+            return _ThetaView(sampler, space), diag
 
 
 def _summarise(m: LightCurveModel, sampler, diag: dict, st: SamplerSettings, rng):
@@ -522,6 +570,12 @@ def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: Mode
         if missing:
             raise ValueError(f"geometry='fixed' needs white= (a fit_white result) or fixed "
                              f"priors for {missing}")
+        # the ramp's time constant is the detector's, not the planet's: fixed to the white
+        # light's like the orbit (its amplitude stays free in every channel). Free, it is
+        # ill-constrained per channel and its chains did not mix (tau ~1000 steps).
+        if spec.ramp and white is not None and "ramp_tau" in white.median \
+                and "ramp_tau" not in base:
+            base["ramp_tau"] = parse_prior("ramp_tau", white.median["ramp_tau"])
     depth = "rp_rs" if spec.kind == "transit" else "fp_fs"
     if white is not None and depth in white.median and depth not in base:
         base[depth] = parse_prior(depth, {"uniform": [0, 0.5] if depth == "rp_rs" else [-0.1, 0.1],
@@ -581,7 +635,9 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
         Priors shared by all channels (see :func:`fit_lightcurve`).
     white : FitResult, optional
         White-light fit; with ``geometry="fixed"`` its medians fix the orbit
-        (t0/t_sec, per, a_rs, inc/b, ecc, w) and its depth starts each fit.
+        (t0/t_sec, per, a_rs, inc/b, ecc, w) and, with a ramp in the model, the
+        ramp's time constant ``ramp_tau`` (unless ``priors`` set it; the ramp
+        amplitude stays free per channel), and its depth starts each fit.
     geometry : str
         ``"fixed"`` or ``"free"`` (orbit fitted per channel with ``priors``).
     model, sampler

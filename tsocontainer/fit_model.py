@@ -55,7 +55,8 @@ class ModelSpec:
     poly : int
         Degree of the polynomial in time (0 = a constant level).
     ramp : bool
-        Add an exponential ramp (``ramp_amp``, ``ramp_tau`` in days).
+        Add an exponential ramp (``ramp_amp``, ``ramp_tau`` in days; default
+        ``ramp_tau`` prior log-uniform from one cadence to the span of the data).
     regressors : tuple of str
         Names of regressors of the light curves used linearly (``reg_<name>``).
         A name ending in ``?`` (e.g. ``"tilt?"``) is optional: used when the
@@ -230,11 +231,20 @@ class LightCurveModel:
         d = {"ecc": 0.0, "w": 90.0, "q1": {"uniform": [0, 1]}, "q2": {"uniform": [0, 1]},
              "rp_rs": {"uniform": [0, 0.5]}, "fp_fs": {"uniform": [-0.1, 0.1]},
              "c0": {"uniform": [0.5 * level, 1.5 * level]},
-             "ramp_amp": {"uniform": [-level, level]}, "ramp_tau": {"loguniform": [1e-3, 1.0]},
+             "ramp_amp": {"uniform": [-level, level]}, "ramp_tau": {"loguniform": self._tau_range()},
              "jitter": {"uniform": [0, 10 * float(np.median(self.err))]}}
         for name in self._static_names[1:]:
             d[name] = {"uniform": [-level, level]}
         return d
+
+    def _tau_range(self) -> list:
+        """Default ramp time constants (days): one cadence to the visit's span. A shorter
+        ramp only moves the first point, a longer one is the polynomial trend; allowing
+        them leaves the chains wandering over decades of equal likelihood."""
+        span = float(np.ptp(self.t)) if self.t.size > 1 else 1.0
+        cadence = float(np.median(np.diff(np.sort(self.t)))) if self.t.size > 1 else span
+        hi = max(span, 1e-3)
+        return [min(max(cadence, 1e-5), 0.5 * hi), hi]
 
     def _all_names(self, given: set) -> list[str]:
         s = self.spec
