@@ -40,7 +40,7 @@ _CORRECTION_KEYS = {
     "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
 }
 #: cached values that depend on the working data
-_DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl", "aux:shift", "aux:modes")
+_DATA_CACHES = ("data", "aux:detect", "aux:deep", "aux:wl", "aux:modes")
 
 
 #: point evaluation of each correction's model (for sparse work such as replacement)
@@ -140,10 +140,8 @@ class CleaningSteps(CleaningPlots):
     def _static_good(self) -> np.ndarray:
         """Light-sensitive pixels: no DO_NOT_USE / REFERENCE_PIXEL / NON_SCIENCE in the static
         DQ plane (MIRI's reference columns are only NON_SCIENCE) and a finite deep frame."""
-        from .flags import dq_bits
-
-        bits = np.uint32(self.dq_mask_bits | dq_bits(["REFERENCE_PIXEL", "NON_SCIENCE"]))
-        return ((self.dqs.static & bits) == 0) & np.isfinite(self._deep()[0])
+        return (self._light_sensitive() & ((self.dqs.static & np.uint32(self.dq_mask_bits)) == 0)
+                & np.isfinite(self._deep()[0]))
 
     def _light_sensitive(self) -> np.ndarray:
         """Pixels that see light: no REFERENCE_PIXEL / NON_SCIENCE bit in the static DQ
@@ -171,26 +169,6 @@ class CleaningSteps(CleaningPlots):
         if "aux:geom" not in self._cache:
             self._cache["aux:geom"] = subarray_geometry(self)
         return self._cache["aux:geom"]
-
-    def _cross_shift(self) -> np.ndarray:
-        """Cross-dispersion trace position per integration, relative (pixels; cached).
-
-        From ``aux["trace_order1"]`` when the tracing step wrote it; else the
-        first column of :meth:`_motion_modes`.
-        """
-        if "aux:shift" in self._cache:
-            return self._cache["aux:shift"]
-        import warnings as _w
-
-        if "trace_order1" in self.aux and np.shape(self.aux["trace_order1"])[0] == self.N:
-            tr = np.asarray(self.aux["trace_order1"], float).reshape(self.N, -1)
-            with _w.catch_warnings():
-                _w.simplefilter("ignore", RuntimeWarning)
-                shift = np.nan_to_num(np.nanmedian(tr - np.nanmedian(tr, axis=0), axis=1))
-        else:
-            shift = self._motion_modes()[:, 0]
-        self._cache["aux:shift"] = shift
-        return shift
 
     def _motion_modes(self) -> np.ndarray:
         """Per-integration amplitudes of the image's motion modes, shape (N, 3) (cached).
