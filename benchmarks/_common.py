@@ -5,10 +5,10 @@
   ``/proc/self/clear_refs``, so each step gets its own peak) plus a sampling
   thread for the RSS of child processes (the channel-fit workers).
 * :func:`simulate` writes a simulated visit; :func:`run_pipeline` runs a
-  recipe's steps one by one on its files (what ``tsocontainer.runner.run_recipe``
+  recipe's steps one by one on its files (what ``tsocontainer.pipeline.runner.run_recipe``
   does, without writing the products) and records every step.
 * :func:`precision` compares the products with the simulator's truth (through
-  ``tsocontainer.demo.summarize``) and :func:`white_metric` is the common
+  ``tsocontainer.pipeline.demo.summarize``) and :func:`white_metric` is the common
   white-light scatter used for the comparison with the peer pipelines.
 * Every measurement runs in a fresh child process (``python _common.py JSON``,
   see :func:`job`) so that one step's memory does not leak into the next
@@ -150,7 +150,7 @@ def job(spec: dict, timeout: float | None = None) -> dict:
 # ------------------------------------------------------------------ simulated visits
 def simulate(mode: str, nint: int, nseg: int, out: str, seed: int = 0, **options) -> dict:
     """Write a simulated visit (default noise and systematics); return files and sizes."""
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     t0 = time.perf_counter()
     vis = simulate_visit(mode, nint=nint, nseg=nseg, seed=seed, out=out, progress=False, **options)
@@ -163,7 +163,7 @@ def simulate(mode: str, nint: int, nseg: int, out: str, seed: int = 0, **options
 
 def load_visit(folder):
     """The :class:`SimulatedVisit` of a folder written by :func:`simulate`."""
-    from tsocontainer.simtruth import SimulatedVisit, load_truth
+    from tsocontainer.sim.truth import SimulatedVisit, load_truth
 
     truth = load_truth(folder)
     files = sorted(str(p) for p in Path(folder).glob("*_rateints.fits"))
@@ -194,7 +194,7 @@ def run_pipeline(files, recipe, *, priors=None, workers: int = 2, optimal: bool 
                  retry_bins=None, skip=()):
     """Run the steps of ``recipe`` on ``files`` one at a time, timing each one.
 
-    Follows ``tsocontainer.runner.run_recipe`` (TSOGroup steps, ``extract``,
+    Follows ``tsocontainer.pipeline.runner.run_recipe`` (TSOGroup steps, ``extract``,
     the light-curve steps, ``fit_white`` then ``fit_channels`` with the white
     fit, priors given to both) without writing products.
 
@@ -225,9 +225,9 @@ def run_pipeline(files, recipe, *, priors=None, workers: int = 2, optimal: bool 
         ``group``, ``spectra``, ``lightcurves``, ``white``, ``channels``,
         ``spectrum``, ``extra`` (width -> Spectra) and ``monitor``.
     """
-    from tsocontainer.io import read_segments
-    from tsocontainer.recipe import load_recipe
-    from tsocontainer.runner import stage_of
+    from tsocontainer.group import read_segments
+    from tsocontainer.pipeline.recipe import load_recipe
+    from tsocontainer.pipeline.runner import stage_of
 
     rec = load_recipe(recipe)
     mon = monitor or Monitor()
@@ -311,7 +311,7 @@ def white_metric(wave, flux, vis, lo: float, hi: float, width: float) -> dict:
     mean flux, in ppm, next to the photon + read limit of an aperture of the
     same full ``width``.
     """
-    from tsocontainer.simtruth import noise_limit
+    from tsocontainer.sim.truth import noise_limit
 
     wave = np.asarray(wave, float)
     flux = np.asarray(flux, float)
@@ -334,8 +334,8 @@ def precision(vis, prod: dict) -> dict:
     """White-light and channel scatter against the photon + read limit; depth pulls."""
     from types import SimpleNamespace
 
-    from tsocontainer.demo import summarize
-    from tsocontainer.simtruth import noise_limit
+    from tsocontainer.pipeline.demo import summarize
+    from tsocontainer.sim.truth import noise_limit
 
     res = SimpleNamespace(white=prod["white"], spectra=prod["spectra"], spectrum=prod["spectrum"],
                           out=Path(vis.folder))
@@ -370,7 +370,7 @@ def job_simulate(spec: dict) -> dict:
 
 def job_pipeline(spec: dict) -> dict:
     """Run a recipe on a simulated visit; steps, totals and (optionally) precision."""
-    from tsocontainer.simtruth import priors_from_truth
+    from tsocontainer.sim.truth import priors_from_truth
 
     vis = load_visit(spec["folder"])
     kw = dict(priors=priors_from_truth(vis.truth), workers=spec.get("workers", 2),
@@ -410,7 +410,7 @@ def job_pipeline(spec: dict) -> dict:
 
 def recipe_bins(recipe) -> int:
     """Channel count of a recipe's ``to_lightcurves`` step (30 when not given)."""
-    from tsocontainer.recipe import load_recipe
+    from tsocontainer.pipeline.recipe import load_recipe
 
     for name, kwargs in load_recipe(recipe).steps:
         if name == "to_lightcurves" and isinstance(kwargs.get("bins"), int):
@@ -436,9 +436,9 @@ def job_attribution(spec: dict) -> dict:
     :func:`white_metric`: the step after which the scatter jumps is the one
     that adds the noise.
     """
-    from tsocontainer.io import read_segments
-    from tsocontainer.recipe import load_recipe
-    from tsocontainer.runner import stage_of
+    from tsocontainer.group import read_segments
+    from tsocontainer.pipeline.recipe import load_recipe
+    from tsocontainer.pipeline.runner import stage_of
 
     vis = load_visit(spec["folder"])
     lo, hi = spec["white_wave"]

@@ -5,7 +5,7 @@ Goal (issue 4): all cleaning steps together < 30 s on 2 cores.
 The visit is synthetic (built here in a few seconds, not timed): a curved
 Gaussian trace at the nominal SOSS order-1 position, the shipped stepped
 background, Poisson + read noise, 1/f column offsets, cosmic rays and hot
-pixels. ``--sim`` uses ``tsocontainer.simulate.simulate_visit`` instead (slower
+pixels. ``--sim`` uses ``tsocontainer.sim.simulate.simulate_visit`` instead (slower
 to build). Prints the time of every step, the total and the peak memory.
 
 Usage::
@@ -24,7 +24,7 @@ import numpy as np
 
 def synthetic_visit(nint: int, nx: int, seed: int = 0):
     from tsocontainer import TSOGroup
-    from tsocontainer.background import soss_background_model
+    from tsocontainer.cleaning.background import soss_background_model
     from tsocontainer.modes import MODES, Mode
 
     mode = Mode(spec=MODES["soss"], subarray="SUBSTRIP256")
@@ -53,7 +53,7 @@ def synthetic_visit(nint: int, nx: int, seed: int = 0):
 
 def simulated_visit(nint: int):
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     out = f"/tmp/bench_cleaning_sim_{nint}"
     sim = simulate_visit("soss", nint, nseg=2, seed=1, out=out)

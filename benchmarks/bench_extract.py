@@ -12,7 +12,7 @@ Targets on 2 cores: box < 10 s, optimal < 60 s, tracing < 20 s. The load of
 the machine (other users) is printed with the numbers.
 
 With ``--accuracy`` it instead measures the issue-5 acceptance numbers on
-simulated visits (``tsocontainer.simulate``; several seeds): box and optimal
+simulated visits (``tsocontainer.sim.simulate``; several seeds): box and optimal
 white-light scatter on moving traces (PRISM, NIRCam, SOSS with the default
 systematics) and their 20-channel error honesty, trace and y-shift
 errors against the truth on realistic noisy visits (all noise sources and
@@ -39,7 +39,7 @@ FRAME = "jw01512001001_03102_00001_nis_demo_pwcpos_245.778671.npy"
 
 def build_visit(nint: int, seed: int = 0):
     """A SOSS group: real median frame, jitter by whole-frame interpolation, noise."""
-    from tsocontainer.group import TSOGroup
+    from tsocontainer.group.container import TSOGroup
     from tsocontainer.modes import Mode, get_mode
 
     frame = np.load(SHARED / FRAME).astype(np.float32)
@@ -69,8 +69,8 @@ COLUMNS = {"soss": None, "nirspec-prism": None, "nircam-f322w2": (300, 1800), "m
 def _simulate(folder, mode, **kw):
     from astropy.io import fits
 
-    from tsocontainer.io import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.group import read_segments
+    from tsocontainer.sim.simulate import simulate_visit
 
     vis = simulate_visit(mode, out=folder, **kw)
     with fits.open(f"{folder}/truth.fits") as hdul:
@@ -79,7 +79,7 @@ def _simulate(folder, mode, **kw):
 
 
 def _no_background(g, arrays):
-    from tsocontainer.group import TSOGroup
+    from tsocontainer.group.container import TSOGroup
 
     return TSOGroup(g.sci - arrays["BACKGROUND"][None].astype(np.float32), g.var, g.dqs, g.time,
                     mode=g.mode, meta=dict(g.meta), files=list(g.files))
@@ -186,8 +186,8 @@ def _channel_honesty(spec, n_oot: int = 60, nchan: int = 20):
 
 
 def _accuracy_moving(tmp):
-    from tsocontainer.io import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.group import read_segments
+    from tsocontainer.sim.simulate import simulate_visit
 
     print("\n# moving traces (default noise and systematics; flag_dq, time outliers, masked-median "
           "1/f, traces, bad pixels): white-light OOT rms (ppm)")
@@ -244,7 +244,7 @@ def main(argv=None):
         return accuracy(args.seeds)
     if not (SHARED / FRAME).is_file():
         raise SystemExit(f"needs {SHARED / FRAME}")
-    from tsocontainer.trace import reference_frames
+    from tsocontainer.spectra.trace import reference_frames
 
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()}")
     g, dy = build_visit(args.nint)

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from tsocontainer.fit import fit_channels, fit_white
-from tsocontainer.lightcurve import LightCurves
+from tsocontainer.lightcurves.fit import fit_channels, fit_white
+from tsocontainer.lightcurves.container import LightCurves
 
 T0, PER, A_RS, INC = 2460000.5, 3.0, 10.0, 87.0
 

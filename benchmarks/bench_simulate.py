@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     base = _rss_mb()
     out = args.out or tempfile.mkdtemp(prefix="bench-simulate-")

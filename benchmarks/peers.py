@@ -50,7 +50,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +137,7 @@ def exotedrf_soss(spec: dict) -> dict:
     try:
         from exotedrf import stage2, stage3, utils
 
-        from tsocontainer.background import soss_background_model
+        from tsocontainer.cleaning.background import soss_background_model
         from tsocontainer.modes._tables import data_path
 
         mon = Monitor()

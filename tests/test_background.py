@@ -1,12 +1,14 @@
-"""Sky background models (tsocontainer.background, estimate_sky)."""
+"""Sky background models (tsocontainer.cleaning.background, estimate_sky)."""
 from __future__ import annotations
 
 import numpy as np
+
+from tsocontainer.errors import StaleProductError
 import pytest
 
 from test_outliers import READ_VAR, make_cube
 from tsocontainer import TSOGroup
-from tsocontainer.background import line_median, soss_background_model, step_groups
+from tsocontainer.cleaning.background import line_median, soss_background_model, step_groups
 from tsocontainer.modes import MODES, Mode
 
 
@@ -109,8 +111,8 @@ def test_smooth_backgrounds(method, noise):
         truth = 80 + 10 * np.cos(x / 40.0) + 0 * y              # function of x only
     model = tr["model"] + truth[None]
     sci, var = _noisy(model, 3) if noise else (model, model + READ_VAR)
-    g2 = TSOGroup(sci, var, mode=g.mode, aux=g.aux)
-    g2.aux_per_int = set(g.aux_per_int)
+    g2 = TSOGroup(sci, var, mode=g.mode)._restore(aux=dict(g.aux.items()),
+                                                  aux_per_int=g.aux_per_int)
     g2.estimate_sky(method=method, per_integration=False)
     rel = np.abs(g2.sky_model(0)[sky_pixels(g2)] / truth[sky_pixels(g2)] - 1)
     if not noise:
@@ -125,17 +127,22 @@ def test_smooth_backgrounds(method, noise):
         assert np.median(rel) < 0.01
 
 
-def test_rerun_sky_drops_later_corrections():
+def test_rerun_sky_makes_later_corrections_stale():
     g, _ = make_cube(N=8)
     g.estimate_sky(method="columns").correct_one_over_f().replace_bad_pixels()
     assert g.corrections == ["sky", "onef", "replace"]
-    with pytest.warns(UserWarning, match="drops the later correction"):
+    with pytest.warns(UserWarning, match=r"\['onef', 'replace'\] stale"):
         g.estimate_sky(method="polynomial")
-    assert g.corrections == ["sky"]
-    assert "onef" not in g.aux and "replace_val" not in g.aux and not g.flagged("replaced").any()
-    assert "ONEFCORR" not in g.meta
-    g.correct_one_over_f()
-    assert g.corrections == ["sky", "onef"]
+    assert sorted(g.stale) == ["onef", "replace"]
+    with pytest.raises(StaleProductError, match="correct_one_over_f"):
+        g.working_block(0, 1)
+    with pytest.raises(StaleProductError, match="correct_one_over_f"):
+        g.aux["onef"]
+    with pytest.warns(UserWarning, match=r"\['replace'\] stale"):
+        g.correct_one_over_f()
+    assert list(g.stale) == ["replace"]   # made from the old 1/f model
+    g.replace_bad_pixels()
+    assert not g.stale and g.corrections == ["sky", "onef", "replace"]
 
 
 def test_sky_state_round_trip(tmp_path):
@@ -164,7 +171,7 @@ def test_plot_sky():
 def test_sim_soss_model_background(tmp_path):
     from test_outliers import SIM_COLUMNS
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     # columns 600-856 straddle the step of the SOSS background (near column 700)
     vis = simulate_visit("soss", 20, seed=6, out=tmp_path, columns=(600, 856))
@@ -185,7 +192,7 @@ def test_sim_soss_model_background(tmp_path):
 @pytest.mark.slow
 def test_sim_miri_rows_background(tmp_path):
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     # 1/f off: along MIRI rows it is a per-row offset that the 'rows' sky of each
     # integration rightly absorbs, but the truth background does not contain it

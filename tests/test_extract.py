@@ -1,7 +1,7 @@
-"""Box and optimal extraction (tsocontainer.extract and TSOGroup.extract).
+"""Box and optimal extraction (tsocontainer.spectra.extract and TSOGroup.extract).
 
 Synthetic cubes with known flux first; the acceptance tests at the end run on
-small visits from ``tsocontainer.simulate`` (Poisson + read noise only where
+small visits from ``tsocontainer.sim.simulate`` (Poisson + read noise only where
 error honesty is tested) and compare with its truth.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsocontainer import extract as E
-from tsocontainer import trace as T
-from tsocontainer.group import TSOGroup
+from tsocontainer.spectra import extract as E
+from tsocontainer.spectra import trace as T
+from tsocontainer.group.container import TSOGroup
 
 from test_trace import fresh, make_mode, pixel_profile, simulated_visit, synthetic_visit
 
@@ -89,7 +89,7 @@ def test_width_optimize_picks_a_sensible_width():
     g.fit_all_traces(progress=False)
     widths = np.linspace(2.0, 20.0, 10)
     centre = g.traces[1]
-    best, scatter = E.optimize_width(g, centre, widths)
+    best, scatter = E.optimize_width(g.as_source(), centre, widths)
     assert widths[0] < best < widths[-1]
     assert scatter[np.argmin(scatter)] < min(scatter[0], scatter[-1])
     spec = g.extract("box", width="optimize")
@@ -129,7 +129,7 @@ def test_optimal_noiseless_undersampled_moving_trace():
     frame, var = g.sci.mean(0), g.var.mean(0)
     ref = {1: np.median(g.traces[1], 0)}
     prof = {1: E.spatial_profile(frame, ref[1], 4.5)[0]}
-    basis, width, excess = E.profile_motion(g, g.traces, ref, prof, {1: 4.5}, {1: None}, frame,
+    basis, width, excess = E.profile_motion(g.as_source(), g.traces, ref, prof, {1: 4.5}, {1: None}, frame,
                                             var)[1]
     assert basis.shape == (len(E.MOTION_TERMS),) + g.sh and width.shape == (30,)
     assert not excess.any()  # noiseless: no scatter beyond the expected noise
@@ -168,7 +168,7 @@ def test_optimal_beats_box_and_errors_are_honest():
 
 def test_spatial_profile_normalised_and_smooth():
     g, truth = synthetic_visit(n=40, seed=28)
-    frame, var = T.reference_frames(g, progress=False)
+    frame, var = T.reference_frames(g.as_source(), progress=False)
     centre = truth["trace"].mean(0)
     prof, dprof = E.spatial_profile(frame, centre, 7.0, window=15, var=var)
     np.testing.assert_allclose(prof.sum(0), 1.0)
@@ -211,18 +211,18 @@ def test_overlap_exclusion_and_contamination():
 def test_order_wavelength_from_mode_map_and_fallback(caplog):
     g, truth = synthetic_visit(n=2, nx=2048, ny=64, seed=29, noise=False,
                                mode=make_mode("nircam"))
-    w = E.order_wavelength(g, 1)
+    w = E.order_wavelength(g.as_source(), 1)
     np.testing.assert_allclose(w, g.mode.wavelength(1, np.arange(2048)))
-    np.testing.assert_allclose(E.order_wavelength(g, 1, shift=2.0)[100:],
+    np.testing.assert_allclose(E.order_wavelength(g.as_source(), 1, shift=2.0)[100:],
                                g.mode.wavelength(1, np.arange(2048) - 2.0)[100:])
     # a map (MIRI-like: dispersion along rows) sampled along the trace
     wave = np.tile(np.linspace(5, 12, 100)[:, None], (1, 20)).astype(np.float32)
     gm = TSOGroup(np.zeros((1, 100, 20)), np.ones((1, 100, 20)), wave=wave, mode=make_mode("miri"))
-    np.testing.assert_allclose(E.order_wavelength(gm, 1, np.full(100, 9.0)), np.linspace(5, 12, 100),
+    np.testing.assert_allclose(E.order_wavelength(gm.as_source(), 1, np.full(100, 9.0)), np.linspace(5, 12, 100),
                                rtol=1e-6)
     g0 = TSOGroup(np.zeros((1, 5, 7)), np.ones((1, 5, 7)))
     with caplog.at_level("WARNING"):
-        np.testing.assert_array_equal(E.order_wavelength(g0, 1), np.arange(7.0))
+        np.testing.assert_array_equal(E.order_wavelength(g0.as_source(), 1), np.arange(7.0))
     assert "pixel numbers" in caplog.text
 
 
@@ -346,7 +346,7 @@ def test_acceptance_optimal_follows_a_moving_undersampled_trace():
 def test_acceptance_ccf_wavelength_offset_on_a_simulation():
     # the simulator's star has absorption lines; starting from a wrong offset the CCF
     # against its template brings the wavelengths back onto the truth
-    from tsocontainer.simscene import stellar_photons
+    from tsocontainer.sim.scene import stellar_photons
 
     g, truth, arrays = simulated_visit("soss", nint=30, columns=(500, 1012))
     g = fresh(g).flag_dq()

@@ -16,11 +16,11 @@ import warnings
 import numpy as np
 import pytest
 
-from tsocontainer.fit import ConvergenceWarning, SamplerSettings, fit_channels, fit_lightcurve
-from tsocontainer.fit_model import LightCurveModel, ModelSpec
-from tsocontainer.fit_priors import parse_prior, parse_priors
-from tsocontainer.fit_results import FitResult, TransmissionSpectrum
-from tsocontainer.lightcurve import LightCurves
+from tsocontainer.lightcurves.fit import ConvergenceWarning, SamplerSettings, fit_channels, fit_lightcurve
+from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
+from tsocontainer.lightcurves.priors import parse_prior, parse_priors
+from tsocontainer.lightcurves.results import FitResult, TransmissionSpectrum
+from tsocontainer.lightcurves.container import LightCurves
 
 T0, PER, A_RS, INC = 2460000.5, 3.0, 10.0, 87.0
 GEOM = {"t0": T0, "per": PER, "a_rs": A_RS, "inc": INC}
@@ -400,11 +400,11 @@ def test_fit_plots():
     t, f, e = noisy(5)
     res = fit_lightcurve(t, f, e, {**GEOM, "u1": 0.3, "u2": 0.2, "a_rs": {"uniform": [5, 20]}},
                          sampler={**QUICK, "seed": 5})
-    fig = res.plot(nbin=10)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    assert fig.axes[0].get_ylabel() == "relative flux" and fig.axes[1].get_ylabel() == "residual (ppm)"
-    fig = res.plot_corner()
-    assert isinstance(fig, matplotlib.figure.Figure) and fig.axes[2].get_xlabel() == "a_rs"
+    axes = res.plot(nbin=10)
+    assert all(isinstance(a, matplotlib.axes.Axes) for a in axes)
+    assert axes[0].get_ylabel() == "relative flux" and axes[1].get_ylabel() == "residual (ppm)"
+    axes = res.plot_corner()
+    assert axes.shape == (2, 2) and axes[1, 0].get_xlabel() == "a_rs"
     spec = TransmissionSpectrum([3.0, 3.5], [3.5, 4.0], [1e4, 1.01e4], [50, 60], [55, 65])
     ax = spec.plot(compare={"model": ([3.0, 4.0], [1e4, 1e4])})
     assert isinstance(ax, matplotlib.axes.Axes)
@@ -429,7 +429,7 @@ def test_walkers_independent_when_lsq_spread_collapses():
     # Seen on a real channel: least squares put q1 at its bound (1e-16), where
     # q2 has no effect, so their spreads were 1.5e-5 and 8e-12 and emcee refused
     # the linearly dependent walkers ("large condition number").
-    from tsocontainer.fit import _init_walkers
+    from tsocontainer.lightcurves.fit import _init_walkers
 
     t, f, e = noisy(2)
     priors = dict(GEOM, rp_rs={"uniform": [0, 0.3]})

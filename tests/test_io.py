@@ -10,7 +10,8 @@ from astropy.io import fits
 
 from jwstfiles import MODE_HEADERS, make_visit
 from tsocontainer import read_segments
-from tsocontainer.io import SegmentMismatchError, TSOReadError, find_segments
+from tsocontainer.errors import SegmentMismatchError, TSOReadError
+from tsocontainer.io.segments import find_segments
 from tsocontainer.modes import UnsupportedModeError
 
 

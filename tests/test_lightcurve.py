@@ -1,4 +1,4 @@
-"""Tests of tsocontainer.lightcurve: binning, cleaning, diagnostics, ECSV, plots."""
+"""Tests of tsocontainer.lightcurves.container: binning, cleaning, diagnostics, ECSV, plots."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tsocontainer.lightcurve import LightCurves, bin_edges
+from tsocontainer.lightcurves.container import LightCurves, bin_edges
 
 T0 = 2460000.5
 
@@ -261,7 +261,7 @@ def test_ecsv_round_trip_is_exact(tmp_path):
 
 
 def test_import_does_not_load_matplotlib():
-    code = ("import sys, tsocontainer.lightcurve, tsocontainer.fit; "
+    code = ("import sys, tsocontainer.lightcurves.container, tsocontainer.lightcurves.fit; "
             "print('matplotlib' in sys.modules, 'emcee' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -124,7 +124,7 @@ def test_prism_nircam_miri_wavelengths():
 
 
 def test_detect_mode_of_all_simulated_configurations():
-    from tsocontainer.simscene import SIM_MODES
+    from tsocontainer.sim.scene import SIM_MODES
 
     for name, cfg in SIM_MODES.items():
         hdr = {"INSTRUME": cfg["instrument"], "EXP_TYPE": cfg["exp_type"],

@@ -1,11 +1,13 @@
-"""1/f correction (tsocontainer.onef, correct_one_over_f)."""
+"""1/f correction (tsocontainer.cleaning.onef, correct_one_over_f)."""
 from __future__ import annotations
 
 import numpy as np
+
+from tsocontainer.errors import StaleProductError
 import pytest
 
 from test_outliers import make_cube
-from tsocontainer.onef import ONEF_METHODS, background_line_series, line_psd
+from tsocontainer.cleaning.onef import ONEF_METHODS, background_line_series, line_psd
 
 METHODS = [m for m in ONEF_METHODS]
 
@@ -77,9 +79,14 @@ def test_onef_variance_added_and_sci_kept():
 def test_rerun_onef_drops_replacement():
     g, _ = make_cube(N=10, onef=3.0)
     g.correct_one_over_f().flag_time_outliers().replace_bad_pixels()
-    with pytest.warns(UserWarning, match=r"\['replace'\]"):
+    with pytest.warns(UserWarning, match=r"\['replace'\] stale"):
         g.correct_one_over_f(method="solve")
-    assert g.corrections == ["onef"] and g.meta["ONEFCORR"] == "solve"
+    assert g.corrections == ["onef", "replace"] and g.meta["ONEFCORR"] == "solve"
+    assert list(g.stale) == ["replace"]
+    with pytest.raises(StaleProductError, match="replace_bad_pixels"):
+        g.working_block(0, 1)
+    g.rerun_stale()
+    assert not g.stale and g.working_block(0, 1)[0].shape[0] == 1
     with pytest.raises(ValueError, match="allowed: median, masked-median"):
         g.correct_one_over_f(method="fft")
 
@@ -128,7 +135,7 @@ def soss_pair(tmp_path_factory):
     """A noisy SOSS visit (default 1/f, CRs, bad pixels) and its noiseless twin."""
     from test_outliers import SIM_COLUMNS
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     noisy = simulate_visit("soss", 20, seed=4, out=tmp_path_factory.mktemp("noisy"),
                            columns=SIM_COLUMNS)
@@ -162,7 +169,7 @@ def test_sim_onef_power_drops(soss_pair, method, minimum):
 def test_sim_onef_trace_flux_unbiased(tmp_path_factory, method):
     from test_outliers import SIM_COLUMNS
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     key = "onef_bias"
     cache = test_sim_onef_trace_flux_unbiased.__dict__.setdefault(key, {})
@@ -190,7 +197,7 @@ def test_sim_onef_along_nircam_trace_rows(tmp_path):
     """NIRCam reads along the dispersion: the 1/f offset of a trace row cannot be
     measured beside the trace, only by fitting the row as ``a * median frame + c``."""
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     quiet = dict(poisson=False, read=False, cosmic_rays=0, bad_pixels=False)
     a = simulate_visit("nircam-f322w2", 20, seed=5, out=tmp_path / "f1", noise=quiet)

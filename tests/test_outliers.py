@@ -1,4 +1,4 @@
-"""Outlier flags and pixel replacement (tsocontainer.outliers, cleaning steps)."""
+"""Outlier flags and pixel replacement (tsocontainer.cleaning.outliers, cleaning steps)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,9 @@ import pytest
 
 from tsocontainer import TSOGroup
 from tsocontainer.modes import MODES, Mode
-from tsocontainer.outliers import (check_option, median_network, reflect_index, residual_scale,
-                                   running_median, window_median)
+from tsocontainer._util import check_option
+from tsocontainer.arrays.numerics import (median_network, reflect_index, residual_scale,
+                                          running_median, window_median)
 
 READ_VAR = 25.0   # read-noise variance per pixel (DN/s)^2, gain 1
 FLAG_STEPS = {
@@ -97,7 +98,7 @@ def test_running_median_matches_windows():
 
 def test_medians_of_transposed_views():
     # dispersion along rows (MIRI) filters swapped, non-contiguous views
-    from tsocontainer.outliers import dispersion_median
+    from tsocontainer.arrays.numerics import dispersion_median
 
     rng = np.random.default_rng(8)
     a = rng.normal(size=(3, 17, 11)).astype(np.float32)
@@ -336,7 +337,7 @@ SIM_COLUMNS = (1000, 1256)   # a 256-column crop of SUBSTRIP256 keeps the tests 
 def soss_sim(tmp_path_factory):
     """30-integration noisy SOSS visit (default noise: CRs, bad pixels, 1/f) and its truth."""
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     vis = simulate_visit("soss", 30, seed=3, out=tmp_path_factory.mktemp("soss"),
                          columns=SIM_COLUMNS)
@@ -346,7 +347,7 @@ def soss_sim(tmp_path_factory):
 @pytest.mark.slow
 def test_sim_time_outliers_acceptance(tmp_path):
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     # 120 integrations hold ~600 CRs above 5 sigma: enough to measure a 99 % rate to
     # +-0.3 % (the 30-integration fixture's ~165 give +-0.8 %)
@@ -375,7 +376,7 @@ def test_sim_time_outliers_acceptance(tmp_path):
 @pytest.mark.slow
 def test_sim_deep_transit_causes_no_flags(tmp_path):
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     # noiseless (systematics on) visit with a 3 % transit: no time outlier at all
     vis = simulate_visit("soss", 20, seed=5, out=tmp_path, noiseless=True, columns=SIM_COLUMNS,
@@ -423,7 +424,7 @@ def test_sim_hot_dead_pixels(soss_sim):
                                           ("nirspec-g395h", None), ("nircam-f322w2", (600, 856))])
 def test_sim_all_modes_false_flags(tmp_path, mode, columns):
     from tsocontainer import read_segments
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.sim.simulate import simulate_visit
 
     vis = simulate_visit(mode, 12, seed=2, out=tmp_path, columns=columns)
     truth = vis.truth_arrays()
@@ -456,8 +457,8 @@ def test_sim_all_modes_false_flags(tmp_path, mode, columns):
 @pytest.mark.slow
 def test_sim_time_outliers_ignore_psf_breathing(tmp_path):
     from tsocontainer import read_segments
-    from tsocontainer.outliers import time_outliers
-    from tsocontainer.simulate import simulate_visit
+    from tsocontainer.cleaning.outliers import time_outliers
+    from tsocontainer.sim.simulate import simulate_visit
 
     # seed 0: the PSF is 0.6 % wider in integration 68 (mid-egress); the steep edges of
     # the red end of order 1 answer to that. Without the width mode ~720 pixels of that

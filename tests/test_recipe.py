@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsocontainer.recipe import (CRDSUnavailableError, Recipe, RecipeError, check_crds,
+from tsocontainer.pipeline.recipe import (CRDSUnavailableError, Recipe, RecipeError, check_crds,
                                  load_recipe, run_jwst_step)
 
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from tsocontainer.cli import main
-from tsocontainer.report import build_report
+from tsocontainer.pipeline.cli import main
+from tsocontainer.pipeline.report import build_report
 
 
 def _run_dir(tmp_path):

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tsocontainer.recipe import RecipeError
-from tsocontainer.runner import STAGES, run_recipe
-from tsocontainer.simtruth import priors_from_truth
-from tsocontainer.simulate import simulate_visit
+from tsocontainer.pipeline.recipe import RecipeError
+from tsocontainer.pipeline.runner import STAGES, run_recipe
+from tsocontainer.sim.truth import priors_from_truth
+from tsocontainer.sim.simulate import simulate_visit
 
 FAST = {"nwalkers": 16, "nsteps": 300, "seed": 1}
 
@@ -37,7 +37,7 @@ def _steps(run: Path) -> list[str]:
 def test_run_writes_every_product_and_resumes(visit, tmp_path):
     import warnings
 
-    from tsocontainer.fit import ConvergenceWarning
+    from tsocontainer.lightcurves.fit import ConvergenceWarning
 
     run = tmp_path / "run"
     with warnings.catch_warnings():
@@ -67,9 +67,9 @@ def test_plots_leave_the_users_backend_and_figures(visit, tmp_path):
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from tsocontainer.io import read_segments
-    from tsocontainer.runner import RunResult
-    from tsocontainer.runplots import write_plots
+    from tsocontainer.group import read_segments
+    from tsocontainer.pipeline.runner import RunResult
+    from tsocontainer.pipeline.runplots import write_plots
 
     backend = matplotlib.get_backend()
     mine = plt.figure()
@@ -99,8 +99,8 @@ def test_stages_out_of_order(visit, tmp_path):
 
 _KILL_SCRIPT = """
 import sys, warnings, json
-from tsocontainer.runner import run_recipe
-from tsocontainer.simtruth import priors_from_truth, load_truth
+from tsocontainer.pipeline.runner import run_recipe
+from tsocontainer.sim.truth import priors_from_truth, load_truth
 recipe = json.loads(sys.argv[3])
 warnings.simplefilter("ignore")
 run_recipe(json.loads(sys.argv[1]), recipe, out=sys.argv[2],

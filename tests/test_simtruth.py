@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsocontainer.simtruth import binned_depth, noise_limit, priors_from_truth
-from tsocontainer.simulate import simulate_visit
+from tsocontainer.sim.truth import binned_depth, noise_limit, priors_from_truth
+from tsocontainer.sim.simulate import simulate_visit
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,11 @@ import re
 import numpy as np
 import pytest
 
-from tsocontainer import simnoise
+from tsocontainer.sim import noise as simnoise
 from tsocontainer.modes import detect_mode
-from tsocontainer.simulate import (MODES, NOISE_DEFAULTS, SimulatedVisit, load_truth,
+from tsocontainer.sim.simulate import (MODES, NOISE_DEFAULTS, SimulatedVisit, load_truth,
                                    load_truth_arrays, noise_limit, simulate_visit)
-from tsocontainer.simwrite import cube_model_class
+from tsocontainer.sim.write import cube_model_class
 
 #: a bright, isolated stretch of the SOSS detector (orders 1 and 2 well apart)
 SOSS_COLS = (1100, 1356)
@@ -99,7 +99,7 @@ def test_every_mode_writes_detectable_files(mode, tmp_path):
 
 
 def test_read_segments_reads_the_visit(soss_files):
-    io = pytest.importorskip("tsocontainer.io")
+    io = pytest.importorskip("tsocontainer.group")
     g = io.read_segments(soss_files.files)
     assert g.N == 6 and g.sh == (256, SOSS_COLS[1] - SOSS_COLS[0])
     assert g.mode.key == "soss"
@@ -349,7 +349,7 @@ def test_systematics_recorded_and_switchable():
 
 
 def test_depth_spectrum_from_a_table_via_the_cli(tmp_path, capsys):
-    from tsocontainer.cli import main
+    from tsocontainer.pipeline.cli import main
 
     table = tmp_path / "depth.txt"
     wave = np.linspace(0.5, 5.5, 50)
@@ -465,7 +465,7 @@ def test_bad_arguments_raise_with_the_allowed_values(kwargs, message):
 
 
 def test_noise_defaults_are_documented():
-    import tsocontainer.simulate as sim
+    import tsocontainer.sim.simulate as sim
 
     for key in NOISE_DEFAULTS:
         assert key in sim.simulate_visit.__doc__

@@ -1,7 +1,7 @@
 """The static-frame model of the hot/cold pixel flag (``_smoothframe``)."""
 import numpy as np
 
-from tsocontainer._smoothframe import edge_line_median, neighbour_median, profile_smooth
+from tsocontainer.cleaning.smoothframe import edge_line_median, neighbour_median, profile_smooth
 
 
 def gaussian_trace(ny=40, nx=120, slope=0.04, sigma=1.6, seed=0):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from tsocontainer.group import TSOGroup
-from tsocontainer.spectra import Spectra
+from tsocontainer.group.container import TSOGroup
+from tsocontainer.spectra.container import Spectra
 
 from test_trace import make_mode, synthetic_visit
 
@@ -114,7 +114,7 @@ def test_read_pipeline_style_x1dints_without_tsoc_extensions(tmp_path):
 
 
 def test_to_lightcurves_carries_regressors():
-    pytest.importorskip("tsocontainer.lightcurve")
+    pytest.importorskip("tsocontainer.lightcurves.container")
     s = two_order_spectra(nint=20)
     lc = s.to_lightcurves(bins=4, order=1)
     assert lc.nchan == 4 and lc.nint == 20
@@ -125,7 +125,7 @@ def test_to_lightcurves_carries_regressors():
 
 
 def test_group_extract_stores_spectra_and_makes_lightcurves(tmp_path):
-    pytest.importorskip("tsocontainer.lightcurve")
+    pytest.importorskip("tsocontainer.lightcurves.container")
     g, _ = synthetic_visit(n=20, nx=2048, ny=64, seed=31, mode=make_mode("nircam"))
     with pytest.raises(RuntimeError, match="extract"):
         g.spectra

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsocontainer.fit_model import LightCurveModel, ModelSpec
-from tsocontainer.stability import detect_steps
+from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
+from tsocontainer.spectra.stability import detect_steps
 
 
 def test_detects_step_at_the_right_integration():

@@ -1,8 +1,8 @@
-"""Tracing, shifts and stability PCA (tsocontainer.trace and the TSOGroup steps).
+"""Tracing, shifts and stability PCA (tsocontainer.spectra.trace and the TSOGroup steps).
 
 Synthetic cubes built here have exactly known traces (pixel-integrated
 profiles along a curved trace); the acceptance tests at the end use small
-visits from ``tsocontainer.simulate`` and compare with its truth.
+visits from ``tsocontainer.sim.simulate`` and compare with its truth.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
-from tsocontainer import stability as S
-from tsocontainer import trace as T
-from tsocontainer.group import TSOGroup
+from tsocontainer.spectra import stability as S
+from tsocontainer.spectra import trace as T
+from tsocontainer.group.container import TSOGroup
 from tsocontainer.modes import Mode, get_mode
 
 
@@ -75,10 +75,10 @@ def simulated_visit(mode, nint=30, columns=None, seed=1, **options):
 
     Callers must not modify the returned group (use :func:`fresh`).
     """
-    sim = pytest.importorskip("tsocontainer.simulate")
+    sim = pytest.importorskip("tsocontainer.sim.simulate")
     from astropy.io import fits
 
-    from tsocontainer.io import read_segments
+    from tsocontainer.group import read_segments
 
     key = repr((mode, nint, columns, seed, sorted(options.items())))
     if key not in _SIM_CACHE:
@@ -198,7 +198,7 @@ def test_local_background_removes_a_pedestal():
 # --------------------------------------------------------------- on groups
 def test_fit_traces_recovers_curved_trace_and_jitter():
     g, truth = synthetic_visit(n=30, seed=4)
-    res = T.fit_traces(g, progress=False)
+    res = T.fit_traces(g.as_source(), progress=False)
     o = res["orders"][1]
     err = o["trace"] - truth["trace"]
     # per-column centroid noise ~0.05 px here; the spline averages tens of columns and
@@ -213,7 +213,7 @@ def test_fit_traces_recovers_curved_trace_and_jitter():
 @pytest.mark.parametrize("method", ["gaussian", "edgetrigger"])
 def test_fit_traces_other_methods(method):
     g, truth = synthetic_visit(n=10, seed=5)
-    o = T.fit_traces(g, method=method, progress=False)["orders"][1]
+    o = T.fit_traces(g.as_source(), method=method, progress=False)["orders"][1]
     assert np.sqrt(np.mean((o["trace"] - truth["trace"]) ** 2)) < 0.05
 
 
@@ -224,7 +224,7 @@ def test_fit_traces_bad_pixels_do_not_bias():
     bad[np.arange(12)[:, None], c[:, ::7] + 1, np.arange(0, 300, 7)[None]] = True
     g.sci[bad] = 1e6
     g.set_flag("user", bad)
-    o = T.fit_traces(g, progress=False)["orders"][1]
+    o = T.fit_traces(g.as_source(), progress=False)["orders"][1]
     # bad pixels are replaced by the scaled reference frame: noiseless => exact to ~1e-3
     assert np.max(np.abs(o["trace"] - truth["trace"])) < 0.01
 
@@ -236,16 +236,16 @@ def test_transposed_cube_gives_the_same_trace():
     g0, truth = synthetic_visit(n=8, nx=120, ny=76, seed=7, amp=4000.0)
     g1, _ = synthetic_visit(n=8, nx=120, ny=76, seed=7, amp=4000.0, transpose=True,
                             mode=make_mode("miri"))
-    a = T.fit_traces(g0, halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
-    b = T.fit_traces(g1, halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
+    a = T.fit_traces(g0.as_source(), halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
+    b = T.fit_traces(g1.as_source(), halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
     assert b.shape == (8, 120)
     # the two start from different guesses (walk vs the MIRI model's column 36), so
     # their smoothing differs slightly; both must find the truth
     for tr in (a, b):
         assert np.sqrt(np.mean((tr - truth["trace"]) ** 2)) < 0.02
     # the reference frames are the same numbers in the dispersion-major view
-    fa, va = T.reference_frames(g0, progress=False)
-    fb, vb = T.reference_frames(g1, progress=False)
+    fa, va = T.reference_frames(g0.as_source(), progress=False)
+    fb, vb = T.reference_frames(g1.as_source(), progress=False)
     np.testing.assert_allclose(fa, fb, rtol=1e-6)
     np.testing.assert_allclose(va, vb, rtol=1e-6)
 
@@ -260,7 +260,7 @@ def test_undetected_order_is_nan(caplog):
     cube = np.repeat(frame[None].astype(np.float32), 2, axis=0)
     g = TSOGroup(cube, np.full(cube.shape, 25.0, np.float32), mode=mode)
     with caplog.at_level("WARNING"):
-        res = T.fit_traces(g, orders=(1, 3), progress=False, per_integration=False)
+        res = T.fit_traces(g.as_source(), orders=(1, 3), progress=False, per_integration=False)
     assert not res["orders"][3]["reference"]["detected"]
     assert np.all(np.isnan(res["orders"][3]["trace"]))
     assert "order 3" in caplog.text
@@ -270,7 +270,7 @@ def test_undetected_order_is_nan(caplog):
 def test_orders_are_validated():
     g, _ = synthetic_visit(n=3)
     with pytest.raises(ValueError, match="orders"):
-        T.fit_traces(g, orders=2)
+        T.fit_traces(g.as_source(), orders=2)
 
 
 def test_measure_shifts_x_and_y():
@@ -283,7 +283,7 @@ def test_measure_shifts_x_and_y():
     lines = 1 - 0.4 * np.exp(-0.5 * ((x[None] - dx[:, None] - np.arange(20, 300, 37)[:, None, None])
                                      / 2.0) ** 2).sum(0)
     g.sci[:] = (truth["model"] * lines[:, None, :]).astype(np.float32)
-    res = S.measure_shifts(g, progress=False)
+    res = S.measure_shifts(g.as_source(), progress=False)
     # noiseless: the Gauss-Newton CCF peak is exact to second order in the shift
     assert np.std(res["shift_x"] - (dx - np.median(dx))) < 0.01
     assert np.std(res["shift_y"] - (truth["dy"] - np.median(truth["dy"]))) < 0.002
@@ -292,14 +292,14 @@ def test_measure_shifts_x_and_y():
 
 def test_stability_pca_finds_the_jitter():
     g, truth = synthetic_visit(n=40, seed=9, jitter=0.1, amp=5000.0)
-    res = S.stability_pca(g, n_components=3, progress=False)
+    res = S.stability_pca(g.as_source(), n_components=3, progress=False)
     assert res["components"].shape == (40, 3)
     np.testing.assert_allclose(res["components"].std(0), 1.0)
     # the leading component is the y jitter (|r| close to 1), far above noise
     assert abs(np.corrcoef(res["components"][:, 0], truth["dy"])[0, 1]) > 0.95
     assert res["explained"][0] > 0.5
     with pytest.raises(ValueError, match="n_components"):
-        S.stability_pca(g, n_components=40)
+        S.stability_pca(g.as_source(), n_components=40)
 
 
 # ----------------------------------------------------------- group steps
@@ -373,8 +373,8 @@ def test_plots_trace_stability_profile():
     g.fit_all_traces(progress=False).measure_shifts(progress=False)
     ax = g.plot_trace()
     assert ax.get_legend_handles_labels()[1] == ["order 1"]
-    fig = g.plot_stability()
-    assert len(fig.axes) == 3 and fig.axes[0].get_ylabel().startswith("shift_x")
+    axes = g.plot_stability()
+    assert len(axes) == 3 and axes[0].get_ylabel().startswith("shift_x")
     ax = g.plot_profile(150)
     assert ax.get_xlabel() == "cross-dispersion pixel" and "150" in ax.get_title()
 

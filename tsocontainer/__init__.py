@@ -5,18 +5,18 @@ and loads no plotting backend.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from tsocontainer._version import __version__
 
 __all__ = ["TSOGroup", "read_segments", "detect_mode", "simulate_visit", "load_recipe",
            "run_recipe", "__version__"]
 
 _LAZY = {
     "TSOGroup": ("group", "TSOGroup"),
-    "read_segments": ("io", "read_segments"),
+    "read_segments": ("group", "read_segments"),
     "detect_mode": ("modes", "detect_mode"),
-    "simulate_visit": ("simulate", "simulate_visit"),
-    "load_recipe": ("recipe", "load_recipe"),
-    "run_recipe": ("runner", "run_recipe"),
+    "simulate_visit": ("sim", "simulate_visit"),
+    "load_recipe": ("pipeline.recipe", "load_recipe"),
+    "run_recipe": ("pipeline.runner", "run_recipe"),
 }
 
 

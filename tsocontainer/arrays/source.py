@@ -1,0 +1,103 @@
+"""What the step algorithms read: a cube's working data by blocks, with its geometry.
+
+A :class:`CubeSource` bundles plain arrays (the good-pixel mask, times, integration
+numbers, a wavelength map) with a function that returns the working data and
+variance of integrations ``i0:i1`` and the visit's :class:`~tsocontainer.geometry.Geometry`.
+The tracing, stability and extraction algorithms take one of these, never a
+container, so they run on any cube (in memory, memory-mapped or made block by block).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from tsocontainer.geometry import Geometry
+
+__all__ = ["CubeSource"]
+
+
+@dataclass
+class CubeSource:
+    """Blocks of working data and variance, the mask, times and the geometry of a visit.
+
+    Parameters
+    ----------
+    read : callable
+        ``read(i0, i1) -> (data, var)``: float32 ``(i1 - i0, ny, nx)`` blocks in detector
+        orientation (views may be returned: callers do not write into them).
+    mask : ndarray of bool, shape (N, ny, nx)
+        Usable pixels.
+    geometry : Geometry
+        Axes, subarray offset, orders and the mode's models.
+    time : ndarray of float, shape (N,)
+        Mid-integration times (BJD_TDB).
+    int_numbers : ndarray of int, shape (N,)
+        Exposure integration numbers.
+    wave : ndarray, optional
+        Wavelength map from the files (``(ny, nx)`` or ``(norder, ny, nx)``).
+    meta : dict
+        Header values.
+    corrected : bool
+        Whether ``read`` returns copies with corrections applied (else views of the input).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sci = np.ones((4, 3, 5), np.float32)
+    >>> src = CubeSource.from_arrays(sci, sci)
+    >>> src.N, src.geometry.n_disp, src.read(0, 2)[0].shape
+    (4, 5, (2, 3, 5))
+    """
+
+    read: Callable
+    mask: np.ndarray
+    geometry: Geometry
+    time: np.ndarray
+    int_numbers: np.ndarray
+    wave: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+    corrected: bool = False
+
+    @property
+    def N(self) -> int:
+        """Number of integrations."""
+        return self.mask.shape[0]
+
+    @property
+    def shape(self) -> tuple:
+        """Cube shape ``(N, ny, nx)``."""
+        return self.mask.shape
+
+    @classmethod
+    def from_arrays(cls, sci, var, mask=None, geometry: Geometry | None = None, time=None,
+                    **kwargs) -> "CubeSource":
+        """A source over in-memory cubes (no corrections).
+
+        Parameters
+        ----------
+        sci, var : ndarray, shape (N, ny, nx)
+            Data and variance.
+        mask : ndarray of bool, optional
+            Usable pixels (default: all).
+        geometry : Geometry, optional
+            Default: dispersion along columns, 1/f along rows, no mode.
+        time : ndarray, optional
+            Times (default ``0..N-1``).
+        **kwargs
+            ``int_numbers``, ``wave``, ``meta``.
+
+        Returns
+        -------
+        CubeSource
+        """
+        sci = np.asarray(sci, np.float32)
+        var = np.asarray(var, np.float32)
+        n = sci.shape[0]
+        mask = np.ones(sci.shape, bool) if mask is None else np.asarray(mask, bool)
+        geometry = geometry or Geometry(sci.shape[1:])
+        time = np.arange(n, dtype=float) if time is None else np.asarray(time, float)
+        ints = kwargs.pop("int_numbers", None)
+        ints = np.arange(1, n + 1) if ints is None else np.asarray(ints)
+        return cls(lambda a, b: (sci[a:b], var[a:b]), mask, geometry, time, ints, **kwargs)

@@ -1,0 +1,131 @@
+"""Array views and helpers shared by every stage: orientation, windows, blocks, quiet medians.
+
+Orientation: tracing and extraction work in the *dispersion-major* view of a
+frame, where the last axis runs along the dispersion ("columns", ``x``) and
+the axis before it across the dispersion ("rows", ``y``). Modes that disperse
+along rows (MIRI LRS, ``dispersion_axis == 0``) are transposed by
+:func:`dispersion_major` (a view, no copy).
+
+Windows: :func:`window_rows` gives the rows and fractional-edge weights of a
+window ``[centre - hw, centre + hw]`` per column; :func:`gather` reads values
+at those rows (one flat ``take``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["dispersion_major", "window_rows", "gather", "default_block_size", "progress_bar",
+           "nanmedian_quiet"]
+
+
+def nanmedian_quiet(a, axis=None):
+    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
+
+
+def dispersion_major(array, dispersion_axis: int):
+    """View of ``array`` (``(..., ny, nx)``) with the dispersion along the last axis.
+
+    Parameters
+    ----------
+    array : ndarray
+        Frame or cube in detector orientation.
+    dispersion_axis : int
+        Frame axis along which wavelength changes (1: columns, 0: rows).
+
+    Returns
+    -------
+    ndarray
+        ``array`` itself or its last two axes swapped (a view, no copy).
+    """
+    if dispersion_axis not in (0, 1):
+        raise ValueError(f"dispersion_axis must be 0 or 1, got {dispersion_axis!r}")
+    return array if dispersion_axis == 1 else np.swapaxes(array, -1, -2)
+
+
+def window_rows(centre, halfwidth, ny: int):
+    """Rows and fractional weights of the window ``[centre - hw, centre + hw]``.
+
+    Pixel ``r`` spans ``[r - 0.5, r + 0.5]``; its weight is the length of its
+    overlap with the window (1 inside, fractional at the edges, 0 outside or
+    off the detector, or where ``centre`` is not finite).
+
+    Parameters
+    ----------
+    centre : array_like, shape (..., nx)
+        Window centres (row coordinate) per column.
+    halfwidth : float or array_like broadcastable to ``centre``
+        Window half-width (px).
+    ny : int
+        Number of rows of the frame.
+
+    Returns
+    -------
+    rows : ndarray of intp, shape (..., K, nx)
+        Row indices (clipped into the frame).
+    weights : ndarray of float, shape (..., K, nx)
+    """
+    centre = np.asarray(centre, dtype=float)
+    hw = np.broadcast_to(np.asarray(halfwidth, dtype=float), centre.shape)
+    ok = np.isfinite(centre) & np.isfinite(hw)
+    c = np.where(ok, centre, -1e6)
+    k = int(np.ceil(2 * np.nanmax(hw, initial=0.0))) + 2
+    lo, hi = (c - hw)[..., None, :], (c + hw)[..., None, :]
+    first = np.floor(lo + 0.5)
+    offs = np.arange(k, dtype=float)[:, None]
+    rowf = first + offs
+    w = np.minimum(rowf + 0.5, hi)
+    w -= np.maximum(rowf - 0.5, lo)
+    np.clip(w, 0.0, 1.0, out=w)
+    w *= (rowf >= 0) & (rowf <= ny - 1)
+    rows = first.astype(np.intp) + np.arange(k, dtype=np.intp)[:, None]
+    np.clip(rows, 0, ny - 1, out=rows)
+    return rows, w
+
+
+def gather(frames, rows):
+    """Values of ``frames`` (``(..., ny, nx)``) at ``rows`` (``(..., K, nx)``).
+
+    Leading axes broadcast (a 2D frame can be gathered at per-integration
+    rows). C-contiguous inputs use one flat ``take`` (much faster than
+    ``take_along_axis``).
+    """
+    frames = np.asarray(frames)
+    ny, nx = frames.shape[-2:]
+    if frames.flags.c_contiguous and frames.ndim <= 3 and rows.ndim <= 3:
+        flat = rows * nx + np.arange(nx)
+        if frames.ndim == 3:
+            nb = frames.shape[0]
+            if rows.ndim == 2:
+                flat = np.broadcast_to(flat, (nb,) + flat.shape)
+            elif rows.shape[0] != nb:
+                raise ValueError(f"cannot gather {rows.shape} rows from {frames.shape} frames")
+            flat = flat + (np.arange(nb) * (ny * nx)).reshape(nb, 1, 1)
+        return np.take(frames.ravel(), flat)
+    if rows.ndim < frames.ndim:
+        rows = rows.reshape((1,) * (frames.ndim - rows.ndim) + rows.shape)
+    elif frames.ndim < rows.ndim:
+        frames = frames.reshape((1,) * (rows.ndim - frames.ndim) + frames.shape)
+    return np.take_along_axis(frames, rows, axis=-2)
+
+
+
+def progress_bar(total, desc, progress):
+    """A tqdm bar over integrations, shown when ``progress`` (default: stderr is a terminal)."""
+    import sys
+
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    return tqdm(total=total, desc=desc, unit="int", disable=not show, leave=False)
+
+
+def default_block_size(shape, megabytes: float = 64.0) -> int:
+    """Integrations per block so that one float32 block is about ``megabytes``."""
+    return int(max(1, min(shape[0], megabytes * 2**20 // (4 * shape[1] * shape[2]))))
+
+

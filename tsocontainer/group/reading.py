@@ -1,0 +1,81 @@
+"""Build a :class:`~tsocontainer.TSOGroup` from segment files or a saved state."""
+from __future__ import annotations
+
+import logging
+import time as _time
+
+from tsocontainer.group.container import TSOGroup
+from tsocontainer.io.segments import load_segments
+
+__all__ = ["read_segments", "read_state"]
+
+log = logging.getLogger("tsocontainer.io")
+
+
+def read_segments(paths_or_glob, *, block_size: int | None = None,
+                  progress: bool | None = None) -> TSOGroup:
+    """Read the rateints/calints segments of one visit into a :class:`TSOGroup`.
+
+    Parameters
+    ----------
+    paths_or_glob : str, path-like or sequence
+        Segment files or glob patterns (sorted by segment number).
+    block_size : int, optional
+        Integrations read at a time (default: about 64 MB per block).
+    progress : bool, optional
+        Show a progress bar (default: when writing to a terminal).
+
+    Returns
+    -------
+    TSOGroup
+        With ``sci``, ``var`` (VAR_POISSON + VAR_RNOISE [+ VAR_FLAT], else
+        ERR**2), pipeline DQ, BJD_TDB mid-times, ``wave`` from a WAVELENGTH
+        extension if present, ``mode`` and header ``meta``. Non-finite SCI
+        and non-positive variance are flagged ``invalid``, not errors.
+
+    Raises
+    ------
+    FileNotFoundError, TSOReadError
+        Missing, unreadable, truncated or malformed files (names the file).
+    SegmentMismatchError
+        Segments from different configurations, targets or shapes, duplicated
+        segments or gaps in integration numbers (names both files).
+    UnsupportedModeError
+        Headers of an unsupported mode (lists the supported ones).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from tsocontainer import simulate_visit
+    >>> v = simulate_visit("miri", tempfile.mkdtemp(), nint=6, nseg=2, seed=1)
+    >>> g = read_segments(v.files)
+    >>> g.N, g.mode.key
+    (6, 'miri')
+    """
+    t0 = _time.perf_counter()
+    d = load_segments(paths_or_glob, block_size=block_size, progress=progress)
+    g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
+                 int_numbers=d.int_numbers, files=d.files)
+    g._restore(flags=d.flags)
+    dt = _time.perf_counter() - t0
+    g._record("read_segments", {"files": d.files},
+              {"N": g.N, "sh": list(g.sh), "invalid": d.invalid, "time": d.timesrc,
+               "seconds": round(dt, 3)})
+    log.info("read %d segment(s): N=%d, sh=%s, %s, %d invalid pixels, %.1f s",
+             len(d.files), g.N, g.sh, g.mode.name, d.invalid, dt)
+    return g
+
+
+def read_state(path) -> TSOGroup:
+    """Restore a group saved by :meth:`TSOGroup.write` (same as :meth:`TSOGroup.read`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The saved file.
+
+    Returns
+    -------
+    TSOGroup
+    """
+    return TSOGroup.read(path)

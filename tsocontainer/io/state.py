@@ -1,0 +1,175 @@
+"""Save and restore a container's state as one FITS file (no container class here).
+
+The file holds named image HDUs (arrays), a TIME table and a JSON ``STATE`` blob;
+:meth:`tsocontainer.TSOGroup.write` and :meth:`tsocontainer.TSOGroup.read` decide what
+goes in. Writes go to a temporary file beside the target, then ``os.replace``: a reader
+never sees half a file and an interrupted write leaves the old file intact.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tsocontainer._version import __version__
+from tsocontainer.errors import TSOReadError
+
+__all__ = ["atomic_path", "write_state_file", "read_state_file"]
+
+log = logging.getLogger(__name__)
+
+
+def atomic_path(path) -> Path:
+    """Temporary file name next to ``path`` for an atomic write.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file.
+
+    Returns
+    -------
+    Path
+        ``.<name>.tmp-<pid>`` in the same folder.
+
+    Examples
+    --------
+    >>> atomic_path("out/state.fits").name.startswith(".state.fits.tmp-")
+    True
+    """
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _header_cards(ph, meta: dict) -> None:
+    for k, v in meta.items():
+        if len(k) <= 8 and isinstance(v, (str, int, float, bool)) and k.upper() == k:
+            if isinstance(v, str) and len(v) > 68:
+                continue
+            try:
+                ph[k] = v
+            except (ValueError, KeyError):
+                pass
+
+
+def write_state_file(path, arrays: dict, time_columns: dict, state: dict, *, meta=None,
+                     protect=(), overwrite: bool = False) -> str:
+    """Write arrays, a time table and a JSON state atomically to one FITS file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file.
+    arrays : dict of str -> ndarray
+        Image HDUs, by extension name (upper case, <= 68 characters).
+    time_columns : dict of str -> (format, ndarray)
+        Columns of the ``TIME`` table (FITS formats such as ``"D"``, ``"K"``).
+    state : dict
+        JSON-serialisable state (stored as the ``STATE`` extension).
+    meta : dict, optional
+        Values also written as primary-header cards (keys of up to 8 upper-case letters).
+    protect : sequence of path-like
+        Files that must never be overwritten (the inputs).
+    overwrite : bool
+        Replace an existing output.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is one of ``protect``.
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> p = tempfile.mkdtemp() + "/s.fits"
+    >>> _ = write_state_file(p, {"SCI": np.zeros((1, 2, 2), np.float32)},
+    ...                      {"jd1": ("D", np.zeros(1))}, {"shape": [1, 2, 2]})
+    >>> sorted(read_state_file(p)["arrays"])
+    ['SCI']
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    if any(path.resolve() == Path(f).resolve() for f in protect):
+        raise ValueError(f"{path}: refusing to overwrite an input file")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (use overwrite=True)")
+    hdus = [fits.PrimaryHDU()]
+    ph = hdus[0].header
+    ph["TSOCVER"] = (__version__, "tsocontainer version")
+    ph["TSOCSTAT"] = (True, "tsocontainer saved state")
+    _header_cards(ph, meta or {})
+    for name, arr in arrays.items():
+        hdus.append(fits.ImageHDU(np.asarray(arr), name=name))
+    cols = [fits.Column(name=k, format=f, array=np.asarray(a)) for k, (f, a) in time_columns.items()]
+    hdus.append(fits.BinTableHDU.from_columns(cols, name="TIME"))
+    blob = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
+    hdus.append(fits.ImageHDU(blob, name="STATE"))
+    tmp = atomic_path(path)
+    try:
+        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    log.info("wrote state to %s", path)
+    return str(path)
+
+
+def read_state_file(path) -> dict:
+    """Read a file written by :func:`write_state_file`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The saved file.
+
+    Returns
+    -------
+    dict
+        ``arrays`` (name -> ndarray, in memory), ``time`` (column -> ndarray) and
+        ``state`` (the JSON state).
+
+    Raises
+    ------
+    FileNotFoundError
+        If there is no such file.
+    TSOReadError
+        If the file is not a tsocontainer state file or is damaged (names the file).
+    """
+    from tsocontainer.io.segments import open_fits
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    hdul = open_fits(path)
+    try:
+        names = [h.name for h in hdul]
+        if not hdul[0].header.get("TSOCSTAT") or "STATE" not in names:
+            raise TSOReadError(f"{path}: not a tsocontainer state file (written by TSOGroup.write)",
+                               path=path)
+        try:
+            state = json.loads(bytes(hdul["STATE"].data).decode("utf-8"))
+        except (ValueError, TypeError) as exc:
+            raise TSOReadError(f"{path}: damaged STATE extension ({exc})", path=path) from None
+        tt = hdul["TIME"].data if "TIME" in names else None
+        time = {} if tt is None else {n: np.array(tt[n]) for n in tt.columns.names}
+        arrays = {h.name: np.array(h.data) for h in hdul[1:]
+                  if h.name not in ("TIME", "STATE") and h.data is not None}
+        return {"arrays": arrays, "time": time, "state": state}
+    except (OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, TSOReadError):
+            raise
+        raise TSOReadError(f"{path}: damaged state file ({exc})", path=path) from None
+    finally:
+        hdul.close()

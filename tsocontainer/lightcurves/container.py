@@ -1,0 +1,781 @@
+"""Spectroscopic and white-light curves: binning, cleaning, diagnostics, ECSV.
+
+A :class:`LightCurves` holds ``nchan`` light curves sampled at the same ``nint``
+times (BJD_TDB), with their errors and wavelength ranges. It is built from
+plain arrays, or from per-integration 1D spectra with
+:meth:`LightCurves.from_spectra` (which the Spectra container calls)::
+
+    lc = LightCurves.from_spectra(time, wave, flux, var, bins={"R": 100})
+    lc.normalize((t1, t4)).clip_outliers(sigma=5)
+    white = lc.white()
+    ratio = lc.sensitivity()          # scatter / predicted error, per channel
+
+Steps mutate in place, record themselves in ``history`` and return ``self``.
+Points removed by :meth:`LightCurves.clip_outliers` are kept in ``flux`` and
+marked in the boolean array ``clipped``; every computation ignores them.
+"""
+from __future__ import annotations
+
+import logging
+import time as _time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tsocontainer._util import jsonable as _jsonable
+from tsocontainer._version import __version__
+from tsocontainer.lightcurves.tools import _binned_sum, _now, bin_edges, write_table_atomic
+from tsocontainer.registry import Bool, Choice, Coerced, Num, step
+
+__all__ = ["LightCurves"]
+
+
+def _model_check(value) -> None:
+    from tsocontainer.lightcurves.model import ModelSpec
+
+    ModelSpec.coerce(value)
+
+
+def _sampler_check(value) -> None:
+    from tsocontainer.lightcurves.fit import SamplerSettings
+
+    SamplerSettings.coerce(value)
+
+if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
+    from astropy.table import Table
+    from matplotlib.axes import Axes
+
+    from tsocontainer.lightcurves.fit import ChannelFits
+    from tsocontainer.lightcurves.results import FitResult
+
+log = logging.getLogger(__name__)
+
+
+def _as_mask(mask, n: int, name: str) -> np.ndarray:
+    m = np.asarray(mask)
+    if m.dtype != bool or m.shape != (n,):
+        raise ValueError(f"{name} must be a boolean array of shape ({n},), got {m.dtype} {m.shape}")
+    return m
+
+
+class LightCurves:
+    """Light curves of ``nchan`` wavelength channels sampled at ``nint`` times.
+
+    Parameters
+    ----------
+    time : array_like, shape (nint,)
+        Mid-integration times, BJD_TDB (days), strictly increasing.
+    flux : array_like, shape (nchan, nint) or (nint,)
+        Flux per channel (input units, or relative after :meth:`normalize`).
+    err : array_like, same shape as ``flux``
+        1-sigma errors, finite and positive wherever a point is not clipped.
+    wave_lo, wave_hi : array_like, shape (nchan,)
+        Channel wavelength boundaries (micron).
+    meta : dict, optional
+        FITS-ready status values, saved with the light curves.
+    regressors : dict of str to array_like (nint,), optional
+        Systematics regressors (x/y shift, trace width, PCA components...).
+    clipped : array_like of bool, optional
+        Points excluded from every computation (same shape as ``flux``).
+    norm : array_like, shape (nchan,), optional
+        Factor by which each channel was divided (default ones).
+    oot : array_like of bool, shape (nint,), optional
+        Out-of-event integrations (set by :meth:`normalize`).
+    history : list of dict, optional
+        Steps already run.
+    unit : str, optional
+        Flux unit (``""`` for relative flux).
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, non-finite flux or non-positive errors at
+        unclipped points, non-increasing time or unknown keyword arguments.
+
+    Examples
+    --------
+    >>> t = np.linspace(0, 0.2, 50)
+    >>> lc = LightCurves(t, np.ones((2, 50)), np.full((2, 50), 1e-3), [1.0, 2.0], [2.0, 3.0])
+    >>> lc.nchan, lc.nint
+    (2, 50)
+    """
+
+    _ALLOWED = ("meta", "regressors", "clipped", "norm", "oot", "history", "unit")
+
+    def __init__(self, time, flux, err, wave_lo, wave_hi, **kwargs):
+        unknown = set(kwargs) - set(self._ALLOWED)
+        if unknown:
+            raise ValueError(f"unknown argument(s) {sorted(unknown)}; allowed: {list(self._ALLOWED)}")
+        self.time = np.asarray(time, dtype=float).copy()
+        if self.time.ndim != 1 or not np.all(np.isfinite(self.time)):
+            raise ValueError("time must be a 1D array of finite values")
+        if self.time.size > 1 and not np.all(np.diff(self.time) > 0):
+            raise ValueError("time must be strictly increasing")
+        self.flux = np.atleast_2d(np.asarray(flux, dtype=float)).copy()
+        self.err = np.atleast_2d(np.asarray(err, dtype=float)).copy()
+        if self.flux.shape != (self.flux.shape[0], self.time.size) or self.flux.ndim != 2:
+            raise ValueError(f"flux shape {self.flux.shape} does not match (nchan, {self.time.size})")
+        if self.err.shape != self.flux.shape:
+            raise ValueError(f"err shape {self.err.shape} differs from flux shape {self.flux.shape}")
+        self.wave_lo = np.atleast_1d(np.asarray(wave_lo, dtype=float)).copy()
+        self.wave_hi = np.atleast_1d(np.asarray(wave_hi, dtype=float)).copy()
+        if self.wave_lo.shape != (self.nchan,) or self.wave_hi.shape != (self.nchan,):
+            raise ValueError(f"wave_lo and wave_hi need {self.nchan} values each")
+        if not np.all(self.wave_hi > self.wave_lo):
+            raise ValueError("every channel needs wave_hi > wave_lo")
+        clipped = kwargs.get("clipped")
+        self.clipped = (np.zeros(self.flux.shape, bool) if clipped is None
+                        else np.asarray(clipped, dtype=bool).reshape(self.flux.shape).copy())
+        self._check_values()
+        norm = kwargs.get("norm")
+        self.norm = np.ones(self.nchan) if norm is None else np.asarray(norm, float).reshape(self.nchan)
+        oot = kwargs.get("oot")
+        self.oot = None if oot is None else _as_mask(oot, self.nint, "oot").copy()
+        self.meta = dict(kwargs.get("meta") or {})
+        self.history = list(kwargs.get("history") or [])
+        self.unit = kwargs.get("unit")
+        self.regressors = {}
+        for name, arr in (kwargs.get("regressors") or {}).items():
+            arr = np.asarray(arr, dtype=float)
+            if arr.shape != (self.nint,) or not np.all(np.isfinite(arr)):
+                raise ValueError(f"regressor {name!r} must be {self.nint} finite values")
+            self.regressors[str(name)] = arr.copy()
+        self.fit_result = None
+        self.channel_fits = None
+
+    def _check_values(self) -> None:
+        use = ~self.clipped
+        bad_f = use & ~np.isfinite(self.flux)
+        if bad_f.any():
+            c, i = np.argwhere(bad_f)[0]
+            raise ValueError(f"flux has {bad_f.sum()} non-finite unclipped value(s), first at "
+                             f"channel {c}, integration {i}; mark them in `clipped`")
+        bad_e = use & ~(np.isfinite(self.err) & (self.err > 0))
+        if bad_e.any():
+            c, i = np.argwhere(bad_e)[0]
+            raise ValueError(f"err has {bad_e.sum()} zero, negative or non-finite unclipped "
+                             f"value(s), first at channel {c}, integration {i}")
+
+    # ------------------------------------------------------------ properties
+    @property
+    def nchan(self) -> int:
+        """Number of channels."""
+        return self.flux.shape[0]
+
+    @property
+    def nint(self) -> int:
+        """Number of integrations."""
+        return self.time.size
+
+    @property
+    def wave(self) -> np.ndarray:
+        """Channel centre wavelengths (micron)."""
+        return 0.5 * (self.wave_lo + self.wave_hi)
+
+    @property
+    def width(self) -> np.ndarray:
+        """Channel widths (micron)."""
+        return self.wave_hi - self.wave_lo
+
+    @property
+    def mask(self) -> np.ndarray:
+        """True where a point is used (not clipped)."""
+        return ~self.clipped
+
+    @property
+    def steps(self) -> list[str]:
+        """Names of the steps run so far."""
+        return [h["step"] for h in self.history]
+
+    def __repr__(self) -> str:
+        wl = f"{self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} um"
+        return (f"<LightCurves nchan={self.nchan} nint={self.nint} {wl} "
+                f"clipped={int(self.clipped.sum())} steps={self.steps}>")
+
+    def _record(self, step: str, params: dict, summary: dict) -> None:
+        self.history.append({"step": step, "params": _jsonable(params),
+                             "summary": _jsonable(summary), "version": __version__,
+                             "time": _now()})
+
+    def copy(self) -> "LightCurves":
+        """Deep copy (fit results are not copied)."""
+        return LightCurves(self.time, self.flux, self.err, self.wave_lo, self.wave_hi,
+                           meta=dict(self.meta), regressors=self.regressors,
+                           clipped=self.clipped, norm=self.norm, oot=self.oot,
+                           history=[dict(h) for h in self.history], unit=self.unit)
+
+    def __getitem__(self, key) -> "LightCurves":
+        """Channels ``key`` (int, slice, index or boolean array) as new light curves."""
+        idx = np.arange(self.nchan)[key]
+        idx = np.atleast_1d(idx)
+        return LightCurves(self.time, self.flux[idx], self.err[idx], self.wave_lo[idx],
+                           self.wave_hi[idx], meta=dict(self.meta), regressors=self.regressors,
+                           clipped=self.clipped[idx], norm=self.norm[idx], oot=self.oot,
+                           history=list(self.history), unit=self.unit)
+
+    def __len__(self) -> int:
+        return self.nchan
+
+    # -------------------------------------------------------- construction
+    @classmethod
+    def from_spectra(cls, time, wave, flux, var, bins=30, mask=None, regressors=None, *,
+                     meta: dict | None = None, unit: str | None = None,
+                     min_flux: float = 0.01) -> "LightCurves":
+        """Bin per-integration 1D spectra into spectroscopic light curves.
+
+        Each pixel goes to the channel containing its centre wavelength. Where
+        some pixels of a channel are bad at an integration, the sum of the good
+        ones is scaled by the ratio of the median spectrum summed over all and
+        over the good pixels (so a masked cosmic ray does not make a dip);
+        a channel with no good pixel at an integration is marked ``clipped``.
+
+        Parameters
+        ----------
+        time : array_like, shape (nint,)
+            Mid-integration times, BJD_TDB.
+        wave : array_like, shape (nwave,)
+            Pixel wavelengths (micron), any order; non-finite ones are ignored.
+        flux, var : array_like, shape (nint, nwave)
+            Spectra and their variances.
+        bins : int, dict or array_like, optional
+            Number of channels (default 30), ``{"R": R}``, ``{"pixels": n}`` or
+            explicit edges; see :func:`bin_edges`. Empty channels are dropped.
+        mask : array_like of bool, shape (nint, nwave), optional
+            True where a pixel is good. Non-finite flux or variance and
+            non-positive variance are always bad.
+        regressors : dict of str to array_like (nint,), optional
+            Systematics regressors carried along.
+        meta : dict, optional
+            Status values to keep.
+        unit : str, optional
+            Flux unit.
+        min_flux : float
+            Pixels whose median flux is below this fraction of the median
+            spectrum's peak (99th percentile) are left out: the wavelength range
+            where the star is detected. 0 keeps every finite pixel.
+
+        Returns
+        -------
+        LightCurves
+
+        Raises
+        ------
+        ValueError
+            On inconsistent shapes or when no channel has any pixel.
+        """
+        t_start = _time.perf_counter()
+        time = np.asarray(time, dtype=float)
+        wave = np.asarray(wave, dtype=float)
+        flux = np.asarray(flux, dtype=float)
+        var = np.asarray(var, dtype=float)
+        if wave.ndim != 1 or flux.shape != (time.size, wave.size) or var.shape != flux.shape:
+            raise ValueError(f"need wave (nwave,), flux and var (nint, nwave); got wave {wave.shape}, "
+                             f"flux {flux.shape}, var {var.shape}, time {time.shape}")
+        good = np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(wave)[None, :]
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != flux.shape:
+                raise ValueError(f"mask shape {mask.shape} differs from flux shape {flux.shape}")
+            good &= mask
+        with np.errstate(all="ignore"):
+            template = np.nanmedian(np.where(good, flux, np.nan), axis=0)
+        usable = np.isfinite(template)
+        if min_flux > 0 and usable.any():
+            # where the star is detected: a channel of an almost dark edge (PRISM
+            # beyond 5.4 um) has a non-positive or noise-dominated sum
+            peak = np.percentile(template[usable], 99)
+            faint = usable & (template < min_flux * peak)
+            if faint.any():
+                log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
+                         int(faint.sum()), min_flux)
+            usable &= ~faint
+        good &= usable[None, :]
+        edges = bin_edges(wave[usable], bins)
+        chan = np.searchsorted(edges, wave, side="right") - 1
+        chan[wave == edges[-1]] = edges.size - 2
+        chan[~usable | (chan < 0) | (chan >= edges.size - 1)] = -1
+        groups, keep = [], []
+        for c in range(edges.size - 1):
+            idx = np.flatnonzero(chan == c)
+            if idx.size:
+                groups.append(idx)
+                keep.append(c)
+        if not groups:
+            raise ValueError("no pixel falls in any channel")
+        ndrop = edges.size - 1 - len(keep)
+        if ndrop:
+            log.warning("from_spectra: %d empty channel(s) dropped", ndrop)
+        f, v, empty, nscaled = _binned_sum(flux, var, good, np.where(usable, template, 0.0), groups)
+        keep = np.asarray(keep)
+        lc = cls(time, f, np.sqrt(v), edges[keep], edges[keep + 1], meta=meta,
+                 regressors=regressors, clipped=empty, unit=unit)
+        lc.meta.setdefault("NCHAN", lc.nchan)
+        summary = {"nchan": lc.nchan, "dropped": ndrop, "scaled_cells": nscaled,
+                   "empty_cells": int(empty.sum())}
+        lc._record("from_spectra", {"bins": bins}, summary)
+        log.info("from_spectra: %d channels from %d pixels x %d integrations, %d cells scaled "
+                 "for bad pixels, %d empty (%.2f s)", lc.nchan, wave.size, time.size, nscaled,
+                 int(empty.sum()), _time.perf_counter() - t_start)
+        return lc
+
+    def white(self, wave_range: tuple[float, float] | None = None) -> "LightCurves":
+        """White-light curve: the sum of the channels inside ``wave_range``.
+
+        Channels enter with their un-normalised flux; a clipped point is
+        replaced by scaling the sum of the other channels at that integration
+        (as in :meth:`from_spectra`). If these light curves were normalised,
+        the white-light curve is normalised with the same out-of-event
+        integrations.
+
+        Parameters
+        ----------
+        wave_range : (float, float), optional
+            Wavelength range (micron); channels lying entirely inside are used.
+            Default: all channels.
+
+        Returns
+        -------
+        LightCurves
+            One channel spanning the used channels.
+
+        Raises
+        ------
+        ValueError
+            When no channel lies inside ``wave_range``.
+        """
+        sel = np.ones(self.nchan, bool)
+        if wave_range is not None:
+            lo, hi = wave_range
+            sel = (self.wave_lo >= lo) & (self.wave_hi <= hi)
+            if not sel.any():
+                raise ValueError(f"no channel lies inside wave_range {wave_range}")
+        idx = np.flatnonzero(sel)
+        raw = (self.flux[idx] * self.norm[idx, None]).T
+        rvar = ((self.err[idx] * self.norm[idx, None]) ** 2).T
+        good = ~self.clipped[idx].T
+        with np.errstate(all="ignore"):
+            template = np.nanmedian(np.where(good, raw, np.nan), axis=0)
+        f, v, empty, _ = _binned_sum(np.nan_to_num(raw), np.nan_to_num(rvar), good,
+                                     np.nan_to_num(template), [np.arange(idx.size)])
+        wl = LightCurves(self.time, f, np.sqrt(v), [self.wave_lo[idx].min()],
+                         [self.wave_hi[idx].max()], meta=dict(self.meta), regressors=self.regressors,
+                         clipped=empty, history=list(self.history), unit=self.unit)
+        wl.meta["WHITECH"] = int(idx.size)
+        wl._record("white", {"wave_range": wave_range}, {"nchan_used": int(idx.size)})
+        if self.oot is not None:
+            wl.normalize(self.oot)
+        return wl
+
+    # ---------------------------------------------------------------- steps
+    def _oot_mask(self, oot) -> np.ndarray:
+        if oot is None:
+            return self.oot if self.oot is not None else np.ones(self.nint, bool)
+        arr = np.asarray(oot)
+        if arr.dtype == bool:
+            return _as_mask(arr, self.nint, "oot")
+        if arr.shape == (2,) and np.issubdtype(arr.dtype, np.number):
+            t1, t2 = sorted(arr.astype(float))
+            return (self.time < t1) | (self.time > t2)
+        raise ValueError("oot must be a boolean array of shape (nint,) or an event window (t1, t2)")
+
+    @step("lightcurves", plot="plot_white")
+    def normalize(self, oot=None) -> "LightCurves":
+        """Divide each channel by the median of its out-of-event flux.
+
+        Parameters
+        ----------
+        oot : array_like of bool (nint,) or (float, float), optional
+            Boolean mask of out-of-event integrations, or the event window
+            ``(t1, t2)`` in BJD_TDB: integrations outside it are out-of-event.
+            Default: the mask stored by a previous call, else all integrations.
+
+        Returns
+        -------
+        LightCurves
+            ``self``, normalised; the mask is stored as ``oot``.
+
+        Raises
+        ------
+        ValueError
+            On a malformed ``oot`` or a channel with no usable out-of-event
+            point or a non-positive median.
+        """
+        mask = self._oot_mask(oot)
+        use = ~self.clipped & mask[None, :]
+        if not use.any(axis=1).all():
+            raise ValueError("some channel has no unclipped out-of-event integration")
+        med = np.array([np.median(self.flux[c, use[c]]) for c in range(self.nchan)])
+        if not np.all(med > 0):
+            raise ValueError(f"non-positive out-of-event median in channel(s) {np.flatnonzero(med <= 0)}")
+        self.flux /= med[:, None]
+        self.err /= med[:, None]
+        self.norm = self.norm * med
+        self.oot = mask.copy()
+        self.unit = ""
+        self._record("normalize", {"n_oot": int(mask.sum())}, {"median_factor": float(np.median(med))})
+        log.info("normalize: %d channels by the median of %d out-of-event integrations",
+                 self.nchan, int(mask.sum()))
+        return self
+
+    @step("lightcurves", plot="plot_waterfall",
+          params={"sigma": Num(lo=0, lo_open=True), "window": Num(lo=3, integer=True),
+                  "maxiter": Num(lo=1, integer=True)})
+    def clip_outliers(self, sigma: float = 5.0, window: int = 15, maxiter: int = 5) -> "LightCurves":
+        """Clip time-domain outliers per channel against a running median.
+
+        With three or more channels, each channel is first divided by the
+        common light-curve shape (the median over channels of the normalised
+        fluxes), so the transit or eclipse cancels and a running median of
+        ``window`` integrations does not lag behind ingress and egress on
+        high-S/N channels (it clipped whole ingresses otherwise). A point is
+        clipped when it deviates from that running median by more than
+        ``sigma`` times the channel's robust scatter (1.4826 x median absolute
+        deviation). Repeated until nothing new is clipped.
+
+        Parameters
+        ----------
+        sigma : float
+            Threshold in units of the robust scatter.
+        window : int
+            Running-median width in integrations (odd, >= 3).
+        maxiter : int
+            Maximum number of passes.
+
+        Returns
+        -------
+        LightCurves
+            ``self``; newly clipped points are set in ``clipped``, counted in
+            ``meta["NCLIPPED"]`` and in ``history``.
+        """
+        from scipy.ndimage import median_filter
+
+        if sigma <= 0 or window < 3 or window % 2 == 0:
+            raise ValueError(f"need sigma > 0 and an odd window >= 3, got {sigma}, {window}")
+        t_start = _time.perf_counter()
+        before = self.clipped.copy()
+        for _ in range(maxiter):
+            filled = np.where(self.clipped, np.nan, self.flux)
+            with np.errstate(all="ignore"):
+                norm = filled / np.nanmedian(filled, axis=1, keepdims=True)
+                if self.nchan >= 3:
+                    norm = norm / np.nanmedian(norm, axis=0, keepdims=True)
+            fill = np.nanmedian(norm, axis=1, keepdims=True)
+            smooth = median_filter(np.where(np.isnan(norm), fill, norm), size=(1, window),
+                                   mode="mirror")
+            resid = norm - smooth
+            mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)), axis=1)
+            new = np.abs(resid) > sigma * 1.4826 * mad[:, None]
+            new &= ~self.clipped
+            if not new.any():
+                break
+            self.clipped |= new
+        nnew = int((self.clipped & ~before).sum())
+        self.meta["NCLIPPED"] = int(self.clipped.sum())
+        self._record("clip_outliers", {"sigma": sigma, "window": window},
+                     {"clipped": nnew, "total_clipped": int(self.clipped.sum())})
+        log.info("clip_outliers: %d points clipped at %.1f sigma (window %d) in %d channels (%.2f s)",
+                 nnew, sigma, window, self.nchan, _time.perf_counter() - t_start)
+        return self
+
+    def unclip(self) -> "LightCurves":
+        """Restore every clipped point with a finite flux and a positive error.
+
+        Returns
+        -------
+        LightCurves
+            ``self``.
+        """
+        ok = np.isfinite(self.flux) & np.isfinite(self.err) & (self.err > 0)
+        n = int((self.clipped & ok).sum())
+        self.clipped &= ~ok
+        self.meta["NCLIPPED"] = int(self.clipped.sum())
+        self._record("unclip", {}, {"restored": n})
+        return self
+
+    # ---------------------------------------------------------- diagnostics
+    def residuals(self, model=None, oot=None, poly: int = 1) -> list:
+        """Residuals used by the diagnostics, one array per channel.
+
+        Parameters
+        ----------
+        model : array_like, shape (nchan, nint), optional
+            Model to subtract (e.g. the fitted light curves). Without it, a
+            weighted polynomial of degree ``poly`` in time is fitted to the
+            out-of-event points of each channel and subtracted there.
+        oot : bool array or (t1, t2), optional
+            Out-of-event integrations (see :meth:`normalize`); only used
+            without ``model``.
+        poly : int
+            Degree of the trend removed without ``model``.
+
+        Returns
+        -------
+        list of (time, resid, err, dof) tuples
+            Per channel: times, residuals and errors of the used points, and
+            the number of degrees of freedom of the residuals.
+        """
+        out = []
+        if model is not None:
+            model = np.asarray(model, dtype=float).reshape(self.flux.shape)
+            for c in range(self.nchan):
+                u = ~self.clipped[c]
+                out.append((self.time[u], self.flux[c, u] - model[c, u], self.err[c, u], int(u.sum())))
+            return out
+        sel = self._oot_mask(oot)
+        x = self.time - self.time.mean()
+        for c in range(self.nchan):
+            u = sel & ~self.clipped[c]
+            if u.sum() <= poly + 2:
+                raise ValueError(f"channel {c}: too few out-of-event points ({u.sum()})")
+            coef = np.polyfit(x[u], self.flux[c, u], poly, w=1 / self.err[c, u])
+            r = self.flux[c, u] - np.polyval(coef, x[u])
+            out.append((self.time[u], r, self.err[c, u], int(u.sum()) - poly - 1))
+        return out
+
+    def sensitivity(self, model=None, oot=None, poly: int = 1) -> np.ndarray:
+        """Measured scatter over median predicted error, per channel.
+
+        A ratio near 1 means the errors describe the data; white noise gives
+        1 within about ``1/sqrt(2 n)``; red noise or underestimated errors
+        give more.
+
+        Parameters
+        ----------
+        model, oot, poly
+            See :meth:`residuals`.
+
+        Returns
+        -------
+        ndarray, shape (nchan,)
+            ``std(residuals) / median(err)`` (the standard deviation uses the
+            residual degrees of freedom).
+        """
+        ratio = np.array([np.sqrt(np.sum(r**2) / dof) / np.median(e)
+                          for _, r, e, dof in self.residuals(model, oot, poly)])
+        log.info("sensitivity: median scatter/predicted = %.3f over %d channels",
+                 float(np.median(ratio)), self.nchan)
+        return ratio
+
+    def rms_vs_bin(self, channel: int | None = None, sizes=None, model=None, oot=None,
+                   poly: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """RMS of binned residuals versus bin size, with the white-noise expectation.
+
+        Parameters
+        ----------
+        channel : int, optional
+            Channel index; default the white-light curve of all channels.
+        sizes : array_like of int, optional
+            Bin sizes in points (default: powers of ~1.5 up to n/4).
+        model, oot, poly
+            See :meth:`residuals` (``model`` must match the chosen curve).
+
+        Returns
+        -------
+        sizes : ndarray of int
+        rms : ndarray
+            RMS of the means of consecutive bins of each size.
+        expected : ndarray
+            ``rms(1) / sqrt(N) * sqrt(M / (M - 1))`` for M bins (white noise).
+        """
+        if channel is None and model is not None:
+            raise ValueError("model needs an explicit channel")
+        lc = self.white() if channel is None else self[int(channel)]
+        (_, r, _, _), = lc.residuals(model, oot, poly)
+        n = r.size
+        if sizes is None:
+            sizes = np.unique(np.round(1.5 ** np.arange(0, np.log(max(n / 4, 2)) / np.log(1.5) + 1)))
+        sizes = np.asarray(sizes, dtype=int)
+        sizes = sizes[(sizes >= 1) & (sizes <= n // 2)]
+        sigma1 = np.std(r)
+        rms, expected = [], []
+        for s in sizes:
+            m = n // s
+            means = r[: m * s].reshape(m, s).mean(axis=1)
+            rms.append(np.sqrt(np.mean(means**2)))
+            expected.append(sigma1 / np.sqrt(s) * np.sqrt(m / (m - 1)))
+        return sizes, np.array(rms), np.array(expected)
+
+    def psd(self, channel: int | None = None, oot=None, poly: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Lomb-Scargle periodogram of out-of-event residuals.
+
+        Parameters
+        ----------
+        channel : int, optional
+            Channel index; default the white-light curve.
+        oot, poly
+            See :meth:`residuals`.
+
+        Returns
+        -------
+        frequency : ndarray
+            Cycles per day, from 1/baseline to the Nyquist frequency.
+        power : ndarray
+            Normalised Lomb-Scargle power (``normalization="standard"``).
+        """
+        from astropy.timeseries import LombScargle
+
+        lc = self.white() if channel is None else self[int(channel)]
+        (t, r, e, _), = lc.residuals(None, oot, poly)
+        dt = np.median(np.diff(t))
+        freq = np.linspace(1 / (t[-1] - t[0]), 0.5 / dt, max(100, t.size))
+        return freq, LombScargle(t, r, e).power(freq)
+
+    # -------------------------------------------------------------- fitting
+    @step("fit_white", plot="plot_white", once=True,
+          params={"model": Coerced(_model_check, "a fit model mapping (kind, poly, ramp, "
+                                   "regressors, jitter, ...)"),
+                  "sampler": Coerced(_sampler_check, "sampler settings (nwalkers, nsteps, ...)")})
+    def fit_white(self, priors=None, *, model=None, sampler=None, wave_range=None) -> "FitResult":
+        """Fit the white-light curve; see :func:`tsocontainer.lightcurves.fit.fit_white`.
+
+        Parameters
+        ----------
+        priors, model, sampler, wave_range
+            As for :func:`tsocontainer.lightcurves.fit.fit_white`.
+
+        Returns
+        -------
+        FitResult
+            Also stored as ``fit_result``.
+        """
+        from tsocontainer.lightcurves.fit import fit_white
+
+        self.fit_result = fit_white(self, priors, model=model, sampler=sampler, wave_range=wave_range)
+        return self.fit_result
+
+    @step("fit_channels", plot="plot_sensitivity", once=True,
+          params={"geometry": Choice("fixed", "free"),
+                  "model": Coerced(_model_check, "a fit model mapping (kind, poly, ramp, "
+                                   "regressors, jitter, ...)"),
+                  "sampler": Coerced(_sampler_check, "sampler settings (nwalkers, nsteps, ...)"),
+                  "workers": Num(lo=1, integer=True), "progress": Bool()})
+    def fit_channels(self, priors=None, *, white=None, geometry: str = "fixed", model=None,
+                     sampler=None, channel_priors=None, workers: int = 1, client=None,
+                     progress: bool | None = None) -> "ChannelFits":
+        """Fit every channel; see :func:`tsocontainer.lightcurves.fit.fit_channels`.
+
+        Parameters
+        ----------
+        priors, white, geometry, model, sampler, channel_priors, workers, client, progress
+            As for :func:`tsocontainer.lightcurves.fit.fit_channels`; ``white`` defaults to
+            ``fit_result`` (from :meth:`fit_white`).
+
+        Returns
+        -------
+        ChannelFits
+            Also stored as ``channel_fits``.
+        """
+        from tsocontainer.lightcurves.fit import fit_channels
+
+        self.channel_fits = fit_channels(
+            self, priors, white=self.fit_result if white is None else white, geometry=geometry,
+            model=model, sampler=sampler, channel_priors=channel_priors, workers=workers,
+            client=client, progress=progress)
+        return self.channel_fits
+
+    # ------------------------------------------------------------------- io
+    def to_table(self) -> "Table":
+        """The light curves as an astropy Table (one row per integration).
+
+        Returns
+        -------
+        astropy.table.Table
+            Columns ``time`` (d, BJD_TDB), ``flux``, ``err`` and ``clipped``
+            of shape (nint, nchan), ``oot`` if set and ``reg_<name>`` per
+            regressor; channel edges, normalisation, meta and history in
+            ``meta``.
+        """
+        from astropy.table import Table
+        import astropy.units as u
+
+        funit = u.Unit(self.unit, parse_strict="silent") if self.unit else None
+        t = Table()
+        t["time"] = u.Quantity(self.time, u.d)
+        t["flux"] = self.flux.T if funit is None else u.Quantity(self.flux.T, funit)
+        t["err"] = self.err.T if funit is None else u.Quantity(self.err.T, funit)
+        t["clipped"] = self.clipped.T
+        if self.oot is not None:
+            t["oot"] = self.oot
+        for name, arr in self.regressors.items():
+            t[f"reg_{name}"] = arr
+        t.meta.update({"time_scale": "tdb", "time_ref": "BJD_TDB", "wave_unit": "micron",
+                       "wave_lo": self.wave_lo.tolist(), "wave_hi": self.wave_hi.tolist(),
+                       "norm": self.norm.tolist(), "unit": self.unit,
+                       "regressors": list(self.regressors), "meta": _jsonable(self.meta),
+                       "history": _jsonable(self.history), "tsocontainer": __version__})
+        return t
+
+    def write(self, path, overwrite: bool = False) -> str:
+        """Write the light curves to an ECSV file (atomically).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Output file (``.ecsv``).
+        overwrite : bool
+            Replace an existing file.
+
+        Returns
+        -------
+        str
+            The path written.
+        """
+        out = write_table_atomic(self.to_table(), path, overwrite)
+        log.info("write: %d channels x %d integrations to %s", self.nchan, self.nint, out)
+        return out
+
+    @classmethod
+    def read(cls, path) -> "LightCurves":
+        """Read light curves written by :meth:`write`.
+
+        Parameters
+        ----------
+        path : str or path-like
+
+        Returns
+        -------
+        LightCurves
+        """
+        from astropy.table import Table
+
+        t = Table.read(path, format="ascii.ecsv")
+        m = t.meta
+        flux = np.asarray(t["flux"], float).reshape(len(t), -1).T
+        err = np.asarray(t["err"], float).reshape(len(t), -1).T
+        clipped = np.asarray(t["clipped"], bool).reshape(len(t), -1).T
+        regs = {name: np.asarray(t[f"reg_{name}"], float) for name in m.get("regressors", [])}
+        return cls(np.asarray(t["time"], float), flux, err, m["wave_lo"], m["wave_hi"],
+                   meta=m.get("meta"), regressors=regs, clipped=clipped, norm=m.get("norm"),
+                   oot=np.asarray(t["oot"], bool) if "oot" in t.colnames else None,
+                   history=m.get("history"), unit=m.get("unit"))
+
+    # ---------------------------------------------------------------- plots
+    def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs) -> "Axes":
+        """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``."""
+        from tsocontainer.plotting.core import plot_lc_waterfall
+
+        return plot_lc_waterfall(self, ax=ax, offset=offset, **kwargs)
+
+    def plot_white(self, ax=None, wave_range=None, **kwargs) -> "Axes":
+        """White-light curve; see ``plotting.plot_white``."""
+        from tsocontainer.plotting.core import plot_white
+
+        return plot_white(self, ax=ax, wave_range=wave_range, **kwargs)
+
+    def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
+        """RMS versus bin size; see ``plotting.plot_rms_vs_bin``."""
+        from tsocontainer.plotting.core import plot_rms_vs_bin
+
+        return plot_rms_vs_bin(self, channel=channel, ax=ax, **kwargs)
+
+    def plot_psd(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
+        """Periodogram of residuals; see ``plotting.plot_psd``."""
+        from tsocontainer.plotting.core import plot_psd
+
+        return plot_psd(self, channel=channel, ax=ax, **kwargs)
+
+    def plot_sensitivity(self, ax=None, **kwargs) -> "Axes":
+        """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``."""
+        from tsocontainer.plotting.core import plot_sensitivity
+
+        return plot_sensitivity(self, ax=ax, **kwargs)

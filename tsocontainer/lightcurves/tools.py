@@ -1,0 +1,207 @@
+"""Helpers of the light-curve modules: option checks, channel edges, binning, atomic ECSV."""
+from __future__ import annotations
+
+import datetime
+import os
+import tempfile
+
+import numpy as np
+
+from tsocontainer._util import check_option
+
+__all__ = ["check_bins", "bin_edges", "write_table_atomic"]
+
+_BIN_KEYS = ("R", "pixels")
+
+
+
+
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _pixel_bounds(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper wavelength boundaries of pixels with sorted centres ``w``."""
+    if w.size == 1:
+        return w - 0.5e-6, w + 0.5e-6
+    mid = 0.5 * (w[1:] + w[:-1])
+    lo = np.concatenate([[w[0] - (mid[0] - w[0])], mid])
+    hi = np.concatenate([mid, [w[-1] + (w[-1] - mid[-1])]])
+    return lo, hi
+
+
+def check_bins(bins) -> None:
+    """Raise ValueError unless ``bins`` is a form :func:`bin_edges` takes (no data needed).
+
+    Parameters
+    ----------
+    bins : object
+        A channel count, ``{"R": R}``, ``{"pixels": n}`` or increasing edges.
+
+    Examples
+    --------
+    >>> check_bins(20); check_bins({"R": 100}); check_bins([1.0, 1.5, 2.0])
+    >>> check_bins("twenty")
+    Traceback (most recent call last):
+    ...
+    ValueError: bins 'twenty' is not a channel count, {R: value}, {pixels: n} or a list of edges
+    """
+    if isinstance(bins, bool):
+        raise ValueError(f"bins {bins!r} is not a channel count")
+    if isinstance(bins, (int, np.integer)):
+        if bins < 1:
+            raise ValueError(f"bins must be >= 1 channel, got {bins}")
+        return
+    if isinstance(bins, dict):
+        if len(bins) != 1 or next(iter(bins)) not in _BIN_KEYS:
+            raise ValueError(f"bins mapping needs one key of {', '.join(_BIN_KEYS)}, got {sorted(bins)}")
+        value = next(iter(bins.values()))
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value > 0:
+            raise ValueError(f"bins {bins!r}: the value must be a positive number")
+        return
+    if isinstance(bins, (list, tuple, np.ndarray)):
+        try:
+            edges = np.asarray(bins, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"bins {bins!r}: edges must be numbers") from None
+        if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+            raise ValueError("bins edges must be at least two increasing numbers")
+        return
+    raise ValueError(f"bins {bins!r} is not a channel count, {{R: value}}, {{pixels: n}} or a "
+                     "list of edges")
+
+
+def bin_edges(wave, bins=30) -> np.ndarray:
+    """Wavelength edges of spectroscopic channels.
+
+    Parameters
+    ----------
+    wave : array_like, shape (nwave,)
+        Pixel centre wavelengths (micron), any order; non-finite values ignored.
+    bins : int, dict or array_like
+        ``int``: that many channels of equal width between the outer pixel
+        boundaries. ``{"R": R}``: constant resolving power ``lambda/dlambda = R``
+        at the geometric centre of each channel (the last channel ends at the
+        last pixel boundary, so it can be up to twice as wide).
+        ``{"pixels": n}``: ``n`` consecutive pixels per channel (a remainder of
+        fewer than ``n/2`` pixels joins the last channel).
+        array: explicit increasing edges.
+
+    Returns
+    -------
+    ndarray
+        Increasing edges, ``nchan + 1`` values.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``bins`` form or a non-positive count.
+
+    Examples
+    --------
+    >>> bin_edges(np.linspace(1, 2, 101), bins=4)
+    array([0.995 , 1.2475, 1.5   , 1.7525, 2.005 ])
+    """
+    w = np.sort(np.asarray(wave, dtype=float).ravel())
+    w = w[np.isfinite(w)]
+    if w.size == 0:
+        raise ValueError("no finite wavelengths to bin")
+    lo, hi = _pixel_bounds(w)
+    if isinstance(bins, dict):
+        if len(bins) != 1:
+            raise ValueError(f"bins dict needs exactly one key of {_BIN_KEYS}, got {sorted(bins)}")
+        key, value = next(iter(bins.items()))
+        check_option(key, _BIN_KEYS, "bins key")
+        if not np.isscalar(value) or value <= 0:
+            raise ValueError(f"bins[{key!r}] must be a positive number, got {value!r}")
+        if key == "R":
+            q = ((1 / value + np.sqrt(1 / value**2 + 4)) / 2) ** 2  # (q-1)/sqrt(q) = 1/R
+            n = max(1, int(np.floor(np.log(hi[-1] / lo[0]) / np.log(q))))
+            edges = lo[0] * q ** np.arange(n + 1)
+            edges[-1] = hi[-1]
+            return edges
+        n = int(value)
+        starts = np.arange(0, w.size, n)
+        if starts.size > 1 and w.size - starts[-1] < n / 2:
+            starts = starts[:-1]
+        return np.concatenate([lo[starts], [hi[-1]]])
+    if np.isscalar(bins):
+        if int(bins) != bins or bins < 1:
+            raise ValueError(f"bins must be a positive integer, got {bins!r}")
+        return np.linspace(lo[0], hi[-1], int(bins) + 1)
+    edges = np.asarray(bins, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
+        raise ValueError("explicit bin edges must be a 1D increasing array of >= 2 values")
+    return edges
+
+
+def _binned_sum(flux, var, good, template, groups):
+    """Sum pixels into channels, scaling for bad pixels with a template.
+
+    ``groups`` is a list of index arrays (pixel columns per channel). At an
+    integration where some pixels of a channel are bad, the sum of the good
+    ones is scaled by ``sum(template) / sum(template over good pixels)``.
+    Returns flux, var (nchan, nint), empty (nchan, nint) and the number of
+    scaled (channel, integration) cells.
+    """
+    nint = flux.shape[0]
+    out_f = np.empty((len(groups), nint))
+    out_v = np.empty((len(groups), nint))
+    empty = np.zeros((len(groups), nint), dtype=bool)
+    nscaled = 0
+    f0 = np.where(good, flux, 0.0)
+    v0 = np.where(good, var, 0.0)
+    t0 = np.where(good, template[None, :], 0.0)
+    for c, idx in enumerate(groups):
+        fs = f0[:, idx].sum(axis=1)
+        vs = v0[:, idx].sum(axis=1)
+        tg = t0[:, idx].sum(axis=1)
+        ta = template[idx].sum()
+        partial = ~good[:, idx].all(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(partial, ta / tg, 1.0)
+        bad = ~np.isfinite(ratio) | (ratio <= 0) | ~good[:, idx].any(axis=1)
+        ratio[bad] = np.nan
+        out_f[c] = fs * ratio
+        out_v[c] = vs * ratio**2
+        empty[c] = bad
+        nscaled += int(np.count_nonzero(partial & ~bad))
+    return out_f, out_v, empty, nscaled
+
+
+def write_table_atomic(table, path, overwrite: bool = False) -> str:
+    """Write an astropy Table as ECSV through a temporary file and ``os.replace``.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+    path : str or path-like
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    FileExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    """
+    path = os.fspath(path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists (use overwrite=True)")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".ecsv")
+    os.close(fd)
+    try:
+        table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

@@ -1,0 +1,195 @@
+"""Command line: ``tsocontainer demo | run | simulate | info | report | recipe``.
+
+Every sub-command exits 0 on success and, on bad input, prints a one-line
+message and exits 2 (no traceback unless ``-v`` is given twice).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("tsocontainer")
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="write a synthetic TSO visit in JWST file format")
+    p.add_argument("--mode", required=True,
+                   choices=["soss", "nirspec-prism", "nirspec-g395h", "nircam-f322w2", "miri-lrs"])
+    p.add_argument("--nint", type=int, required=True, help="total number of integrations")
+    p.add_argument("--nseg", type=int, default=1, help="number of segments")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--noiseless", action="store_true", help="no noise, cosmic rays or defects")
+    p.add_argument("--no-systematics", action="store_true", help="no trends, jitter or drifts")
+    p.add_argument("--depth-spectrum", default=None,
+                   help="text table of wavelength (micron) and depth (ppm) to inject")
+    p.set_defaults(func=_run_simulate)
+
+
+def _run_simulate(args) -> int:
+    from tsocontainer.sim.simulate import simulate_visit
+
+    vis = simulate_visit(mode=args.mode, nint=args.nint, nseg=args.nseg, seed=args.seed,
+                         out=args.out, noiseless=args.noiseless,
+                         systematics=not args.no_systematics,
+                         depth_spectrum=args.depth_spectrum)
+    for f in vis.files:
+        print(f)
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="read segment files and describe the visit")
+    p.add_argument("files", nargs="+", help="rateints/calints segment files or a glob")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args) -> int:
+    from tsocontainer.group import read_segments
+
+    paths = args.files[0] if len(args.files) == 1 else args.files
+    g = read_segments(paths)
+    print(repr(g))
+    t = g.time_bjd
+    print(f"time: BJD_TDB {t[0]:.6f} .. {t[-1]:.6f} ({g.meta.get('TIMESRC', '?')})")
+    print(f"integrations: {g.int_numbers[0]}..{g.int_numbers[-1]} from {len(g.files)} file(s)")
+    print(f"good pixels: {100 * g.mask.mean():.2f} %")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="rebuild report.html of a run directory")
+    p.add_argument("run_dir")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from tsocontainer.pipeline.report import build_report
+
+    print(build_report(args.run_dir))
+    return 0
+
+
+def _add_recipe(sub) -> None:
+    p = sub.add_parser("recipe", help="show or check recipes")
+    rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION")
+    rsub.required = True
+    show = rsub.add_parser("show", help="print a shipped recipe (soss, nirspec, ...) or a file")
+    show.add_argument("name")
+    show.set_defaults(func=_run_recipe_show)
+    check = rsub.add_parser("check", help="validate a recipe file without reading data")
+    check.add_argument("name")
+    check.set_defaults(func=_run_recipe_show)
+
+
+def _run_recipe_show(args) -> int:
+    from tsocontainer.pipeline.recipe import load_recipe
+
+    print(load_recipe(args.name).to_yaml(), end="")
+    return 0
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser("run", help="reduce a visit with a recipe into an output folder")
+    p.add_argument("files", nargs="+", help="rateints/calints segment files or a glob")
+    p.add_argument("--recipe", default="default",
+                   help="'default' (the mode's shipped recipe), a shipped name or a YAML file")
+    p.add_argument("--priors", default=None, help="YAML file of fit priors (orbit, depth, ...)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
+    p.add_argument("--workers", type=int, default=1, help="processes for the channel fits")
+    p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
+    p.set_defaults(func=_run_run)
+
+
+def _run_run(args) -> int:
+    from tsocontainer.pipeline.runner import run_recipe
+
+    files = args.files[0] if len(args.files) == 1 else args.files
+    res = run_recipe(files, args.recipe, out=args.out, priors=args.priors, force=args.force,
+                     workers=args.workers, plots=not args.no_plots)
+    print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
+          f"{', '.join(res.skipped) or 'nothing'}")
+    print(f"outputs in {res.out}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    from tsocontainer.pipeline.demo import DEMO_MODES
+
+    p = sub.add_parser("demo", help="simulate a visit, reduce it, compare with the truth")
+    p.add_argument("--mode", default="soss", choices=list(DEMO_MODES))
+    p.add_argument("--out", default=None, help="folder (default: a new temporary folder)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--nint", type=int, default=None, help="integrations (default: mode's demo size)")
+    p.add_argument("--workers", type=int, default=2, help="processes for the channel fits")
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    import warnings
+
+    from tsocontainer.pipeline.demo import run_demo
+    from tsocontainer.lightcurves.fit import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        summary = run_demo(args.mode, out=args.out, seed=args.seed, nint=args.nint,
+                           workers=args.workers)
+    print(summary.table())
+    conv = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in conv:
+        print(f"note: {w.message}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``tsocontainer`` command."""
+    from tsocontainer._version import __version__
+
+    parser = argparse.ArgumentParser(prog="tsocontainer", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tsocontainer {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_simulate(sub)
+    _add_info(sub)
+    _add_report(sub)
+    _add_recipe(sub)
+    _add_run(sub)
+    _add_demo(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``tsocontainer`` console script.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:
+        if args.verbose > 1:
+            raise
+        print(f"tsocontainer {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""Recipes: an ordered list of steps with keyword arguments, stored as YAML.
+
+A recipe looks like::
+
+    name: soss-default
+    mode: soss
+    steps:
+      - flag_dq: {bits: [DO_NOT_USE, SATURATED, JUMP_DET]}
+      - flag_time_outliers: {window: 10, nsigma: 5}
+      - correct_one_over_f: {method: scale-achromatic}
+      - jwst.FlatFieldStep: {}          # STScI pipeline steps need CRDS
+
+Every step is checked before anything runs (:func:`validate_recipe`): the
+name must be a registered step (:mod:`tsocontainer.registry`) or
+``jwst.<StepClass>``, each keyword one the step declares, each value of the
+declared type, range or choices, and the steps in stage order. Errors name the
+bad entry and list the allowed ones.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "Recipe",
+    "RecipeError",
+    "CRDSUnavailableError",
+    "load_recipe",
+    "default_recipe",
+    "validate_recipe",
+    "group_steps",
+    "registered_steps",
+    "run_jwst_step",
+    "check_crds",
+]
+
+log = logging.getLogger(__name__)
+
+class RecipeError(ValueError):
+    """A recipe names an unknown step or keyword, or is malformed."""
+
+
+class CRDSUnavailableError(RuntimeError):
+    """An STScI pipeline step needs CRDS reference files that cannot be reached."""
+
+
+@dataclass
+class Recipe:
+    """An ordered list of ``(step name, keyword arguments)``.
+
+    Parameters
+    ----------
+    steps : list of (str, dict)
+        The steps, in order.
+    name : str
+        Recipe name.
+    mode : str, optional
+        Mode key the recipe is meant for (``soss``, ``nirspec``, ...).
+    source : str, optional
+        Where the recipe was read from.
+    """
+
+    steps: list = field(default_factory=list)
+    name: str = "recipe"
+    mode: str | None = None
+    source: str = ""
+
+    def to_yaml(self) -> str:
+        """The recipe as YAML text."""
+        import yaml
+
+        doc = {"name": self.name}
+        if self.mode:
+            doc["mode"] = self.mode
+        doc["steps"] = [{n: dict(kw)} for n, kw in self.steps]
+        return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
+
+    def __str__(self) -> str:
+        return self.to_yaml()
+
+
+def registered_steps() -> dict:
+    """Every registered step: name -> :class:`~tsocontainer.registry.StepSpec`.
+
+    Imports the rooms that define steps (container, spectra, light curves), whose
+    declarations fill :data:`tsocontainer.registry.STEPS`.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> steps = registered_steps()
+    >>> steps["extract"].stage, "sky_model" in steps
+    ('spectra', False)
+    """
+    import tsocontainer.group.container  # noqa: F401  (registers the TSOGroup steps)
+    import tsocontainer.lightcurves.container  # noqa: F401  (LightCurves steps)
+    import tsocontainer.spectra.container  # noqa: F401  (Spectra steps)
+    from tsocontainer.registry import STEPS
+
+    return dict(STEPS)
+
+
+def group_steps() -> dict:
+    """The registered steps that run on a TSOGroup: name -> StepSpec."""
+    return {k: v for k, v in registered_steps().items() if v.target == "TSOGroup"}
+
+
+def _parse(doc, source: str) -> Recipe:
+    if not isinstance(doc, dict) or "steps" not in doc:
+        raise RecipeError(f"{source}: a recipe is a mapping with a 'steps' list")
+    unknown = set(doc) - {"name", "mode", "steps", "description"}
+    if unknown:
+        raise RecipeError(f"{source}: unknown top-level key(s) {sorted(unknown)}; "
+                          "allowed: name, mode, description, steps")
+    steps = []
+    for i, entry in enumerate(doc["steps"] or [], start=1):
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise RecipeError(f"{source}: step {i} must be 'name' or {{name: {{keyword: value}}}}, "
+                              f"got {entry!r}")
+        (name, kwargs), = entry.items()
+        kwargs = {} if kwargs is None else kwargs
+        if not isinstance(kwargs, dict):
+            raise RecipeError(f"{source}: step {i} ({name}): keywords must be a mapping, got {kwargs!r}")
+        steps.append((str(name), dict(kwargs)))
+    return Recipe(steps=steps, name=str(doc.get("name", "recipe")), mode=doc.get("mode"),
+                  source=source)
+
+
+def load_recipe(recipe) -> Recipe:
+    """Read and validate a recipe.
+
+    Parameters
+    ----------
+    recipe : Recipe, str, path-like, dict or list
+        A Recipe; a path to a YAML file; the name of a shipped default
+        (``soss``, ``nirspec``, ``nircam``, ``miri``); YAML text; a mapping
+        with ``steps``; or a list of steps.
+
+    Returns
+    -------
+    Recipe
+
+    Raises
+    ------
+    RecipeError
+        If any step or keyword is unknown (nothing has run yet).
+    """
+    import yaml
+
+    if isinstance(recipe, Recipe):
+        out = recipe
+    elif isinstance(recipe, list):
+        out = _parse({"steps": recipe}, "recipe")
+    elif isinstance(recipe, dict):
+        out = _parse(recipe, "recipe")
+    else:
+        text = str(recipe)
+        if text in _shipped_names():
+            return default_recipe(text)
+        path = Path(text)
+        if path.suffix in (".yaml", ".yml") or path.is_file():
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such recipe file")
+            try:
+                doc = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as exc:
+                raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+            out = _parse(doc, str(path))
+        else:
+            try:
+                doc = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise RecipeError(f"recipe text is not valid YAML ({exc})") from None
+            out = _parse(doc, "recipe text")
+    validate_recipe(out)
+    return out
+
+
+def _shipped_names() -> list[str]:
+    from importlib import resources
+
+    folder = resources.files("tsocontainer") / "data" / "recipes"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def default_recipe(mode: str) -> Recipe:
+    """The shipped default recipe of ``mode``.
+
+    Parameters
+    ----------
+    mode : str
+        ``soss``, ``nirspec``, ``nircam`` or ``miri`` (see ``data/recipes``).
+
+    Returns
+    -------
+    Recipe
+
+    Raises
+    ------
+    RecipeError
+        If there is no shipped recipe of that name (lists the available ones).
+    """
+    import yaml
+    from importlib import resources
+
+    names = _shipped_names()
+    if mode not in names:
+        raise RecipeError(f"no shipped recipe {mode!r}; available: {', '.join(names) or 'none'}")
+    path = resources.files("tsocontainer") / "data" / "recipes" / f"{mode}.yaml"
+    out = _parse(yaml.safe_load(path.read_text()), f"shipped recipe {mode}")
+    validate_recipe(out)
+    return out
+
+
+def _suggest(name: str, allowed) -> str:
+    close = difflib.get_close_matches(name, list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def validate_recipe(recipe: Recipe) -> None:
+    """Check every step, keyword, value and the stage order of ``recipe`` before anything runs.
+
+    Parameters
+    ----------
+    recipe : Recipe
+        The recipe.
+
+    Raises
+    ------
+    RecipeError
+        Naming the source, the step number, the step, the keyword, the value and what
+        is allowed (with a "did you mean" where one is close).
+    """
+    from tsocontainer.registry import STAGES, StepKeywordError
+
+    steps = registered_steps()
+    where = recipe.source or recipe.name
+    last, seen = 0, set()
+    for i, (name, kwargs) in enumerate(recipe.steps, start=1):
+        if name.startswith("jwst."):
+            _jwst_step_class(name, where, i)
+            continue
+        if name not in steps:
+            raise RecipeError(f"{where}: step {i} {name!r} is not a known step{_suggest(name, steps)}; "
+                              f"allowed: {', '.join(sorted(steps))}, or jwst.<StepClass> "
+                              "(`tsocontainer recipe steps` lists them)")
+        spec = steps[name]
+        try:
+            spec.check_kwargs(kwargs, where=where, index=i)
+        except StepKeywordError as exc:
+            raise RecipeError(str(exc)) from None
+        if spec.once and name in seen:
+            raise RecipeError(f"{where}: step {i} {name!r} appears twice; a recipe runs it once")
+        seen.add(name)
+        pos = STAGES.index(spec.stage)
+        if pos < last:
+            raise RecipeError(f"{where}: step {i} {name!r} ({spec.stage} stage) comes after a "
+                              f"{STAGES[last]} step; stages run in the order {', '.join(STAGES)}")
+        last = pos
+    if not recipe.steps:
+        raise RecipeError(f"{where}: the recipe has no steps")
+
+
+def _jwst_step_class(name: str, where: str = "recipe", index: int = 0):
+    """Resolve ``jwst.FlatFieldStep`` to the jwst step class."""
+    cls_name = name.split(".", 1)[1]
+    try:
+        import jwst.step as jwst_step
+    except ImportError:  # pragma: no cover - jwst is a core dependency
+        raise RecipeError(f"{where}: step {index} {name!r} needs the jwst package") from None
+    known = sorted(n for n in dir(jwst_step) if n.endswith("Step") and n != "Step")
+    if cls_name not in known:
+        raise RecipeError(f"{where}: step {index} {name!r} is not a jwst pipeline step"
+                          f"{_suggest(cls_name, known)}; allowed: jwst.<StepClass> with "
+                          f"StepClass one of {', '.join(known)}")
+    return getattr(jwst_step, cls_name)
+
+
+def check_crds(step_name: str = "a jwst step") -> None:
+    """Fail early when no CRDS cache or server can provide reference files.
+
+    Parameters
+    ----------
+    step_name : str
+        Used in the message.
+
+    Raises
+    ------
+    CRDSUnavailableError
+        With a one-line explanation. CRDS itself raises ``SystemExit`` (not an
+        Exception) when it cannot connect; this check catches that.
+    """
+    path = os.environ.get("CRDS_PATH", os.path.expanduser("~/crds_cache"))
+    server = os.environ.get("CRDS_SERVER_URL", "")
+    cache_cfg = Path(path) / "config" / "jwst" / "server_config"
+    if cache_cfg.is_file():
+        return
+    reason = "no CRDS_SERVER_URL set" if not server else None
+    if server:
+        try:
+            from crds.client import api
+
+            api.get_server_info()
+            return
+        except BaseException as exc:  # CRDS raises SystemExit when it cannot connect
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            reason = f"server {server} unreachable ({type(exc).__name__})"
+    raise CRDSUnavailableError(
+        f"{step_name} needs CRDS reference files, but there is no CRDS cache at "
+        f"CRDS_PATH={path} and {reason}; set CRDS_PATH to a populated cache or CRDS_SERVER_URL "
+        "to a reachable server, or remove the jwst step from the recipe")
+
+
+def run_jwst_step(name: str, model, **kwargs):
+    """Run the STScI pipeline step ``jwst.<StepClass>`` on a datamodel.
+
+    Parameters
+    ----------
+    name : str
+        ``jwst.<StepClass>``, e.g. ``jwst.FlatFieldStep``.
+    model : DataModel
+        Input datamodel.
+    **kwargs
+        Step parameters, passed to ``Step.call``.
+
+    Returns
+    -------
+    DataModel
+        The step's output.
+
+    Raises
+    ------
+    CRDSUnavailableError
+        When CRDS cannot be reached (checked before the step runs, and the
+        ``SystemExit`` CRDS raises during a run is turned into this error).
+    """
+    cls = _jwst_step_class(name)
+    check_crds(name)
+    os.environ.setdefault("STPIPE_DISABLE_CRDS_STEPPARS", "True")
+    try:
+        return cls.call(model, **kwargs)
+    except SystemExit as exc:
+        raise CRDSUnavailableError(f"{name}: CRDS failed while fetching reference files "
+                                   f"(SystemExit {exc.code})") from None

@@ -1,0 +1,174 @@
+"""Shared machinery of tracing and extraction: orientation, windows, blocks, reference frames.
+
+Orientation: tracing and extraction work in the *dispersion-major* view of a
+frame, where the last axis runs along the dispersion ("columns", ``x``) and
+the axis before it across the dispersion ("rows", ``y``). Modes that disperse
+along rows (MIRI LRS, ``dispersion_axis == 0``) are transposed here, once, by
+:func:`dispersion_major` (a view, no copy).
+
+Windows: :func:`window_rows` gives the rows and fractional-edge weights of a
+window ``[centre - hw, centre + hw]`` per column; :func:`gather` reads values
+at those rows (one flat ``take``).
+
+Blocks: :func:`iter_blocks` yields a cube's working data block by block of
+integrations; :func:`reference_frames` builds the visit-average frame and
+variance frame used as trace reference, extraction profile and weights.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from tsocontainer.arrays.views import default_block_size, dispersion_major, progress_bar
+
+__all__ = ["iter_blocks", "reference_frames"]
+
+log = logging.getLogger(__name__)
+
+
+
+
+# ------------------------------------------------------------------ blocks
+def iter_blocks(cube, block_size: int | None = None, fill=None, desc: str = "",
+                progress: bool | None = None, finite: bool = True, ranges=None):
+    """Working data of ``cube`` by blocks of integrations, dispersion-major.
+
+    Parameters
+    ----------
+    cube : CubeSource
+        The visit's working data, mask and geometry.
+    block_size : int, optional
+        Integrations per block (default: about 64 MB of float32 per block).
+    fill : ndarray, shape (ny, nx) dispersion-major, optional
+        Reference frame; bad pixels are replaced by it times the
+        integration's white-light scale (in a copy).
+    desc : str
+        Progress-bar label.
+    progress : bool, optional
+        Show a tqdm bar (default: when stderr is a terminal).
+    finite : bool
+        Also mark non-finite data or variance as bad (else only ``cube.mask``).
+    ranges : sequence of (int, int), optional
+        Integration ranges to visit (default: all, in blocks of ``block_size``).
+
+    Yields
+    ------
+    i0, i1 : int
+        Integration range.
+    data, var : ndarray, shape (i1 - i0, ny', nx')
+        Working data and variance (dispersion-major). Without corrections and
+        without ``fill`` these may be read-only views of the input cubes.
+    good : ndarray of bool, same shape
+        Usable pixels.
+    """
+    axis = cube.geometry.dispersion_axis
+    bs = block_size or default_block_size(cube.shape)
+    mask = cube.mask
+    if ranges is None:
+        ranges = [(0, cube.N)]
+    blocks = [(a, min(b, a + bs)) for r0, r1 in ranges for a in range(r0, r1, bs)
+              for b in (r1,)]
+    with progress_bar(sum(b - a for a, b in blocks), desc, progress) as bar:
+        for i0, i1 in blocks:
+            data, var = cube.read(i0, i1)
+            if fill is not None and not cube.corrected:
+                data = data.copy()
+            data, var = dispersion_major(data, axis), dispersion_major(var, axis)
+            good = dispersion_major(mask[i0:i1], axis)
+            if fill is not None:
+                good = good & np.isfinite(data)
+                _fill_bad(data, good, fill)
+            elif finite:
+                good = good & np.isfinite(data) & np.isfinite(var)
+            yield i0, i1, data, var, good
+            bar.update(i1 - i0)
+
+
+def _fill_bad(data, good, fill) -> None:
+    """Replace ``data[~good]`` by ``fill`` times each frame's white-light scale (in place)."""
+    ref = np.nan_to_num(fill).astype(data.dtype)
+    tot = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
+    rtot = np.add.reduce(np.broadcast_to(ref, data.shape), axis=(1, 2), where=good, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(rtot != 0, tot / rtot, 1.0)
+    scale = np.where(np.isfinite(scale), scale, 1.0)
+    idx = np.nonzero(~good)
+    data[idx] = ref[idx[1], idx[2]] * scale[idx[0]].astype(data.dtype)
+
+
+def reference_frames(cube, block_size: int | None = None, nsigma: float = 6.0,
+                     max_integrations: int = 128, progress: bool | None = None):
+    """Visit-average frame and variance frame, dispersion-major, in two passes.
+
+    Pass 1 takes the masked mean of the working data and of the variance;
+    pass 2 repeats it without pixels deviating by more than ``nsigma`` from
+    the mean scaled by the integration's white-light level (cosmic rays not
+    flagged yet). Long visits use ``max_integrations`` of them, in 8
+    contiguous chunks spread over the visit. The variance frame is noise-free
+    enough to be used as weights.
+
+    Parameters
+    ----------
+    cube : CubeSource
+        The visit's working data, mask and geometry.
+    block_size : int, optional
+        Integrations per block.
+    nsigma : float
+        Clipping threshold of pass 2.
+    max_integrations : int
+        Largest number of integrations averaged.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    frame, var : ndarray of float64, shape (ny', nx')
+        NaN where a pixel is never good.
+    """
+    ranges = None
+    if cube.N > max_integrations:
+        length = max(1, max_integrations // 8)
+        starts = np.linspace(0, cube.N - length, 8).round().astype(int)
+        ranges = [(int(a), int(a) + length) for a in np.unique(starts)]
+    ref = vref = mean1 = None
+    level = np.ones(cube.N)
+    for clip in (False, True):
+        s = np.zeros(cube.geometry.dm_shape)
+        sv = np.zeros_like(s)
+        n = np.zeros_like(s)
+        top = np.full(s.shape, -np.inf)
+        tot = np.zeros(cube.N)
+        for i0, i1, data, v, good in iter_blocks(cube, block_size, desc="reference frame",
+                                                 progress=progress, ranges=ranges):
+            if clip:
+                scale = level[i0:i1].astype(np.float32)[:, None, None]
+                resid = data - ref[None] * scale
+                np.square(resid, out=resid)
+                good = good & (resid <= (nsigma**2) * np.maximum(v, vref[None]))
+            else:
+                tot[i0:i1] = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
+                np.maximum(top, np.max(data, axis=0, where=good, initial=-np.inf), out=top)
+            s += np.add.reduce(data, axis=0, where=good, dtype=np.float64)
+            sv += np.add.reduce(v, axis=0, where=good, dtype=np.float64)
+            n += good.sum(0)
+        nmean = n
+        if not clip:
+            # pass 1 leaves out each pixel's largest value: one unflagged cosmic ray
+            # cannot drag the reference that pass 2 clips against
+            many = n > 2
+            s = np.where(many, s - np.where(np.isfinite(top), top, 0.0), s)
+            nmean = np.where(many, n - 1, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean, var = s / nmean, sv / n
+        mean[n == 0] = np.nan
+        var[n == 0] = np.nan
+        if not clip:
+            mean1, var1 = mean, var
+            # white-light level of each integration relative to the mean frame
+            ok = np.isfinite(tot) & (tot > 0)
+            level = np.where(ok, tot / np.mean(tot[ok]) if ok.any() else 1.0, 1.0)
+        ref, vref = np.nan_to_num(mean).astype(np.float32), np.nan_to_num(var).astype(np.float32)
+    lost = ~np.isfinite(mean) & np.isfinite(mean1)
+    mean[lost], var[lost] = mean1[lost], var1[lost]
+    return mean, var

@@ -1,0 +1,705 @@
+"""Spectral extraction: box (fractional edge pixels) and optimal (Horne 1986).
+
+All functions work in the dispersion-major view (see :mod:`tsocontainer.spectra.trace`):
+axis -1 runs along the dispersion, axis -2 across it. Block functions are
+vectorised over integrations and columns; :func:`extract` loops over blocks
+of integrations of a cube's working data.
+
+Optimal extraction and the moving trace
+    The profile of each integration is the visit's profile plus a per-pixel
+    motion model (:func:`~tsocontainer.spectra.profile.profile_motion`, in ``profile.py``): each pixel's share of its column's
+    flux regressed over the visit on the integration's trace offset ``dy``
+    (to ``dy**2``) and a PSF-width amplitude. It follows the sub-pixel
+    motion of undersampled PSFs (NIRSpec PRISM, NIRCam) pixel by pixel,
+    which one visit profile shifted by a derivative cannot (the sampled
+    profile of a ~1.8 px FWHM PSF is not a smooth function of the shift),
+    and has the noise of a visit average, not that of a profile fitted to
+    each integration (which follows that integration's noise: across many
+    columns such an extraction drifts back to a box and its single-column
+    errors understate the channel errors at read-noise-limited ends). The
+    pixels used are those touching the aperture ``centre +- width/2`` of
+    each integration.
+
+Bad pixels
+    Pixels that are masked (``cube.mask`` false, or excluded because they
+    belong to another order) do not enter the sums. In a box, the flux of the
+    good pixels is divided by the fraction of the column's profile they cover
+    (profile from the smoothed visit-average frame), and the column is masked
+    when that fraction is below ``min_fraction``. Optimal extraction needs no
+    such correction: the profile fit simply has fewer pixels.
+
+Variance
+    Box: ``sum(w**2 var)`` over the aperture (``w`` the fractional pixel
+    weights). Optimal: the weights ``P/V`` use the visit-average variance
+    ``V`` (noise-free, so they do not correlate with the data) plus any
+    significant scatter the motion model leaves beyond it (1/f residuals,
+    averaged along the dispersion), and the reported variance propagates
+    each integration's own variance through those weights:
+    ``sum((P/V)**2 var) / sum(P**2/V)**2``.
+
+SOSS orders 1 and 2
+    Each order is extracted with the pixels of the other orders' apertures
+    excluded where the apertures overlap (columns near the red end of order 1,
+    x < ~300). The other order's wing that remains inside the aperture is not
+    removed; :func:`order_contamination` estimates its fraction per column
+    (the other order's profile mirrored about its centre), reported with the
+    spectra. A proper decontamination (ATOCA-class) is out of scope here.
+"""
+from __future__ import annotations
+
+import logging
+import time as _time
+
+import numpy as np
+
+from tsocontainer._util import check_option
+from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
+from tsocontainer.spectra.blocks import iter_blocks
+from tsocontainer.spectra.profile import MOTION_TERMS  # noqa: F401  (re-exported)
+from tsocontainer.spectra.profile import motion_regressors, profile_motion, spatial_profile
+from tsocontainer.spectra.trace import mode_defaults
+
+__all__ = [
+    "EXTRACT_METHODS",
+    "spatial_profile",
+    "box_block",
+    "optimal_block",
+    "motion_regressors",
+    "profile_motion",
+    "order_wavelength",
+    "order_contamination",
+    "overlap_exclusion",
+    "white_light_scatter",
+    "optimize_width",
+    "wavelength_offset",
+    "extract",
+]
+
+log = logging.getLogger(__name__)
+
+EXTRACT_METHODS = ("box", "optimal")
+#: header values of the cube copied to the spectra's meta
+_HEADER_KEYS = ("INSTRUME", "EXP_TYPE", "DETECTOR", "SUBARRAY", "FILTER", "PUPIL", "GRATING",
+                "TARGNAME", "PWCPOS", "BUNIT", "PROGRAM", "OBSERVTN", "VISIT")
+#: window (columns) of the profile smoothing along dispersion (local polynomials), per mode
+PROFILE_WINDOW = {"soss": 11, "nirspec": 15, "nircam": 31, "miri": 15}
+
+
+# -------------------------------------------------------------- extraction
+def box_block(data, var, good, centre, width, profile=None, min_fraction: float = 0.5,
+              exclude=None):
+    """Box extraction of a block with fractional edge pixels.
+
+    Parameters
+    ----------
+    data, var : ndarray, shape (nb, ny, nx)
+        Dispersion-major data and variance.
+    good : ndarray of bool, shape (nb, ny, nx)
+        Usable pixels.
+    centre : ndarray, shape (nb, nx) or (nx,)
+        Aperture centres (NaN: column not extracted).
+    width : float or ndarray
+        Full aperture width (px), scalar or per column.
+    profile : ndarray, shape (ny, nx), optional
+        Normalised spatial profile for the bad-pixel correction; without it a
+        column with a bad pixel in its aperture is masked.
+    min_fraction : float
+        Mask columns whose good pixels cover less of the profile than this.
+    exclude : ndarray of bool, shape (ny, nx), optional
+        Pixels removed from the aperture itself (another order's): unlike bad
+        pixels they are not corrected for.
+
+    Returns
+    -------
+    flux, var : ndarray of float64, shape (nb, nx)
+    ok : ndarray of bool, shape (nb, nx)
+        Columns with a valid measurement.
+    """
+    ny = data.shape[-2]
+    centre = np.broadcast_to(centre, (data.shape[0], data.shape[-1]))
+    rows, w = window_rows(centre, np.asarray(width, float) / 2.0, ny)
+    if exclude is not None:
+        w = np.where(gather(exclude, rows), 0.0, w)
+    w = w.astype(np.float32)
+    d = gather(data, rows)
+    v = gather(var, rows)
+    g = gather(good, rows) & np.isfinite(d) & np.isfinite(v)
+    wg = np.where(g, w, np.float32(0))
+    flux = (wg * np.where(g, d, 0)).sum(-2, dtype=np.float64)
+    fvar = (wg * wg * np.where(g, v, 0)).sum(-2, dtype=np.float64)
+    if profile is not None:
+        p = gather(profile, rows).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = (wg * p).sum(-2, dtype=np.float64) / (w * p).sum(-2, dtype=np.float64)
+        frac = np.where(np.isfinite(frac), frac, (wg.sum(-2) / np.maximum(w.sum(-2), 1e-30)))
+    else:
+        frac = np.where(((w > 0) & ~g).any(-2), 0.0, 1.0)
+    ok = np.isfinite(centre) & (frac >= min_fraction) & (w.sum(-2) > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flux = np.where(ok, flux / frac, np.nan)
+        fvar = np.where(ok, fvar / frac**2, np.nan)
+    return flux, fvar, ok
+
+
+def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile, basis,
+                  var_ref, nsigma: float = 5.0, maxiter: int = 4, exclude=None, width=None,
+                  band_halfwidth=None):
+    """Optimal (Horne 1986) extraction of a block.
+
+    The flux of a column is ``sum(P d / V) / sum(P**2 / V)`` over the good
+    pixels touching the aperture ``centre +- halfwidth`` (those of a box of
+    the same width, whole), with ``P`` the integration's profile (normalised
+    over the profile region, so masked pixels need no correction) and ``V``
+    the weights' variance; the worst pixel of a column deviating from
+    ``f P`` by more than ``nsigma`` is rejected, up to ``maxiter`` times.
+
+    Parameters
+    ----------
+    data, var : ndarray, shape (nb, ny, nx)
+        Dispersion-major data and per-integration variance.
+    good : ndarray of bool, shape (nb, ny, nx)
+        Usable pixels.
+    centre : ndarray, shape (nb, nx) or (nx,)
+        Per-integration trace (aperture centre and regressors of the motion model).
+    ref_centre : ndarray, shape (nx,)
+        Trace of the reference frame the profile was built from.
+    halfwidth : float
+        Aperture half-width (px) around ``centre``.
+    profile : ndarray, shape (ny, nx)
+        From :func:`spatial_profile`.
+    basis : ndarray, shape (k, ny, nx), or None
+        Motion model from :func:`profile_motion` (the profile of integration
+        ``i`` is ``profile + sum_k X_ik basis_k``, ``X`` from
+        :func:`motion_regressors`); None: the same profile for every integration.
+    var_ref : ndarray, shape (ny, nx)
+        Variance of the weights and of the rejection (visit average, noise-free).
+    nsigma : float
+        Outlier rejection threshold (one pixel per column per iteration).
+    maxiter : int
+        Rejection iterations.
+    exclude : ndarray of bool, shape (ny, nx), optional
+        Pixels not used (another order's aperture).
+    width : ndarray, shape (nb,), optional
+        Width regressor of the motion model (from :func:`profile_motion`).
+    band_halfwidth : float, optional
+        Half-width around ``ref_centre`` of the region where ``profile`` (and
+        ``basis``) were built (default ``halfwidth``); it should hold every
+        aperture.
+
+    Returns
+    -------
+    flux, var : ndarray of float64, shape (nb, nx)
+    ok : ndarray of bool, shape (nb, nx)
+    nrej : int
+        Pixels rejected.
+    """
+    nb, ny, nx = data.shape
+    centre = np.broadcast_to(centre, (nb, nx))
+    rows, w = window_rows(ref_centre, halfwidth if band_halfwidth is None else band_halfwidth, ny)
+    sup = w > 0
+    if exclude is not None:
+        sup &= ~gather(exclude, rows)
+    p = gather(profile, rows)
+    if basis is not None:
+        b = np.stack([gather(np.asarray(bk), rows) for bk in basis])
+        p = p + np.einsum("kix,krx->irx", motion_regressors(centre, ref_centre, width)[: len(b)], b)
+    p = _normalise_rows(np.clip(p, 0.0, None) * sup)
+    d = gather(data, rows).astype(float)
+    v = gather(var, rows).astype(float)
+    vm = np.broadcast_to(gather(np.nan_to_num(var_ref, nan=np.inf), rows), d.shape)
+    cen = np.where(np.isfinite(centre), centre, -1e6)[:, None, :]
+    inap = (rows + 0.5 > cen - halfwidth) & (rows - 0.5 < cen + halfwidth)
+    use = gather(good, rows) & sup & inap & np.isfinite(d) & np.isfinite(v) & np.isfinite(vm)
+    use &= vm > 0
+    d, v = np.where(use, d, 0.0), np.where(use, v, 0.0)
+    nrej = 0
+    f_start = _robust_flux(d, p, use)
+    for it in range(maxiter + 1):
+        u = np.where(use, p / np.where(use, vm, 1.0), 0.0)
+        norm = (u * p).sum(-2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = (u * d).sum(-2) / norm
+        if it == maxiter:
+            break
+        # the first residuals use a median-based flux, so that one strong outlier does
+        # not drag the model and get good core pixels rejected in its place
+        fm = np.where(np.isfinite(f_start), f_start, f) if it == 0 else f
+        with np.errstate(invalid="ignore"):
+            z2 = np.where(use, (d - fm[:, None, :] * p) ** 2 / vm, 0.0)
+        worst = np.argmax(z2, axis=-2)[:, None, :]
+        zmax = np.take_along_axis(z2, worst, axis=-2)[:, 0, :]
+        rej = np.nan_to_num(zmax) > nsigma**2
+        if not rej.any():
+            break
+        nrej += int(rej.sum())
+        np.put_along_axis(use, worst, ~rej[:, None, :] & np.take_along_axis(use, worst, axis=-2), axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fvar = (u**2 * v).sum(-2) / norm**2
+    ok = np.isfinite(centre) & (norm > 0) & np.isfinite(f)
+    return np.where(ok, f, np.nan), np.where(ok, fvar, np.nan), ok, nrej
+
+
+def _normalise_rows(p):
+    """``p`` (..., K, nx) divided by its sum over axis -2 (0 where that is 0)."""
+    s = p.sum(-2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, p / s, 0.0)
+
+
+def _robust_flux(d, p, use, core: float = 0.3, most: int = 7):
+    """Median of ``d / p`` over the core pixels (``p >= core * max p``, at most ``most``)."""
+    import warnings
+
+    pu = np.where(use, p, 0.0)
+    if pu.shape[-2] > most:   # the ``most`` largest profile values of each column
+        top = np.argpartition(-pu, most - 1, axis=-2)[..., :most, :]
+        pu, d = np.take_along_axis(pu, top, axis=-2), np.take_along_axis(d, top, axis=-2)
+    sel = (pu >= core * pu.max(axis=-2, keepdims=True)) & (pu > 0)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(np.where(sel, d / np.where(sel, pu, 1.0), np.nan), axis=-2)
+
+
+# ------------------------------------------------------------ geometry aids
+def _coverage(centres: dict, widths: dict, ny: int) -> dict:
+    """Order -> boolean (ny, nx) map of the pixels its box aperture touches."""
+    nx = len(next(iter(centres.values())))
+    cover = {}
+    for o, c in centres.items():
+        m = np.zeros((ny, nx), bool)
+        rows, w = window_rows(c, widths[o] / 2.0, ny)
+        cols = np.broadcast_to(np.arange(nx), rows.shape)
+        m[rows[w > 0], cols[w > 0]] = True
+        cover[o] = m
+    return cover
+
+
+def overlap_exclusion(centres: dict, widths: dict, ny: int) -> dict:
+    """Pixels of each order's aperture that also lie in another order's.
+
+    Parameters
+    ----------
+    centres : dict
+        Order -> reference trace (nx,) (dispersion-major rows).
+    widths : dict
+        Order -> full aperture width (px).
+    ny : int
+        Rows of the frame.
+
+    Returns
+    -------
+    dict
+        Order -> boolean (ny, nx) map of pixels to exclude (all False for a
+        single order).
+    """
+    cover = _coverage(centres, widths, ny)
+    out = {}
+    for o in centres:
+        others = [cover[q] for q in centres if q != o]
+        out[o] = (np.logical_or.reduce(others) & cover[o] if others
+                  else np.zeros_like(cover[o]))
+    return out
+
+
+def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> dict:
+    """Estimated fraction of each order's box flux coming from the other orders.
+
+    The other order's profile is assumed mirror-symmetric about its centre:
+    its flux at a row ``r`` of this aperture is read at ``2 c_other - r``
+    (linear interpolation), on the far side of the other order, for rows
+    within twice its aperture half-width. Mirror rows inside a third order's
+    aperture (or this order's) are not used (the estimate is then a lower
+    limit); sky left in the frame counts as contamination (an upper limit
+    when the background was not subtracted).
+
+    Parameters
+    ----------
+    frame : ndarray, shape (ny, nx)
+        Dispersion-major visit-average frame.
+    centres, widths : dict
+        Order -> reference trace (nx,) and full aperture width.
+    exclude : dict
+        Order -> pixels excluded from its aperture (:func:`overlap_exclusion`).
+
+    Returns
+    -------
+    dict
+        Order -> contamination fraction (nx,), 0 where the orders are far apart.
+    """
+    ny, nx = frame.shape
+    img = np.nan_to_num(frame)
+    cover = _coverage(centres, widths, ny)
+    cols = np.arange(nx)
+    out = {}
+    for o, c in centres.items():
+        rows, w = window_rows(c, widths[o] / 2.0, ny)
+        w = np.where(gather(exclude[o], rows), 0.0, w)
+        own = (w * gather(img, rows)).sum(0)
+        cont = np.zeros(nx)
+        for q, cq in centres.items():
+            if q == o:
+                continue
+            cq = np.nan_to_num(cq, nan=-1e6)[None, :]
+            m = 2.0 * cq - rows
+            # the other order's wings reach at most twice its aperture half-width
+            ok = (np.abs(rows - cq) <= widths[q]) & (m >= 0) & (m <= ny - 1)
+            mr = np.clip(np.rint(m), 0, ny - 1).astype(np.intp)
+            for r in centres:
+                if r != q:
+                    ok &= ~cover[r][mr, cols]
+            lo = np.clip(np.floor(m), 0, ny - 1).astype(np.intp)
+            hi = np.clip(lo + 1, 0, ny - 1)
+            t = m - lo
+            val = (1 - t) * gather(img, lo) + t * gather(img, hi)
+            cont += (w * np.where(ok, np.clip(val, 0, None), 0.0)).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[o] = np.where(own > 0, np.clip(cont / own, 0, 1), np.nan)
+    return out
+
+
+def order_wavelength(cube, order: int, centre=None, shift: float = 0.0):
+    """Wavelength (micron) of every dispersion pixel of ``order``.
+
+    From the cube's own wavelength map (calints WAVELENGTH) sampled along
+    the trace when there is one, else from the mode's solution.
+
+    Parameters
+    ----------
+    cube : CubeSource
+        The visit's working data, mask and geometry.
+    order : int
+        Spectral order.
+    centre : ndarray, shape (nx,), optional
+        Reference trace (rows in the dispersion-major view), used to sample a map.
+    shift : float
+        Measured shift (px) of the spectrum along the dispersion: the
+        wavelength at pixel ``x`` is the solution's at ``x - shift``.
+
+    Returns
+    -------
+    ndarray, shape (nx,)
+        NaN where undefined. Without a map or a mode: pixel numbers (logged).
+    """
+    axis = cube.geometry.dispersion_axis
+    n = (cube.geometry.shape[1] if axis == 1 else cube.geometry.shape[0])
+    x = np.arange(n, dtype=float)
+    if cube.wave is not None:
+        wave = cube.wave
+        if wave.ndim == 3:
+            orders = tuple(cube.geometry.mode.spec.orders) if cube.geometry.mode is not None else (1,)
+            wave = wave[orders.index(order)]
+        wm = dispersion_major(np.asarray(wave, float), axis)
+        c = wm.shape[0] / 2.0 if centre is None else centre
+        r = np.clip(np.rint(np.nan_to_num(np.broadcast_to(c, x.shape), nan=-1)), 0, wm.shape[0] - 1)
+        w = wm[r.astype(np.intp), np.arange(n)]
+        w[~(w > 0) | ~np.isfinite(np.broadcast_to(c, x.shape))] = np.nan
+        ok = np.isfinite(w)
+        return np.interp(x - shift, x[ok], w[ok], left=np.nan, right=np.nan) if ok.sum() > 1 else w
+    if cube.geometry.mode is not None:
+        return np.asarray(cube.geometry.mode.wavelength(order, x + cube.geometry.x_offset - shift,
+                                                header=cube.meta), float)
+    log.warning("no wavelength solution (no mode, no map): using pixel numbers as wavelengths")
+    return x - shift
+
+
+# ------------------------------------------------------------ width choice
+def white_light_scatter(white, oot=None) -> float:
+    """Robust point-to-point scatter (ppm) of a normalised white-light curve.
+
+    Parameters
+    ----------
+    white : array_like, shape (N,)
+        White-light flux.
+    oot : array_like of bool, shape (N,), optional
+        Integrations to use (default all: the point-to-point difference is
+        insensitive to a slow transit shape).
+
+    Returns
+    -------
+    float
+        1.4826 MAD of consecutive differences / sqrt(2), in ppm of the median.
+    """
+    white = np.asarray(white, float)
+    sel = np.isfinite(white) if oot is None else np.asarray(oot, bool) & np.isfinite(white)
+    idx = np.flatnonzero(sel)
+    if idx.size < 3:
+        return np.nan
+    y = white[idx] / np.median(white[idx])
+    d = np.diff(y)[np.diff(idx) == 1]
+    if d.size < 2:
+        return np.nan
+    return float(1e6 * 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
+
+
+def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None, block_size=None,
+                   progress=None):
+    """Box width that minimises the white-light point-to-point scatter.
+
+    Parameters
+    ----------
+    cube : CubeSource
+        The visit's working data, mask and geometry.
+    centre : ndarray, shape (N, nx)
+        Per-integration trace (dispersion-major rows).
+    widths : array_like
+        Candidate full widths (px).
+    profile : ndarray, shape (ny, nx), optional
+        For the bad-pixel correction.
+    oot : array_like of bool, shape (N,), optional
+        Out-of-transit integrations.
+    exclude : ndarray of bool, optional
+        Pixels removed from the aperture.
+    block_size : int, optional
+        Integrations per block.
+    progress : bool, optional
+        Progress bar.
+
+    Returns
+    -------
+    best : float
+        The chosen width.
+    scatter : ndarray
+        Scatter (ppm) for every candidate width.
+    """
+    widths = np.asarray(widths, float)
+    white = np.zeros((widths.size, cube.N))
+    for i0, i1, data, var, good in iter_blocks(cube, block_size, desc="width", progress=progress,
+                                               finite=False):
+        for k, wd in enumerate(widths):
+            f, _, ok = box_block(data, var, good, centre[i0:i1], wd, profile, exclude=exclude)
+            white[k, i0:i1] = np.where(ok, f, 0.0).sum(1)
+    scatter = np.array([white_light_scatter(wl, oot) for wl in white])
+    best = float(widths[np.nanargmin(scatter)])
+    return best, scatter
+
+
+def wavelength_offset(wave, flux, template_wave, template_flux, max_shift: float = 5.0,
+                      step: float = 0.05, smooth: int = 31):
+    """Global wavelength offset from the cross-correlation with a template.
+
+    Both spectra are divided by a running smooth version of themselves
+    (continuum and throughput removed); the template is evaluated at the
+    wavelengths of pixels shifted by ``s`` and the shift maximising the
+    correlation is refined by a parabola (exoTEDRF's do_ccf idea).
+
+    Parameters
+    ----------
+    wave, flux : array_like, shape (nx,)
+        Model wavelength per pixel and the observed (median) spectrum.
+    template_wave, template_flux : array_like
+        Template spectrum (any sampling covering ``wave``).
+    max_shift : float
+        Largest shift tried (px).
+    step : float
+        Shift grid step (px).
+    smooth : int
+        Running-median window (px) of the continuum.
+
+    Returns
+    -------
+    shift : float
+        Pixel shift ``s``: the corrected wavelength at pixel ``x`` is the
+        model's at ``x - s``.
+    dwave : float
+        The same as a wavelength offset (micron), at the median dispersion.
+    """
+    from scipy.ndimage import median_filter
+
+    wave, flux = np.asarray(wave, float), np.asarray(flux, float)
+    tw, tf = np.asarray(template_wave, float), np.asarray(template_flux, float)
+    srt = np.argsort(tw)
+    tw, tf = tw[srt], tf[srt]
+    x = np.arange(wave.size, dtype=float)
+    ok = np.isfinite(wave) & np.isfinite(flux) & (flux > 0)
+    if ok.sum() < 2 * smooth:
+        raise ValueError("too few valid pixels for a cross-correlation")
+    xs, ws = x[ok], wave[ok]
+
+    def highpass(y):
+        cont = median_filter(y, size=smooth, mode="nearest")
+        return y / cont - 1.0
+
+    obs = highpass(flux[ok])
+    shifts = np.arange(-max_shift, max_shift + step / 2, step)
+    ccf = np.empty(shifts.size)
+    for k, s in enumerate(shifts):
+        wl = np.interp(xs - s, xs, ws)
+        tmpl = highpass(np.interp(wl, tw, tf))
+        ccf[k] = np.sum(obs * tmpl) / np.sqrt(np.sum(obs**2) * np.sum(tmpl**2))
+    k = int(np.clip(np.argmax(ccf), 1, shifts.size - 2))
+    den = ccf[k - 1] - 2 * ccf[k] + ccf[k + 1]
+    s = shifts[k] + (0.5 * step * (ccf[k - 1] - ccf[k + 1]) / den if den != 0 else 0.0)
+    return float(s), float(s * np.nanmedian(np.gradient(ws)))
+
+
+# ------------------------------------------------------------------ driver
+def _geometry(cube, orders, traces, reference, progress):
+    from tsocontainer.spectra.blocks import reference_frames
+    from tsocontainer.spectra.trace import trace_references
+
+    frame, var = reference if reference is not None else reference_frames(cube, progress=progress)
+    if traces is None:
+        refs, _ = trace_references(cube, orders, reference=(frame, var), progress=progress)
+        traces = {o: np.tile(r["centre"], (cube.N, 1)) for o, r in refs.items()}
+    ref_c = {o: nanmedian_quiet(np.asarray(traces[o], float), axis=0) for o in orders if o in traces}
+    missing = [o for o in orders if o not in ref_c or not np.isfinite(ref_c[o]).any()]
+    for o in missing:
+        log.warning("order %d has no trace: not extracted", o)
+        ref_c.pop(o, None)
+    if not ref_c:
+        raise ValueError(f"none of the orders {list(orders)} has a trace to extract")
+    return frame, var, traces, ref_c
+
+
+def extract(cube, method: str = "box", width=None, orders=None, *, traces=None, reference=None,
+            exclude_overlap: bool = True, nsigma: float = 5.0, min_fraction: float = 0.5,
+            oot=None, wave_shift: float = 0.0, template=None, regressors=None,
+            block_size=None, progress=None):
+    """Extract per-integration spectra of every order.
+
+    Parameters
+    ----------
+    cube : CubeSource
+        The visit (working data, mask, time, mode).
+    method : {'box', 'optimal'}
+        Box with fractional edge pixels, or Horne (1986) optimal extraction.
+    width : float, 'optimize' or None
+        Full aperture width (px) around the trace (optimal: pixels within
+        ``width/2`` are used); ``'optimize'`` picks, per order, the box width
+        minimising the white-light point-to-point scatter (see
+        :func:`optimize_width`); default per mode (:data:`trace.MODE_DEFAULTS`).
+    orders : int or sequence of int, optional
+        Orders (default: all with a trace).
+    traces : dict, optional
+        Order -> (N, nx) per-integration traces (default: the reference trace
+        for every integration).
+    reference : tuple, optional
+        ``(frame, var)`` from :func:`~tsocontainer.spectra.trace.reference_frames`.
+    exclude_overlap : bool
+        Leave out pixels in more than one order's aperture (SOSS).
+    nsigma : float
+        Optimal extraction outlier threshold.
+    min_fraction : float
+        Box: mask columns whose good pixels hold less of the profile than this.
+    oot : array_like of bool, optional
+        Out-of-transit integrations for ``width='optimize'``.
+    wave_shift : float
+        Shift (px) of the spectra along dispersion applied to the wavelength
+        solution (e.g. the visit-mean x shift or a CCF offset).
+    template : tuple of array_like, optional
+        ``(wave, flux)`` of a stellar template: the global wavelength offset
+        from :func:`wavelength_offset` is measured on the median spectrum of
+        the first order and added to ``wave_shift``.
+    regressors : dict, optional
+        Name -> (N,) time series attached to the spectra.
+    block_size : int, optional
+        Integrations per block.
+    progress : bool, optional
+        Progress bars.
+
+    Returns
+    -------
+    Spectra
+    """
+    from tsocontainer.spectra.container import Spectra
+    from tsocontainer.spectra.trace import _orders_of
+
+    t0 = _time.perf_counter()
+    check_option(method, EXTRACT_METHODS, "method")
+    orders = _orders_of(cube, orders)
+    if isinstance(width, str) and width != "optimize":
+        raise ValueError(f"width={width!r}: give a number of pixels or 'optimize'")
+    if width is not None and not isinstance(width, str) and not float(width) > 0:
+        raise ValueError(f"width must be positive, got {width!r}")
+    frame, var_ref, traces, ref_c = _geometry(cube, orders, traces, reference, progress)
+    orders = tuple(ref_c)
+    widths, excl, prof, window = _apertures(cube, frame, var_ref, traces, ref_c, width,
+                                            exclude_overlap, oot, block_size, progress)
+    if method == "optimal":
+        hw, prof, model = _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window,
+                                        block_size, progress)
+    nx = frame.shape[1]
+    flux = {o: np.full((cube.N, nx), np.nan) for o in orders}
+    fvar = {o: np.full((cube.N, nx), np.nan) for o in orders}
+    good = {o: np.zeros((cube.N, nx), bool) for o in orders}
+    nrej = 0
+    for i0, i1, data, var, gd in iter_blocks(cube, block_size, desc=f"{method} extraction",
+                                             progress=progress, finite=False):
+        for o in orders:
+            tr = np.asarray(traces[o][i0:i1], float)
+            if method == "box":
+                f, v, ok = box_block(data, var, gd, tr, widths[o], prof[o][0], min_fraction, excl[o])
+            else:
+                basis, wd, excess = model[o]
+                f, v, ok, n = optimal_block(data, var, gd, tr, ref_c[o], widths[o] / 2.0, prof[o][0],
+                                            basis, var_ref + excess, nsigma, exclude=excl[o],
+                                            width=wd[i0:i1], band_halfwidth=hw[o])
+                nrej += n
+            flux[o][i0:i1], fvar[o][i0:i1], good[o][i0:i1] = f, v, ok
+    shift = float(wave_shift)
+    if template is not None:
+        o = orders[0]
+        med = nanmedian_quiet(np.where(good[o], flux[o], np.nan), axis=0)
+        s, _ = wavelength_offset(order_wavelength(cube, o, ref_c[o], shift), med, *template)
+        shift += s
+        log.info("wavelength offset from the template CCF: %.3f px", s)
+    contam = (order_contamination(frame, ref_c, widths, excl) if len(orders) > 1 and exclude_overlap
+              else {o: np.zeros(nx) for o in orders})
+    meta = {k: cube.meta[k] for k in _HEADER_KEYS if cube.meta.get(k) not in (None, "")}
+    meta.update({"EXTRMETH": method, "WAVESHFT": shift, "DISPAXIS": 1 if cube.geometry.dispersion_axis == 1 else 2,
+                 "MODE": cube.geometry.mode.name if cube.geometry.mode is not None else "",
+                 **{f"WIDTH{o}": widths[o] for o in orders}})
+    spec = Spectra(cube.time, {o: order_wavelength(cube, o, ref_c[o], shift) for o in orders},
+                   flux, fvar, good, int_numbers=cube.int_numbers, regressors=regressors, meta=meta,
+                   columns={o: {"trace": ref_c[o], "contamination": contam[o]} for o in orders})
+    log.info("extract: %s, orders %s, widths %s px, %d integrations, %d pixels rejected, %.1f s",
+             method, list(orders), [round(widths[o], 2) for o in orders], cube.N, nrej,
+             _time.perf_counter() - t0)
+    return spec
+
+
+def _apertures(cube, frame, var_ref, traces, ref_c, width, exclude_overlap, oot, block_size,
+               progress):
+    """Width, excluded pixels and spatial profile of every order."""
+    orders = tuple(ref_c)
+    ny = frame.shape[0]
+    dflt = mode_defaults(cube.geometry.mode)
+    widths = {o: float(dflt["box_width"] if width in (None, "optimize") else width) for o in orders}
+    window = PROFILE_WINDOW.get(getattr(cube.geometry.mode, "key", None), 15)
+
+    def build():
+        excl = (overlap_exclusion(ref_c, widths, ny) if exclude_overlap and len(orders) > 1
+                else {o: None for o in orders})
+        prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o],
+                                   var=var_ref) for o in orders}
+        return excl, prof
+
+    excl, prof = build()
+    if width == "optimize":
+        for o in orders:
+            cands = widths[o] * np.linspace(0.5, 1.5, 11)
+            widths[o], scat = optimize_width(cube, traces[o], cands, prof[o][0], oot, excl[o],
+                                             block_size, progress)
+            log.info("order %d: optimal box width %.1f px (scatter %.0f-%.0f ppm)", o, widths[o],
+                     np.nanmin(scat), np.nanmax(scat))
+        excl, prof = build()
+    return widths, excl, prof, window
+
+
+def _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window, block_size, progress):
+    """Half-widths, profiles and motion bases of the optimal extraction of every order.
+
+    The profile region is the aperture around the reference trace widened by
+    the trace's largest motion (at most the aperture half-width), so that it
+    holds the aperture of every integration.
+    """
+    hw = {}
+    for o, c in ref_c.items():
+        dy = np.abs(np.asarray(traces[o], float) - c)
+        move = np.nanmax(dy) if np.isfinite(dy).any() else 0.0
+        hw[o] = widths[o] / 2.0 + min(float(move), widths[o] / 2.0)
+    prof = {o: spatial_profile(frame, ref_c[o], hw[o], window, exclude=excl[o], var=var_ref)
+            for o in ref_c}
+    model = profile_motion(cube, traces, ref_c, {o: p[0] for o, p in prof.items()}, hw, excl,
+                           frame, var_ref, window, block_size=block_size, progress=progress)
+    return hw, prof, model
