@@ -72,3 +72,64 @@ def test_crds_unreachable_server_is_caught(tmp_path, monkeypatch):
 def test_recipe_str_is_yaml():
     r = Recipe(steps=[("flag_dq", {"bits": ["DO_NOT_USE"]})], name="x", mode="soss")
     assert "flag_dq" in str(r) and "mode: soss" in str(r)
+
+
+# ------------------------------------------------------------ the step registry
+def test_recipe_steps_lists_exactly_the_registered_steps(capsys):
+    from tsocontainer.pipeline.cli import main
+    from tsocontainer.pipeline.recipe import registered_steps
+
+    assert main(["recipe", "steps"]) == 0
+    out = capsys.readouterr().out
+    listed = {line.split()[0] for line in out.splitlines()
+              if line and not line.startswith((" ", "#"))}
+    assert listed == set(registered_steps())
+    assert "extract" in listed and "fit_white" in listed
+    assert "``" not in out and ":func:" not in out          # no reStructuredText markup
+
+
+@pytest.mark.parametrize("query", ["sky_model", "one_over_f_psd", "fit_single_trace",
+                                   "plot_trace", "write", "copy", "set_aux"])
+def test_recipe_check_rejects_query_and_helper_methods(query, tmp_path, capsys):
+    from tsocontainer.pipeline.cli import main
+
+    path = tmp_path / "r.yaml"
+    path.write_text(f"steps:\n  - flag_dq: {{}}\n  - {query}: {{}}\n")
+    assert main(["recipe", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"step 2 '{query}' is not a known step" in err and "r.yaml" in err
+
+
+@pytest.mark.parametrize("step, kwargs, match", [
+    ("flag_time_outliers", {"nsigma": "four"}, "'four' is not a number"),
+    ("flag_time_outliers", {"nsigma": -3}, "out of range"),
+    ("to_lightcurves", {"bins": "twenty"}, "not a channel count"),
+    ("extract", {"method": 42}, "42 is not a choice"),
+    ("extract", {"method": "boxx"}, "did you mean 'box'"),
+    ("fit_white", {"model": {"rmap": True}}, "rmap"),
+    ("make_order0_mask", {}, "needs keyword"),
+])
+def test_recipe_values_are_typed(step, kwargs, match):
+    with pytest.raises(RecipeError, match=match):
+        load_recipe({"steps": [{step: kwargs}]})
+
+
+def test_recipe_stage_order_and_single_steps():
+    with pytest.raises(RecipeError, match="appears twice"):
+        load_recipe({"steps": [{"extract": {}}, {"extract": {}}]})
+    with pytest.raises(RecipeError, match="comes after a spectra step"):
+        load_recipe({"steps": [{"extract": {}}, {"flag_dq": {}}]})
+    with pytest.raises(RecipeError, match="no steps"):
+        load_recipe({"steps": []})
+
+
+def test_api_and_recipe_reject_the_same_values():
+    import numpy as np
+
+    from tsocontainer import TSOGroup
+
+    g = TSOGroup(np.ones((3, 4, 5)), np.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match="'four' is not a number"):
+        g.flag_time_outliers(nsigma="four")
+    with pytest.raises(ValueError, match="did you mean 'box'"):
+        g.extract(method="boxx")

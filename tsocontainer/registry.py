@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from tsocontainer.errors import TSOValueError
 
 __all__ = ["Param", "Num", "Choice", "Bool", "Text", "Anything", "IntList", "OneOf", "Mapping",
-           "Coerced", "StepSpec", "step", "STEPS", "get_step", "StepKeywordError", "STAGES"]
+           "Coerced", "StepSpec", "step", "plain_text", "STEPS", "get_step", "StepKeywordError", "STAGES"]
 
 #: the pipeline stages, in the order a run takes them
 STAGES = ("state", "spectra", "lightcurves", "fit_white", "fit_channels")
@@ -281,14 +281,19 @@ def _infer(default) -> Param:
 # ------------------------------------------------------------------ steps
 @dataclass(frozen=True)
 class Keyword:
-    """One keyword of a step: name, type, default."""
+    """One keyword of a step: name, type, default (``required``: no default)."""
 
     name: str
     type: Param
     default: object
+    required: bool = False
 
     def describe(self) -> str:
-        return f"{self.name}={self.default!r} ({self.type.describe()})"
+        """``name=default (type)``, or ``name (required; type)``."""
+        if self.required:
+            return f"{self.name} (required; {self.type.describe()})"
+        typ = _nullable(self.type) if self.default is None else self.type
+        return f"{self.name}={self.default!r} ({typ.describe()})"
 
 
 @dataclass(frozen=True)
@@ -349,6 +354,9 @@ class StepSpec:
         """
         out = {}
         prefix = (f"{where}: " if where else "") + (f"step {index} " if index else "step ")
+        missing = [k for k, kw in self.keywords.items() if kw.required and k not in kwargs]
+        if missing and where:
+            raise StepKeywordError(f"{prefix}{self.name!r} needs keyword(s) {', '.join(missing)}")
         for key, value in kwargs.items():
             if key not in self.keywords:
                 close = difflib.get_close_matches(key, list(self.keywords), n=1)
@@ -391,15 +399,30 @@ def get_step(name: str) -> StepSpec:
     return STEPS[name]
 
 
+def plain_text(text: str) -> str:
+    """reStructuredText roles and literals as plain text (for listings and ``--help``).
+
+    Examples
+    --------
+    >>> plain_text("Fit traces (:func:`trace.fit_traces`, flag ``dq``).")
+    'Fit traces (trace.fit_traces, flag dq).'
+    """
+    import re
+
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def _keywords(func, params: dict) -> dict:
     sig = inspect.signature(func)
     out = {}
     for name, p in sig.parameters.items():
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
-        default = None if p.default is inspect.Parameter.empty else p.default
+        required = p.default is inspect.Parameter.empty
+        default = None if required else p.default
         typ = params.get(name) or _infer(default)
-        out[name] = Keyword(name, typ, default)
+        out[name] = Keyword(name, typ, default, required)
     unknown = set(params) - set(out)
     if unknown:
         raise TypeError(f"{func.__qualname__}: typed keywords {sorted(unknown)} not in the signature")
@@ -456,7 +479,8 @@ def step(stage: str, *, target: str | None = None, reads=(), writes=(), plot=Non
         spec = StepSpec(name=func.__name__, stage=stage,
                         target=target or func.__qualname__.split(".")[0], reads=tuple(reads),
                         writes=tuple(writes), keywords=_keywords(func, params or {}), plot=plot,
-                        summary=(inspect.getdoc(func) or "").split("\n")[0], once=once)
+                        summary=plain_text((inspect.getdoc(func) or "").split("\n")[0]),
+                        once=once)
         sig = inspect.signature(func)
 
         @functools.wraps(func)

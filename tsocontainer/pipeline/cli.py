@@ -82,13 +82,39 @@ def _add_recipe(sub) -> None:
     show.set_defaults(func=_run_recipe_show)
     check = rsub.add_parser("check", help="validate a recipe file without reading data")
     check.add_argument("name")
-    check.set_defaults(func=_run_recipe_show)
+    check.set_defaults(func=_run_recipe_check)
+    steps = rsub.add_parser("steps", help="list every step a recipe may use, with its keywords")
+    steps.set_defaults(func=_run_recipe_steps)
 
 
 def _run_recipe_show(args) -> int:
     from tsocontainer.pipeline.recipe import load_recipe
 
     print(load_recipe(args.name).to_yaml(), end="")
+    return 0
+
+
+def _run_recipe_check(args) -> int:
+    from tsocontainer.pipeline.recipe import load_recipe
+
+    recipe = load_recipe(args.name)
+    print(f"{recipe.source or recipe.name}: OK ({len(recipe.steps)} steps)")
+    return 0
+
+
+def _run_recipe_steps(args) -> int:
+    from tsocontainer.pipeline.recipe import registered_steps
+    from tsocontainer.registry import STAGES
+
+    steps = registered_steps()
+    for stage in STAGES:
+        names = [n for n, s in steps.items() if s.stage == stage]
+        if not names:
+            continue
+        print(f"# stage {stage}")
+        for name in names:
+            print(steps[name].describe())
+    print("# and jwst.<StepClass>: STScI pipeline steps (need CRDS)")
     return 0
 
 
