@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["check_option", "jsonable"]
+__all__ = ["check_option", "jsonable", "now_iso", "reproducible", "drop_timings", "umask_mode", "write_text_atomic"]
 
 
 def check_option(value, allowed: Sequence[str], name: str) -> str:
@@ -69,3 +69,106 @@ def jsonable(obj):
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return repr(obj)
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO text (seconds), or ``SOURCE_DATE_EPOCH`` when set.
+
+    Histories and products carry this time; setting ``SOURCE_DATE_EPOCH`` (the
+    reproducible-builds convention, seconds since 1970) makes reruns byte-identical.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SOURCE_DATE_EPOCH"] = "0"
+    >>> now_iso()
+    '1970-01-01T00:00:00+00:00'
+    >>> del os.environ["SOURCE_DATE_EPOCH"]
+    """
+    import datetime
+    import os
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().lstrip("-").isdigit():
+        t = datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+    else:
+        t = datetime.datetime.now(datetime.timezone.utc)
+    return t.isoformat(timespec="seconds")
+
+
+def reproducible() -> bool:
+    """True when ``SOURCE_DATE_EPOCH`` is set: products then leave out wall-clock timings.
+
+    Histories and fit results record how long steps took; two runs can never agree on
+    that, so under ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) those
+    fields are not written and reruns give byte-identical products.
+    """
+    import os
+
+    return os.environ.get("SOURCE_DATE_EPOCH") is not None
+
+
+def drop_timings(summary: dict) -> dict:
+    """``summary`` without its run-time fields when :func:`reproducible` (else unchanged).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["SOURCE_DATE_EPOCH"] = "0"
+    >>> drop_timings({"flagged": 3, "seconds": 1.2})
+    {'flagged': 3}
+    >>> del os.environ["SOURCE_DATE_EPOCH"]
+    """
+    if not reproducible():
+        return summary
+    return {k: v for k, v in summary.items() if k not in ("seconds", "runtime")}
+
+
+def umask_mode() -> int:
+    """File mode a plain ``open(..., "w")`` would give under the current umask (e.g. 0o644)."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def write_text_atomic(path, text: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
+
+    The file gets the permissions the user's umask gives new files (not 0600).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Target file.
+    text : str
+        Content (UTF-8).
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> _ = write_text_atomic(p, "hello")
+    >>> open(p).read()
+    'hello'
+    """
+    import os
+
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, umask_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path

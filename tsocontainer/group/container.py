@@ -13,7 +13,6 @@ what they changed as stale (:mod:`tsocontainer.group.state`) and return
 """
 from __future__ import annotations
 
-import datetime
 import importlib
 import logging
 import warnings
@@ -21,6 +20,7 @@ import warnings
 import numpy as np
 
 from tsocontainer._util import jsonable as _jsonable
+from tsocontainer._util import drop_timings, now_iso
 from tsocontainer._version import __version__
 from tsocontainer.flags import INFO_FLAGS, STEP_FLAGS, FlagStore, SparseDQ, dq_bits, validate_flag_name
 from tsocontainer.group.cleaning import CleaningSteps
@@ -400,9 +400,9 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         self.history.append({
             "step": step,
             "params": _jsonable(params),
-            "summary": _jsonable(summary),
+            "summary": _jsonable(drop_timings(summary)),
             "version": __version__,
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "time": now_iso(),
         })
 
     @property

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tsocontainer._util import drop_timings
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._version import __version__
 from tsocontainer.lightcurves.tools import _binned_sum, _now, bin_edges, write_table_atomic
@@ -194,7 +195,7 @@ class LightCurves:
 
     def _record(self, step: str, params: dict, summary: dict) -> None:
         self.history.append({"step": step, "params": _jsonable(params),
-                             "summary": _jsonable(summary), "version": __version__,
+                             "summary": _jsonable(drop_timings(summary)), "version": __version__,
                              "time": _now()})
 
     def copy(self) -> "LightCurves":

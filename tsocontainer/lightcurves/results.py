@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tsocontainer._util import check_option
+from tsocontainer._util import drop_timings
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer.lightcurves.tools import write_table_atomic
 
@@ -148,7 +149,8 @@ class FitResult:
         for col in ("median", "err_lo", "err_hi", "map"):
             t[col] = np.array([getattr(self, col)[n] for n in self.names], dtype=float)
         t["prior"] = [self.priors.get(n, "") for n in self.names]
-        t.meta.update({"model": _jsonable(self.model), "diagnostics": _jsonable(self.diagnostics),
+        t.meta.update({"model": _jsonable(self.model),
+                       "diagnostics": _jsonable(drop_timings(self.diagnostics)),
                        "wave_lo": self.wave_lo, "wave_hi": self.wave_hi, "wave_unit": "micron"})
         return t
 
@@ -166,7 +168,7 @@ class FitResult:
                       "err_hi": self.err_hi[n], "map": self.map[n], "prior": self.priors.get(n, "")}
                   for n in self.names}
         return {"params": params, "model": _jsonable(self.model),
-                "diagnostics": _jsonable(self.diagnostics),
+                "diagnostics": _jsonable(drop_timings(self.diagnostics)),
                 "wave_lo": self.wave_lo, "wave_hi": self.wave_hi}
 
     @classmethod

@@ -1,13 +1,12 @@
 """Helpers of the light-curve modules: option checks, channel edges, binning, atomic ECSV."""
 from __future__ import annotations
 
-import datetime
 import os
 import tempfile
 
 import numpy as np
 
-from tsocontainer._util import check_option
+from tsocontainer._util import check_option, now_iso, umask_mode
 
 __all__ = ["check_bins", "bin_edges", "write_table_atomic"]
 
@@ -19,7 +18,7 @@ _BIN_KEYS = ("R", "pixels")
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return now_iso()
 
 
 def _pixel_bounds(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +198,7 @@ def write_table_atomic(table, path, overwrite: bool = False) -> str:
     os.close(fd)
     try:
         table.write(tmp, format="ascii.ecsv", overwrite=True)
+        os.chmod(tmp, umask_mode())   # mkstemp makes 0600 files; products follow the umask
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

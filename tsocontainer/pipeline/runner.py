@@ -1,12 +1,14 @@
-"""Run a recipe end to end into a run directory, resuming where it stopped.
+"""Run a recipe end to end into a run directory, resuming exactly where it stopped.
 
-The recipe's steps fall into stages, each with its output file:
+The recipe's steps fall into stages (each step's stage is declared in the registry),
+each with its output files:
 
 =============  ===========================================  ===========================
 stage          recipe steps                                 output
 =============  ===========================================  ===========================
 state          reading + every TSOGroup step before extract ``state.fits``
-spectra        ``extract``                                  ``spectra_x1dints.fits``
+spectra        ``extract``                                  ``spectra_x1dints.fits``,
+                                                            ``state.fits`` (with it)
 lightcurves    ``to_lightcurves``, ``normalize``,           ``lightcurves.ecsv``
                ``clip_outliers``
 fit_white      ``fit_white``                                ``fit_white.json``
@@ -15,34 +17,44 @@ fit_channels   ``fit_channels``                             ``fit_channels.ecsv`
 plots, report  (always)                                     ``plots/*.png``, ``report.html``
 =============  ===========================================  ===========================
 
-A stage whose outputs exist is skipped (its products are read back) unless
-``force`` is given, so an interrupted run resumes. Every stage writes one
-``STEP <stage>: ...`` line to ``run.log``. Inputs are never written; outputs
-are written atomically by the products' own ``write`` methods.
+Everything a run can check is checked before any data is read: the recipe (names,
+keyword types, stage order), the priors (read from their file, one-line errors with the
+file and line), the worker count, the input files' headers. Resume uses the manifest
+(:mod:`tsocontainer.pipeline.manifest`): a stage is skipped only when its inputs, its
+recipe section and (for fits) the priors are unchanged and its outputs are exactly the
+files it wrote; a changed recipe section reruns that stage and the ones after it. Fits
+without a sampler seed get seed 1, so reruns give the same numbers. Every stage writes
+one ``STEP <stage>: ...`` line to ``run.log``. Inputs are never written.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsocontainer._util import write_text_atomic
+from tsocontainer.errors import TSOReadError, TSOValueError
+from tsocontainer.pipeline.manifest import Manifest, clean_stale_temporaries, digest
 from tsocontainer.pipeline.recipe import Recipe, RecipeError, load_recipe
 
-__all__ = ["run_recipe", "RunResult", "STAGES", "stage_of"]
+__all__ = ["run_recipe", "RunResult", "STAGES", "stage_of", "load_priors_file"]
 
 log = logging.getLogger(__name__)
 
 #: stage name -> output files (relative to the run directory)
 STAGES = {
     "state": ("state.fits",),
-    "spectra": ("spectra_x1dints.fits",),
+    "spectra": ("spectra_x1dints.fits", "state.fits"),
     "lightcurves": ("lightcurves.ecsv",),
     "fit_white": ("fit_white.json",),
     "fit_channels": ("fit_channels.ecsv", "transmission_spectrum.ecsv"),
 }
 _ORDER = list(STAGES)
+#: sampler seed of run fits that give none (reruns reproduce the numbers)
+DEFAULT_SEED = 1
 
 
 def stage_of(step: str) -> str:
@@ -88,22 +100,15 @@ class RunResult:
 
 
 def _split(recipe: Recipe) -> dict:
-    """Steps of each stage, checking that stages come in order."""
+    """Steps of each stage (the recipe's stage order was checked when it was loaded)."""
     by_stage = {s: [] for s in _ORDER}
-    last = 0
-    for i, (name, kwargs) in enumerate(recipe.steps, start=1):
-        stage = stage_of(name)
-        pos = _ORDER.index(stage)
-        if pos < last:
-            raise RecipeError(f"{recipe.source or recipe.name}: step {i} {name!r} ({stage} stage) comes "
-                              f"after a {_ORDER[last]} step; stages run in the order {', '.join(_ORDER)}")
-        last = pos
-        by_stage[stage].append((name, kwargs))
+    for name, kwargs in recipe.steps:
+        if name.startswith("jwst."):
+            raise RecipeError(f"{recipe.source or recipe.name}: {name}: STScI steps run on "
+                              "datamodels before reading; run them with "
+                              "tsocontainer.pipeline.recipe.run_jwst_step and pass the outputs")
+        by_stage[stage_of(name)].append((name, kwargs))
     return by_stage
-
-
-def _done(out: Path, stage: str) -> bool:
-    return all((out / f).is_file() for f in STAGES[stage])
 
 
 class _RunLog:
@@ -132,6 +137,89 @@ class _RunLog:
         self.handler.close()
 
 
+# ------------------------------------------------------------ checks before work
+def load_priors_file(priors):
+    """Priors as a dict, read from a YAML file when a path is given; checked.
+
+    Parameters
+    ----------
+    priors : dict, str, path-like or None
+        A mapping, a YAML file, or YAML text.
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    TSOReadError
+        A path that does not exist or cannot be read (names it).
+    TSOValueError
+        Invalid YAML (file and line) or invalid priors (file and parameter).
+
+    Examples
+    --------
+    >>> load_priors_file({"per": 4.05})
+    {'per': 4.05}
+    >>> load_priors_file("nope.yaml")
+    Traceback (most recent call last):
+    ...
+    tsocontainer.errors.TSOReadError: nope.yaml: no such priors file
+    """
+    import yaml
+
+    from tsocontainer.lightcurves.priors import parse_priors
+
+    if priors is None:
+        return None
+    where = "priors"
+    if isinstance(priors, (str, os.PathLike)):
+        text, path = str(priors), Path(priors)
+        looks_like_path = path.suffix.lower() in (".yaml", ".yml", ".json") or os.sep in text
+        if path.is_file():
+            where = str(path)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise TSOReadError(f"{path}: cannot read the priors file ({exc})", path=path) from None
+        elif looks_like_path or "\n" not in text and ":" not in text:
+            raise TSOReadError(f"{text}: no such priors file", path=text)
+        try:
+            priors = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise TSOValueError(f"{where}{line}: not valid YAML ({problem})", path=where) from None
+    if not isinstance(priors, dict):
+        raise TSOValueError(f"{where}: priors must be a mapping of parameter name to prior, got "
+                            f"{type(priors).__name__}", path=None if where == "priors" else where)
+    try:
+        parse_priors(priors)
+    except (ValueError, TypeError) as exc:
+        raise TSOValueError(f"{where}: {exc}", path=None if where == "priors" else where) from None
+    return priors
+
+
+def _check_workers(workers) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise TSOValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    return workers
+
+
+def _first_header(group_or_files):
+    """Mode key of the visit from the first segment's header (through the reader's checks)."""
+    from tsocontainer.io.segments import find_segments, open_fits
+    from tsocontainer.modes import detect_mode
+
+    first = find_segments(group_or_files)[0]
+    hdul = open_fits(first)
+    try:
+        return detect_mode(hdul[0].header, str(first)).key
+    finally:
+        hdul.close()
+
+
 def _resolve_recipe(recipe, group_or_files):
     if recipe not in (None, "default"):
         return load_recipe(recipe)
@@ -141,18 +229,58 @@ def _resolve_recipe(recipe, group_or_files):
     if isinstance(group_or_files, TSOGroup):
         key = group_or_files.mode.key if group_or_files.mode is not None else None
     else:
-        from astropy.io import fits
-
-        from tsocontainer.io.segments import find_segments
-        from tsocontainer.modes import detect_mode
-
-        first = find_segments(group_or_files)[0]
-        key = detect_mode(fits.getheader(first), str(first)).key
+        key = _first_header(group_or_files)
     if key is None:
         raise RecipeError("the group has no mode: name a recipe explicitly")
     return default_recipe(key)
 
 
+def _input_fingerprint(group_or_files) -> list:
+    """What the state stage is made from: the input files (name, size, mtime) or the group."""
+    from tsocontainer.group.container import TSOGroup
+
+    if isinstance(group_or_files, TSOGroup):
+        import hashlib
+
+        g = group_or_files
+        h = hashlib.sha256(g.sci.tobytes())
+        h.update(g.var.tobytes())
+        return ["group", h.hexdigest(), g.steps]
+    from tsocontainer.io.segments import find_segments
+
+    out = []
+    for f in find_segments(group_or_files):
+        st = os.stat(f)
+        out.append([str(Path(f).resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _with_fit_defaults(stages: dict, priors) -> None:
+    """Recipe priors else ``priors``; a fixed sampler seed unless one is given."""
+    for stage in ("fit_white", "fit_channels"):
+        for i, (name, kwargs) in enumerate(stages[stage]):
+            kwargs = dict(kwargs)
+            if kwargs.get("priors") is None and priors is not None:
+                kwargs["priors"] = priors
+            elif kwargs.get("priors") is not None:
+                kwargs["priors"] = load_priors_file(kwargs["priors"])
+            sampler = dict(kwargs.get("sampler") or {})
+            sampler.setdefault("seed", DEFAULT_SEED)
+            kwargs["sampler"] = sampler
+            stages[stage][i] = (name, kwargs)
+
+
+def _stage_keys(stages: dict, inputs) -> dict:
+    keys, parent = {}, digest(inputs)
+    for stage in _ORDER:
+        if not stages[stage] and stage != "state":
+            continue
+        keys[stage] = (digest(parent, stage, stages[stage]), parent)
+        parent = keys[stage][0]
+    return keys
+
+
+# ------------------------------------------------------------------ the run
 def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force: bool = False,
                workers: int = 1, plots: bool = True, progress: bool | None = None) -> RunResult:
     """Run ``recipe`` on a visit and write every product into ``out``.
@@ -172,9 +300,9 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         and ``fit_channels`` when the recipe gives none; the orbit has no
         default, so a recipe with fits needs them from one or the other.
     force : bool
-        Re-run stages whose outputs exist.
+        Re-run every stage.
     workers : int
-        Processes for the channel fits.
+        Processes for the channel fits (at most one per channel is used).
     plots : bool
         Write diagnostic plots and ``report.html``.
     progress : bool, optional
@@ -187,70 +315,79 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
     Raises
     ------
     RecipeError
-        Unknown steps or keywords, or stages out of order (before reading).
+        Unknown steps or keywords, bad values, or stages out of order (before reading).
+    TSOInputError
+        Bad priors, workers or input files (before reading the data).
     """
     if out is None:
-        raise ValueError("run_recipe needs an output directory (out=...)")
+        raise TSOValueError("run_recipe needs an output directory (out=...)")
+    workers = _check_workers(workers)
+    priors = load_priors_file(priors)
     recipe = _resolve_recipe(recipe, group_or_files)
     stages = _split(recipe)
-    for stage in ("fit_white", "fit_channels"):
-        for i, (name, kwargs) in enumerate(stages[stage]):
-            if kwargs.get("priors") is None and priors is not None:
-                stages[stage][i] = (name, dict(kwargs, priors=priors))
+    _with_fit_defaults(stages, priors)
     if stages["fit_white"] and stages["fit_white"][0][1].get("priors") is None:
         raise RecipeError("fit_white needs priors for the orbit (t0, per, a_rs, inc or b): give "
                           "them in the recipe or with priors=... (--priors FILE)")
+    keys = _stage_keys(stages, _input_fingerprint(group_or_files))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "recipe.yaml", recipe.to_yaml())
+    removed = clean_stale_temporaries(out)
+    write_text_atomic(out / "recipe.yaml", recipe.to_yaml())
     res = RunResult(out=out)
     with _RunLog(out / "run.log") as rlog:
         rlog.step("run", f"start recipe {recipe.name} ({len(recipe.steps)} steps), force={force}")
-        ctx = _Context(group_or_files, out, rlog, force, res, progress)
-        ctx.state(stages["state"])
-        if stages["spectra"]:
-            ctx.spectra(stages["spectra"])
-        if stages["lightcurves"]:
-            ctx.lightcurves(stages["lightcurves"])
-        if stages["fit_white"]:
-            ctx.fit_white(stages["fit_white"])
-        if stages["fit_channels"]:
-            ctx.fit_channels(stages["fit_channels"], workers)
+        if removed:
+            rlog.step("run", f"removed {len(removed)} temporary file(s) of an interrupted run")
+        ctx = _Context(group_or_files, out, rlog, force, res, progress, keys)
+        for stage in _ORDER:
+            if stage in keys:
+                getattr(ctx, stage)(stages[stage], workers) if stage == "fit_channels" \
+                    else getattr(ctx, stage)(stages[stage])
         if plots:
-            from tsocontainer.pipeline.runplots import write_plots
-
-            t0 = time.perf_counter()
-            n = write_plots(res, out / "plots")
-            from tsocontainer.pipeline.report import build_report
-
-            build_report(out)
-            rlog.step("plots", f"wrote {n} plot(s) and report.html ({time.perf_counter() - t0:.1f} s)")
+            _plots(res, out, rlog)
         rlog.step("run", "finished")
     return res
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _plots(res, out: Path, rlog) -> None:
+    from tsocontainer.pipeline.report import build_report
+    from tsocontainer.pipeline.runplots import write_plots
+
+    t0 = time.perf_counter()
+    n = write_plots(res, out / "plots")
+    build_report(out)
+    rlog.step("plots", f"wrote {n} plot(s) and report.html ({time.perf_counter() - t0:.1f} s)")
 
 
 class _Context:
     """State shared by the stages of one run."""
 
-    def __init__(self, source, out, rlog, force, res, progress):
+    def __init__(self, source, out, rlog, force, res, progress, keys):
         self.source, self.out, self.rlog = source, out, rlog
-        self.force, self.res, self.progress = force, res, progress
+        self.force, self.res, self.progress, self.keys = force, res, progress, keys
+        self.manifest = Manifest(out)
 
     def _skip(self, stage: str) -> bool:
-        if not self.force and _done(self.out, stage):
-            self.rlog.step(stage, "skipped (outputs exist)")
+        key = self.keys[stage][0]
+        if not self.force and self.manifest.done(stage, key):
+            self.rlog.step(stage, "skipped (inputs, recipe and outputs unchanged)")
             self.res.skipped.append(stage)
             return True
+        later = _ORDER[_ORDER.index(stage):]
+        self.manifest.forget_from(later)
         self.rlog.step(stage, "started")
         return False
 
-    def _ran(self, stage: str, t0: float) -> None:
+    def _staging(self) -> Path:
+        folder = self.out / f".staging-{os.getpid()}"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def _commit(self, stage: str, staged: dict, t0: float) -> None:
+        key, parent = self.keys[stage]
+        self.manifest.commit(stage, key, parent, staged)
+        shutil.rmtree(self.out / f".staging-{os.getpid()}", ignore_errors=True)
         self.rlog.step(stage, f"done ({time.perf_counter() - t0:.1f} s)")
         self.res.ran.append(stage)
 
@@ -266,20 +403,19 @@ class _Context:
         if self._skip("state"):
             return
         t0 = time.perf_counter()
-        from tsocontainer.group.container import TSOGroup
         from tsocontainer.group import read_segments
+        from tsocontainer.group.container import TSOGroup
 
         src = self.source
         g = src.copy() if isinstance(src, TSOGroup) else read_segments(src, progress=self.progress)
+        g.progress = self.progress
         for name, kwargs in steps:
-            if name.startswith("jwst."):
-                raise RecipeError(f"{name}: STScI steps run on datamodels before reading; "
-                                  "run them with tsocontainer.pipeline.recipe.run_jwst_step and pass the outputs")
             log.info("step %s %s", name, kwargs)
             getattr(g, name)(**kwargs)
-        g.write(self.out / "state.fits", overwrite=True)
+        path = self._staging() / "state.fits"
+        g.write(path, overwrite=True)
         self.res.group = g
-        self._ran("state", t0)
+        self._commit("state", {"state.fits": path}, t0)
 
     def spectra(self, steps) -> None:
         from tsocontainer.spectra.container import Spectra
@@ -292,9 +428,11 @@ class _Context:
         (name, kwargs), = steps
         g.extract(**kwargs)
         self.res.spectra = g.spectra
-        self.res.spectra.write_x1dints(self.out / "spectra_x1dints.fits", overwrite=True)
-        g.write(self.out / "state.fits", overwrite=True)  # the state now holds the extraction
-        self._ran("spectra", t0)
+        stage = self._staging()
+        self.res.spectra.write_x1dints(stage / "spectra_x1dints.fits", overwrite=True)
+        g.write(stage / "state.fits", overwrite=True)   # the state now holds the extraction
+        self._commit("spectra", {"spectra_x1dints.fits": stage / "spectra_x1dints.fits",
+                                 "state.fits": stage / "state.fits"}, t0)
 
     def lightcurves(self, steps) -> None:
         from tsocontainer.lightcurves.container import LightCurves
@@ -311,9 +449,10 @@ class _Context:
                 if lc is None:
                     raise RecipeError(f"{name} needs to_lightcurves before it in the recipe")
                 getattr(lc, name)(**kwargs)
-        lc.write(self.out / "lightcurves.ecsv", overwrite=True)
+        path = self._staging() / "lightcurves.ecsv"
+        lc.write(path, overwrite=True)
         self.res.lightcurves = lc
-        self._ran("lightcurves", t0)
+        self._commit("lightcurves", {"lightcurves.ecsv": path}, t0)
 
     def fit_white(self, steps) -> None:
         from tsocontainer.lightcurves.results import FitResult
@@ -325,8 +464,9 @@ class _Context:
         t0 = time.perf_counter()
         (name, kwargs), = steps
         self.res.white = self.res.lightcurves.fit_white(**kwargs)
-        self.res.white.write(self.out / "fit_white.json", overwrite=True)
-        self._ran("fit_white", t0)
+        path = self._staging() / "fit_white.json"
+        self.res.white.write(path, overwrite=True)
+        self._commit("fit_white", {"fit_white.json": path}, t0)
 
     def fit_channels(self, steps, workers: int) -> None:
         from tsocontainer.lightcurves.results import TransmissionSpectrum
@@ -337,12 +477,15 @@ class _Context:
         t0 = time.perf_counter()
         (name, kwargs), = steps
         kwargs = dict(kwargs)
-        kwargs.setdefault("workers", workers)
+        nchan = getattr(self.res.lightcurves, "nchan", workers)
+        kwargs.setdefault("workers", max(1, min(workers, nchan, os.cpu_count() or 1)))
         kwargs.setdefault("progress", self.progress)
         cf = self.res.lightcurves.fit_channels(white=self.res.white, **kwargs)
         self.res.channels = cf
-        cf.write(self.out / "fit_channels.ecsv", overwrite=True)
         self.res.spectrum = cf.spectrum
-        self.res.spectrum.write(self.out / "transmission_spectrum.ecsv", overwrite=True)
-        self._ran("fit_channels", t0)
-
+        stage = self._staging()
+        cf.write(stage / "fit_channels.ecsv", overwrite=True)
+        self.res.spectrum.write(stage / "transmission_spectrum.ecsv", overwrite=True)
+        self._commit("fit_channels", {"fit_channels.ecsv": stage / "fit_channels.ecsv",
+                                      "transmission_spectrum.ecsv":
+                                          stage / "transmission_spectrum.ecsv"}, t0)

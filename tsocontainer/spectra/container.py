@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsocontainer._util import now_iso, reproducible
 from tsocontainer.lightcurves.tools import check_bins
 from tsocontainer.registry import Coerced, Num, step
 
@@ -490,6 +491,23 @@ def _plain(meta: dict) -> dict:
     return out
 
 
+def _reproducible_date(model) -> None:
+    """Under ``SOURCE_DATE_EPOCH``, write that time as the file's DATE, not the clock's.
+
+    jwst's models stamp ``meta.date`` with the current time whenever they are saved; the
+    reproducible-builds convention asks for a fixed time instead.
+    """
+    if not reproducible():
+        return
+    original = model.on_save
+
+    def on_save(init):
+        original(init)
+        model.meta.date = now_iso().split("+")[0]
+
+    object.__setattr__(model, "on_save", on_save)
+
+
 def _write_x1dints(spec: Spectra, path, overwrite: bool = False) -> str:
     from astropy.io import fits
     from stdatamodels.jwst import datamodels
@@ -500,12 +518,15 @@ def _write_x1dints(spec: Spectra, path, overwrite: bool = False) -> str:
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (use overwrite=True)")
     model = datamodels.TSOMultiSpecModel()
+    _reproducible_date(model)
     _model_meta(model, spec.meta)
     model.meta.filename = path.name
     model.int_times = _int_times(spec)
     disp = spec.meta.get("DISPAXIS")
     for o in spec.orders:
         sm = datamodels.TSOSpecModel()
+        if reproducible():
+            sm.meta.date = now_iso().split("+")[0]
         sm.spec_table = _spec_table(spec, o)
         sm.spectral_order = int(o)
         if disp in (1, 2):
