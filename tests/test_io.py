@@ -155,7 +155,8 @@ def test_different_frame_shape(tmp_path):
                                             "instrument.pupil": "GR700XD",
                                             "subarray.name": "SUBSTRIP256",
                                             "exposure.integration_start": 5,
-                                            "exposure.integration_end": 8}})
+                                            "exposure.integration_end": 8,
+                                            "exposure.segment_number": 2}})
     target = tmp_path / b[0].name.replace("seg001", "seg002").replace("mirimage", "nis")
     shutil.move(b[0], target)
     _expect(SegmentMismatchError, "frame shape", lambda: read_segments([a[0], target]))

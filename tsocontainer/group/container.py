@@ -28,7 +28,7 @@ from tsocontainer.group.extraction import ExtractionSteps
 from tsocontainer.group.plots import GroupPlots
 from tsocontainer.errors import StaleProductError
 from tsocontainer.group.state import CORRECTIONS, AuxStore, DerivedState, resource_of
-from tsocontainer.registry import Choice, OneOf, Text, Anything, step
+from tsocontainer.registry import Choice, Coerced, step
 
 __all__ = ["TSOGroup"]
 
@@ -256,8 +256,9 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         self._record("unflag", {"name": name}, {})
         return self
 
-    @step("state", writes=("mask",), plot="plot_flags",
-          params={"bits": OneOf(Text(), Anything())})
+    @step("state", writes=("mask",), plot="plot_flag_rate",
+          params={"bits": Coerced(dq_bits, "DQ mnemonic(s) such as DO_NOT_USE, SATURATED, "
+                                           "JUMP_DET, or an integer bit mask")})
     def flag_dq(self, bits=("DO_NOT_USE", "SATURATED", "JUMP_DET")) -> "TSOGroup":
         """Flag pixels whose pipeline DQ has any of ``bits`` (flag ``dq``).
 
@@ -630,6 +631,7 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         arr, state, tt = content["arrays"], content["state"], content["time"]
         try:
             shape = tuple(state["shape"])
+            _check_state_arrays(path, shape, arr)
             dqs = SparseDQ(arr["DQSTATIC"], arr["DQINDEX"], arr["DQVALUE"], shape[0])
             flags = FlagStore(shape, {n: arr[f"FLAG_{n.upper()}"] for n in state["flags"]})
             time = Time(tt["jd1"], tt["jd2"], format="jd", scale="tdb")
@@ -650,6 +652,27 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
             raise TSOReadError(f"{path}: inconsistent tsocontainer state file ({exc})",
                                path=path) from None
         return g
+
+def _check_state_arrays(path, shape, arr) -> None:
+    """Shapes and DQ indices of a saved state agree with its recorded shape."""
+    from tsocontainer.errors import TSOReadError
+
+    if len(shape) != 3:
+        raise TSOReadError(f"{path}: recorded shape {shape} is not (N, ny, nx)", path=path)
+    for name in ("SCI", "VAR"):
+        if arr[name].shape != shape:
+            raise TSOReadError(f"{path}: {name} has shape {arr[name].shape}, the state records "
+                               f"{shape}", path=path)
+    if arr["DQSTATIC"].shape != shape[1:]:
+        raise TSOReadError(f"{path}: DQSTATIC has shape {arr['DQSTATIC'].shape}, expected "
+                           f"{shape[1:]}", path=path)
+    idx = np.asarray(arr["DQINDEX"])
+    if idx.size and (idx.min() < 0 or idx.max() >= int(np.prod(shape))):
+        raise TSOReadError(f"{path}: DQINDEX holds pixel indices outside the cube "
+                           f"({idx.min()}..{idx.max()} for {int(np.prod(shape))} pixels)", path=path)
+    if idx.shape != np.shape(arr["DQVALUE"]):
+        raise TSOReadError(f"{path}: DQINDEX and DQVALUE differ in length", path=path)
+
 
 def _describe_key(key):
     if isinstance(key, slice):

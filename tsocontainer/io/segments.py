@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsocontainer.errors import SegmentMismatchError, TSOReadError
+from tsocontainer.errors import SegmentMismatchError, TSOReadError, TSOValueError
 from tsocontainer.flags import FlagStore, SparseDQ
 from tsocontainer.modes import Mode, detect_mode
 
@@ -29,6 +29,7 @@ __all__ = [
     "load_segments",
     "SegmentData",
     "open_fits",
+    "check_not_truncated",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ META_KEYS = ("TELESCOP", "INSTRUME", "EXP_TYPE", "DETECTOR", "SUBARRAY", "FILTER
              "SUBSIZE1", "SUBSIZE2")
 
 _SEG_RE = re.compile(r"-seg(\d+)", re.IGNORECASE)
+#: |SCI| above this is overflow garbage (float32 max is 3.4e38), flagged invalid
+_HUGE = 1e30
 
 
 # ------------------------------------------------------------------ finding
@@ -86,14 +89,45 @@ def find_segments(paths_or_glob) -> list[Path]:
     seen: dict = {}
     for f in files:
         if f.resolve() in seen:
-            raise SegmentMismatchError(f"{f} is given twice")
+            raise SegmentMismatchError(f"{f} is given twice", path=f)
         seen[f.resolve()] = f
     keyed = [(_segment_key(f), f) for f in files]
+    if len(keyed) > 1 and any(k[0] == 2 for k, _ in keyed):
+        keyed = _keys_from_times(keyed)
     keyed.sort(key=lambda kf: (kf[0], str(kf[1])))
     for (k1, f1), (k2, f2) in zip(keyed[:-1], keyed[1:]):
-        if k1 == k2 and k1[0] < 2:
-            raise SegmentMismatchError(f"{f1} and {f2} are the same segment ({k1[1]}): duplicated segment")
+        if k1 == k2:
+            raise SegmentMismatchError(f"{f1} and {f2} are the same segment ({k1[1]}): "
+                                       "duplicated segment", path=f2)
     return [f for _, f in keyed]
+
+
+def _keys_from_times(keyed):
+    """Order files that carry no segment number by their first INT_TIMES mid-time.
+
+    Raises SegmentMismatchError when a file has neither a number nor times: ordering by
+    file name would silently label one segment's data with another's integrations.
+    """
+    out = []
+    for key, f in keyed:
+        first = None
+        try:
+            from astropy.io import fits
+
+            with fits.open(f, memmap=False) as hdul:
+                if "INT_TIMES" in hdul and hdul["INT_TIMES"].data is not None \
+                        and len(hdul["INT_TIMES"].data):
+                    first = float(np.min(hdul["INT_TIMES"].data["int_mid_BJD_TDB"]))
+        except (OSError, KeyError, ValueError, TypeError):
+            first = None
+        if first is None or not np.isfinite(first):
+            raise SegmentMismatchError(
+                f"{f}: cannot tell which segment this is: no -segNNN in its name, no EXSEGNUM "
+                "or INTSTART in its header and no INT_TIMES; rename it or fix its header",
+                path=f)
+        out.append(((3, first), f))
+    log.info("no segment numbers: %d files ordered by their INT_TIMES", len(out))
+    return out
 
 
 def _segment_key(path: Path):
@@ -104,12 +138,15 @@ def _segment_key(path: Path):
         from astropy.io import fits
 
         h = fits.getheader(path)
-        if h.get("EXSEGNUM") is not None:
-            return (1, int(h["EXSEGNUM"]))
-        if h.get("INTSTART") is not None:
-            return (1, 10_000 + int(h["INTSTART"]))
     except Exception:  # unreadable: reported properly by _inspect
-        pass
+        return (2, 0)
+    for key, base in (("EXSEGNUM", 0), ("INTSTART", 10_000)):
+        if h.get(key) is not None:
+            try:
+                return (1, base + int(h[key]))
+            except (TypeError, ValueError):
+                raise TSOReadError(f"{path}: {key}={h[key]!r} is not a whole number",
+                                   path=path) from None
     return (2, 0)
 
 
@@ -118,11 +155,29 @@ def _open(path: Path):
     from astropy.io import fits
 
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(9)
+    except OSError as exc:
+        raise TSOReadError(f"{path}: cannot open ({exc.strerror or exc})", path=path) from None
+    if not magic:
+        raise TSOReadError(f"{path}: empty file (0 bytes)", path=path)
+    if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic[:6] == b"\xfd7zXZ\x00":
+        raise TSOReadError(f"{path}: compressed file (gzip/bzip2/xz); decompress it first "
+                           "(the reader reads segments block by block from plain FITS)", path=path)
+    if magic != b"SIMPLE  =":
+        raise TSOReadError(f"{path}: not a readable FITS file (it does not start with a FITS "
+                           "header)", path=path)
+    size = os.path.getsize(path)
+    if size % 2880:
+        raise TSOReadError(f"{path}: truncated or damaged FITS file ({size} bytes is not a "
+                           "whole number of 2880-byte FITS blocks)", path=path)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", fits.verify.VerifyWarning)
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False, mode="readonly")
     except (OSError, ValueError, TypeError, IndexError, fits.verify.VerifyWarning) as exc:
-        raise TSOReadError(f"{path}: not a readable FITS file ({exc})") from None
+        reason = " ".join(str(exc).split())
+        raise TSOReadError(f"{path}: not a readable FITS file ({reason})", path=path) from None
     return hdul
 
 
@@ -132,25 +187,28 @@ def _inspect(path: Path) -> dict:
     try:
         names = [h.name.upper() for h in hdul]
         if "SCI" not in names:
-            raise TSOReadError(f"{path}: no SCI extension (has {', '.join(names)})")
-        size = os.path.getsize(path)
-        for hdu in hdul[1:]:
-            info = hdu.fileinfo()
-            if info and info["datLoc"] + info["datSpan"] > size:
-                raise TSOReadError(f"{path}: truncated file ({hdu.name} data ends at byte "
-                                   f"{info['datLoc'] + info['datSpan']}, file has {size})")
+            raise TSOReadError(f"{path}: no SCI extension (has {', '.join(names)})", path=path)
+        check_not_truncated(hdul, path)
         sci = hdul["SCI"]
         shape = tuple(int(sci.header.get(f"NAXIS{i}", 0)) for i in (3, 2, 1))
         if sci.header.get("NAXIS") != 3:
             raise TSOReadError(f"{path}: SCI is {sci.header.get('NAXIS')}D, expected a 3D cube "
-                               "(nint, ny, nx) of a rateints/calints file")
+                               "(nint, ny, nx) of a rateints/calints file", path=path)
+        if "DQ" in names:
+            dqh = hdul["DQ"].header
+            if dqh.get("NAXIS") != 3:
+                raise TSOReadError(f"{path}: DQ is {dqh.get('NAXIS')}D, expected a cube like SCI",
+                                   path=path)
+            if dqh.get("BITPIX") not in (8, 16, 32, 64):
+                raise TSOReadError(f"{path}: DQ holds floating-point values (BITPIX="
+                                   f"{dqh.get('BITPIX')}); DQ must be integer bit flags", path=path)
         for ext in ("ERR", "DQ", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT"):
             if ext in names and hdul[ext].header.get("NAXIS") == 3:
                 eshape = tuple(int(hdul[ext].header[f"NAXIS{i}"]) for i in (3, 2, 1))
                 if eshape != shape:
-                    raise TSOReadError(f"{path}: {ext} shape {eshape} differs from SCI {shape}")
+                    raise TSOReadError(f"{path}: {ext} shape {eshape} differs from SCI {shape}", path=path)
         if not (("VAR_POISSON" in names and "VAR_RNOISE" in names) or "ERR" in names):
-            raise TSOReadError(f"{path}: no variance (needs VAR_POISSON+VAR_RNOISE or ERR)")
+            raise TSOReadError(f"{path}: no variance (needs VAR_POISSON+VAR_RNOISE or ERR)", path=path)
         header = hdul[0].header
         mode = detect_mode(header, filename=str(path))
         nint = shape[0]
@@ -161,13 +219,45 @@ def _inspect(path: Path) -> dict:
                         "INTSTART", "INTEND", "EXSEGNUM", "NRESETS", "BSTRTIME", "TARG_RA",
                         "TARG_DEC", "EXPSTART", "EXPEND"))},
                     bunit=sci.header.get("BUNIT"))
-        info["int_start"] = int(start) if start is not None else None
-        if start is not None and end is not None and int(end) - int(start) + 1 != nint:
-            raise TSOReadError(f"{path}: INTSTART={start}, INTEND={end} but SCI has {nint} integrations")
+        info["int_start"] = _whole(path, "INTSTART", start)
+        end = _whole(path, "INTEND", end)
+        if start is not None and end is not None and end - info["int_start"] + 1 != nint:
+            raise TSOReadError(f"{path}: INTSTART={start}, INTEND={end} but SCI has {nint} "
+                               "integrations", path=path)
+        _check_segment_number(path, header)
         info["int_times"] = _int_times(hdul, names)
         return info
     finally:
         hdul.close()
+
+
+def _whole(path, key, value):
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TSOReadError(f"{path}: {key}={value!r} is not a whole number", path=path) from None
+
+
+def check_not_truncated(hdul, path) -> None:
+    """Raise TSOReadError if an HDU's data run past the end of the file (a cut-off copy)."""
+    size = os.path.getsize(path)
+    for hdu in hdul[1:]:
+        info = hdu.fileinfo()
+        if info and info["datLoc"] + info["datSpan"] > size:
+            raise TSOReadError(f"{path}: truncated file ({hdu.name} data ends at byte "
+                               f"{info['datLoc'] + info['datSpan']}, the file has {size})",
+                               path=path)
+
+
+def _check_segment_number(path, header) -> None:
+    """The -segNNN of the file name and EXSEGNUM must agree when both exist."""
+    m = _SEG_RE.search(Path(path).name)
+    num = header.get("EXSEGNUM")
+    if m and num is not None and _whole(path, "EXSEGNUM", num) != int(m.group(1)):
+        raise SegmentMismatchError(f"{path}: the name says segment {int(m.group(1))} but "
+                                   f"EXSEGNUM={num}: renamed file?", path=path)
 
 
 def _int_times(hdul, names):
@@ -190,15 +280,15 @@ def _check_consistent(infos: list[dict]) -> None:
         if info["shape"][1:] != ref["shape"][1:]:
             raise SegmentMismatchError(
                 f"{ref['path']} and {info['path']} differ in frame shape: "
-                f"{ref['shape'][1:]} != {info['shape'][1:]}")
+                f"{ref['shape'][1:]} != {info['shape'][1:]}", path=ref['path'])
         for key in CONSISTENCY_KEYS:
             a, b = ref["header"].get(key), info["header"].get(key)
             if a != b:
                 raise SegmentMismatchError(
-                    f"{ref['path']} and {info['path']} differ in {key}: {a!r} != {b!r}")
+                    f"{ref['path']} and {info['path']} differ in {key}: {a!r} != {b!r}", path=ref['path'])
         if info["bunit"] != ref["bunit"]:
             raise SegmentMismatchError(f"{ref['path']} and {info['path']} differ in SCI BUNIT: "
-                                       f"{ref['bunit']!r} != {info['bunit']!r}")
+                                       f"{ref['bunit']!r} != {info['bunit']!r}", path=ref['path'])
     # integration numbers must continue from one segment to the next
     nxt = None
     for prev, info in zip([None] + infos[:-1], infos):
@@ -210,7 +300,7 @@ def _check_consistent(infos: list[dict]) -> None:
             kind = "duplicated or overlapping" if start < nxt else "a gap in"
             raise SegmentMismatchError(
                 f"{prev['path']} and {info['path']}: {kind} integration numbers "
-                f"(previous ends at {nxt - 1}, next starts at {start})")
+                f"(previous ends at {nxt - 1}, next starts at {start})", path=prev['path'])
         nxt = start + info["shape"][0]
 
 
@@ -272,25 +362,45 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     npix = ny * nx
     if block_size is None:
         block_size = max(1, int(16e6 // npix))
+    int_numbers = np.concatenate([np.arange(i["int_start"], i["int_start"] + i["shape"][0])
+                                  for i in infos])
+    times, timesrc = segment_times(infos, int_numbers)   # checked before any cube is read
     reader = _BlockReader(sci, var, npix)
     from tqdm import tqdm
 
     bar = tqdm(total=n_total, unit="int", desc="read", disable=not _want_progress(progress))
     for info in infos:
         reader.read_file(info, block_size, bar)
+        _check_content(info, reader.stats[info["path"]], npix)
     bar.close()
     dqs = SparseDQ(reader.static, np.concatenate(reader.dq_index) if reader.dq_index else [],
                    np.concatenate(reader.dq_value) if reader.dq_value else [], n_total)
     flags = FlagStore(sci.shape)
     invalid = np.concatenate(reader.invalid) if reader.invalid else np.zeros(0, np.int64)
     flags.set_indices("invalid", invalid)
-    int_numbers = np.concatenate([np.arange(i["int_start"], i["int_start"] + i["shape"][0])
-                                  for i in infos])
-    times, timesrc = segment_times(infos, int_numbers)
     meta = _meta(infos, timesrc)
     wave, meta["WAVESRC"] = _read_wave(infos)
     return SegmentData(sci, var, dqs, flags, times, int_numbers, wave, infos[0]["mode"], meta,
                        [str(f) for f in files], int(invalid.size), timesrc)
+
+
+def _check_content(info, stats, npix) -> None:
+    """Refuse a segment with nothing usable; warn when most of it is unusable."""
+    path, n = info["path"], info["shape"][0] * npix
+    invalid, dnu, lo, hi = stats
+    if invalid == n:
+        raise TSOValueError(f"{path}: every SCI value is non-finite, huge (> {_HUGE:g}) or has "
+                            "zero, negative or non-finite variance: nothing to reduce", path=path)
+    if dnu == n:
+        raise TSOValueError(f"{path}: every pixel of every integration is DO_NOT_USE in DQ: "
+                            "nothing to reduce", path=path)
+    if lo == hi:
+        raise TSOValueError(f"{path}: SCI is the constant {lo!r} wherever it is valid: no signal "
+                            "(a blank or placeholder file?)", path=path)
+    for count, what in ((invalid, "invalid (non-finite SCI or bad variance)"),
+                        (dnu, "DO_NOT_USE in DQ")):
+        if count > 0.5 * n:
+            log.warning("%s: %.1f %% of the pixels are %s", path.name, 100 * count / n, what)
 
 
 def _want_progress(progress) -> bool:
@@ -309,9 +419,12 @@ class _BlockReader:
         self.offset = 0
         self.static = None
         self.dq_index, self.dq_value, self.invalid = [], [], []
+        #: per file: [invalid pixels, DO_NOT_USE pixels, finite min, finite max]
+        self.stats: dict = {}
 
     def read_file(self, info, block_size, bar) -> None:
         path, names = info["path"], info["names"]
+        self.stats[path] = self._current = [0, 0, np.inf, -np.inf]
         hdul = _open(path)
         try:
             nint = info["shape"][0]
@@ -320,7 +433,7 @@ class _BlockReader:
                 try:
                     self._read_block(hdul, names, i0, i1)
                 except (OSError, ValueError, TypeError) as exc:
-                    raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})") from None
+                    raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})", path=path) from None
                 bar.update(i1 - i0)
             self.offset += nint
         finally:
@@ -342,11 +455,19 @@ class _BlockReader:
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(sci)
             bad |= ~(var > 0)
+            bad |= ~np.isfinite(var)
+            bad |= np.abs(sci) > _HUGE    # float32-overflow garbage, not a measurement
         self.invalid.append(np.flatnonzero(bad) + o0 * self.npix)
+        st = self._current
+        st[0] += int(np.count_nonzero(bad))
+        if not bad.all():
+            st[2] = min(st[2], float(np.min(sci, where=~bad, initial=np.inf)))
+            st[3] = max(st[3], float(np.max(sci, where=~bad, initial=-np.inf)))
         if "DQ" in names:
             dq = np.asarray(hdul["DQ"].section[i0:i1], dtype=np.uint32)
         else:
             dq = np.zeros(sci.shape, np.uint32)
+        st[1] += int(np.count_nonzero(dq & np.uint32(1)))
         if self.static is None:  # DQ shared by all integrations of the first block
             self.static = np.bitwise_and.reduce(dq, axis=0)
         idx = np.flatnonzero(dq != self.static[None])

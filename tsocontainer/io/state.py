@@ -147,13 +147,14 @@ def read_state_file(path) -> dict:
     TSOReadError
         If the file is not a tsocontainer state file or is damaged (names the file).
     """
-    from tsocontainer.io.segments import open_fits
+    from tsocontainer.io.segments import check_not_truncated, open_fits
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     hdul = open_fits(path)
     try:
+        check_not_truncated(hdul, path)
         names = [h.name for h in hdul]
         if not hdul[0].header.get("TSOCSTAT") or "STATE" not in names:
             raise TSOReadError(f"{path}: not a tsocontainer state file (written by TSOGroup.write)",

@@ -1,7 +1,8 @@
 """Command line: ``tsocontainer demo | run | simulate | info | report | recipe``.
 
-Every sub-command exits 0 on success and, on bad input, prints a one-line
-message and exits 2 (no traceback unless ``-v`` is given twice).
+Every sub-command exits 0 on success; on bad input it prints one line naming the file
+and the cause and exits 2; on a failure of the package itself one line and exit 1.
+``-v`` shows tracebacks and DEBUG messages, ``-q`` only warnings and errors.
 """
 from __future__ import annotations
 
@@ -12,6 +13,17 @@ import sys
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("tsocontainer")
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (checked when the command line is parsed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def _add_simulate(sub) -> None:
@@ -126,7 +138,8 @@ def _add_run(sub) -> None:
     p.add_argument("--priors", default=None, help="YAML file of fit priors (orbit, depth, ...)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
-    p.add_argument("--workers", type=int, default=1, help="processes for the channel fits")
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="processes for the channel fits (at most one per channel is used)")
     p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
     p.set_defaults(func=_run_run)
 
@@ -151,7 +164,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", default=None, help="folder (default: a new temporary folder)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nint", type=int, default=None, help="integrations (default: mode's demo size)")
-    p.add_argument("--workers", type=int, default=2, help="processes for the channel fits")
+    p.add_argument("--workers", type=_positive_int, default=2, help="processes for the channel fits")
     p.set_defaults(func=_run_demo)
 
 
@@ -206,15 +219,42 @@ def main(argv=None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _console_logging(args)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, OSError) as exc:
-        if args.verbose > 1:
+    except (ValueError, OSError) as exc:   # bad input: TSOInputError, RecipeError, files
+        if args.verbose:
             raise
-        print(f"tsocontainer {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tsocontainer {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"tsocontainer {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:   # a failure of ours: one line, the traceback with -v
+        if args.verbose:
+            raise
+        print(f"tsocontainer {args.command}: error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _console_logging(args) -> None:
+    """INFO on the terminal by default, WARNING with -q, DEBUG with -v (run.log keeps INFO)."""
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose else logging.INFO)
+    logger = logging.getLogger("tsocontainer")
+    for h in [h for h in logger.handlers if getattr(h, "_tsoc_console", False)]:
+        logger.removeHandler(h)
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler._tsoc_console = True
+    logger.addHandler(handler)
+    logger.setLevel(min(level, logger.level or logging.WARNING))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -170,18 +170,30 @@ def load_recipe(recipe) -> Recipe:
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such recipe file")
             try:
-                doc = yaml.safe_load(path.read_text())
+                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except UnicodeDecodeError:
+                raise RecipeError(f"{path}: not a text file (a recipe is YAML text)") from None
             except yaml.YAMLError as exc:
-                raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+                raise RecipeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
             out = _parse(doc, str(path))
+        elif "\n" not in text and ":" not in text and "{" not in text:
+            raise RecipeError(f"{text!r} is neither a shipped recipe ({', '.join(_shipped_names())})"
+                              " nor a recipe file")
         else:
             try:
                 doc = yaml.safe_load(text)
             except yaml.YAMLError as exc:
-                raise RecipeError(f"recipe text is not valid YAML ({exc})") from None
+                raise RecipeError(f"recipe text is not valid YAML ({_yaml_problem(exc)})") from None
             out = _parse(doc, "recipe text")
     validate_recipe(out)
     return out
+
+
+def _yaml_problem(exc) -> str:
+    """One line: the line number and the problem of a YAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return where + " ".join(str(getattr(exc, "problem", None) or exc).split())
 
 
 def _shipped_names() -> list[str]:

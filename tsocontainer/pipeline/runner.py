@@ -194,10 +194,12 @@ def load_priors_file(priors):
     if not isinstance(priors, dict):
         raise TSOValueError(f"{where}: priors must be a mapping of parameter name to prior, got "
                             f"{type(priors).__name__}", path=None if where == "priors" else where)
-    try:
-        parse_priors(priors)
-    except (ValueError, TypeError) as exc:
-        raise TSOValueError(f"{where}: {exc}", path=None if where == "priors" else where) from None
+    for name, value in priors.items():
+        try:
+            parse_priors({name: value})
+        except (ValueError, TypeError) as exc:
+            raise TSOValueError(f"{where}: prior of {name!r}: {exc}",
+                                path=None if where == "priors" else where) from None
     return priors
 
 
