@@ -141,3 +141,19 @@ def test_killed_during_channel_fits_resumes(visit, tmp_path):
     assert after.count("fit_white:done") == 1 and after.count("fit_channels:done") == 1
     assert res.ran == ["fit_channels"]
     assert (run / "transmission_spectrum.ecsv").is_file()
+
+
+@pytest.mark.parametrize("nint", [1, 3])
+def test_shipped_recipe_reduces_a_short_visit(nint, tmp_path, caplog):
+    """Visits of a few integrations reduce to light curves; steps that need more skip, saying why."""
+    from tsocontainer.pipeline.recipe import default_recipe
+
+    vis = simulate_visit("miri-lrs", nint=nint, nseg=1, seed=3, out=tmp_path / "sim")
+    steps = [{k: kw} for k, kw in default_recipe("miri").steps
+             if k not in ("fit_white", "fit_channels")]
+    with caplog.at_level("WARNING", logger="tsocontainer"):
+        res = run_recipe(vis.files, {"steps": steps}, out=tmp_path / "run", plots=False)
+    assert res.lightcurves.nint == nint and res.lightcurves.nchan == 20
+    assert "detect_tilt_events skipped" in caplog.text
+    if nint == 1:
+        assert "flag_time_outliers skipped" in caplog.text

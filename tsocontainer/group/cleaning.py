@@ -396,6 +396,12 @@ class CleaningSteps:
         if int(window) < 2:
             raise ValueError(f"window must be >= 2 integrations, got {window}")
         t0 = time.perf_counter()
+        if self.N < 3:
+            log.warning("flag_time_outliers skipped: %d integration(s); an outlier in time needs "
+                        "at least 3 to compare with", self.N)
+            return self._apply_flag("time_outliers", np.zeros(self.shape, bool),
+                                    {"window": window, "nsigma": nsigma, "skipped": True}, t0,
+                                    "flag_time_outliers (skipped)")
         deep, dvar = self._deep()
         _, onef = self._axes()
         flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,

@@ -226,7 +226,7 @@ class ExtractionSteps:
         return self
 
     @step("state", target="TSOGroup", reads=("shifts",), writes=("tilt",), plot="plot_stability",
-          params={"window": Num(lo=2, integer=True), "nsigma": _POS})
+          params={"window": Num(lo=3, integer=True), "nsigma": _POS})
     def detect_tilt_events(self, window: int = 10, nsigma: float = 6.0):
         """Find sudden, lasting jumps of the trace (mirror tilt events) in ``shift_y``.
 
@@ -257,6 +257,13 @@ class ExtractionSteps:
         if "shift_y" not in self.aux:
             raise RuntimeError("detect_tilt_events needs measure_shifts() first")
         self._drop_aux("tilt")
+        if self.N < 2 * window:
+            log.warning("detect_tilt_events skipped: %d integrations, it needs at least %d "
+                        "(2 x window) to tell a jump from noise", self.N, 2 * window)
+            self.meta["NTILT"] = 0
+            self._record("detect_tilt_events", {"window": window, "nsigma": nsigma},
+                         {"skipped": f"{self.N} integrations < 2 x window"})
+            return self
         events = detect_steps(self.aux["shift_y"], window=window, nsigma=nsigma)
         for n, i in enumerate(events, start=1):
             step = (np.arange(self.N) >= i).astype(float)
