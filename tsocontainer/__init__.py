@@ -8,7 +8,7 @@ from __future__ import annotations
 from tsocontainer._version import __version__
 
 __all__ = ["TSOGroup", "read_segments", "detect_mode", "simulate_visit", "load_recipe",
-           "run_recipe", "__version__"]
+           "run_recipe", "Spectra", "LightCurves", "FitResult", "set_log_level", "__version__"]
 
 _LAZY = {
     "TSOGroup": ("group", "TSOGroup"),
@@ -17,7 +17,45 @@ _LAZY = {
     "simulate_visit": ("sim", "simulate_visit"),
     "load_recipe": ("pipeline.recipe", "load_recipe"),
     "run_recipe": ("pipeline.runner", "run_recipe"),
+    "Spectra": ("spectra.container", "Spectra"),
+    "LightCurves": ("lightcurves.container", "LightCurves"),
+    "FitResult": ("lightcurves.results", "FitResult"),
 }
+
+
+def set_log_level(level="INFO"):
+    """Show the package's messages at ``level`` (one line per step) in a notebook or script.
+
+    Parameters
+    ----------
+    level : str or int
+        ``"DEBUG"``, ``"INFO"`` (one line per step), ``"WARNING"`` (the default of
+        Python's logging: only problems) or a logging level number.
+
+    Returns
+    -------
+    logging.Logger
+        The package's logger.
+
+    Examples
+    --------
+    >>> set_log_level("WARNING").name
+    'tsocontainer'
+    """
+    import logging
+    import sys
+
+    logger = logging.getLogger("tsocontainer")
+    logger.setLevel(level)
+    if not any(getattr(h, "_tsoc_notebook", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._tsoc_notebook = True
+        logger.addHandler(handler)
+    for h in logger.handlers:
+        if getattr(h, "_tsoc_notebook", False):
+            h.setLevel(level)
+    return logger
 
 
 def __getattr__(name):

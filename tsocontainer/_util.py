@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["check_option", "jsonable", "now_iso", "reproducible", "drop_timings", "umask_mode", "write_text_atomic"]
+__all__ = ["check_option", "jsonable", "now_iso", "reproducible", "drop_timings", "umask_mode", "write_text_atomic", "html_table"]
 
 
 def check_option(value, allowed: Sequence[str], name: str) -> str:
@@ -172,3 +172,30 @@ def write_text_atomic(path, text: str) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def html_table(title: str, rows) -> str:
+    """A compact two-column HTML table (the ``_repr_html_`` of the containers).
+
+    Parameters
+    ----------
+    title : str
+        Caption (the class and a short summary).
+    rows : sequence of (str, object)
+        Label and value; values are shown with ``str`` and HTML-escaped.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> html_table("<X>", [("N", 3)]).count("<tr>")
+    1
+    """
+    import html
+
+    body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(str(k))}</th>"
+                   f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return (f"<div><b>{html.escape(title)}</b><table style='border-collapse:collapse'>"
+            f"{body}</table></div>")

@@ -474,6 +474,27 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         """Return an independent deep copy."""
         return self._take(np.arange(self.N))
 
+    def _repr_html_(self) -> str:
+        """A table of the group's status for notebooks (nothing expensive is computed)."""
+        from tsocontainer._util import html_table
+
+        t = self.time_bjd
+        products = sorted({r for r in (resource_of(k) for k in self.aux) if r})
+        stale = self.stale
+        rows = [("mode", self.mode.name if self.mode is not None else "unknown"),
+                ("integrations", f"{self.N} ({self.int_numbers[0]}..{self.int_numbers[-1]}) "
+                                 f"from {len(self.files)} file(s)"),
+                ("frame", f"{self.sh[0]} x {self.sh[1]} px, {self.meta.get('BUNIT', '')}"),
+                ("time", f"BJD_TDB {t[0]:.5f} .. {t[-1]:.5f} "
+                         f"({(t[-1] - t[0]) * 24:.2f} h, {self.meta.get('TIMESRC', '?')})"),
+                ("flags", ", ".join(self._flags.planes) or "none"),
+                ("corrections", ", ".join(self.corrections) or "none"),
+                ("products", ", ".join(products) or "none"),
+                ("stale", ", ".join(f"{k} (changed: {', '.join(v)})" for k, v in stale.items())
+                 or "none"),
+                ("steps", " > ".join(self.steps[-8:]) or "none")]
+        return html_table(f"TSOGroup: {self.N} integrations", rows)
+
     def __repr__(self) -> str:
         mode = self.mode.name if self.mode is not None else "unknown mode"
         steps = [s for s in self.steps]

@@ -188,6 +188,19 @@ class LightCurves:
         """Names of the steps run so far."""
         return [h["step"] for h in self.history]
 
+    def _repr_html_(self) -> str:
+        """A table of the light curves for notebooks."""
+        from tsocontainer._util import html_table
+
+        rows = [("channels", f"{self.nchan}, {self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} "
+                             "micron"),
+                ("integrations", self.nint),
+                ("time", f"BJD_TDB {np.min(self.time):.5f} .. {np.max(self.time):.5f}"),
+                ("clipped points", int(self.clipped.sum())),
+                ("regressors", ", ".join(self.regressors) or "none"),
+                ("steps", " > ".join(self.steps) or "none")]
+        return html_table(f"LightCurves: {self.nchan} channels", rows)
+
     def __repr__(self) -> str:
         wl = f"{self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} um"
         return (f"<LightCurves nchan={self.nchan} nint={self.nint} {wl} "

@@ -89,8 +89,9 @@ def _add_recipe(sub) -> None:
     p = sub.add_parser("recipe", help="show or check recipes")
     rsub = p.add_subparsers(dest="recipe_command", metavar="ACTION")
     rsub.required = True
-    show = rsub.add_parser("show", help="print a shipped recipe (soss, nirspec, ...) or a file")
-    show.add_argument("name")
+    show = rsub.add_parser("show", help="print a shipped recipe or a recipe file; list the "
+                                        "shipped ones without a name")
+    show.add_argument("name", nargs="?", default=None)
     show.set_defaults(func=_run_recipe_show)
     check = rsub.add_parser("check", help="validate a recipe file without reading data")
     check.add_argument("name")
@@ -100,8 +101,20 @@ def _add_recipe(sub) -> None:
 
 
 def _run_recipe_show(args) -> int:
-    from tsocontainer.pipeline.recipe import load_recipe
+    from tsocontainer.pipeline.recipe import default_recipe, load_recipe, recipe_names
 
+    if args.name is None:
+        print("shipped recipes (tsocontainer recipe show NAME prints one):")
+        from tsocontainer.pipeline.recipe import RECIPE_NAMES
+
+        for name in recipe_names():
+            if name in RECIPE_NAMES:
+                text = " ".join((default_recipe(name).description or "").split())
+                print(f"  {name:15s} {text[:90]}")
+            else:
+                same = [n for n, f in RECIPE_NAMES.items() if f == name]
+                print(f"  {name:15s} short name of {', '.join(same)}")
+        return 0
     print(load_recipe(args.name).to_yaml(), end="")
     return 0
 
@@ -189,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``tsocontainer`` command."""
     from tsocontainer._version import __version__
 
-    parser = argparse.ArgumentParser(prog="tsocontainer", description=__doc__.splitlines()[0])
+    from tsocontainer.registry import plain_text
+
+    parser = argparse.ArgumentParser(
+        prog="tsocontainer",
+        description="JWST time-series spectroscopy: from rateints segments to light curves and "
+                    "transmission spectra. " + plain_text(__doc__.splitlines()[0]))
     parser.add_argument("--version", action="version", version=f"tsocontainer {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more output")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")

@@ -33,6 +33,8 @@ __all__ = [
     "validate_recipe",
     "group_steps",
     "registered_steps",
+    "recipe_names",
+    "recipe_name_of",
     "run_jwst_step",
     "check_crds",
 ]
@@ -61,12 +63,15 @@ class Recipe:
         Mode key the recipe is meant for (``soss``, ``nirspec``, ...).
     source : str, optional
         Where the recipe was read from.
+    description : str, optional
+        What the recipe does (shown by ``tsocontainer recipe show``).
     """
 
     steps: list = field(default_factory=list)
     name: str = "recipe"
     mode: str | None = None
     source: str = ""
+    description: str = ""
 
     def to_yaml(self) -> str:
         """The recipe as YAML text."""
@@ -75,6 +80,8 @@ class Recipe:
         doc = {"name": self.name}
         if self.mode:
             doc["mode"] = self.mode
+        if self.description:
+            doc["description"] = " ".join(self.description.split())
         doc["steps"] = [{n: dict(kw)} for n, kw in self.steps]
         return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
@@ -131,7 +138,7 @@ def _parse(doc, source: str) -> Recipe:
             raise RecipeError(f"{source}: step {i} ({name}): keywords must be a mapping, got {kwargs!r}")
         steps.append((str(name), dict(kwargs)))
     return Recipe(steps=steps, name=str(doc.get("name", "recipe")), mode=doc.get("mode"),
-                  source=source)
+                  source=source, description=str(doc.get("description") or ""))
 
 
 def load_recipe(recipe) -> Recipe:
@@ -163,7 +170,7 @@ def load_recipe(recipe) -> Recipe:
         out = _parse(recipe, "recipe")
     else:
         text = str(recipe)
-        if text in _shipped_names():
+        if text in recipe_names():
             return default_recipe(text)
         path = Path(text)
         if path.suffix in (".yaml", ".yml") or path.is_file():
@@ -177,8 +184,8 @@ def load_recipe(recipe) -> Recipe:
                 raise RecipeError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
             out = _parse(doc, str(path))
         elif "\n" not in text and ":" not in text and "{" not in text:
-            raise RecipeError(f"{text!r} is neither a shipped recipe ({', '.join(_shipped_names())})"
-                              " nor a recipe file")
+            raise RecipeError(f"{text!r} is neither a shipped recipe{_suggest(text, recipe_names())} "
+                              f"({', '.join(recipe_names())}) nor a recipe file")
         else:
             try:
                 doc = yaml.safe_load(text)
@@ -205,13 +212,42 @@ def _shipped_names() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+#: recipe name (the mode names of ``simulate`` and ``demo``) -> shipped recipe file; the
+#: short mode keys (``nirspec``, ``nircam``, ``miri``) stay as aliases
+RECIPE_NAMES = {"soss": "soss", "nirspec-prism": "nirspec", "nirspec-g395h": "nirspec",
+                "nircam-f322w2": "nircam", "nircam-f444w": "nircam", "miri-lrs": "miri"}
+_ALIASES = {"nirspec": "nirspec", "nircam": "nircam", "miri": "miri"}
+
+
+def recipe_names() -> list[str]:
+    """Names ``default_recipe`` and ``tsocontainer recipe show`` accept (mode names first).
+
+    Examples
+    --------
+    >>> recipe_names()[:3]
+    ['soss', 'nirspec-prism', 'nirspec-g395h']
+    """
+    return list(RECIPE_NAMES) + [a for a in _ALIASES if a not in RECIPE_NAMES]
+
+
+def recipe_name_of(mode) -> str:
+    """The recipe name of an instrument mode (``Mode``): e.g. NIRSpec PRISM -> nirspec-prism."""
+    key = mode.key
+    if key == "nirspec":
+        return "nirspec-g395h" if mode.grating == "G395H" else "nirspec-prism"
+    if key == "nircam":
+        return "nircam-f444w" if mode.filter == "F444W" else "nircam-f322w2"
+    return {"miri": "miri-lrs"}.get(key, key)
+
+
 def default_recipe(mode: str) -> Recipe:
     """The shipped default recipe of ``mode``.
 
     Parameters
     ----------
     mode : str
-        ``soss``, ``nirspec``, ``nircam`` or ``miri`` (see ``data/recipes``).
+        A mode name: ``soss``, ``nirspec-prism``, ``nirspec-g395h``, ``nircam-f322w2``,
+        ``nircam-f444w``, ``miri-lrs`` (or the short keys ``nirspec``, ``nircam``, ``miri``).
 
     Returns
     -------
@@ -225,11 +261,13 @@ def default_recipe(mode: str) -> Recipe:
     import yaml
     from importlib import resources
 
-    names = _shipped_names()
-    if mode not in names:
-        raise RecipeError(f"no shipped recipe {mode!r}; available: {', '.join(names) or 'none'}")
-    path = resources.files("tsocontainer") / "data" / "recipes" / f"{mode}.yaml"
+    file = RECIPE_NAMES.get(mode) or _ALIASES.get(mode)
+    if file is None or file not in _shipped_names():
+        raise RecipeError(f"no shipped recipe {mode!r}{_suggest(str(mode), recipe_names())}; "
+                          f"available: {', '.join(recipe_names())}")
+    path = resources.files("tsocontainer") / "data" / "recipes" / f"{file}.yaml"
     out = _parse(yaml.safe_load(path.read_text()), f"shipped recipe {mode}")
+    out.name = mode
     validate_recipe(out)
     return out
 

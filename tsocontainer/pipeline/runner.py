@@ -209,15 +209,15 @@ def _check_workers(workers) -> int:
     return workers
 
 
-def _first_header(group_or_files):
-    """Mode key of the visit from the first segment's header (through the reader's checks)."""
+def _first_mode(group_or_files):
+    """Mode of the visit from the first segment's header (through the reader's checks)."""
     from tsocontainer.io.segments import find_segments, open_fits
     from tsocontainer.modes import detect_mode
 
     first = find_segments(group_or_files)[0]
     hdul = open_fits(first)
     try:
-        return detect_mode(hdul[0].header, str(first)).key
+        return detect_mode(hdul[0].header, str(first))
     finally:
         hdul.close()
 
@@ -226,15 +226,13 @@ def _resolve_recipe(recipe, group_or_files):
     if recipe not in (None, "default"):
         return load_recipe(recipe)
     from tsocontainer.group.container import TSOGroup
-    from tsocontainer.pipeline.recipe import default_recipe
+    from tsocontainer.pipeline.recipe import default_recipe, recipe_name_of
 
-    if isinstance(group_or_files, TSOGroup):
-        key = group_or_files.mode.key if group_or_files.mode is not None else None
-    else:
-        key = _first_header(group_or_files)
-    if key is None:
+    mode = group_or_files.mode if isinstance(group_or_files, TSOGroup) else \
+        _first_mode(group_or_files)
+    if mode is None:
         raise RecipeError("the group has no mode: name a recipe explicitly")
-    return default_recipe(key)
+    return default_recipe(recipe_name_of(mode))
 
 
 def _input_fingerprint(group_or_files) -> list:

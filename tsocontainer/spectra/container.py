@@ -148,6 +148,20 @@ class Spectra:
     def __len__(self) -> int:
         return self.nint
 
+    def _repr_html_(self) -> str:
+        """A table of the spectra for notebooks."""
+        from tsocontainer._util import html_table
+
+        rows = [("integrations", self.nint), ("method", self.meta.get("EXTRMETH", "?")),
+                ("unit", self.meta.get("BUNIT", ""))]
+        for o in self.orders:
+            w = self.wave[o][np.isfinite(self.wave[o])]
+            span = f"{w.min():.3f}-{w.max():.3f} micron" if w.size else "no wavelengths"
+            rows.append((f"order {o}", f"{self.nwave[o]} px, {span}, "
+                                       f"{100 * self.mask[o].mean():.1f} % good"))
+        rows.append(("regressors", ", ".join(self.regressors) or "none"))
+        return html_table(f"Spectra: {len(self.orders)} order(s)", rows)
+
     def __repr__(self) -> str:
         parts = ", ".join(f"order {o}: {self.nwave[o]} px" for o in self.orders)
         meth = self.meta.get("EXTRMETH", "")
