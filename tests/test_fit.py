@@ -402,13 +402,13 @@ def test_fit_plots():
                          sampler={**QUICK, "seed": 5})
     axes = res.plot(nbin=10)
     assert all(isinstance(a, matplotlib.axes.Axes) for a in axes)
-    assert axes[0].get_ylabel() == "relative flux" and axes[1].get_ylabel() == "residual (ppm)"
+    assert axes[0].get_ylabel() == "relative flux" and axes[1].get_ylabel() == "residual [ppm]"
     axes = res.plot_corner()
     assert axes.shape == (2, 2) and axes[1, 0].get_xlabel() == "a_rs"
     spec = TransmissionSpectrum([3.0, 3.5], [3.5, 4.0], [1e4, 1.01e4], [50, 60], [55, 65])
     ax = spec.plot(compare={"model": ([3.0, 4.0], [1e4, 1e4])})
     assert isinstance(ax, matplotlib.axes.Axes)
-    assert ax.get_ylabel() == "transit depth (ppm)" and ax.get_xlabel() == "wavelength (micron)"
+    assert ax.get_ylabel() == "transit depth [ppm]" and ax.get_xlabel() == "wavelength [micron]"
     bare = FitResult(**{k: getattr(res, k) for k in ("names", "status", "median", "err_lo",
                                                      "err_hi", "map")})
     with pytest.raises(ValueError, match="no samples"):

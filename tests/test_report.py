@@ -30,7 +30,8 @@ def test_report_contains_plots_and_recipe(tmp_path):
 
     text = Path(path).read_text(encoding="utf-8")
     assert text.count("<img") == 2 and "data:image/png;base64," in text
-    assert "flag_dq" in text and "white rp_rs" in text and "0.1 +0.002 -0.001" in text
+    assert "flag_dq" in text and "radius ratio Rp/Rs" in text and "0.10000 -0.00100 +0.00200" in text
+    assert "transit depth" in text and "10000.0 -200.0 +400.0" in text and "ppm" in text
 
 
 def test_report_cli(tmp_path, capsys):
@@ -44,3 +45,22 @@ def test_report_cli(tmp_path, capsys):
 def test_report_requires_dir(tmp_path):
     with pytest.raises(FileNotFoundError):
         build_report(tmp_path / "nope")
+
+
+def test_report_shows_the_truth_and_the_verdict_of_a_simulated_visit(tmp_path):
+    run = _run_dir(tmp_path)
+    truth = tmp_path / "sim" / "truth.json"
+    truth.parent.mkdir()
+    truth.write_text(json.dumps({"params": {"rp_rs_white": 0.1005, "t0": 60300.25}}))
+    (run / "run.json").write_text(json.dumps({"targname": "WASP-TEST", "instrume": "NIRSPEC",
+                                              "exp_type": "NRS_BRIGHTOBJ", "grating": "PRISM",
+                                              "date-obs": "2025-01-02", "truth": str(truth)}))
+    doc = json.loads((run / "fit_white.json").read_text())
+    doc["quality"] = {"suspect": True, "reasons": ["reduced chi2 3.2 > 1.5"]}
+    (run / "fit_white.json").write_text(json.dumps(doc))
+    from pathlib import Path
+
+    text = Path(build_report(run)).read_text(encoding="utf-8")
+    assert "<title>WASP-TEST - NIRSPEC NRS_BRIGHTOBJ PRISM - 2025-01-02</title>" in text
+    assert "injected" in text and "0.10050" in text and "10100." in text
+    assert "SUSPECT" in text and "reduced chi2 3.2" in text

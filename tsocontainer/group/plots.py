@@ -30,13 +30,13 @@ class GroupPlots:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_flag_map
+        from tsocontainer.plotting.cleaning import plot_flag_map
 
         return plot_flag_map(self, name, ax=ax, **kwargs)
 
     def plot_flag_rate(self, names=None, ax=None):
         """Fraction of pixels flagged per integration for each step flag (Axes)."""
-        from tsocontainer.plotting.core import plot_flag_rate
+        from tsocontainer.plotting.cleaning import plot_flag_rate
 
         return plot_flag_rate(self, names, ax=ax)
 
@@ -74,7 +74,7 @@ class GroupPlots:
 
     def plot_sky(self, integration: int = 0, ax=None, **kwargs):
         """Image of the sky model of one integration (Axes); needs :meth:`estimate_sky`."""
-        from tsocontainer.plotting.core import plot_sky
+        from tsocontainer.plotting.cleaning import plot_sky
 
         return plot_sky(self, integration, ax=ax, **kwargs)
 
@@ -121,7 +121,7 @@ class GroupPlots:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_one_over_f_psd
+        from tsocontainer.plotting.cleaning import plot_one_over_f_psd
 
         freq, p0, p1 = self.one_over_f_psd(max_integrations, width)
         onef = self.geometry.onef_axis
@@ -166,7 +166,7 @@ class GroupPlots:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_trace
+        from tsocontainer.plotting.spectra import plot_trace
 
         return plot_trace(self, order=order, integration=integration, ax=ax, **kwargs)
 
@@ -182,7 +182,7 @@ class GroupPlots:
         -------
         list of matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_stability
+        from tsocontainer.plotting.spectra import plot_stability
 
         return plot_stability(self, axes=axes)
 
@@ -204,6 +204,6 @@ class GroupPlots:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_profile
+        from tsocontainer.plotting.spectra import plot_profile
 
         return plot_profile(self, column, order=order, integration=integration, ax=ax)

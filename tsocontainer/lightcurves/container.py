@@ -766,30 +766,30 @@ class LightCurves:
     # ---------------------------------------------------------------- plots
     def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs) -> "Axes":
         """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``."""
-        from tsocontainer.plotting.core import plot_lc_waterfall
+        from tsocontainer.plotting.lightcurves import plot_lc_waterfall
 
         return plot_lc_waterfall(self, ax=ax, offset=offset, **kwargs)
 
     def plot_white(self, ax=None, wave_range=None, **kwargs) -> "Axes":
         """White-light curve; see ``plotting.plot_white``."""
-        from tsocontainer.plotting.core import plot_white
+        from tsocontainer.plotting.lightcurves import plot_white
 
         return plot_white(self, ax=ax, wave_range=wave_range, **kwargs)
 
     def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
         """RMS versus bin size; see ``plotting.plot_rms_vs_bin``."""
-        from tsocontainer.plotting.core import plot_rms_vs_bin
+        from tsocontainer.plotting.lightcurves import plot_rms_vs_bin
 
         return plot_rms_vs_bin(self, channel=channel, ax=ax, **kwargs)
 
     def plot_psd(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
         """Periodogram of residuals; see ``plotting.plot_psd``."""
-        from tsocontainer.plotting.core import plot_psd
+        from tsocontainer.plotting.lightcurves import plot_psd
 
         return plot_psd(self, channel=channel, ax=ax, **kwargs)
 
     def plot_sensitivity(self, ax=None, **kwargs) -> "Axes":
         """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``."""
-        from tsocontainer.plotting.core import plot_sensitivity
+        from tsocontainer.plotting.lightcurves import plot_sensitivity
 
         return plot_sensitivity(self, ax=ax, **kwargs)

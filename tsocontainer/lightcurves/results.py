@@ -255,7 +255,7 @@ class FitResult:
         -------
         list of matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_fit
+        from tsocontainer.plotting.fits import plot_fit
 
         return plot_fit(self, axes=axes, nbin=nbin)
 
@@ -275,7 +275,7 @@ class FitResult:
         -------
         ndarray of matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_corner
+        from tsocontainer.plotting.fits import plot_corner
 
         return plot_corner(self, names=names, axes=axes, bins=bins)
 
@@ -436,6 +436,6 @@ class TransmissionSpectrum:
 
     def plot(self, ax=None, compare=None, **kwargs) -> "Axes":
         """Depth versus wavelength; see ``plotting.plot_transmission_spectrum``."""
-        from tsocontainer.plotting.core import plot_transmission_spectrum
+        from tsocontainer.plotting.fits import plot_transmission_spectrum
 
         return plot_transmission_spectrum(self, ax=ax, compare=compare, **kwargs)

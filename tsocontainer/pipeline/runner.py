@@ -86,6 +86,8 @@ class RunResult:
         Products of the later stages (None when not part of the recipe).
     ran, skipped : list of str
         Stages run and stages resumed from existing outputs.
+    inputs : list of str
+        The input segment files (empty for a group given directly).
     """
 
     out: Path
@@ -97,6 +99,7 @@ class RunResult:
     spectrum: object = None
     ran: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
 
 
 def _split(recipe: Recipe) -> dict:
@@ -255,6 +258,38 @@ def _input_fingerprint(group_or_files) -> list:
     return out
 
 
+def _input_files(group_or_files) -> list:
+    from tsocontainer.group.container import TSOGroup
+
+    if isinstance(group_or_files, TSOGroup):
+        return list(group_or_files.files)
+    from tsocontainer.io.segments import find_segments
+
+    return [str(Path(f).resolve()) for f in find_segments(group_or_files)]
+
+
+def _write_run_info(out: Path, recipe, inputs) -> None:
+    """``run.json``: what the report needs to describe the run (title, inputs, truth)."""
+    import json
+
+    info = {"recipe": recipe.name, "inputs": inputs}
+    if inputs:
+        from astropy.io import fits
+
+        try:
+            h = fits.getheader(inputs[0])
+            info.update({k.lower(): h.get(k) for k in ("TARGNAME", "INSTRUME", "EXP_TYPE",
+                                                       "FILTER", "GRATING", "PUPIL", "SUBARRAY",
+                                                       "DATE-OBS", "PROGRAM")
+                         if h.get(k) is not None})
+        except OSError:
+            pass
+        truth = Path(inputs[0]).parent / "truth.json"
+        if truth.is_file():
+            info["truth"] = str(truth)
+    write_text_atomic(out / "run.json", json.dumps(info, indent=1, default=str) + "\n")
+
+
 def _with_fit_defaults(stages: dict, priors) -> None:
     """Recipe priors else ``priors``; a fixed sampler seed unless one is given."""
     for stage in ("fit_white", "fit_channels"):
@@ -334,7 +369,8 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
     out.mkdir(parents=True, exist_ok=True)
     removed = clean_stale_temporaries(out)
     write_text_atomic(out / "recipe.yaml", recipe.to_yaml())
-    res = RunResult(out=out)
+    res = RunResult(out=out, inputs=_input_files(group_or_files))
+    _write_run_info(out, recipe, res.inputs)
     with _RunLog(out / "run.log") as rlog:
         rlog.step("run", f"start recipe {recipe.name} ({len(recipe.steps)} steps), force={force}")
         if removed:

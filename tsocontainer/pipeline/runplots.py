@@ -47,15 +47,75 @@ def plan_plots(res) -> list[tuple[str, object]]:
         plans.append(("10_lightcurve_waterfall", lambda: lc.plot_waterfall()))
         if res.white is not None and res.white.model_flux is not None:
             plans.append(("11_rms_vs_bin", lambda: _white_fit_curve(res.white).plot_rms_vs_bin(
-                0, model=(res.white.model_flux / np.median(res.white.model_flux))[None, :])))
+                0, model=(res.white.model_flux / np.median(res.white.model_flux))[None, :],
+                title="white light, residuals of the fit")))
         if res.channels is not None:  # residuals about the fitted models
             model = res.channels.model_array(lc.time)
             plans.append(("12_sensitivity", lambda: lc.plot_sensitivity(model=model)))
     if res.white is not None:
         plans.append(("13_fit_white", lambda: res.white.plot()))
     if res.spectrum is not None:
-        plans.append(("14_transmission_spectrum", lambda: res.spectrum.plot()))
+        truth = _truth_depths(res)
+        compare = {} if truth is None else {"injected (binned)": (res.spectrum.wave, truth)}
+        plans.append(("14_transmission_spectrum", lambda: res.spectrum.plot(compare=compare)))
+        if truth is not None:
+            plans.append(("15_pulls", lambda: _pulls(res.spectrum, truth)))
     return plans
+
+
+#: what to look at in each plot (shown under it in report.html)
+CAPTIONS = {
+    "01_median_frame": "The trace(s) should be where the mode puts them; contaminants and "
+                       "bad columns show here first.",
+    "02_flag_rate": "Flag rates should be flat in time; a spike marks a bad integration "
+                    "(cosmic-ray shower, tilt event).",
+    "03_one_over_f_psd": "After the correction the background power should be flat (white) "
+                         "at low frequency.",
+    "04_sky": "The sky model should follow the background's structure, not the trace.",
+    "05_trace": "The fitted trace should run through the middle of the light in every order.",
+    "06_stability": "Shifts and widths of a fraction of a pixel are normal; steps are tilt "
+                    "events (used as regressors).",
+    "07_spectra_waterfall": "The transit is a dark horizontal band; vertical stripes are bad "
+                            "columns, diagonal ones drifts.",
+    "08_spectra": "A smooth stellar spectrum; narrow dips that do not look like stellar "
+                  "lines are artefacts.",
+    "09_white_light": "The event should be clear and the baseline flat apart from a ramp.",
+    "10_lightcurve_waterfall": "Every channel should show the event; a noisy channel stands "
+                               "out.",
+    "11_rms_vs_bin": "Binned residuals should follow 1/sqrt(N); a flattening means red noise.",
+    "12_sensitivity": "Scatter over predicted error should be near 1 in every channel; "
+                      "well above 1 means excess noise there.",
+    "13_fit_white": "Residuals should be structureless; the title gives the depth.",
+    "14_transmission_spectrum": "Depths with their errors; for a simulated visit the line is "
+                                "what was injected.",
+    "15_pulls": "For a simulated visit: pulls should scatter around 0 with spread 1; a common "
+                "offset is a bias of the white-light geometry.",
+}
+
+
+def _truth_depths(res):
+    """The injected depth of each channel when the run's inputs are a simulated visit."""
+    from tsocontainer.sim.truth import binned_depth
+
+    inputs = getattr(res, "inputs", None) or []
+    if not inputs:
+        return None
+    folder = Path(inputs[0]).parent
+    if not (folder / "truth.json").is_file():
+        return None
+    spec = res.spectrum
+    edges = np.append(spec.wave_lo, spec.wave_hi[-1])
+    try:
+        return np.asarray(binned_depth(folder, edges), float)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("truth of %s not usable for the plots: %s", folder, exc)
+        return None
+
+
+def _pulls(spectrum, truth):
+    from tsocontainer.plotting.fits import plot_pulls
+
+    return plot_pulls(spectrum, truth)
 
 
 def _white_fit_curve(white):

@@ -290,7 +290,7 @@ class Spectra:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_spectra_waterfall
+        from tsocontainer.plotting.spectra import plot_spectra_waterfall
 
         return plot_spectra_waterfall(self, order=self._order(order), ax=ax, **kwargs)
 
@@ -312,7 +312,7 @@ class Spectra:
         -------
         matplotlib.axes.Axes
         """
-        from tsocontainer.plotting.core import plot_spectra_median
+        from tsocontainer.plotting.spectra import plot_spectra_median
 
         orders = self.orders if order is None else tuple(
             self._order(o) for o in ((order,) if np.ndim(order) == 0 else order))
