@@ -24,7 +24,8 @@ import numpy as np
 
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._version import __version__
-from tsocontainer.lightcurves.tools import _binned_sum, _now, bin_edges, write_table_atomic
+from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
+                                           _spectra_arrays, write_table_atomic)
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
 
 __all__ = ["LightCurves"]
@@ -239,7 +240,8 @@ class LightCurves:
             Spectra and their variances.
         bins : int, dict or array_like, optional
             Number of channels (default 30), ``{"R": R}``, ``{"pixels": n}`` or
-            explicit edges; see :func:`bin_edges`. Empty channels are dropped.
+            explicit edges; see :func:`~tsocontainer.lightcurves.tools.bin_edges`.
+            Empty channels are dropped.
         mask : array_like of bool, shape (nint, nwave), optional
             True where a pixel is good. Non-finite flux or variance and
             non-positive variance are always bad.
@@ -264,49 +266,17 @@ class LightCurves:
             On inconsistent shapes or when no channel has any pixel.
         """
         t_start = _time.perf_counter()
-        time = np.asarray(time, dtype=float)
-        wave = np.asarray(wave, dtype=float)
-        flux = np.asarray(flux, dtype=float)
-        var = np.asarray(var, dtype=float)
-        if wave.ndim != 1 or flux.shape != (time.size, wave.size) or var.shape != flux.shape:
-            raise ValueError(f"need wave (nwave,), flux and var (nint, nwave); got wave {wave.shape}, "
-                             f"flux {flux.shape}, var {var.shape}, time {time.shape}")
-        good = np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(wave)[None, :]
-        if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != flux.shape:
-                raise ValueError(f"mask shape {mask.shape} differs from flux shape {flux.shape}")
-            good &= mask
-        with np.errstate(all="ignore"):
-            template = np.nanmedian(np.where(good, flux, np.nan), axis=0)
-        usable = np.isfinite(template)
-        if min_flux > 0 and usable.any():
-            # where the star is detected: a channel of an almost dark edge (PRISM
-            # beyond 5.4 um) has a non-positive or noise-dominated sum
-            peak = np.percentile(template[usable], 99)
-            faint = usable & (template < min_flux * peak)
-            if faint.any():
-                log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
-                         int(faint.sum()), min_flux)
-            usable &= ~faint
+        time, wave, flux, var, good = _spectra_arrays(time, wave, flux, var, mask)
+        template, usable, nfaint = _detected(flux, good, min_flux)
+        if nfaint:
+            log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
+                     nfaint, min_flux)
         good &= usable[None, :]
-        edges = bin_edges(wave[usable], bins)
-        chan = np.searchsorted(edges, wave, side="right") - 1
-        chan[wave == edges[-1]] = edges.size - 2
-        chan[~usable | (chan < 0) | (chan >= edges.size - 1)] = -1
-        groups, keep = [], []
-        for c in range(edges.size - 1):
-            idx = np.flatnonzero(chan == c)
-            if idx.size:
-                groups.append(idx)
-                keep.append(c)
-        if not groups:
-            raise ValueError("no pixel falls in any channel")
+        edges, groups, keep = _channel_pixels(wave, usable, bins)
         ndrop = edges.size - 1 - len(keep)
         if ndrop:
             log.warning("from_spectra: %d empty channel(s) dropped", ndrop)
         f, v, empty, nscaled = _binned_sum(flux, var, good, np.where(usable, template, 0.0), groups)
-        keep = np.asarray(keep)
         lc = cls(time, f, np.sqrt(v), edges[keep], edges[keep + 1], meta=meta,
                  regressors=regressors, clipped=empty, unit=unit)
         lc.meta.setdefault("NCHAN", lc.nchan)

@@ -271,6 +271,8 @@ class _Context:
 
         src = self.source
         g = src.copy() if isinstance(src, TSOGroup) else read_segments(src, progress=self.progress)
+        if self.progress is not None:   # the run's setting, for every step of the group
+            g.progress = self.progress
         for name, kwargs in steps:
             if name.startswith("jwst."):
                 raise RecipeError(f"{name}: STScI steps run on datamodels before reading; "
