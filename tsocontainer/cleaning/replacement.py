@@ -141,12 +141,13 @@ def replacement_values(ints, pix, values_at, good, deep, wl, frame_var, prof=Non
     A bad pixel on a ramp along the dispersion gets its neighbours' trend:
 
     >>> import numpy as np
-    >>> cube = np.tile(np.arange(10.0), (1, 3, 1))      # one integration, 3 x 10 pixels
+    >>> deep = np.tile(np.arange(10.0), (3, 1))          # clean deep frame, 3 x 10 pixels
+    >>> cube = deep[None].copy()                         # one integration
     >>> cube[0, 1, 4] = 99.0                             # the bad pixel (flat index 14)
     >>> good = np.ones(cube.shape, bool)
     >>> good[0, 1, 4] = False
     >>> at = lambda i, p: cube.reshape(1, -1)[i, p]
-    >>> values, variances = replacement_values(np.array([0]), np.array([14]), at, good, cube[0],
+    >>> values, variances = replacement_values(np.array([0]), np.array([14]), at, good, deep,
     ...                                        np.ones(1), np.ones((3, 10)))
     >>> values, variances
     (array([4.], dtype=float32), array([4.], dtype=float32))
