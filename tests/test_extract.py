@@ -12,6 +12,7 @@ import pytest
 from tsocontainer.arrays import views as V
 from tsocontainer.spectra import blocks as B
 from tsocontainer.spectra import extract as E
+from tsocontainer.spectra import overlap as O
 from tsocontainer.spectra import profile as P
 from tsocontainer.group.container import TSOGroup
 
@@ -193,10 +194,10 @@ def test_overlap_exclusion_and_contamination():
     c2 = np.linspace(34.0, 70.0, nx)  # overlaps order 1's aperture at the left
     rows = np.arange(ny)[:, None]
     frame = (pixel_profile(rows, c1[None], 2.0) * 1000 + pixel_profile(rows, c2[None], 3.0) * 300)
-    excl = E.overlap_exclusion({1: c1, 2: c2}, {1: 12.0, 2: 12.0}, ny)
+    excl = O.overlap_exclusion({1: c1, 2: c2}, {1: 12.0, 2: 12.0}, ny)
     assert excl[1][:, 0].any() and not excl[1][:, -1].any()
     np.testing.assert_array_equal(excl[1], excl[2])
-    cont = E.order_contamination(frame, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, excl)
+    cont = O.order_contamination(frame, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, excl)
     # exact contamination of order 1's remaining aperture by order 2
     rws, w = V.window_rows(c1, 6.0, ny)
     w = np.where(V.gather(excl[1], rws), 0.0, w)

@@ -60,6 +60,13 @@ def white_light(cube, good2d, window: int = 1):
     -------
     ndarray of float64, shape (N,)
         Curve divided by its median (ones if it has no flux).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.ones((4, 3, 5)) * np.array([1.0, 1.0, 0.99, 1.0])[:, None, None]
+    >>> white_light(cube, np.ones((3, 5), bool)).round(4)
+    array([1.  , 1.  , 0.99, 1.  ])
     """
     n = cube.shape[0]
     flat_good = good2d.reshape(-1)
@@ -103,6 +110,15 @@ def deep_frame(cube, var, max_frames: int = 31):
         NaN where no finite value.
     frame_var : ndarray of float32, shape (ny, nx)
         Mean variance of one integration at each pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, frame_var = deep_frame(cube, np.ones_like(cube))
+    >>> round(float(frame[5, 12]), 1), float(frame_var[5, 12])
+    (99.7, 1.0)
     """
     n, ny, nx = cube.shape
     idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
@@ -300,6 +316,19 @@ def spatial_residual(d, v, deep_block, smooth_deep, wl, dispersion_axis, filter_
         Residual / expected sigma (before the robust rescaling).
     bad : ndarray of bool
         Non-finite input values.
+
+    Examples
+    --------
+    A spike of 300 DN on the wing of a trace stands out of its column's residuals:
+
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> d = np.random.default_rng(4).normal(deep, np.sqrt(deep + 25), (2, 20, 40))
+    >>> d[1, 12, 7] += 300.0
+    >>> z, bad = spatial_residual(d, deep + 25, deep, deep, np.ones(2), 1, 5, 64)
+    >>> np.unravel_index(np.argmax(np.abs(z)), z.shape) == (1, 12, 7), bool(bad.any())
+    (True, False)
     """
     wl3 = wl.astype(np.float32)[:, None, None]
     dd, bad = _finite_fill(d, wl3 * deep_block)
@@ -341,6 +370,16 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, _ = deep_frame(cube, np.ones_like(cube))
+    >>> flags = spatial_outliers(cube, np.ones((10, 30)), frame, np.ones(9))
+    >>> np.argwhere(flags).tolist()
+    [[4, 5, 12]]
     """
     n, ny, nx = cube.shape
     fill = np.nan_to_num(deep, nan=float(np.nanmedian(deep)) if np.isfinite(deep).any() else 0.0)
@@ -404,6 +443,16 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, _ = deep_frame(cube, np.ones_like(cube))
+    >>> flags = time_outliers(cube, np.ones((10, 30)), np.ones(9), frame)
+    >>> np.argwhere(flags).tolist()
+    [[4, 5, 12]]
     """
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)
@@ -475,6 +524,16 @@ def profile_model(deep, band, dispersion_axis: int = 1, window: int = 1, deg: in
     -------
     ndarray of float32, shape (ny, nx)
         Zero outside ``band``; columns sum to 1 where the trace has flux.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> band = np.broadcast_to(np.abs(rows - 9.6) <= 5, deep.shape)
+    >>> prof = profile_model(deep, band)
+    >>> prof.sum(0)[:3].round(6), bool((prof[~band] == 0).all())
+    (array([1., 1., 1.], dtype=float32), True)
     """
     from scipy.signal import savgol_filter
 
@@ -549,6 +608,18 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> band = np.broadcast_to(np.abs(rows - 9.6) <= 5, deep.shape)
+    >>> prof = profile_model(deep, band)
+    >>> cube = np.random.default_rng(4).normal(deep, np.sqrt(deep + 25), (6, 20, 40))
+    >>> cube[2, 12, 7] += 300.0                                 # on the wing of the profile
+    >>> np.argwhere(profile_outliers(cube, deep + 25, prof, band)).tolist()
+    [[2, 12, 7]]
     """
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)

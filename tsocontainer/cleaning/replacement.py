@@ -38,6 +38,16 @@ def clean_deep(deep, static_bad, dispersion_axis: int = 1, reach: int = 3):
     Returns
     -------
     ndarray of float32
+
+    Examples
+    --------
+    A static bad pixel on a ramp along the dispersion is filled from its row:
+
+    >>> import numpy as np
+    >>> deep = np.tile(np.arange(10.0), (3, 1))
+    >>> deep[1, 4] = np.nan
+    >>> clean_deep(deep, np.zeros((3, 10), bool))[1, 3:6]
+    array([3., 4., 5.], dtype=float32)
     """
     d = _disp_view(np.array(deep, np.float32), dispersion_axis).copy()
     bad = _disp_view(static_bad | ~np.isfinite(deep), dispersion_axis)
@@ -225,6 +235,21 @@ def apply_replacement(model, data, var, i0, i1) -> None:
         Its variance, edited in place (skipped if None).
     i0, i1 : int
         Integration range of the block.
+
+    Examples
+    --------
+    Integration 2 of a two-integration block gets 7.0 at flat pixel 3:
+
+    >>> import numpy as np
+    >>> from tsocontainer.cleaning.model import CorrectionModel
+    >>> from tsocontainer.geometry import Geometry
+    >>> aux = {"replace_int": np.array([2]), "replace_pix": np.array([3]),
+    ...        "replace_val": np.array([7.0]), "replace_var": np.array([9.0])}
+    >>> model = CorrectionModel(aux, {}, Geometry((2, 3)), np.array([1, 2]))
+    >>> data, var = np.zeros((2, 2, 3), np.float32), np.ones((2, 2, 3), np.float32)
+    >>> apply_replacement(model, data, var, 0, 2)
+    >>> data[1].tolist(), float(var[1, 1, 0])
+    ([[0.0, 0.0, 0.0], [7.0, 0.0, 0.0]], 9.0)
     """
     if "replace_int" not in model.aux:
         return

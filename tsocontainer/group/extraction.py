@@ -182,8 +182,9 @@ class ExtractionSteps:
         """
         from tsocontainer.spectra.trace import TraceOptions, fit_single_trace
 
-        return fit_single_trace(self.as_source(), order, integration,
-                                TraceOptions(method, halfwidth, smooth), reference=self._reference())
+        opts = TraceOptions(method, halfwidth, smooth)
+        return fit_single_trace(self.as_source(), order, integration, opts,
+                                reference=self._reference())
 
     @step("state", target="TSOGroup", reads=_TRACE_READS, writes=("shifts",), plot="plot_stability",
           params={"order": Num(lo=1, integer=True), "method": _CENTRING, "halfwidth": _POS})

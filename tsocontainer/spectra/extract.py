@@ -40,10 +40,11 @@ Variance
 SOSS orders 1 and 2
     Each order is extracted with the pixels of the other orders' apertures
     excluded where the apertures overlap (columns near the red end of order 1,
-    x < ~300). The other order's wing that remains inside the aperture is not
-    removed; :func:`order_contamination` estimates its fraction per column
-    (the other order's profile mirrored about its centre), reported with the
-    spectra. A proper decontamination (ATOCA-class) is out of scope here.
+    x < ~300; :mod:`tsocontainer.spectra.overlap`). The other order's wing
+    that remains inside the aperture is not removed;
+    :func:`~tsocontainer.spectra.overlap.order_contamination` estimates its
+    fraction per column (the other order's profile mirrored about its
+    centre), reported with the spectra. A proper decontamination (ATOCA-class) is out of scope here.
 """
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ import numpy as np
 from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
 from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
 from tsocontainer.spectra.profile import (OrderProfile, motion_regressors, profile_motion,
                                           spatial_profile)
 from tsocontainer.spectra.trace import _orders_of, mode_defaults, trace_references
@@ -66,8 +68,6 @@ __all__ = [
     "box_block",
     "optimal_block",
     "order_wavelength",
-    "order_contamination",
-    "overlap_exclusion",
     "white_light_scatter",
     "optimize_width",
     "wavelength_offset",
@@ -113,6 +113,23 @@ def box_block(data, var, good, centre, width, profile=None, min_fraction: float 
     flux, var : ndarray of float64, shape (nb, nx)
     ok : ndarray of bool, shape (nb, nx)
         Columns with a valid measurement.
+
+    Examples
+    --------
+    One integration of 5 columns with a bad pixel in column 2: without a profile
+    that column is masked, with one its flux is corrected for the missing pixel.
+
+    >>> import numpy as np
+    >>> data = np.repeat(100 * np.exp(-0.5 * ((np.arange(20.0)[None, :, None] - 9.5) / 1.0) ** 2),
+    ...                  5, axis=2)
+    >>> good = np.ones(data.shape, bool)
+    >>> good[0, 9, 2] = False
+    >>> box_block(data, data + 1.0, good, np.full(5, 9.5), 8.0)[2]
+    array([[ True,  True, False,  True,  True]])
+    >>> flux, var, ok = box_block(data, data + 1.0, good, np.full(5, 9.5), 8.0,
+    ...                           profile=data[0] / data[0].sum(0))
+    >>> flux.round(2)
+    array([[250.65, 250.65, 250.65, 250.65, 250.65]])
     """
     ny = data.shape[-2]
     centre = np.broadcast_to(centre, (data.shape[0], data.shape[-1]))
@@ -265,103 +282,7 @@ def _robust_flux(d, p, use, core: float = 0.3, most: int = 7):
         return np.nanmedian(np.where(sel, d / np.where(sel, pu, 1.0), np.nan), axis=-2)
 
 
-# ------------------------------------------------------------ geometry aids
-def _coverage(centres: dict, widths: dict, ny: int) -> dict:
-    """Order -> boolean (ny, nx) map of the pixels its box aperture touches."""
-    nx = len(next(iter(centres.values())))
-    cover = {}
-    for o, c in centres.items():
-        m = np.zeros((ny, nx), bool)
-        rows, w = window_rows(c, widths[o] / 2.0, ny)
-        cols = np.broadcast_to(np.arange(nx), rows.shape)
-        m[rows[w > 0], cols[w > 0]] = True
-        cover[o] = m
-    return cover
-
-
-def overlap_exclusion(centres: dict, widths: dict, ny: int) -> dict:
-    """Pixels of each order's aperture that also lie in another order's.
-
-    Parameters
-    ----------
-    centres : dict
-        Order -> reference trace (nx,) (dispersion-major rows).
-    widths : dict
-        Order -> full aperture width (px).
-    ny : int
-        Rows of the frame.
-
-    Returns
-    -------
-    dict
-        Order -> boolean (ny, nx) map of pixels to exclude (all False for a
-        single order).
-    """
-    cover = _coverage(centres, widths, ny)
-    out = {}
-    for o in centres:
-        others = [cover[q] for q in centres if q != o]
-        out[o] = (np.logical_or.reduce(others) & cover[o] if others
-                  else np.zeros_like(cover[o]))
-    return out
-
-
-def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> dict:
-    """Estimated fraction of each order's box flux coming from the other orders.
-
-    The other order's profile is assumed mirror-symmetric about its centre:
-    its flux at a row ``r`` of this aperture is read at ``2 c_other - r``
-    (linear interpolation), on the far side of the other order, for rows
-    within twice its aperture half-width. Mirror rows inside a third order's
-    aperture (or this order's) are not used (the estimate is then a lower
-    limit); sky left in the frame counts as contamination (an upper limit
-    when the background was not subtracted).
-
-    Parameters
-    ----------
-    frame : ndarray, shape (ny, nx)
-        Dispersion-major visit-average frame.
-    centres, widths : dict
-        Order -> reference trace (nx,) and full aperture width.
-    exclude : dict
-        Order -> pixels excluded from its aperture (:func:`overlap_exclusion`).
-
-    Returns
-    -------
-    dict
-        Order -> contamination fraction (nx,), 0 where the orders are far apart.
-    """
-    ny, nx = frame.shape
-    img = np.nan_to_num(frame)
-    cover = _coverage(centres, widths, ny)
-    cols = np.arange(nx)
-    out = {}
-    for o, c in centres.items():
-        rows, w = window_rows(c, widths[o] / 2.0, ny)
-        w = np.where(gather(exclude[o], rows), 0.0, w)
-        own = (w * gather(img, rows)).sum(0)
-        cont = np.zeros(nx)
-        for q, cq in centres.items():
-            if q == o:
-                continue
-            cq = np.nan_to_num(cq, nan=-1e6)[None, :]
-            m = 2.0 * cq - rows
-            # the other order's wings reach at most twice its aperture half-width
-            ok = (np.abs(rows - cq) <= widths[q]) & (m >= 0) & (m <= ny - 1)
-            mr = np.clip(np.rint(m), 0, ny - 1).astype(np.intp)
-            for r in centres:
-                if r != q:
-                    ok &= ~cover[r][mr, cols]
-            lo = np.clip(np.floor(m), 0, ny - 1).astype(np.intp)
-            hi = np.clip(lo + 1, 0, ny - 1)
-            t = m - lo
-            val = (1 - t) * gather(img, lo) + t * gather(img, hi)
-            cont += (w * np.where(ok, np.clip(val, 0, None), 0.0)).sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[o] = np.where(own > 0, np.clip(cont / own, 0, 1), np.nan)
-    return out
-
-
+# ------------------------------------------------------------ wavelengths
 def order_wavelength(cube, order: int, centre=None, shift: float = 0.0):
     """Wavelength (micron) of every dispersion pixel of ``order``.
 
@@ -384,6 +305,15 @@ def order_wavelength(cube, order: int, centre=None, shift: float = 0.0):
     -------
     ndarray, shape (nx,)
         NaN where undefined. Without a map or a mode: pixel numbers (logged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> wave_map = np.tile(np.linspace(1.0, 2.0, 8), (5, 1))         # calints WAVELENGTH
+    >>> src = CubeSource.from_arrays(np.ones((2, 5, 8)), np.ones((2, 5, 8)), wave=wave_map)
+    >>> order_wavelength(src, 1)[:3].round(4), order_wavelength(src, 1, shift=1.0)[:3].round(4)
+    (array([1.    , 1.1429, 1.2857]), array([   nan, 1.    , 1.1429]))
     """
     axis = cube.geometry.dispersion_axis
     n = (cube.geometry.shape[1] if axis == 1 else cube.geometry.shape[0])
@@ -423,6 +353,13 @@ def white_light_scatter(white, oot=None) -> float:
     -------
     float
         1.4826 MAD of consecutive differences / sqrt(2), in ppm of the median.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = 1.0 + np.random.default_rng(2).normal(0, 1e-3, 500)     # 1000 ppm of white noise
+    >>> round(white_light_scatter(white))
+    1014
     """
     white = np.asarray(white, float)
     sel = np.isfinite(white) if oot is None else np.asarray(oot, bool) & np.isfinite(white)
@@ -460,6 +397,20 @@ def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None):
         The chosen width.
     scatter : ndarray
         Scatter (ppm) for every candidate width.
+
+    Examples
+    --------
+    A faint trace in read noise: a narrow box loses flux, a wide one adds noise.
+
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[None, :, None]
+    >>> model = np.repeat(200 * np.exp(-0.5 * ((rows - 11.5) / 1.2) ** 2), 40, axis=2).repeat(60, 0)
+    >>> cube = model + np.random.default_rng(0).normal(0, 5.0, model.shape)
+    >>> best, scatter = optimize_width(CubeSource.from_arrays(cube, model + 25.0),
+    ...                                np.full((60, 40), 11.5), [2, 4, 6, 10, 16])
+    >>> best, (scatter / scatter.min()).round(2)
+    (4.0, array([1.2 , 1.  , 1.17, 1.75, 2.28]))
     """
     widths = np.asarray(widths, float)
     white = np.zeros((widths.size, cube.N))
@@ -501,6 +452,18 @@ def wavelength_offset(wave, flux, template_wave, template_flux, max_shift: float
         model's at ``x - s``.
     dwave : float
         The same as a wavelength offset (micron), at the median dispersion.
+
+    Examples
+    --------
+    A spectrum observed 1.5 px off its wavelength solution:
+
+    >>> import numpy as np
+    >>> wave = 1.0 + 0.01 * np.arange(400.0)
+    >>> tw = np.linspace(0.5, 6.0, 5000)
+    >>> tf = 1.0 + 0.3 * np.sin(40 * tw)
+    >>> shift, dwave = wavelength_offset(wave, np.interp(wave - 0.015, tw, tf), tw, tf)
+    >>> round(shift, 2), round(dwave, 4)
+    (1.5, 0.015)
     """
     from scipy.ndimage import median_filter
 
@@ -564,7 +527,8 @@ class ExtractOptions:
     Examples
     --------
     >>> ExtractOptions("optimal", width=8.0)
-    ExtractOptions(method='optimal', width=8.0, exclude_overlap=True, nsigma=5.0, min_fraction=0.5, wave_shift=0.0)
+    ExtractOptions(method='optimal', width=8.0, exclude_overlap=True, nsigma=5.0,
+                   min_fraction=0.5, wave_shift=0.0)
     >>> ExtractOptions(width=-1)
     Traceback (most recent call last):
     ...

@@ -105,6 +105,14 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
         Derivative along rows (central differences of the pixel values: a poor
         guide to sub-pixel shifts of an undersampled profile; the optimal
         extraction uses :func:`profile_motion` instead).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frame = 1000 * np.exp(-0.5 * ((np.arange(20.0)[:, None] - 9.6) / 1.2) ** 2).repeat(50, 1)
+    >>> prof, dprof = spatial_profile(frame, np.full(50, 9.6), 4.0)
+    >>> prof.sum(0)[:3], np.flatnonzero(prof[:, 0] > 0)
+    (array([1., 1., 1.]), array([ 6,  7,  8,  9, 10, 11, 12, 13, 14]))
     """
     ny, nx = frame.shape
     rows, w = window_rows(centre, halfwidth, ny)
@@ -204,6 +212,16 @@ def motion_regressors(centre, ref_centre, width=None):
     -------
     ndarray, shape (4, nb, nx)
         ``dy = centre - ref_centre``, 0 where either trace is undefined.
+
+    Examples
+    --------
+    Two integrations, two columns (the second undefined in the second integration):
+
+    >>> import numpy as np
+    >>> x = motion_regressors(np.array([[10.1, 10.2], [9.9, np.nan]]), np.full(2, 10.0),
+    ...                       np.array([0.5, -0.5]))
+    >>> x.shape, x[1].round(2).tolist()
+    ((4, 2, 2), [[0.1, 0.2], [-0.1, 0.0]])
     """
     dy = np.asarray(centre, float) - np.asarray(ref_centre, float)
     dy = np.where(np.isfinite(dy), dy, 0.0)

@@ -64,7 +64,15 @@ _GENERIC = dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, 
 
 # ------------------------------------------------------------------ helpers
 def mode_defaults(mode) -> dict:
-    """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``."""
+    """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``.
+
+    Examples
+    --------
+    >>> from tsocontainer.modes import Mode, get_mode
+    >>> prism = Mode(spec=get_mode("nirspec"), subarray="SUB512", grating="PRISM", filter="CLEAR")
+    >>> mode_defaults(prism)["box_width"], mode_defaults(None)["box_width"]
+    (8.0, 10.0)
+    """
     key = getattr(mode, "key", None)
     return dict(MODE_DEFAULTS.get(key, _GENERIC))
 
@@ -98,7 +106,8 @@ class TraceOptions:
     Examples
     --------
     >>> TraceOptions(method="gaussian").for_mode(None)
-    TraceOptions(method='gaussian', halfwidth=5.0, smooth='spline', knot_spacing=64.0, deg=4, min_snr=3.0)
+    TraceOptions(method='gaussian', halfwidth=5.0, smooth='spline', knot_spacing=64.0, deg=4,
+                 min_snr=3.0)
     >>> TraceOptions(method="peak")
     Traceback (most recent call last):
     ...
@@ -128,6 +137,13 @@ class TraceOptions:
         -------
         TraceOptions
             ``halfwidth`` and ``knot_spacing`` set (floats).
+
+        Examples
+        --------
+        >>> from tsocontainer.modes import Mode, get_mode
+        >>> prism = Mode(get_mode("nirspec"), subarray="SUB512", grating="PRISM", filter="CLEAR")
+        >>> TraceOptions().for_mode(prism).halfwidth, TraceOptions(halfwidth=3).for_mode(prism).halfwidth
+        (4.0, 3.0)
         """
         dflt = mode_defaults(mode)
         return replace(self, halfwidth=float(self.halfwidth or dflt["halfwidth"]),
@@ -157,6 +173,17 @@ def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
     Returns
     -------
     ndarray, shape (n_disp,), or None
+
+    Examples
+    --------
+    The SOSS order-1 trace of SUBSTRIP256 is curved (rows at three columns):
+
+    >>> from tsocontainer.modes import Mode, get_mode
+    >>> soss = Mode(spec=get_mode("soss"), subarray="SUBSTRIP256", pupil="GR700XD", filter="CLEAR")
+    >>> guess_trace(soss, 1, 2048)[[100, 1000, 2000]].round(1)
+    array([79.3, 46.6, 67.8])
+    >>> guess_trace(None, 1, 2048) is None
+    True
     """
     if mode is None:
         return None
@@ -530,7 +557,7 @@ def fit_traces(cube, orders=None, options: TraceOptions | None = None, *, deg_in
     >>> rows = np.arange(24.0)[None, :, None]
     >>> centre = 10.3 + 0.1 * np.arange(4.0)[:, None, None]
     >>> cube = np.repeat(1000 * np.exp(-0.5 * ((rows - centre) / 1.5) ** 2), 200, axis=2)
-    >>> res = fit_traces(CubeSource.from_arrays(cube, cube + 25.0), options=TraceOptions(halfwidth=4.0))
+    >>> res = fit_traces(CubeSource.from_arrays(cube, cube + 25.0), options=TraceOptions(halfwidth=4))
     >>> np.round(res["orders"][1]["shift_y"], 2)
     array([-0.15, -0.05,  0.05,  0.15])
     """
