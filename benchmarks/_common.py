@@ -246,15 +246,14 @@ def run_pipeline(files, recipe, *, priors=None, workers: int = 2, optimal: bool 
             mon.run(name, lambda: getattr(g, name)(**kwargs))
         elif name == "extract":
             label = f"extract {kwargs.get('method', 'box')}"
-            out["spectra"] = mon.run(label, lambda: g.extract(progress=False, **kwargs))
+            out["spectra"] = mon.run(label, lambda: g.extract(**kwargs))
             if optimal:
                 okw = {k: v for k, v in kwargs.items() if k in ("orders",)}
-                out["optimal"] = mon.run("extract optimal", lambda: g.extract(
-                    "optimal", progress=False, **okw))
+                out["optimal"] = mon.run("extract optimal", lambda: g.extract("optimal", **okw))
             for w in extra_widths:
                 okw = {k: v for k, v in kwargs.items() if k in ("orders",)}
                 out["extra"][float(w)] = mon.run(f"extract box width {w:g}", lambda: g.extract(
-                    "box", width=float(w), progress=False, **okw))
+                    "box", width=float(w), **okw))
         elif name not in skip:
             later.append((name, kwargs))
     try:
@@ -448,7 +447,7 @@ def job_attribution(spec: dict) -> dict:
     rows = []
 
     def measure(label):
-        sp = g.extract(progress=False, **ext)
+        sp = g.extract(**ext)
         o = sorted(sp.flux)[0]
         m = white_metric(sp.wave[o], sp.flux[o], vis, lo, hi, float(sp.meta.get(f"WIDTH{o}")))
         rows.append({"after": label, "over_limit": m["over_limit"], "rms_ppm": m["rms_ppm"]})

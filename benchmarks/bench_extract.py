@@ -81,8 +81,10 @@ def _simulate(folder, mode, **kw):
 def _no_background(g, arrays):
     from tsocontainer.group.container import TSOGroup
 
-    return TSOGroup(g.sci - arrays["BACKGROUND"][None].astype(np.float32), g.var, g.dqs, g.time,
-                    mode=g.mode, meta=dict(g.meta), files=list(g.files))
+    out = TSOGroup(g.sci - arrays["BACKGROUND"][None].astype(np.float32), g.var, g.dqs, g.time,
+                   mode=g.mode, meta=dict(g.meta), files=list(g.files))
+    out.progress = g.progress
+    return out
 
 
 def _trace_errors(g, arrays):
@@ -110,7 +112,7 @@ def _accuracy_traces(tmp, seeds):
                 h = g.copy().flag_dq()
                 if label == "cleaned":
                     h.flag_time_outliers().estimate_sky().correct_one_over_f()
-                h.fit_all_traces(progress=False).measure_shifts(progress=False)
+                h.fit_all_traces().measure_shifts()
                 errs, dy = _trace_errors(h, arrays)
                 parts = "  ".join(f"o{o} {a:.4f}/{b:.4f}" for o, (a, b) in errs.items())
                 print(f"{mode:14s} seed {seed + 1} {label:8s} {parts}  dy {dy:.4f}")
@@ -123,7 +125,7 @@ def _accuracy_extraction(tmp):
         opts = dict(CLEAN, background=0, **({"orders": (1,)} if mode == "soss" else {}))
         g, arrays = _simulate(f"{tmp}/nl-{mode}", mode, nint=6, columns=cols, noiseless=True, **opts)
         g = g.copy().flag_dq()
-        g.fit_all_traces(progress=False, orders=1)
+        g.fit_all_traces(orders=1)
         axis = g.mode.spec.dispersion_axis
         model = arrays["MODEL"][0]
         extent = np.flatnonzero((model > 0).any(axis=1 if axis == 1 else 0))
@@ -141,7 +143,7 @@ def _accuracy_extraction(tmp):
         g, arrays = _simulate(f"{tmp}/pr-{mode}-{order}-{cols}", mode, nint=60, seed=5,
                               columns=cols, **opts)
         g = _no_background(g, arrays).flag_dq()
-        g.fit_all_traces(progress=False, orders=order)
+        g.fit_all_traces(orders=order)
         rel = arrays["LIGHTCURVE"][0]
         oot = np.flatnonzero(np.all(rel >= rel.max(0) - 1e-9, axis=1))
         res = {}
@@ -195,8 +197,8 @@ def _accuracy_moving(tmp):
         vis = simulate_visit(mode, nint=nint, nseg=2, seed=0, out=f"{tmp}/mv-{mode}", columns=cols)
         g = read_segments(vis.files, progress=False)
         g.flag_dq(bits=["DO_NOT_USE"]).flag_time_outliers().correct_one_over_f(method="masked-median")
-        g.fit_all_traces(progress=False).replace_bad_pixels()
-        box, opt = (_white_oot_rms(g.extract(m, orders=1, progress=False)) for m in ("box", "optimal"))
+        g.fit_all_traces().replace_bad_pixels()
+        box, opt = (_white_oot_rms(g.extract(m, orders=1)) for m in ("box", "optimal"))
         print(f"{mode:14s} box {box:6.0f} optimal {opt:6.0f} (x{opt / box:.3f}); photon + read "
               f"limit {float(vis.noise_limit()[0]):.0f}")
     print("\n# Poisson + read noise only (no systematics), background from the truth: 20 channels, "
@@ -205,10 +207,10 @@ def _accuracy_moving(tmp):
         opts = dict(CLEAN, **({"orders": (1,)} if mode == "soss" else {}))
         g, arrays = _simulate(f"{tmp}/hon-{mode}", mode, nint=nint, columns=cols, **opts)
         g = _no_background(g, arrays).flag_dq()
-        g.fit_all_traces(progress=False, orders=1)
+        g.fit_all_traces(orders=1)
         parts = []
         for m in ("box", "optimal"):
-            r = _channel_honesty(g.extract(m, orders=1, progress=False))
+            r = _channel_honesty(g.extract(m, orders=1))
             parts.append(f"{m} {np.median(r):.3f} [{r.min():.2f}-{r.max():.2f}]")
         print(f"{mode:14s} " + "  ".join(parts))
 
@@ -244,24 +246,19 @@ def main(argv=None):
         return accuracy(args.seeds)
     if not (SHARED / FRAME).is_file():
         raise SystemExit(f"needs {SHARED / FRAME}")
-    from tsocontainer.spectra.trace import reference_frames
+    from tsocontainer.spectra.blocks import reference_frames
 
     print(f"cores: {os.cpu_count()}, load average before: {os.getloadavg()}")
     g, dy = build_visit(args.nint)
     print(f"visit: {g.shape}, {g.sci.nbytes / 2**30:.2f} GB per cube")
-    _, t_ref = timed("reference frames", lambda: reference_frames(g, block_size=args.block_size,
-                                                                    progress=False))
-    _, t_trace = timed("fit_all_traces (1, 2)", lambda: g.fit_all_traces(
-        orders=(1, 2), block_size=args.block_size, progress=False))
+    g.block_size, g.progress = args.block_size, False
+    _, t_ref = timed("reference frames", lambda: reference_frames(g.as_source()))
+    _, t_trace = timed("fit_all_traces (1, 2)", lambda: g.fit_all_traces(orders=(1, 2)))
     err = g.aux["trace_order1"] - np.nanmedian(g.aux["trace_order1"], 0)
     rms_dy = np.std(np.nanmedian(err, 1) - (dy - dy.mean()))
     print(f"  y jitter recovered to {rms_dy:.4f} px rms")
-    spec, t_box = timed("extract box (1, 2)", lambda: g.extract("box", orders=(1, 2),
-                                                              block_size=args.block_size,
-                                                              progress=False))
-    _, t_opt = timed("extract optimal (1, 2)", lambda: g.extract("optimal", orders=(1, 2),
-                                                                 block_size=args.block_size,
-                                                                 progress=False))
+    spec, t_box = timed("extract box (1, 2)", lambda: g.extract("box", orders=(1, 2)))
+    _, t_opt = timed("extract optimal (1, 2)", lambda: g.extract("optimal", orders=(1, 2)))
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

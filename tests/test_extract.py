@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tsocontainer.arrays import views as V
+from tsocontainer.spectra import blocks as B
 from tsocontainer.spectra import extract as E
-from tsocontainer.spectra import trace as T
+from tsocontainer.spectra import overlap as O
+from tsocontainer.spectra import profile as P
 from tsocontainer.group.container import TSOGroup
 
 from test_trace import fresh, make_mode, pixel_profile, simulated_visit, synthetic_visit
@@ -33,13 +36,13 @@ def test_box_fractional_edges_on_a_flat_frame():
         assert ok.all()
         np.testing.assert_allclose(f, width, rtol=1e-6)
         # variance: sum of w**2 * var; interior pixels w = 1, two fractional edges
-        rows, w = T.window_rows(centre, width / 2, 30)
+        rows, w = V.window_rows(centre, width / 2, 30)
         np.testing.assert_allclose(v, 2 * (w**2).sum(1), rtol=1e-6)
 
 
 def test_box_noiseless_recovers_injected_flux():
     g, truth = synthetic_visit(n=5, noise=False, seed=20)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     spec = g.extract("box", width=14.0)  # +-7 px = +-4.7 sigma: 1 - 3e-6 of the flux
     rel = spec.flux[1] / truth["spec"][None] - 1
     assert np.max(np.abs(rel)) < 1e-4
@@ -74,7 +77,7 @@ def test_box_min_fraction_masks_mostly_bad_columns():
 def test_box_uses_per_integration_traces():
     # large jitter and a narrow box: following the trace keeps the flux constant
     g, truth = synthetic_visit(n=12, noise=False, seed=23, jitter=0.4, sigma=1.0)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     moving = g.extract("box", width=4.0)
     fixed = g.extract("box", width=4.0, use_traces=False)
     var_moving = np.std(moving.flux[1] / truth["spec"], axis=0).mean()
@@ -86,7 +89,7 @@ def test_width_optimize_picks_a_sensible_width():
     # faint trace on read noise: very wide boxes add noise, very narrow ones lose
     # flux with the jitter; the choice must beat both extremes of the grid
     g, truth = synthetic_visit(n=80, noise=True, seed=24, amp=300.0, rn=15.0, jitter=0.2)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     widths = np.linspace(2.0, 20.0, 10)
     centre = g.traces[1]
     best, scatter = E.optimize_width(g.as_source(), centre, widths)
@@ -110,7 +113,7 @@ def test_white_light_scatter():
 # -------------------------------------------------------------- optimal
 def test_optimal_noiseless_is_unbiased():
     g, truth = synthetic_visit(n=5, noise=False, seed=25)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     spec = g.extract("optimal", width=14.0)
     # 5 integrations are too few for the motion model (the visit profile is used as it is);
     # the 0.05 px jitter of a well-sampled (sigma 1.5 px) PSF changes it by < 1e-3
@@ -123,15 +126,15 @@ def test_optimal_noiseless_undersampled_moving_trace():
     # 5e-6; the visit profile shifted to first order along its row derivative was off by
     # 3e-3 (std over time 1e-3), so 1e-4 separates the two by more than 10x either way.
     g, truth = synthetic_visit(n=30, noise=False, seed=31, sigma=0.75, jitter=0.1)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     spec = g.extract("optimal", width=8.0)
     np.testing.assert_allclose(spec.flux[1], truth["spec"][None].repeat(30, 0), rtol=1e-4)
     frame, var = g.sci.mean(0), g.var.mean(0)
     ref = {1: np.median(g.traces[1], 0)}
-    prof = {1: E.spatial_profile(frame, ref[1], 4.5)[0]}
-    basis, width, excess = E.profile_motion(g.as_source(), g.traces, ref, prof, {1: 4.5}, {1: None}, frame,
-                                            var)[1]
-    assert basis.shape == (len(E.MOTION_TERMS),) + g.sh and width.shape == (30,)
+    prof = {1: P.spatial_profile(frame, ref[1], 4.5)[0]}
+    model = P.OrderProfile(ref[1], prof[1], 4.5, var)
+    basis, width, excess = P.profile_motion(g.as_source(), g.traces, {1: model}, frame)[1]
+    assert basis.shape == (len(P.MOTION_TERMS),) + g.sh and width.shape == (30,)
     assert not excess.any()  # noiseless: no scatter beyond the expected noise
 
 
@@ -139,7 +142,7 @@ def test_optimal_rejects_an_unflagged_cosmic_ray():
     g, truth = synthetic_visit(n=20, seed=26, amp=3000.0)
     c = np.rint(truth["trace"][7, 120]).astype(int)
     g.sci[7, c + 1, 120] += 5e4
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     box = g.extract("box", width=12.0)
     opt = g.extract("optimal", width=12.0)
     err = np.sqrt(opt.var[1][7, 120])
@@ -152,7 +155,7 @@ def test_optimal_beats_box_and_errors_are_honest():
     # match the scatter (400 integrations: the std of each column is known to 3.5 %,
     # the median over 300 columns to ~0.3 %)
     g, truth = synthetic_visit(n=400, seed=27, amp=400.0, rn=12.0, jitter=0.02)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     ints = np.arange(400)
     stats = {}
     for method in ("box", "optimal"):
@@ -168,18 +171,18 @@ def test_optimal_beats_box_and_errors_are_honest():
 
 def test_spatial_profile_normalised_and_smooth():
     g, truth = synthetic_visit(n=40, seed=28)
-    frame, var = T.reference_frames(g.as_source(), progress=False)
+    frame, var = B.reference_frames(g.as_source())
     centre = truth["trace"].mean(0)
-    prof, dprof = E.spatial_profile(frame, centre, 7.0, window=15, var=var)
+    prof, dprof = P.spatial_profile(frame, centre, 7.0, window=15, var=var)
     np.testing.assert_allclose(prof.sum(0), 1.0)
     assert (prof >= 0).all() and prof.shape == dprof.shape
     exact = pixel_profile(np.arange(40)[:, None], centre[None], 1.5)
-    rows, w = T.window_rows(centre, 7.0, 40)
+    rows, w = V.window_rows(centre, 7.0, 40)
     exact_win = np.zeros_like(exact)
     cols = np.broadcast_to(np.arange(300), rows.shape)
     exact_win[rows[w > 0], cols[w > 0]] = exact[rows[w > 0], cols[w > 0]]
     exact_win /= exact_win.sum(0)
-    raw, _ = E.spatial_profile(frame, centre, 7.0, window=0)
+    raw, _ = P.spatial_profile(frame, centre, 7.0, window=0)
     # the local polynomials along dispersion reduce the profile noise
     assert np.abs(prof - exact_win).mean() < 0.6 * np.abs(raw - exact_win).mean()
 
@@ -191,15 +194,15 @@ def test_overlap_exclusion_and_contamination():
     c2 = np.linspace(34.0, 70.0, nx)  # overlaps order 1's aperture at the left
     rows = np.arange(ny)[:, None]
     frame = (pixel_profile(rows, c1[None], 2.0) * 1000 + pixel_profile(rows, c2[None], 3.0) * 300)
-    excl = E.overlap_exclusion({1: c1, 2: c2}, {1: 12.0, 2: 12.0}, ny)
+    excl = O.overlap_exclusion({1: c1, 2: c2}, {1: 12.0, 2: 12.0}, ny)
     assert excl[1][:, 0].any() and not excl[1][:, -1].any()
     np.testing.assert_array_equal(excl[1], excl[2])
-    cont = E.order_contamination(frame, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, excl)
+    cont = O.order_contamination(frame, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, excl)
     # exact contamination of order 1's remaining aperture by order 2
-    rws, w = T.window_rows(c1, 6.0, ny)
-    w = np.where(T.gather(excl[1], rws), 0.0, w)
-    o2 = (w * T.gather(pixel_profile(rows, c2[None], 3.0) * 300, rws)).sum(0)
-    tot = (w * T.gather(frame, rws)).sum(0)
+    rws, w = V.window_rows(c1, 6.0, ny)
+    w = np.where(V.gather(excl[1], rws), 0.0, w)
+    o2 = (w * V.gather(pixel_profile(rows, c2[None], 3.0) * 300, rws)).sum(0)
+    tot = (w * V.gather(frame, rws)).sum(0)
     # the mirror estimate holds for a symmetric profile whose mirror rows are free of
     # order 1 (here > 5 sigma away); reading pixel values at the non-integer mirror rows
     # by linear interpolation costs ~10 % of the (few %) contamination; wings beyond twice
@@ -265,7 +268,7 @@ def test_acceptance_noiseless_full_aperture_box(mode, columns):
     opts = dict(CLEAN, background=0, **({"orders": (1,)} if mode == "soss" else {}))
     g, truth, arrays = simulated_visit(mode, nint=6, columns=columns, noiseless=True, **opts)
     g = fresh(g).flag_dq()
-    g.fit_all_traces(progress=False, orders=1)
+    g.fit_all_traces(orders=1)
     axis = g.mode.spec.dispersion_axis
     model = arrays["MODEL"][0]
     extent = np.flatnonzero((model > 0).any(axis=1 if axis == 1 else 0))
@@ -282,7 +285,7 @@ def test_acceptance_noiseless_full_aperture_box(mode, columns):
 def test_acceptance_error_honesty_poisson_read(mode, columns):
     g, truth, arrays = simulated_visit(mode, nint=60, columns=columns, seed=5, **CLEAN)
     g = _without_background(g, arrays).flag_dq()
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     rel = arrays["LIGHTCURVE"][0]
     oot = np.flatnonzero(np.all(rel >= rel.max(0) - 1e-9, axis=1))
     assert oot.size >= 30
@@ -300,7 +303,7 @@ def test_acceptance_optimal_beats_box_at_the_faint_end(mode, columns, order):
     opts = dict(CLEAN, **({"orders": (2,)} if mode == "soss" else {}))
     g, truth, arrays = simulated_visit(mode, nint=60, columns=columns, seed=5, **opts)
     g = _without_background(g, arrays).flag_dq()
-    g.fit_all_traces(progress=False, orders=order)
+    g.fit_all_traces(orders=order)
     rel = arrays["LIGHTCURVE"][0]
     oot = np.flatnonzero(np.all(rel >= rel.max(0) - 1e-9, axis=1))
     (fb, sb, pb) = _oot_stats(g.extract("box", orders=order), order, oot)
@@ -325,7 +328,7 @@ def test_acceptance_optimal_follows_a_moving_undersampled_trace():
     noise = dict(noise={"one_over_f": 0, "cosmic_rays": 0, "bad_pixels": False}, contaminants=0)
     g, truth, arrays = simulated_visit("nirspec-prism", nint=60, columns=(40, 240), **noise)
     g = _without_background(g, arrays).flag_dq()
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     t = np.arange(g.N)
     resid = {}
     for method in ("box", "optimal"):
@@ -350,7 +353,7 @@ def test_acceptance_ccf_wavelength_offset_on_a_simulation():
 
     g, truth, arrays = simulated_visit("soss", nint=30, columns=(500, 1012))
     g = fresh(g).flag_dq()
-    g.fit_all_traces(progress=False, orders=1)
+    g.fit_all_traces(orders=1)
     tw = np.linspace(0.5, 3.0, 50000)
     spec = g.extract("box", orders=1, wave_shift=1.5, template=(tw, stellar_photons(tw, 5500.0)))
     # 0.05 px: the sub-pixel CCF peak on ~4 lines; the dispersion is ~1 nm per pixel

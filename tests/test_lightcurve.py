@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from tsocontainer.lightcurves.container import LightCurves, bin_edges
+from tsocontainer.lightcurves.container import LightCurves
+from tsocontainer.lightcurves.tools import bin_edges
 
 T0 = 2460000.5
 

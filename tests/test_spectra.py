@@ -129,7 +129,7 @@ def test_group_extract_stores_spectra_and_makes_lightcurves(tmp_path):
     g, _ = synthetic_visit(n=20, nx=2048, ny=64, seed=31, mode=make_mode("nircam"))
     with pytest.raises(RuntimeError, match="extract"):
         g.spectra
-    g.fit_all_traces(progress=False).measure_shifts(progress=False)
+    g.fit_all_traces().measure_shifts()
     spec = g.extract("box")
     assert g.spectra == spec
     assert set(spec.regressors) == {"shift_x", "shift_y", "fwhm"}

@@ -1,4 +1,4 @@
-"""Tracing, shifts and stability PCA (tsocontainer.spectra.trace and the TSOGroup steps).
+"""Tracing, shifts and stability PCA (tsocontainer.spectra.centring/trace/stability, TSOGroup steps).
 
 Synthetic cubes built here have exactly known traces (pixel-integrated
 profiles along a curved trace); the acceptance tests at the end use small
@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+from tsocontainer.arrays import views as V
+from tsocontainer.spectra import blocks as B
+from tsocontainer.spectra import centring as C
 from tsocontainer.spectra import stability as S
 from tsocontainer.spectra import trace as T
 from tsocontainer.group.container import TSOGroup
@@ -98,7 +101,7 @@ def fresh(group):
 # ------------------------------------------------------------ primitives
 def test_window_rows_fractional_weights_sum_to_width():
     centre = np.array([10.0, 10.3, 10.5, 10.77, np.nan])
-    rows, w = T.window_rows(centre, 2.6, 30)
+    rows, w = V.window_rows(centre, 2.6, 30)
     assert rows.shape == w.shape
     np.testing.assert_allclose(w[:, :4].sum(0), 5.2, rtol=0, atol=1e-12)
     assert w[:, 4].sum() == 0  # NaN centre: nothing
@@ -108,7 +111,7 @@ def test_window_rows_fractional_weights_sum_to_width():
 
 
 def test_window_rows_clips_at_detector_edges():
-    rows, w = T.window_rows(np.array([0.2, 28.9]), 3.0, 30)
+    rows, w = V.window_rows(np.array([0.2, 28.9]), 3.0, 30)
     assert rows.min() >= 0 and rows.max() <= 29
     np.testing.assert_allclose(w.sum(0), [0.2 + 0.5 + 3.0, 29.5 - 25.9])
 
@@ -116,24 +119,24 @@ def test_window_rows_clips_at_detector_edges():
 def test_gather_matches_take_along_axis():
     rng = np.random.default_rng(2)
     frames = rng.normal(size=(4, 20, 25))
-    rows, _ = T.window_rows(rng.uniform(3, 16, (4, 25)), 3.0, 20)
+    rows, _ = V.window_rows(rng.uniform(3, 16, (4, 25)), 3.0, 20)
     expect = np.take_along_axis(frames, rows, axis=-2)
-    np.testing.assert_array_equal(T.gather(frames, rows), expect)
-    np.testing.assert_array_equal(T.gather(np.asfortranarray(frames), rows), expect)
-    np.testing.assert_array_equal(T.gather(frames[0], rows[:1]),
+    np.testing.assert_array_equal(V.gather(frames, rows), expect)
+    np.testing.assert_array_equal(V.gather(np.asfortranarray(frames), rows), expect)
+    np.testing.assert_array_equal(V.gather(frames[0], rows[:1]),
                                   np.take_along_axis(frames[:1], rows[:1], axis=-2))
 
 
 def test_dispersion_major_is_a_view():
     cube = np.zeros((2, 5, 7))
-    assert T.dispersion_major(cube, 1) is cube
-    v = T.dispersion_major(cube, 0)
+    assert V.dispersion_major(cube, 1) is cube
+    v = V.dispersion_major(cube, 0)
     assert v.shape == (2, 7, 5) and np.shares_memory(v, cube)
     with pytest.raises(ValueError, match="dispersion_axis"):
-        T.dispersion_major(cube, 2)
+        V.dispersion_major(cube, 2)
 
 
-@pytest.mark.parametrize("method", T.TRACE_METHODS)
+@pytest.mark.parametrize("method", C.TRACE_METHODS)
 def test_column_centres_noiseless_gaussian(method):
     # noiseless pixel-integrated Gaussian: the centroid fixed point is the centre up to
     # the pixel-sampling term (~1e-4 px for sigma = 1.5); the Gaussian fit of a sampled
@@ -142,7 +145,7 @@ def test_column_centres_noiseless_gaussian(method):
     ny, nx = 30, 50
     c = np.linspace(12.1, 16.9, nx)
     frame = pixel_profile(np.arange(ny)[:, None], c[None], 1.5) * 500.0
-    cen, sig, flux = T.column_centres(frame, np.round(c), method, 7.0)
+    cen, sig, flux = C.column_centres(frame, np.round(c), method, 7.0)
     np.testing.assert_allclose(cen, c, atol=0.025 if method == "edgetrigger" else 0.01)
     assert np.all(flux > 0.99 * 500)
     if method != "edgetrigger":
@@ -154,13 +157,13 @@ def test_edgetrigger_on_double_peaked_profile():
     ny, nx = 60, 40
     c = np.linspace(25.3, 31.7, nx)
     frame = pixel_profile(np.arange(ny)[:, None], c[None], 1.3, ((-4.0, 1.0), (4.0, 1.0), (0, 0.3)))
-    cen, _, _ = T.column_centres(frame * 1e3, c + 1.5, "edgetrigger", 12.0)
+    cen, _, _ = C.column_centres(frame * 1e3, c + 1.5, "edgetrigger", 12.0)
     np.testing.assert_allclose(cen, c, atol=0.02)
 
 
 def test_column_centres_rejects_unknown_method():
     with pytest.raises(ValueError, match="centroid"):
-        T.column_centres(np.ones((5, 5)), np.full(5, 2.0), "peak")
+        C.column_centres(np.ones((5, 5)), np.full(5, 2.0), "peak")
 
 
 def test_smooth_trace_ignores_outliers():
@@ -171,17 +174,17 @@ def test_smooth_trace_ignores_outliers():
     bad = rng.choice(x.size, 20, replace=False)
     y[bad] += 5.0
     for method in ("spline", "poly"):
-        fit = T.smooth_trace(x, y, method=method, knot_spacing=80, deg=3)
+        fit = C.smooth_trace(x, y, method=method, knot_spacing=80, deg=3)
         # 5-sigma clipping removes the outliers; the fit averages ~80 points per knot
         # interval, so its error is ~0.05/sqrt(80)*few = 0.02 at most
         assert np.max(np.abs(fit - truth)) < 0.03
     with pytest.raises(ValueError, match="spline"):
-        T.smooth_trace(x, y, method="lowess")
+        C.smooth_trace(x, y, method="lowess")
 
 
 def test_walk_trace_follows_a_curved_trace_without_a_guess():
     g, truth = synthetic_visit(n=3, noise=False, jitter=0)
-    raw = T.walk_trace(g.sci[0], halfwidth=5.0)
+    raw = C.walk_trace(g.sci[0], halfwidth=5.0)
     ok = np.isfinite(raw)
     assert ok.mean() > 0.95
     assert np.max(np.abs(raw[ok] - truth["trace"][0][ok])) < 0.05
@@ -190,15 +193,15 @@ def test_walk_trace_follows_a_curved_trace_without_a_guess():
 def test_local_background_removes_a_pedestal():
     frame = np.full((40, 30), 7.0)
     frame[18:23] += 100.0
-    bkg = T.local_background(frame, np.full(30, 20.0), 8.0, 4)
+    bkg = C.local_background(frame, np.full(30, 20.0), 8.0, 4)
     np.testing.assert_allclose(bkg, 7.0)
-    assert np.all(T.local_background(frame, np.full(30, 20.0), 8.0, 0) == 0)
+    assert np.all(C.local_background(frame, np.full(30, 20.0), 8.0, 0) == 0)
 
 
 # --------------------------------------------------------------- on groups
 def test_fit_traces_recovers_curved_trace_and_jitter():
     g, truth = synthetic_visit(n=30, seed=4)
-    res = T.fit_traces(g.as_source(), progress=False)
+    res = T.fit_traces(g.as_source())
     o = res["orders"][1]
     err = o["trace"] - truth["trace"]
     # per-column centroid noise ~0.05 px here; the spline averages tens of columns and
@@ -213,7 +216,7 @@ def test_fit_traces_recovers_curved_trace_and_jitter():
 @pytest.mark.parametrize("method", ["gaussian", "edgetrigger"])
 def test_fit_traces_other_methods(method):
     g, truth = synthetic_visit(n=10, seed=5)
-    o = T.fit_traces(g.as_source(), method=method, progress=False)["orders"][1]
+    o = T.fit_traces(g.as_source(), options=T.TraceOptions(method=method))["orders"][1]
     assert np.sqrt(np.mean((o["trace"] - truth["trace"]) ** 2)) < 0.05
 
 
@@ -224,7 +227,7 @@ def test_fit_traces_bad_pixels_do_not_bias():
     bad[np.arange(12)[:, None], c[:, ::7] + 1, np.arange(0, 300, 7)[None]] = True
     g.sci[bad] = 1e6
     g.set_flag("user", bad)
-    o = T.fit_traces(g.as_source(), progress=False)["orders"][1]
+    o = T.fit_traces(g.as_source())["orders"][1]
     # bad pixels are replaced by the scaled reference frame: noiseless => exact to ~1e-3
     assert np.max(np.abs(o["trace"] - truth["trace"])) < 0.01
 
@@ -236,16 +239,16 @@ def test_transposed_cube_gives_the_same_trace():
     g0, truth = synthetic_visit(n=8, nx=120, ny=76, seed=7, amp=4000.0)
     g1, _ = synthetic_visit(n=8, nx=120, ny=76, seed=7, amp=4000.0, transpose=True,
                             mode=make_mode("miri"))
-    a = T.fit_traces(g0.as_source(), halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
-    b = T.fit_traces(g1.as_source(), halfwidth=4.0, knot_spacing=48, progress=False)["orders"][1]["trace"]
+    a = T.fit_traces(g0.as_source(), options=T.TraceOptions(halfwidth=4.0, knot_spacing=48))["orders"][1]["trace"]
+    b = T.fit_traces(g1.as_source(), options=T.TraceOptions(halfwidth=4.0, knot_spacing=48))["orders"][1]["trace"]
     assert b.shape == (8, 120)
     # the two start from different guesses (walk vs the MIRI model's column 36), so
     # their smoothing differs slightly; both must find the truth
     for tr in (a, b):
         assert np.sqrt(np.mean((tr - truth["trace"]) ** 2)) < 0.02
     # the reference frames are the same numbers in the dispersion-major view
-    fa, va = T.reference_frames(g0.as_source(), progress=False)
-    fb, vb = T.reference_frames(g1.as_source(), progress=False)
+    fa, va = B.reference_frames(g0.as_source())
+    fb, vb = B.reference_frames(g1.as_source())
     np.testing.assert_allclose(fa, fb, rtol=1e-6)
     np.testing.assert_allclose(va, vb, rtol=1e-6)
 
@@ -260,7 +263,7 @@ def test_undetected_order_is_nan(caplog):
     cube = np.repeat(frame[None].astype(np.float32), 2, axis=0)
     g = TSOGroup(cube, np.full(cube.shape, 25.0, np.float32), mode=mode)
     with caplog.at_level("WARNING"):
-        res = T.fit_traces(g.as_source(), orders=(1, 3), progress=False, per_integration=False)
+        res = T.fit_traces(g.as_source(), orders=(1, 3), per_integration=False)
     assert not res["orders"][3]["reference"]["detected"]
     assert np.all(np.isnan(res["orders"][3]["trace"]))
     assert "order 3" in caplog.text
@@ -283,7 +286,7 @@ def test_measure_shifts_x_and_y():
     lines = 1 - 0.4 * np.exp(-0.5 * ((x[None] - dx[:, None] - np.arange(20, 300, 37)[:, None, None])
                                      / 2.0) ** 2).sum(0)
     g.sci[:] = (truth["model"] * lines[:, None, :]).astype(np.float32)
-    res = S.measure_shifts(g.as_source(), progress=False)
+    res = S.measure_shifts(g.as_source())
     # noiseless: the Gauss-Newton CCF peak is exact to second order in the shift
     assert np.std(res["shift_x"] - (dx - np.median(dx))) < 0.01
     assert np.std(res["shift_y"] - (truth["dy"] - np.median(truth["dy"]))) < 0.002
@@ -292,7 +295,7 @@ def test_measure_shifts_x_and_y():
 
 def test_stability_pca_finds_the_jitter():
     g, truth = synthetic_visit(n=40, seed=9, jitter=0.1, amp=5000.0)
-    res = S.stability_pca(g.as_source(), n_components=3, progress=False)
+    res = S.stability_pca(g.as_source(), n_components=3)
     assert res["components"].shape == (40, 3)
     np.testing.assert_allclose(res["components"].std(0), 1.0)
     # the leading component is the y jitter (|r| close to 1), far above noise
@@ -311,7 +314,7 @@ def test_group_steps_store_results_and_chain():
     sci, var = g.sci.copy(), g.var.copy()
     with pytest.raises(RuntimeError, match="fit_all_traces"):
         g.traces
-    out = g.fit_all_traces(progress=False).measure_shifts(progress=False).stability_pca(2)
+    out = g.fit_all_traces().measure_shifts().stability_pca(2)
     assert out is g
     g.extract("box")
     g.extract("optimal")
@@ -332,7 +335,7 @@ def test_group_steps_store_results_and_chain():
 
 def test_group_state_round_trip_keeps_traces(tmp_path):
     g, _ = synthetic_visit(n=6, seed=11)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     path = g.write(tmp_path / "state.fits")
     back = TSOGroup.read(path)
     np.testing.assert_array_equal(back.traces[1], g.traces[1])
@@ -357,7 +360,7 @@ def test_reference_cache_follows_the_mask():
     g, _ = synthetic_visit(n=6, seed=13)
     a = g._reference()
     assert g._reference() is a  # cached
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     assert g._reference() is a  # own steps do not change the data
     bad = np.zeros(g.shape, bool)
     bad[:, 20, 100] = True
@@ -370,7 +373,7 @@ def test_plots_trace_stability_profile():
     g, _ = synthetic_visit(n=10, seed=14)
     with pytest.raises(RuntimeError):
         g.plot_stability()
-    g.fit_all_traces(progress=False).measure_shifts(progress=False)
+    g.fit_all_traces().measure_shifts()
     ax = g.plot_trace()
     assert ax.get_legend_handles_labels()[1] == ["order 1"]
     axes = g.plot_stability()
@@ -395,7 +398,7 @@ def test_acceptance_traces_and_shifts_on_simulations(mode):
     g, truth, arrays = simulated_visit(mode, nint=30, columns=columns)
     g = fresh(g)
     g.flag_dq()
-    g.fit_all_traces(progress=False).measure_shifts(progress=False)
+    g.fit_all_traces().measure_shifts()
     true_tr = arrays["TRACE"]
     signal = _signal_columns(arrays, 0, g.mode.spec.dispersion_axis)
     for k, o in enumerate(sorted(g.traces)[: true_tr.shape[0]]):
@@ -418,3 +421,28 @@ def _signal_columns(arrays, k, dispersion_axis):
     model = arrays["MODEL"][k]
     flux = np.nansum(model, axis=0 if dispersion_axis == 1 else 1)
     return flux > 0.02 * np.nanmax(flux)
+
+
+def test_block_size_and_progress_are_settings_of_the_group_not_step_keywords():
+    from tsocontainer.registry import STEPS
+
+    g, _ = synthetic_visit(n=12, nx=120, seed=5)
+    assert (g.block_size, g.progress) == (None, None)
+    a = g.copy()
+    a.fit_all_traces().measure_shifts()
+    spec_a = a.extract("optimal")
+    h = g.copy()
+    h.block_size, h.progress = 5, False
+    assert (h.as_source().block_size, h.as_source().progress) == (5, False)
+    assert (h[2:8].block_size, h.copy().progress) == (5, False)   # slices and copies keep them
+    h.fit_all_traces().measure_shifts()
+    spec_h = h.extract("optimal")
+    # blocks of 5 instead of one block of 12: only the order of float64 sums over blocks
+    # changes (measured: traces and shifts identical, fluxes within 7e-16), so 1e-12
+    np.testing.assert_allclose(h.traces[1], a.traces[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h.regressors["shift_y"], a.regressors["shift_y"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(spec_h.flux[1], spec_a.flux[1], rtol=1e-12)
+    for name in ("fit_all_traces", "measure_shifts", "stability_pca", "extract"):
+        assert not {"block_size", "progress"} & set(STEPS[name].keywords), name
+    with pytest.raises(TypeError, match="progress"):
+        g.fit_all_traces(progress=False)

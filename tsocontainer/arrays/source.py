@@ -41,6 +41,11 @@ class CubeSource:
         Header values.
     corrected : bool
         Whether ``read`` returns copies with corrections applied (else views of the input).
+    block_size : int, optional
+        Integrations per block of the algorithms that loop over blocks (None: about
+        64 MB of float32 per block). An execution setting: it changes no result.
+    progress : bool, optional
+        Show progress bars (None: when stderr is a terminal).
 
     Examples
     --------
@@ -49,6 +54,8 @@ class CubeSource:
     >>> src = CubeSource.from_arrays(sci, sci)
     >>> src.N, src.geometry.n_disp, src.read(0, 2)[0].shape
     (4, 5, (2, 3, 5))
+    >>> CubeSource.from_arrays(sci, sci, block_size=2, progress=False).block_size
+    2
     """
 
     read: Callable
@@ -59,6 +66,8 @@ class CubeSource:
     wave: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
     corrected: bool = False
+    block_size: int | None = None
+    progress: bool | None = None
 
     @property
     def N(self) -> int:
@@ -86,7 +95,7 @@ class CubeSource:
         time : ndarray, optional
             Times (default ``0..N-1``).
         **kwargs
-            ``int_numbers``, ``wave``, ``meta``.
+            ``int_numbers``, ``wave``, ``meta``, ``block_size``, ``progress``.
 
         Returns
         -------

@@ -1,7 +1,7 @@
-"""Outlier and bad-pixel flags, and the pixel replacement of the working data.
+"""Outlier and bad-pixel flags (the pixel replacement is in :mod:`tsocontainer.cleaning.replacement`).
 
 Pure functions on cubes ``(n, ny, nx)``; the TSOGroup methods in
-``_steps_cleaning.py`` apply them. Everything is vectorised over whole cubes or
+:mod:`tsocontainer.group.cleaning` apply them. Everything is vectorised over whole cubes or
 blocks of integrations: the only Python loops run over blocks (a few MB each, to
 stay in cache) or over the comparators of a fixed sorting network.
 
@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
-from tsocontainer._util import check_option
 from tsocontainer.arrays.numerics import (block_ranges, dispersion_median, residual_scale, robust_factor,
                                           run_blocks, running_median)
 from tsocontainer.arrays.numerics import _finite_fill, _sigma  # noqa: F401
@@ -36,9 +36,9 @@ from tsocontainer.arrays.numerics import disp_view as _disp_view
 from tsocontainer.arrays.numerics import masked_row_median as _masked_row_median
 
 __all__ = [
-    "white_light", "deep_frame", "clean_deep",
-    "hot_cold_pixels", "spatial_outliers", "time_outliers", "profile_model",
-    "profile_outliers", "replacement_values", "apply_replacement",
+    "white_light", "deep_frame",
+    "HotColdOptions", "hot_cold_pixels", "spatial_outliers", "time_outliers", "profile_model",
+    "profile_outliers",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,13 @@ def white_light(cube, good2d, window: int = 1):
     -------
     ndarray of float64, shape (N,)
         Curve divided by its median (ones if it has no flux).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.ones((4, 3, 5)) * np.array([1.0, 1.0, 0.99, 1.0])[:, None, None]
+    >>> white_light(cube, np.ones((3, 5), bool)).round(4)
+    array([1.  , 1.  , 0.99, 1.  ])
     """
     n = cube.shape[0]
     flat_good = good2d.reshape(-1)
@@ -103,6 +110,15 @@ def deep_frame(cube, var, max_frames: int = 31):
         NaN where no finite value.
     frame_var : ndarray of float32, shape (ny, nx)
         Mean variance of one integration at each pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, frame_var = deep_frame(cube, np.ones_like(cube))
+    >>> round(float(frame[5, 12]), 1), float(frame_var[5, 12])
+    (99.7, 1.0)
     """
     n, ny, nx = cube.shape
     idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
@@ -124,9 +140,38 @@ def deep_frame(cube, var, max_frames: int = 31):
 
 
 # ------------------------------------------------------------------ flags
-def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: int = 7,
-                    nsigma: float = 5.0, clip: float = 5.0, rel_tol: float = 0.002,
-                    half_height: int = 3, good=None):
+@dataclass(frozen=True)
+class HotColdOptions:
+    """Thresholds and windows of :func:`hot_cold_pixels`.
+
+    Parameters
+    ----------
+    filter_size : int
+        Span along dispersion (pixels) of the neighbours that predict a pixel.
+    nsigma : float
+        Threshold on the significance.
+    clip : float
+        Per-integration clipping (sigmas) about the pixel's median residual.
+    rel_tol : float
+        Fractional tolerance of the smooth model (structure of the trace).
+    half_height : int
+        Half-height of the cross-dispersion box of the local flux.
+
+    Examples
+    --------
+    >>> HotColdOptions(nsigma=6.0)
+    HotColdOptions(filter_size=7, nsigma=6.0, clip=5.0, rel_tol=0.002, half_height=3)
+    """
+
+    filter_size: int = 7
+    nsigma: float = 5.0
+    clip: float = 5.0
+    rel_tol: float = 0.002
+    half_height: int = 3
+
+
+def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1,
+                    options: HotColdOptions | None = None, *, good=None):
     """Pixels consistently above (hot) or below (cold) their smooth neighbourhood.
 
     Each integration's deviation from the deep frame (scaled by the white-light
@@ -157,16 +202,9 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
         Normalised (smoothed) white-light curve.
     dispersion_axis : int
         Frame axis of the dispersion.
-    filter_size : int
-        Window of the running median along dispersion.
-    nsigma : float
-        Threshold on the significance.
-    clip : float
-        Per-integration clipping (sigmas) about the pixel's median residual.
-    rel_tol : float
-        Fractional tolerance of the smooth model (structure of the trace).
-    half_height : int
-        Half-height of the cross-dispersion box of the local flux.
+    options : HotColdOptions, optional
+        Window along dispersion, threshold, per-integration clipping,
+        tolerance and local-flux box (default :class:`HotColdOptions`).
     good : ndarray of bool, shape (ny, nx), optional
         Light-sensitive pixels (reference pixels excluded): the others are
         neither flagged nor part of the local spread.
@@ -175,13 +213,29 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
     -------
     hot, cold : ndarray of bool, shape (ny, nx)
     significance : ndarray of float32, shape (ny, nx)
+
+    Examples
+    --------
+    A flat scene with one pixel 30 % brighter in every integration:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> cube = rng.normal(1000.0, 10.0, (8, 20, 40)).astype(np.float32)
+    >>> cube[:, 7, 21] *= 1.3
+    >>> deep = np.median(cube, axis=0)
+    >>> hot, cold, signif = hot_cold_pixels(cube, np.full((20, 40), 100.0), deep, np.ones(8))
+    >>> [(int(y), int(x)) for y, x in np.argwhere(hot)], int(cold.sum())
+    ([(7, 21)], 0)
     """
     from tsocontainer.cleaning.smoothframe import profile_smooth
+
+    opts = options or HotColdOptions()
+    filter_size, nsigma, rel_tol = opts.filter_size, opts.nsigma, opts.rel_tol
 
     fill = np.nan_to_num(deep, nan=float(np.nanmedian(deep)) if np.isfinite(deep).any() else 0.0)
     n, ny, nx = cube.shape
     sig = _sigma(var)
-    lim = (clip * sig).astype(np.float32)
+    lim = (opts.clip * sig).astype(np.float32)
     usum = np.zeros((ny, nx), np.float64)
     count = np.zeros((ny, nx), np.int64)
     lock = threading.Lock()
@@ -207,7 +261,7 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1, filter_size: 
                        dispersion_axis)
     mean = np.where(np.isfinite(mean), mean, plain)
     noise = np.where(np.isfinite(noise), noise, np.nanmedian(np.where(np.isfinite(noise), noise, np.nan)))
-    smooth = profile_smooth(mean, dispersion_axis, filter_size, half_height, noise=noise)
+    smooth = profile_smooth(mean, dispersion_axis, filter_size, opts.half_height, noise=noise)
     with np.errstate(all="ignore"):
         # structure tolerance on the star only: the smooth model above its line's median
         base = np.median(_disp_view(smooth, dispersion_axis), axis=0)
@@ -262,6 +316,19 @@ def spatial_residual(d, v, deep_block, smooth_deep, wl, dispersion_axis, filter_
         Residual / expected sigma (before the robust rescaling).
     bad : ndarray of bool
         Non-finite input values.
+
+    Examples
+    --------
+    A spike of 300 DN on the wing of a trace stands out of its column's residuals:
+
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> d = np.random.default_rng(4).normal(deep, np.sqrt(deep + 25), (2, 20, 40))
+    >>> d[1, 12, 7] += 300.0
+    >>> z, bad = spatial_residual(d, deep + 25, deep, deep, np.ones(2), 1, 5, 64)
+    >>> np.unravel_index(np.argmax(np.abs(z)), z.shape) == (1, 12, 7), bool(bad.any())
+    (True, False)
     """
     wl3 = wl.astype(np.float32)[:, None, None]
     dd, bad = _finite_fill(d, wl3 * deep_block)
@@ -303,6 +370,16 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, _ = deep_frame(cube, np.ones_like(cube))
+    >>> flags = spatial_outliers(cube, np.ones((10, 30)), frame, np.ones(9))
+    >>> np.argwhere(flags).tolist()
+    [[4, 5, 12]]
     """
     n, ny, nx = cube.shape
     fill = np.nan_to_num(deep, nan=float(np.nanmedian(deep)) if np.isfinite(deep).any() else 0.0)
@@ -366,6 +443,16 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cube = np.random.default_rng(4).normal(100.0, 1.0, (9, 10, 30)).astype(np.float32)
+    >>> cube[4, 5, 12] += 50.0                                  # a cosmic ray
+    >>> frame, _ = deep_frame(cube, np.ones_like(cube))
+    >>> flags = time_outliers(cube, np.ones((10, 30)), np.ones(9), frame)
+    >>> np.argwhere(flags).tolist()
+    [[4, 5, 12]]
     """
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)
@@ -437,6 +524,16 @@ def profile_model(deep, band, dispersion_axis: int = 1, window: int = 1, deg: in
     -------
     ndarray of float32, shape (ny, nx)
         Zero outside ``band``; columns sum to 1 where the trace has flux.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> band = np.broadcast_to(np.abs(rows - 9.6) <= 5, deep.shape)
+    >>> prof = profile_model(deep, band)
+    >>> prof.sum(0)[:3].round(6), bool((prof[~band] == 0).all())
+    (array([1., 1., 1.], dtype=float32), True)
     """
     from scipy.signal import savgol_filter
 
@@ -511,6 +608,18 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = np.arange(20.0)[:, None]
+    >>> deep = (1000 * np.exp(-0.5 * ((rows - 9.6) / 1.5) ** 2)).repeat(40, 1)
+    >>> band = np.broadcast_to(np.abs(rows - 9.6) <= 5, deep.shape)
+    >>> prof = profile_model(deep, band)
+    >>> cube = np.random.default_rng(4).normal(deep, np.sqrt(deep + 25), (6, 20, 40))
+    >>> cube[2, 12, 7] += 300.0                                 # on the wing of the profile
+    >>> np.argwhere(profile_outliers(cube, deep + 25, prof, band)).tolist()
+    [[2, 12, 7]]
     """
     n, ny, nx = cube.shape
     flags = np.zeros(cube.shape, bool)
@@ -550,175 +659,3 @@ def profile_outliers(cube, var, prof, band, dispersion_axis: int = 1, nsigma: fl
 
     run_blocks(work, block_ranges(n, max(1, 2_000_000 // (ny * nx))), "profile outliers")
     return flags
-
-
-# ------------------------------------------------------------ replacement
-def clean_deep(deep, static_bad, dispersion_axis: int = 1, reach: int = 3):
-    """Deep frame with static bad pixels filled from good neighbours along dispersion.
-
-    Parameters
-    ----------
-    deep : ndarray, shape (ny, nx)
-        Deep frame.
-    static_bad : ndarray of bool, shape (ny, nx)
-        Pixels bad in most integrations (or non-finite in ``deep``).
-    dispersion_axis : int
-        0 or 1.
-    reach : int
-        Neighbours used on each side; wider gaps fall back to the frame median.
-
-    Returns
-    -------
-    ndarray of float32
-    """
-    d = _disp_view(np.array(deep, np.float32), dispersion_axis).copy()
-    bad = _disp_view(static_bad | ~np.isfinite(deep), dispersion_axis)
-    m = d.shape[1]
-    vals = []
-    for k in list(range(-reach, 0)) + list(range(1, reach + 1)):
-        idx = np.clip(np.arange(m) + k, 0, m - 1)
-        vals.append(np.where(bad[:, idx], np.nan, d[:, idx]))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        est = np.nanmedian(np.stack(vals), axis=0)
-        fallback = np.nanmedian(np.where(bad, np.nan, d)) if (~bad).any() else 0.0
-    est = np.where(np.isfinite(est), est, fallback)
-    d[bad] = est[bad]
-    return _disp_view(d, dispersion_axis)
-
-
-def replacement_values(method, ints, pix, values_at, good, deep, wl, frame_var, prof=None,
-                       dispersion_axis: int = 1, reach: int = 2, var_inflation: float = 4.0):
-    """Values and variances for bad pixels ``(ints, pix)``.
-
-    Parameters
-    ----------
-    method : {'spatial', 'temporal', 'profile'}
-        ``spatial``: median of the good neighbours along dispersion within
-        ``reach`` pixels in the same integration, each corrected by the deep
-        frame's difference between it and the bad pixel; ``temporal``: the
-        white-light-scaled deep frame (the pixel's median over time; pixels bad
-        in most integrations use the neighbour-filled deep frame);
-        ``profile``: the fitted profile amplitude of the integration and
-        dispersion pixel times the profile (outside the profile: temporal).
-        Pixels with no usable neighbour fall back to ``temporal``.
-    ints, pix : ndarray of int
-        Integration index and flat pixel index (``y * nx + x``) of each bad pixel.
-    values_at : callable
-        ``values_at(ints, pix)`` returns the detection data at those points.
-    good : ndarray of bool, shape (N, ny, nx), or callable
-        Usable pixels, or ``good(ints, pix)`` returning them at those points
-        (no cube needed).
-    deep : ndarray, shape (ny, nx)
-        Clean deep frame (:func:`clean_deep`), finite.
-    wl : ndarray, shape (N,)
-        White-light curve.
-    frame_var : ndarray, shape (ny, nx)
-        Typical variance of one integration per pixel.
-    prof : ndarray, shape (ny, nx), optional
-        Profile (for ``profile``).
-    dispersion_axis : int
-        0 or 1.
-    reach : int
-        Neighbours on each side for ``spatial``.
-    var_inflation : float
-        Replaced pixels get ``var_inflation * wl * frame_var`` as variance.
-
-    Returns
-    -------
-    values, variances : ndarray of float32
-    """
-    check_option(method, ("spatial", "temporal", "profile"), "replacement method")
-    ny, nx = deep.shape
-    if not callable(good):
-        cube = good
-        good = lambda i, p: cube.reshape(cube.shape[0], -1)[i, p]   # noqa: E731
-    y, x = np.divmod(pix, nx)
-    base = (wl[ints] * deep[y, x]).astype(np.float32)
-    variances = (var_inflation * np.abs(wl[ints]) * frame_var[y, x]).astype(np.float32)
-    if method == "temporal" or ints.size == 0:
-        return base, variances
-    if method == "profile" and prof is not None:
-        values = _profile_values(ints, y, x, values_at, good, prof, dispersion_axis)
-        return np.where(np.isfinite(values), values, base).astype(np.float32), variances
-    dflat = deep.reshape(-1)
-    step = 1 if dispersion_axis == 1 else nx
-    m = nx if dispersion_axis == 1 else ny
-    pos = x if dispersion_axis == 1 else y
-    est = np.full((2 * reach, ints.size), np.nan, np.float32)
-    for j, k in enumerate([k for k in range(-reach, reach + 1) if k]):  # 2 * reach offsets
-        ok = (pos + k >= 0) & (pos + k < m)
-        q = np.where(ok, pix + k * step, pix)
-        use = ok & good(ints, q)
-        val = values_at(ints, q) + wl[ints] * (dflat[pix] - dflat[q])
-        est[j] = np.where(use & np.isfinite(val), val, np.nan)
-    values = _masked_row_median(np.ascontiguousarray(est.T))   # nanmedian: 20x slower here
-    return np.where(np.isfinite(values), values, base).astype(np.float32), variances
-
-
-def _profile_values(ints, y, x, values_at, good, prof, dispersion_axis):
-    """Profile amplitude x profile at the bad pixels (NaN outside the profile)."""
-    ny, nx = prof.shape
-    disp = x if dispersion_axis == 1 else y
-    m = nx if dispersion_axis == 1 else ny
-    uniq, inv = np.unique(ints.astype(np.int64) * m + disp, return_inverse=True)
-    ui, ud = np.divmod(uniq, m)
-    if dispersion_axis == 1:   # whole columns (ny values) of each (integration, column)
-        cross = np.arange(ny)
-        pp = cross[None, :] * nx + ud[:, None]
-        p = prof[:, ud].T
-    else:                      # whole rows
-        cross = np.arange(nx)
-        pp = ud[:, None] * nx + cross[None, :]
-        p = prof[ud, :]
-    ii = np.broadcast_to(ui[:, None], pp.shape)
-    d = values_at(ii.ravel(), pp.ravel()).reshape(pp.shape)
-    g = good(ii.ravel(), pp.ravel()).reshape(pp.shape)
-    w = (g & np.isfinite(d) & (p > 0)).astype(np.float32)
-    d = np.where(w > 0, d, 0)
-    with np.errstate(all="ignore"):
-        amp = (w * d * p).sum(1) / (w * p * p).sum(1)
-    pval = prof[y, x]
-    out = amp[inv] * pval
-    return np.where(pval > 0, out, np.nan)
-
-
-def apply_replacement(model, data, var, i0, i1) -> None:
-    """Working-data correction ``replace``: put stored replacement values into a block.
-
-    Reads ``aux`` arrays ``replace_int`` (exposure integration numbers),
-    ``replace_pix`` (flat pixel index), ``replace_val`` and ``replace_var``,
-    sorted by integration number, so that slicing the group keeps them right.
-
-    Parameters
-    ----------
-    model : CorrectionModel
-        The correction's stored model.
-    data : ndarray, shape (i1 - i0, ny, nx)
-        Block edited in place.
-    var : ndarray or None
-        Its variance, edited in place (skipped if None).
-    i0, i1 : int
-        Integration range of the block.
-    """
-    if "replace_int" not in model.aux:
-        return
-    nums = model.int_numbers[i0:i1]
-    rint = model.aux["replace_int"]
-    if nums.size == 0 or rint.size == 0:
-        return
-    a, b = np.searchsorted(rint, [nums.min(), nums.max() + 1])
-    sel_int = rint[a:b]
-    order = np.argsort(nums)
-    where = np.searchsorted(nums[order], sel_int)
-    where = np.clip(where, 0, nums.size - 1)
-    hit = nums[order][where] == sel_int
-    local = order[where[hit]]
-    pix = model.aux["replace_pix"][a:b][hit]
-    npix = data.shape[1] * data.shape[2]
-    flat_idx = local.astype(np.int64) * npix + pix
-    data.reshape(-1)[flat_idx] = model.aux["replace_val"][a:b][hit]
-    if var is not None:
-        var.reshape(-1)[flat_idx] = model.aux["replace_var"][a:b][hit]

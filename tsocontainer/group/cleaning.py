@@ -281,13 +281,13 @@ class CleaningSteps:
         TSOGroup
             ``self``.
         """
-        from tsocontainer.cleaning.outliers import hot_cold_pixels
+        from tsocontainer.cleaning.outliers import HotColdOptions, hot_cold_pixels
 
         t0 = time.perf_counter()
         disp, _ = self._axes()
         deep, dvar = self._deep()
         hot, cold, _ = hot_cold_pixels(self._detection_source(), dvar, deep, self._white_light(5),
-                                       disp, filter_size, nsigma, rel_tol=rel_tol,
+                                       disp, HotColdOptions(filter_size, nsigma, rel_tol=rel_tol),
                                        good=self._light_sensitive())
         params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
                   "hot": int(hot.sum()), "cold": int(cold.sum())}
@@ -567,8 +567,7 @@ class CleaningSteps:
         TSOGroup
             ``self``.
         """
-        from tsocontainer.cleaning.background import DEFAULT_SKY, SKY_METHODS, _region_mask, fit_sky
-        from tsocontainer.cleaning.outliers import block_ranges, run_blocks
+        from tsocontainer.cleaning.background import DEFAULT_SKY, SKY_METHODS, _region_mask
         from tsocontainer._util import check_option
 
         t0 = time.perf_counter()
@@ -581,19 +580,7 @@ class CleaningSteps:
         frame, groups = self._sky_frame(method, model, column_groups)
         sky = ~self._trace_band(width) & _region_mask(region, self.sh) & self._static_good()
         stop = self._register_correction("sky")   # after the checks: a bad call changes nothing
-        mask = self.mask
-        params, pvars = [], []
-
-        source = _WorkingSource(self, stop)
-
-        def work(a, b):
-            data = source[a:b]
-            return fit_sky(method, data, mask[a:b], sky, disp, frame, groups, deg, bin_size)
-
-        for p, v in run_blocks(work, block_ranges(self.N, self._block_ints()), "sky"):
-            params.append(p)
-            pvars.append(v)
-        params, pvars = np.concatenate(params), np.concatenate(pvars)
+        params, pvars = self._sky_params(method, stop, sky, disp, frame, groups, deg, bin_size)
         if not per_integration:
             params = np.broadcast_to(np.median(params, axis=0), params.shape).copy()
             pvars = np.broadcast_to(np.median(pvars, axis=0) / self.N, pvars.shape).copy()
@@ -613,6 +600,19 @@ class CleaningSteps:
                      summary)
         log.info("estimate_sky (%s): %d sky pixels per frame in %.2f s", method, sky.sum(), dt)
         return self
+
+    def _sky_params(self, method, stop, sky, disp, frame, groups, deg, bin_size):
+        """Sky model parameters and their variances of every integration, block by block."""
+        from tsocontainer.cleaning.background import fit_sky
+        from tsocontainer.cleaning.outliers import block_ranges, run_blocks
+
+        mask, source = self.mask, _WorkingSource(self, stop)
+
+        def work(a, b):
+            return fit_sky(method, source[a:b], mask[a:b], sky, disp, frame, groups, deg, bin_size)
+
+        res = run_blocks(work, block_ranges(self.N, self._block_ints()), "sky")
+        return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
 
     def _sky_frame(self, method, model, column_groups):
         """2D model and column groups of the ``model`` sky method (None, None otherwise)."""
@@ -747,7 +747,7 @@ class CleaningSteps:
         Parameters
         ----------
         method : {'spatial', 'temporal', 'profile'}
-            See :func:`tsocontainer.cleaning.outliers.replacement_values`.
+            See :class:`tsocontainer.cleaning.replacement.ReplaceOptions`.
         var_inflation : float
             Variance factor of replaced pixels (>= 1).
         reach : int
@@ -758,13 +758,11 @@ class CleaningSteps:
         TSOGroup
             ``self``.
         """
-        from tsocontainer.cleaning.outliers import clean_deep, profile_model, replacement_values
-        from tsocontainer._util import check_option
+        from tsocontainer.cleaning.outliers import profile_model
+        from tsocontainer.cleaning.replacement import ReplaceOptions, clean_deep, replacement_values
 
         t0 = time.perf_counter()
-        check_option(method, ("spatial", "temporal", "profile"), "replacement method")
-        if var_inflation < 1:
-            raise ValueError(f"var_inflation must be >= 1, got {var_inflation}")
+        opts = ReplaceOptions(method, reach, var_inflation)   # checked before any work
         disp, _ = self._axes()
         self._register_correction("replace")
         mask = self.mask
@@ -786,9 +784,8 @@ class CleaningSteps:
         for c0 in range(0, flat.size, 1_000_000):   # chunks: temporaries of ~1e6 points
             c1 = min(flat.size, c0 + 1_000_000)
             ints, pix = np.divmod(flat[c0:c1], npix)
-            values, variances = replacement_values(method, ints, pix, self._source_points,
-                                                   good_at, deep, wl, deep_var, prof, disp,
-                                                   reach, var_inflation)
+            values, variances = replacement_values(ints, pix, self._source_points, good_at, deep,
+                                                   wl, deep_var, prof, disp, opts)
             arrays["replace_int"][c0:c1] = self.int_numbers[ints]
             arrays["replace_pix"][c0:c1] = pix
             arrays["replace_val"][c0:c1], arrays["replace_var"][c0:c1] = values, variances

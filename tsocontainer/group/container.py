@@ -92,12 +92,22 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
     ValueError
         On inconsistent shapes.
 
+    Notes
+    -----
+    Two public attributes set how steps run, never what they compute:
+    ``block_size`` (integrations per block of tracing and extraction; None:
+    about 64 MB per block) and ``progress`` (progress bars; None: when stderr
+    is a terminal). Copies and slices keep them; :meth:`write` does not save them.
+
     Examples
     --------
     >>> import numpy as np
     >>> g = TSOGroup(np.ones((3, 4, 5)), np.ones((3, 4, 5)))
     >>> g.N, g.sh
     (3, (4, 5))
+    >>> g.progress = False                  # no progress bars, whatever the terminal
+    >>> g.as_source().progress, g.block_size
+    (False, None)
     """
 
     def __init__(self, sci, var, dq=None, time=None, *, wave=None, mode=None, meta=None,
@@ -137,6 +147,10 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         self.dq_mask_bits = 1  # DO_NOT_USE: pipeline DQ that always masks
         self.corrections: list[str] = []
         self._cache: dict = {}
+        #: integrations per block of the tracing and extraction steps (None: automatic)
+        self.block_size: int | None = None
+        #: show progress bars (None: when stderr is a terminal)
+        self.progress: bool | None = None
 
     def _restore(self, *, history=None, flags=None, aux=None, aux_per_int=(), derived=None,
                  corrections=(), dq_mask_bits=1) -> "TSOGroup":
@@ -423,6 +437,7 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
                    aux_per_int=self.aux_per_int, derived=self.derived,
                    corrections=self.corrections, dq_mask_bits=self.dq_mask_bits)
         g._calls = dict(getattr(self, "_calls", {}))
+        g.block_size, g.progress = self.block_size, self.progress
         return g
 
     def set_aux(self, name: str, array, per_integration: bool = False) -> None:

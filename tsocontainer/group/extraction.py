@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from tsocontainer.registry import Bool, Choice, IntList, Num, OneOf, step
+from tsocontainer.registry import Choice, IntList, Num, OneOf, step
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,18 @@ class ExtractionSteps:
                 out[k] = np.asarray(self.aux[k], float)
         return out
 
-    def _reference(self, progress=None):
+    def _reference(self):
         """Visit-average frame and variance (cached until the mask or the data change)."""
         from tsocontainer.spectra.blocks import reference_frames
 
-        return self._cached("reference", lambda: reference_frames(self.as_source(),
-                                                                  progress=progress))
+        return self._cached("reference", lambda: reference_frames(self.as_source()))
 
     def as_source(self):
         """The working data, mask, times and geometry as a :class:`~tsocontainer.arrays.source.CubeSource`.
 
         What the tracing and extraction algorithms take: call them on a group's data
         without the group (e.g. ``tsocontainer.spectra.trace.fit_traces(g.as_source())``).
+        The source carries the group's :attr:`block_size` and :attr:`progress`.
 
         Returns
         -------
@@ -100,19 +100,18 @@ class ExtractionSteps:
             def read(a, b):
                 return self.sci[a:b], self.var[a:b]
         return CubeSource(read, self.mask, self.geometry, self.time_bjd, self.int_numbers,
-                          self.wave, self.meta, corrected=bool(self.corrections))
+                          self.wave, self.meta, corrected=bool(self.corrections),
+                          block_size=self.block_size, progress=self.progress)
 
     # -------------------------------------------------------------- steps
     @step("state", target="TSOGroup", reads=_TRACE_READS, writes=("traces",), plot="plot_trace",
           params={"method": _CENTRING, "orders": IntList(lo=1), "halfwidth": _POS,
                   "smooth": Choice("spline", "poly", "none"), "knot_spacing": _POS,
                   "deg": Num(lo=0, integer=True), "deg_int": Num(lo=0, hi=3, integer=True),
-                  "min_snr": Num(lo=0), "block_size": Num(lo=1, integer=True),
-                  "progress": Bool()})
+                  "min_snr": Num(lo=0)})
     def fit_all_traces(self, method: str = "centroid", orders=None, halfwidth=None,
                        smooth: str = "spline", knot_spacing=None, deg: int = 4, deg_int: int = 0,
-                       per_integration: bool = True, min_snr: float = 3.0, block_size=None,
-                       progress=None):
+                       per_integration: bool = True, min_snr: float = 3.0):
         """Fit the trace of every order in every integration (:func:`trace.fit_traces`).
 
         Parameters
@@ -135,20 +134,17 @@ class ExtractionSteps:
             Fit each integration (else the reference trace everywhere).
         min_snr : float
             Minimum column S/N used.
-        block_size : int, optional
-            Integrations per block.
-        progress : bool, optional
-            Progress bars.
 
         Returns
         -------
         TSOGroup
             ``self``, with ``traces`` and ``trace_widths`` set.
         """
-        from tsocontainer.spectra.trace import fit_traces
+        from tsocontainer.spectra.trace import TraceOptions, fit_traces
 
-        res = fit_traces(self.as_source(), orders, method, halfwidth, smooth, knot_spacing, deg, deg_int,
-                         per_integration, min_snr, block_size, self._reference(progress), progress)
+        opts = TraceOptions(method, halfwidth, smooth, knot_spacing, deg, min_snr)
+        res = fit_traces(self.as_source(), orders, opts, deg_int=deg_int,
+                         per_integration=per_integration, reference=self._reference())
         summary = {}
         for o, r in res["orders"].items():
             self.set_aux(f"trace_order{o}", r["trace"], per_integration=True)
@@ -184,16 +180,15 @@ class ExtractionSteps:
         centre, fwhm : ndarray, shape (n_disp,)
             A query: the group is not changed.
         """
-        from tsocontainer.spectra.trace import fit_single_trace
+        from tsocontainer.spectra.trace import TraceOptions, fit_single_trace
 
-        return fit_single_trace(self.as_source(), order, integration, method, halfwidth, smooth,
+        opts = TraceOptions(method, halfwidth, smooth)
+        return fit_single_trace(self.as_source(), order, integration, opts,
                                 reference=self._reference())
 
     @step("state", target="TSOGroup", reads=_TRACE_READS, writes=("shifts",), plot="plot_stability",
-          params={"order": Num(lo=1, integer=True), "method": _CENTRING, "halfwidth": _POS,
-                  "block_size": Num(lo=1, integer=True), "progress": Bool()})
-    def measure_shifts(self, order=None, method: str = "centroid", halfwidth=None,
-                       block_size=None, progress=None):
+          params={"order": Num(lo=1, integer=True), "method": _CENTRING, "halfwidth": _POS})
+    def measure_shifts(self, order=None, method: str = "centroid", halfwidth=None):
         """Per-integration x shift, y shift and FWHM (:func:`trace.measure_shifts`).
 
         Parameters
@@ -204,10 +199,6 @@ class ExtractionSteps:
             Centring method for the y shift and width.
         halfwidth : float, optional
             Window half-width (default per mode).
-        block_size : int, optional
-            Integrations per block.
-        progress : bool, optional
-            Progress bars.
 
         Returns
         -------
@@ -217,8 +208,8 @@ class ExtractionSteps:
         """
         from tsocontainer.spectra.stability import measure_shifts
 
-        res = measure_shifts(self.as_source(), order, method, halfwidth, block_size=block_size,
-                             reference=self._reference(progress), progress=progress)
+        res = measure_shifts(self.as_source(), order, method, halfwidth,
+                             reference=self._reference())
         for k in ("shift_x", "shift_y", "fwhm"):
             self.set_aux(k, res[k], per_integration=True)
         self._record("measure_shifts", {"order": res["order"], "method": method},
@@ -277,9 +268,8 @@ class ExtractionSteps:
 
     @step("state", target="TSOGroup", reads=_TRACE_READS, writes=("pca",), plot="plot_stability",
           params={"n_components": Num(lo=1, integer=True), "orders": IntList(lo=1),
-                  "halfwidth": _POS, "block_size": Num(lo=1, integer=True), "progress": Bool()})
-    def stability_pca(self, n_components: int = 5, orders=None, halfwidth=None, block_size=None,
-                      progress=None):
+                  "halfwidth": _POS})
+    def stability_pca(self, n_components: int = 5, orders=None, halfwidth=None):
         """Principal components of the trace pixels in time (:func:`trace.stability_pca`).
 
         Parameters
@@ -290,10 +280,6 @@ class ExtractionSteps:
             Orders whose pixels are used (default: all detected).
         halfwidth : float, optional
             Aperture half-width (default: half the mode's box width).
-        block_size : int, optional
-            Integrations per block.
-        progress : bool, optional
-            Progress bars.
 
         Returns
         -------
@@ -304,8 +290,8 @@ class ExtractionSteps:
         from tsocontainer.arrays.views import dispersion_major
         from tsocontainer.spectra.stability import stability_pca
 
-        res = stability_pca(self.as_source(), n_components, orders, halfwidth, block_size=block_size,
-                            reference=self._reference(progress), progress=progress)
+        res = stability_pca(self.as_source(), n_components, orders, halfwidth,
+                            reference=self._reference())
         self.set_aux("pca_components", res["components"], per_integration=True)
         self.set_aux("pca_explained", res["explained"])
         self.set_aux("pca_eigenimages", np.ascontiguousarray(
@@ -317,11 +303,10 @@ class ExtractionSteps:
     @step("spectra", target="TSOGroup", reads=("mask", "sky", "onef", "replace", "traces", "shifts", "tilt", "pca"),
           writes=("spectra",), plot="plot_spectra", once=True,
           params={"method": Choice("box", "optimal"), "width": OneOf(_POS, Choice("optimize")),
-                  "orders": IntList(lo=1), "nsigma": _POS, "wave_shift": Num(),
-                  "block_size": Num(lo=1, integer=True), "progress": Bool()})
+                  "orders": IntList(lo=1), "nsigma": _POS, "wave_shift": Num()})
     def extract(self, method: str = "box", width=None, orders=None, *, use_traces: bool = True,
                 exclude_overlap: bool = True, nsigma: float = 5.0, oot=None,
-                wave_shift: float = 0.0, template=None, block_size=None, progress=None):
+                wave_shift: float = 0.0, template=None):
         """Extract per-integration spectra (:func:`extract.extract`).
 
         Parameters
@@ -348,17 +333,15 @@ class ExtractionSteps:
             absolute offset here or use ``template``).
         template : tuple of array_like, optional
             ``(wave, flux)`` stellar template for a CCF wavelength offset.
-        block_size : int, optional
-            Integrations per block.
-        progress : bool, optional
-            Progress bars.
 
         Returns
         -------
         Spectra
             Also kept in ``aux`` (see :attr:`spectra`).
         """
-        from tsocontainer.spectra.extract import extract
+        from tsocontainer.spectra.extract import ExtractOptions, extract
+
+        opts = ExtractOptions(method, width, exclude_overlap, nsigma, wave_shift=wave_shift)
 
         traces = None
         if use_traces:
@@ -366,10 +349,8 @@ class ExtractionSteps:
                 traces = self.traces
             except RuntimeError:
                 traces = None
-        spec = extract(self.as_source(), method, width, orders, traces=traces, reference=self._reference(progress),
-                       exclude_overlap=exclude_overlap, nsigma=nsigma, oot=oot,
-                       wave_shift=wave_shift, template=template, regressors=self.regressors,
-                       block_size=block_size, progress=progress)
+        spec = extract(self.as_source(), opts, orders, traces=traces, reference=self._reference(),
+                       oot=oot, template=template, regressors=self.regressors)
         self._drop_aux("spec_")
         for o in spec.orders:
             self.set_aux(f"spec_wave_order{o}", spec.wave[o])

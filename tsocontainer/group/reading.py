@@ -23,7 +23,8 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     block_size : int, optional
         Integrations read at a time (default: about 64 MB per block).
     progress : bool, optional
-        Show a progress bar (default: when writing to a terminal).
+        Show a progress bar (default: when writing to a terminal); also the
+        group's :attr:`~TSOGroup.progress` setting for its later steps.
 
     Returns
     -------
@@ -47,16 +48,17 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     --------
     >>> import tempfile
     >>> from tsocontainer import simulate_visit
-    >>> v = simulate_visit("miri", tempfile.mkdtemp(), nint=6, nseg=2, seed=1)
-    >>> g = read_segments(v.files)
-    >>> g.N, g.mode.key
-    (6, 'miri')
+    >>> v = simulate_visit("miri-lrs", 6, nseg=2, seed=1, out=tempfile.mkdtemp())
+    >>> g = read_segments(v.files, progress=False)
+    >>> g.N, g.mode.key, g.progress
+    (6, 'miri', False)
     """
     t0 = _time.perf_counter()
     d = load_segments(paths_or_glob, block_size=block_size, progress=progress)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
+    g.progress = progress
     dt = _time.perf_counter() - t0
     g._record("read_segments", {"files": d.files},
               {"N": g.N, "sh": list(g.sh), "invalid": d.invalid, "time": d.timesrc,

@@ -33,7 +33,7 @@ __all__ = ["DerivedState", "AuxStore", "AUX_RESOURCES", "CORRECTIONS", "resource
 CORRECTIONS = {
     "sky": "tsocontainer.cleaning.background:apply_sky",
     "onef": "tsocontainer.cleaning.onef:apply_onef",
-    "replace": "tsocontainer.cleaning.outliers:apply_replacement",
+    "replace": "tsocontainer.cleaning.replacement:apply_replacement",
 }
 
 #: ``aux`` key prefix -> resource (first match wins)

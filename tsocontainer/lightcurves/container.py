@@ -25,7 +25,9 @@ import numpy as np
 from tsocontainer._util import drop_timings
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._version import __version__
-from tsocontainer.lightcurves.tools import _binned_sum, _now, bin_edges, write_table_atomic
+from tsocontainer.lightcurves.diagnostics import LightCurveDiagnostics
+from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
+                                           _spectra_arrays, write_table_atomic)
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
 
 __all__ = ["LightCurves"]
@@ -59,7 +61,7 @@ def _as_mask(mask, n: int, name: str) -> np.ndarray:
     return m
 
 
-class LightCurves:
+class LightCurves(LightCurveDiagnostics):
     """Light curves of ``nchan`` wavelength channels sampled at ``nint`` times.
 
     Parameters
@@ -212,7 +214,18 @@ class LightCurves:
                              "time": _now()})
 
     def copy(self) -> "LightCurves":
-        """Deep copy (fit results are not copied)."""
+        """Deep copy (fit results are not copied).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> c = lc.copy()
+        >>> c.flux is lc.flux, bool(np.array_equal(c.flux, lc.flux))
+        (False, True)
+        """
         return LightCurves(self.time, self.flux, self.err, self.wave_lo, self.wave_hi,
                            meta=dict(self.meta), regressors=self.regressors,
                            clipped=self.clipped, norm=self.norm, oot=self.oot,
@@ -253,7 +266,8 @@ class LightCurves:
             Spectra and their variances.
         bins : int, dict or array_like, optional
             Number of channels (default 30), ``{"R": R}``, ``{"pixels": n}`` or
-            explicit edges; see :func:`bin_edges`. Empty channels are dropped.
+            explicit edges; see :func:`~tsocontainer.lightcurves.tools.bin_edges`.
+            Empty channels are dropped.
         mask : array_like of bool, shape (nint, nwave), optional
             True where a pixel is good. Non-finite flux or variance and
             non-positive variance are always bad.
@@ -276,51 +290,29 @@ class LightCurves:
         ------
         ValueError
             On inconsistent shapes or when no channel has any pixel.
+
+        Examples
+        --------
+        Five integrations of 20 pixels (10 DN, variance 4 each) into 4 channels of 5 pixels:
+
+        >>> import numpy as np
+        >>> lc = LightCurves.from_spectra(np.arange(5.0), np.linspace(1.0, 2.0, 20),
+        ...                               np.full((5, 20), 10.0), np.full((5, 20), 4.0), bins=4)
+        >>> lc.nchan, lc.flux[:, 0], lc.err[:, 0].round(3)
+        (4, array([50., 50., 50., 50.]), array([4.472, 4.472, 4.472, 4.472]))
         """
         t_start = _time.perf_counter()
-        time = np.asarray(time, dtype=float)
-        wave = np.asarray(wave, dtype=float)
-        flux = np.asarray(flux, dtype=float)
-        var = np.asarray(var, dtype=float)
-        if wave.ndim != 1 or flux.shape != (time.size, wave.size) or var.shape != flux.shape:
-            raise ValueError(f"need wave (nwave,), flux and var (nint, nwave); got wave {wave.shape}, "
-                             f"flux {flux.shape}, var {var.shape}, time {time.shape}")
-        good = np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(wave)[None, :]
-        if mask is not None:
-            mask = np.asarray(mask, dtype=bool)
-            if mask.shape != flux.shape:
-                raise ValueError(f"mask shape {mask.shape} differs from flux shape {flux.shape}")
-            good &= mask
-        with np.errstate(all="ignore"):
-            template = np.nanmedian(np.where(good, flux, np.nan), axis=0)
-        usable = np.isfinite(template)
-        if min_flux > 0 and usable.any():
-            # where the star is detected: a channel of an almost dark edge (PRISM
-            # beyond 5.4 um) has a non-positive or noise-dominated sum
-            peak = np.percentile(template[usable], 99)
-            faint = usable & (template < min_flux * peak)
-            if faint.any():
-                log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
-                         int(faint.sum()), min_flux)
-            usable &= ~faint
+        time, wave, flux, var, good = _spectra_arrays(time, wave, flux, var, mask)
+        template, usable, nfaint = _detected(flux, good, min_flux)
+        if nfaint:
+            log.info("from_spectra: %d pixel(s) below %g of the peak median flux left out",
+                     nfaint, min_flux)
         good &= usable[None, :]
-        edges = bin_edges(wave[usable], bins)
-        chan = np.searchsorted(edges, wave, side="right") - 1
-        chan[wave == edges[-1]] = edges.size - 2
-        chan[~usable | (chan < 0) | (chan >= edges.size - 1)] = -1
-        groups, keep = [], []
-        for c in range(edges.size - 1):
-            idx = np.flatnonzero(chan == c)
-            if idx.size:
-                groups.append(idx)
-                keep.append(c)
-        if not groups:
-            raise ValueError("no pixel falls in any channel")
+        edges, groups, keep = _channel_pixels(wave, usable, bins)
         ndrop = edges.size - 1 - len(keep)
         if ndrop:
             log.warning("from_spectra: %d empty channel(s) dropped", ndrop)
         f, v, empty, nscaled = _binned_sum(flux, var, good, np.where(usable, template, 0.0), groups)
-        keep = np.asarray(keep)
         lc = cls(time, f, np.sqrt(v), edges[keep], edges[keep + 1], meta=meta,
                  regressors=regressors, clipped=empty, unit=unit)
         lc.meta.setdefault("NCHAN", lc.nchan)
@@ -356,6 +348,15 @@ class LightCurves:
         ------
         ValueError
             When no channel lies inside ``wave_range``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> lc.white()
+        <LightCurves nchan=1 nint=400 1.000-3.000 um clipped=0 steps=['white']>
         """
         sel = np.ones(self.nchan, bool)
         if wave_range is not None:
@@ -413,6 +414,17 @@ class LightCurves:
         ValueError
             On a malformed ``oot`` or a channel with no usable out-of-event
             point or a non-positive median.
+
+        Examples
+        --------
+        A 1 % deep box-shaped transit between t = 0.07 and 0.13 d on 500 DN:
+
+        >>> import numpy as np
+        >>> t = np.linspace(0, 0.2, 100)
+        >>> lc = LightCurves(t, 500 * np.where(np.abs(t - 0.1) < 0.03, 0.99, 1.0)[None],
+        ...                  np.full((1, 100), 0.5), [1.0], [2.0])
+        >>> lc.normalize((0.07, 0.13)).flux[0, [0, 50]], lc.norm, int(lc.oot.sum())
+        (array([1.  , 0.99]), array([500.]), 70)
         """
         mask = self._oot_mask(oot)
         use = ~self.clipped & mask[None, :]
@@ -460,6 +472,16 @@ class LightCurves:
         LightCurves
             ``self``; newly clipped points are set in ``clipped``, counted in
             ``meta["NCLIPPED"]`` and in ``history``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> lc.flux[1, 200] += 0.02                        # a 20-sigma outlier
+        >>> np.argwhere(lc.clip_outliers(sigma=5).clipped).tolist()
+        [[1, 200]]
         """
         from scipy.ndimage import median_filter
 
@@ -498,6 +520,16 @@ class LightCurves:
         -------
         LightCurves
             ``self``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> lc.clipped[0, 5] = True
+        >>> int(lc.unclip().clipped.sum())
+        0
         """
         ok = np.isfinite(self.flux) & np.isfinite(self.err) & (self.err > 0)
         n = int((self.clipped & ok).sum())
@@ -505,134 +537,6 @@ class LightCurves:
         self.meta["NCLIPPED"] = int(self.clipped.sum())
         self._record("unclip", {}, {"restored": n})
         return self
-
-    # ---------------------------------------------------------- diagnostics
-    def residuals(self, model=None, oot=None, poly: int = 1) -> list:
-        """Residuals used by the diagnostics, one array per channel.
-
-        Parameters
-        ----------
-        model : array_like, shape (nchan, nint), optional
-            Model to subtract (e.g. the fitted light curves). Without it, a
-            weighted polynomial of degree ``poly`` in time is fitted to the
-            out-of-event points of each channel and subtracted there.
-        oot : bool array or (t1, t2), optional
-            Out-of-event integrations (see :meth:`normalize`); only used
-            without ``model``.
-        poly : int
-            Degree of the trend removed without ``model``.
-
-        Returns
-        -------
-        list of (time, resid, err, dof) tuples
-            Per channel: times, residuals and errors of the used points, and
-            the number of degrees of freedom of the residuals.
-        """
-        out = []
-        if model is not None:
-            model = np.asarray(model, dtype=float).reshape(self.flux.shape)
-            for c in range(self.nchan):
-                u = ~self.clipped[c]
-                out.append((self.time[u], self.flux[c, u] - model[c, u], self.err[c, u], int(u.sum())))
-            return out
-        sel = self._oot_mask(oot)
-        x = self.time - self.time.mean()
-        for c in range(self.nchan):
-            u = sel & ~self.clipped[c]
-            if u.sum() <= poly + 2:
-                raise ValueError(f"channel {c}: too few out-of-event points ({u.sum()})")
-            coef = np.polyfit(x[u], self.flux[c, u], poly, w=1 / self.err[c, u])
-            r = self.flux[c, u] - np.polyval(coef, x[u])
-            out.append((self.time[u], r, self.err[c, u], int(u.sum()) - poly - 1))
-        return out
-
-    def sensitivity(self, model=None, oot=None, poly: int = 1) -> np.ndarray:
-        """Measured scatter over median predicted error, per channel.
-
-        A ratio near 1 means the errors describe the data; white noise gives
-        1 within about ``1/sqrt(2 n)``; red noise or underestimated errors
-        give more.
-
-        Parameters
-        ----------
-        model, oot, poly
-            See :meth:`residuals`.
-
-        Returns
-        -------
-        ndarray, shape (nchan,)
-            ``std(residuals) / median(err)`` (the standard deviation uses the
-            residual degrees of freedom).
-        """
-        ratio = np.array([np.sqrt(np.sum(r**2) / dof) / np.median(e)
-                          for _, r, e, dof in self.residuals(model, oot, poly)])
-        log.info("sensitivity: median scatter/predicted = %.3f over %d channels",
-                 float(np.median(ratio)), self.nchan)
-        return ratio
-
-    def rms_vs_bin(self, channel: int | None = None, sizes=None, model=None, oot=None,
-                   poly: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """RMS of binned residuals versus bin size, with the white-noise expectation.
-
-        Parameters
-        ----------
-        channel : int, optional
-            Channel index; default the white-light curve of all channels.
-        sizes : array_like of int, optional
-            Bin sizes in points (default: powers of ~1.5 up to n/4).
-        model, oot, poly
-            See :meth:`residuals` (``model`` must match the chosen curve).
-
-        Returns
-        -------
-        sizes : ndarray of int
-        rms : ndarray
-            RMS of the means of consecutive bins of each size.
-        expected : ndarray
-            ``rms(1) / sqrt(N) * sqrt(M / (M - 1))`` for M bins (white noise).
-        """
-        if channel is None and model is not None:
-            raise ValueError("model needs an explicit channel")
-        lc = self.white() if channel is None else self[int(channel)]
-        (_, r, _, _), = lc.residuals(model, oot, poly)
-        n = r.size
-        if sizes is None:
-            sizes = np.unique(np.round(1.5 ** np.arange(0, np.log(max(n / 4, 2)) / np.log(1.5) + 1)))
-        sizes = np.asarray(sizes, dtype=int)
-        sizes = sizes[(sizes >= 1) & (sizes <= n // 2)]
-        sigma1 = np.std(r)
-        rms, expected = [], []
-        for s in sizes:
-            m = n // s
-            means = r[: m * s].reshape(m, s).mean(axis=1)
-            rms.append(np.sqrt(np.mean(means**2)))
-            expected.append(sigma1 / np.sqrt(s) * np.sqrt(m / (m - 1)))
-        return sizes, np.array(rms), np.array(expected)
-
-    def psd(self, channel: int | None = None, oot=None, poly: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Lomb-Scargle periodogram of out-of-event residuals.
-
-        Parameters
-        ----------
-        channel : int, optional
-            Channel index; default the white-light curve.
-        oot, poly
-            See :meth:`residuals`.
-
-        Returns
-        -------
-        frequency : ndarray
-            Cycles per day, from 1/baseline to the Nyquist frequency.
-        power : ndarray
-            Normalised Lomb-Scargle power (``normalization="standard"``).
-        """
-        from astropy.timeseries import LombScargle
-
-        lc = self.white() if channel is None else self[int(channel)]
-        (t, r, e, _), = lc.residuals(None, oot, poly)
-        dt = np.median(np.diff(t))
-        freq = np.linspace(1 / (t[-1] - t[0]), 0.5 / dt, max(100, t.size))
-        return freq, LombScargle(t, r, e).power(freq)
 
     # -------------------------------------------------------------- fitting
     @step("fit_white", plot="plot_white", once=True,
@@ -698,6 +602,16 @@ class LightCurves:
             of shape (nint, nchan), ``oot`` if set and ``reg_<name>`` per
             regressor; channel edges, normalisation, meta and history in
             ``meta``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> tab = lc.to_table()
+        >>> tab.colnames, tab["flux"].shape
+        (['time', 'flux', 'err', 'clipped'], (400, 2))
         """
         from astropy.table import Table
         import astropy.units as u
@@ -733,6 +647,17 @@ class LightCurves:
         -------
         str
             The path written.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> import tempfile
+        >>> path = lc.write(tempfile.mkdtemp() + "/lightcurves.ecsv")
+        >>> bool(np.array_equal(LightCurves.read(path).flux, lc.flux))
+        True
         """
         out = write_table_atomic(self.to_table(), path, overwrite)
         log.info("write: %d channels x %d integrations to %s", self.nchan, self.nint, out)
@@ -749,6 +674,17 @@ class LightCurves:
         Returns
         -------
         LightCurves
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> import tempfile
+        >>> back = LightCurves.read(lc.write(tempfile.mkdtemp() + "/lightcurves.ecsv"))
+        >>> back.nchan, bool(np.array_equal(back.err, lc.err))
+        (2, True)
         """
         from astropy.table import Table
 
@@ -765,31 +701,91 @@ class LightCurves:
 
     # ---------------------------------------------------------------- plots
     def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs) -> "Axes":
-        """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``."""
+        """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> ax = lc.plot_waterfall()
+        >>> ax.get_xlabel()
+        'time - 0.15000 [h, BJD_TDB]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+        """
         from tsocontainer.plotting.lightcurves import plot_lc_waterfall
 
         return plot_lc_waterfall(self, ax=ax, offset=offset, **kwargs)
 
     def plot_white(self, ax=None, wave_range=None, **kwargs) -> "Axes":
-        """White-light curve; see ``plotting.plot_white``."""
+        """White-light curve; see ``plotting.plot_white``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> ax = lc.plot_white()
+        >>> ax.get_xlabel()
+        'time - 0.15000 [h, BJD_TDB]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+        """
         from tsocontainer.plotting.lightcurves import plot_white
 
         return plot_white(self, ax=ax, wave_range=wave_range, **kwargs)
 
     def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
-        """RMS versus bin size; see ``plotting.plot_rms_vs_bin``."""
+        """RMS versus bin size; see ``plotting.plot_rms_vs_bin``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> ax = lc.plot_rms_vs_bin()
+        >>> ax.get_xlabel()
+        'bin size [integrations]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+        """
         from tsocontainer.plotting.lightcurves import plot_rms_vs_bin
 
         return plot_rms_vs_bin(self, channel=channel, ax=ax, **kwargs)
 
     def plot_psd(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
-        """Periodogram of residuals; see ``plotting.plot_psd``."""
+        """Periodogram of residuals; see ``plotting.plot_psd``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> ax = lc.plot_psd()
+        >>> ax.get_xlabel()
+        'frequency [1/day]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+        """
         from tsocontainer.plotting.lightcurves import plot_psd
 
         return plot_psd(self, channel=channel, ax=ax, **kwargs)
 
     def plot_sensitivity(self, ax=None, **kwargs) -> "Axes":
-        """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``."""
+        """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
+        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
+        ...                  [1.0, 2.0], [2.0, 3.0])
+        >>> ax = lc.plot_sensitivity()
+        >>> ax.get_xlabel()
+        'wavelength [micron]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
+        """
         from tsocontainer.plotting.lightcurves import plot_sensitivity
 
         return plot_sensitivity(self, ax=ax, **kwargs)

@@ -13,10 +13,6 @@ __all__ = ["check_bins", "bin_edges", "write_table_atomic"]
 _BIN_KEYS = ("R", "pixels")
 
 
-
-
-
-
 def _now() -> str:
     return now_iso()
 
@@ -134,6 +130,60 @@ def bin_edges(wave, bins=30) -> np.ndarray:
     if edges.ndim != 1 or edges.size < 2 or not np.all(np.diff(edges) > 0):
         raise ValueError("explicit bin edges must be a 1D increasing array of >= 2 values")
     return edges
+
+
+def _spectra_arrays(time, wave, flux, var, mask):
+    """Spectra as float arrays, shapes checked, and their good pixels (finite, positive variance)."""
+    time = np.asarray(time, dtype=float)
+    wave = np.asarray(wave, dtype=float)
+    flux = np.asarray(flux, dtype=float)
+    var = np.asarray(var, dtype=float)
+    if wave.ndim != 1 or flux.shape != (time.size, wave.size) or var.shape != flux.shape:
+        raise ValueError(f"need wave (nwave,), flux and var (nint, nwave); got wave {wave.shape}, "
+                         f"flux {flux.shape}, var {var.shape}, time {time.shape}")
+    good = np.isfinite(flux) & np.isfinite(var) & (var > 0) & np.isfinite(wave)[None, :]
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != flux.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from flux shape {flux.shape}")
+        good &= mask
+    return time, wave, flux, var, good
+
+
+def _detected(flux, good, min_flux: float):
+    """Median spectrum and the pixels where the star is detected (``min_flux`` of the peak).
+
+    Returns the median spectrum, the usable pixels and the number left out as faint.
+    """
+    with np.errstate(all="ignore"):
+        template = np.nanmedian(np.where(good, flux, np.nan), axis=0)
+    usable = np.isfinite(template)
+    nfaint = 0
+    if min_flux > 0 and usable.any():
+        # where the star is detected: a channel of an almost dark edge (PRISM
+        # beyond 5.4 um) has a non-positive or noise-dominated sum
+        peak = np.percentile(template[usable], 99)
+        faint = usable & (template < min_flux * peak)
+        nfaint = int(faint.sum())
+        usable &= ~faint
+    return template, usable, nfaint
+
+
+def _channel_pixels(wave, usable, bins):
+    """Channel edges, the pixels of every non-empty channel and those channels' numbers."""
+    edges = bin_edges(wave[usable], bins)
+    chan = np.searchsorted(edges, wave, side="right") - 1
+    chan[wave == edges[-1]] = edges.size - 2
+    chan[~usable | (chan < 0) | (chan >= edges.size - 1)] = -1
+    groups, keep = [], []
+    for c in range(edges.size - 1):
+        idx = np.flatnonzero(chan == c)
+        if idx.size:
+            groups.append(idx)
+            keep.append(c)
+    if not groups:
+        raise ValueError("no pixel falls in any channel")
+    return edges, groups, np.asarray(keep)
 
 
 def _binned_sum(flux, var, good, template, groups):

@@ -444,7 +444,8 @@ class _Context:
 
         src = self.source
         g = src.copy() if isinstance(src, TSOGroup) else read_segments(src, progress=self.progress)
-        g.progress = self.progress
+        if self.progress is not None:   # the run's setting, for every step of the group
+            g.progress = self.progress
         for name, kwargs in steps:
             log.info("step %s %s", name, kwargs)
             getattr(g, name)(**kwargs)

@@ -27,26 +27,23 @@ __all__ = ["iter_blocks", "reference_frames"]
 log = logging.getLogger(__name__)
 
 
-
-
 # ------------------------------------------------------------------ blocks
-def iter_blocks(cube, block_size: int | None = None, fill=None, desc: str = "",
-                progress: bool | None = None, finite: bool = True, ranges=None):
+def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=None):
     """Working data of ``cube`` by blocks of integrations, dispersion-major.
+
+    Blocks hold ``cube.block_size`` integrations (default: about 64 MB of
+    float32 per block); a tqdm bar is shown if ``cube.progress`` (default:
+    when stderr is a terminal).
 
     Parameters
     ----------
     cube : CubeSource
         The visit's working data, mask and geometry.
-    block_size : int, optional
-        Integrations per block (default: about 64 MB of float32 per block).
     fill : ndarray, shape (ny, nx) dispersion-major, optional
         Reference frame; bad pixels are replaced by it times the
         integration's white-light scale (in a copy).
     desc : str
         Progress-bar label.
-    progress : bool, optional
-        Show a tqdm bar (default: when stderr is a terminal).
     finite : bool
         Also mark non-finite data or variance as bad (else only ``cube.mask``).
     ranges : sequence of (int, int), optional
@@ -61,15 +58,23 @@ def iter_blocks(cube, block_size: int | None = None, fill=None, desc: str = "",
         without ``fill`` these may be read-only views of the input cubes.
     good : ndarray of bool, same shape
         Usable pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> src = CubeSource.from_arrays(np.ones((5, 3, 4)), np.ones((5, 3, 4)), block_size=2)
+    >>> [(i0, i1, d.shape) for i0, i1, d, v, g in iter_blocks(src)]
+    [(0, 2, (2, 3, 4)), (2, 4, (2, 3, 4)), (4, 5, (1, 3, 4))]
     """
     axis = cube.geometry.dispersion_axis
-    bs = block_size or default_block_size(cube.shape)
+    bs = cube.block_size or default_block_size(cube.shape)
     mask = cube.mask
     if ranges is None:
         ranges = [(0, cube.N)]
     blocks = [(a, min(b, a + bs)) for r0, r1 in ranges for a in range(r0, r1, bs)
               for b in (r1,)]
-    with progress_bar(sum(b - a for a, b in blocks), desc, progress) as bar:
+    with progress_bar(sum(b - a for a, b in blocks), desc, cube.progress) as bar:
         for i0, i1 in blocks:
             data, var = cube.read(i0, i1)
             if fill is not None and not cube.corrected:
@@ -97,8 +102,7 @@ def _fill_bad(data, good, fill) -> None:
     data[idx] = ref[idx[1], idx[2]] * scale[idx[0]].astype(data.dtype)
 
 
-def reference_frames(cube, block_size: int | None = None, nsigma: float = 6.0,
-                     max_integrations: int = 128, progress: bool | None = None):
+def reference_frames(cube, nsigma: float = 6.0, max_integrations: int = 128):
     """Visit-average frame and variance frame, dispersion-major, in two passes.
 
     Pass 1 takes the masked mean of the working data and of the variance;
@@ -111,20 +115,27 @@ def reference_frames(cube, block_size: int | None = None, nsigma: float = 6.0,
     Parameters
     ----------
     cube : CubeSource
-        The visit's working data, mask and geometry.
-    block_size : int, optional
-        Integrations per block.
+        The visit's working data, mask and geometry (and the block size and
+        progress setting).
     nsigma : float
         Clipping threshold of pass 2.
     max_integrations : int
         Largest number of integrations averaged.
-    progress : bool, optional
-        Show progress bars.
 
     Returns
     -------
     frame, var : ndarray of float64, shape (ny', nx')
         NaN where a pixel is never good.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> sci = np.full((6, 3, 4), 2.0)
+    >>> sci[2, 1, 1] = 500.0            # an unflagged cosmic ray
+    >>> frame, var = reference_frames(CubeSource.from_arrays(sci, np.ones_like(sci)))
+    >>> float(frame[1, 1]), frame.shape
+    (2.0, (3, 4))
     """
     ranges = None
     if cube.N > max_integrations:
@@ -139,8 +150,7 @@ def reference_frames(cube, block_size: int | None = None, nsigma: float = 6.0,
         n = np.zeros_like(s)
         top = np.full(s.shape, -np.inf)
         tot = np.zeros(cube.N)
-        for i0, i1, data, v, good in iter_blocks(cube, block_size, desc="reference frame",
-                                                 progress=progress, ranges=ranges):
+        for i0, i1, data, v, good in iter_blocks(cube, desc="reference frame", ranges=ranges):
             if clip:
                 scale = level[i0:i1].astype(np.float32)[:, None, None]
                 resid = data - ref[None] * scale

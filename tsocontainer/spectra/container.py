@@ -190,12 +190,33 @@ class Spectra:
         return self._new(np.atleast_1d(idx), self.orders)
 
     def select(self, orders) -> "Spectra":
-        """The spectra of ``orders`` only (int or sequence)."""
+        """The spectra of ``orders`` only (int or sequence).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> wave = {1: np.linspace(1.0, 2.0, 4), 2: np.linspace(0.6, 0.9, 4)}
+        >>> s = Spectra(np.arange(3.0), wave, {o: np.ones((3, 4)) for o in wave},
+        ...             {o: np.ones((3, 4)) for o in wave})
+        >>> s.select(2).orders
+        (2,)
+        """
         orders = (orders,) if np.ndim(orders) == 0 else tuple(orders)
         return self._new(np.arange(self.nint), tuple(self._order(o) for o in orders))
 
     def copy(self) -> "Spectra":
-        """Independent copy."""
+        """Independent copy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> wave = {1: np.linspace(1.0, 2.0, 4), 2: np.linspace(0.6, 0.9, 4)}
+        >>> s = Spectra(np.arange(3.0), wave, {o: np.ones((3, 4)) for o in wave},
+        ...             {o: np.ones((3, 4)) for o in wave})
+        >>> c = s.copy()
+        >>> c == s, c.flux[1] is s.flux[1]
+        (True, False)
+        """
         return self._new(np.arange(self.nint), self.orders)
 
     def __eq__(self, other) -> bool:
@@ -227,6 +248,16 @@ class Spectra:
         Returns
         -------
         flux, var : ndarray, shape (nint,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> wave = {1: np.linspace(1.0, 2.0, 4), 2: np.linspace(0.6, 0.9, 4)}
+        >>> s = Spectra(np.arange(3.0), wave, {o: np.ones((3, 4)) for o in wave},
+        ...             {o: np.ones((3, 4)) for o in wave})
+        >>> flux, var = s.white_light(wave_range=(1.2, 2.0))      # 3 of the 4 pixels
+        >>> flux, var
+        (array([3., 3., 3.]), array([3., 3., 3.]))
         """
         o = self._order(order)
         use = self.mask[o].all(0) & np.isfinite(self.wave[o])
@@ -257,6 +288,14 @@ class Spectra:
         Returns
         -------
         LightCurves
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> s.to_lightcurves(bins=5)
+        <LightCurves nchan=5 nint=40 0.990-2.010 um clipped=0 steps=['from_spectra']>
         """
         from tsocontainer.lightcurves.container import LightCurves
 
@@ -289,6 +328,16 @@ class Spectra:
         Returns
         -------
         matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> ax = s.plot_waterfall()
+        >>> ax.get_xlabel(), ax.get_ylabel()
+        ('wavelength [micron]', 'time since first integration [h]')
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
         """
         from tsocontainer.plotting.spectra import plot_spectra_waterfall
 
@@ -311,6 +360,16 @@ class Spectra:
         Returns
         -------
         matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> ax = s.plot_spectra()
+        >>> ax.get_xlabel()
+        'wavelength [micron]'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
         """
         from tsocontainer.plotting.spectra import plot_spectra_median
 
@@ -348,6 +407,16 @@ class Spectra:
             If ``path`` exists and ``overwrite`` is False.
         ValueError
             If ``path`` does not end in ``.fits``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> import tempfile
+        >>> path = s.write_x1dints(tempfile.mkdtemp() + "/visit_x1dints.fits")
+        >>> Spectra.read(path) == s
+        True
         """
         return _write_x1dints(self, path, overwrite=overwrite)
 
@@ -366,6 +435,18 @@ class Spectra:
         Returns
         -------
         Spectra
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> paths = [s[:20].write_x1dints(f"{folder}/seg1.fits"),
+        ...          s[20:].write_x1dints(f"{folder}/seg2.fits")]
+        >>> Spectra.read(paths) == s
+        True
         """
         if isinstance(path, (list, tuple)):
             return cls.concatenate([_read_x1dints(p) for p in path])
@@ -389,6 +470,14 @@ class Spectra:
         ------
         ValueError
             If the orders or wavelengths differ.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> s = Spectra(2460000 + np.arange(40) / 1440, np.linspace(1, 2, 50),
+        ...             np.full((40, 50), 100.0), np.ones((40, 50)))
+        >>> Spectra.concatenate([s[:10], s[10:]]) == s
+        True
         """
         parts = list(parts)
         if not parts:

@@ -1,6 +1,6 @@
 """Spectral extraction: box (fractional edge pixels) and optimal (Horne 1986).
 
-All functions work in the dispersion-major view (see :mod:`tsocontainer.spectra.trace`):
+All functions work in the dispersion-major view (see :mod:`tsocontainer.spectra.blocks`):
 axis -1 runs along the dispersion, axis -2 across it. Block functions are
 vectorised over integrations and columns; :func:`extract` loops over blocks
 of integrations of a cube's working data.
@@ -40,35 +40,34 @@ Variance
 SOSS orders 1 and 2
     Each order is extracted with the pixels of the other orders' apertures
     excluded where the apertures overlap (columns near the red end of order 1,
-    x < ~300). The other order's wing that remains inside the aperture is not
-    removed; :func:`order_contamination` estimates its fraction per column
-    (the other order's profile mirrored about its centre), reported with the
-    spectra. A proper decontamination (ATOCA-class) is out of scope here.
+    x < ~300; :mod:`tsocontainer.spectra.overlap`). The other order's wing
+    that remains inside the aperture is not removed;
+    :func:`~tsocontainer.spectra.overlap.order_contamination` estimates its
+    fraction per column (the other order's profile mirrored about its
+    centre), reported with the spectra. A proper decontamination (ATOCA-class) is out of scope here.
 """
 from __future__ import annotations
 
 import logging
 import time as _time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
-from tsocontainer.spectra.blocks import iter_blocks
-from tsocontainer.spectra.profile import MOTION_TERMS  # noqa: F401  (re-exported)
-from tsocontainer.spectra.profile import motion_regressors, profile_motion, spatial_profile
-from tsocontainer.spectra.trace import mode_defaults
+from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
+from tsocontainer.spectra.profile import (OrderProfile, motion_regressors, profile_motion,
+                                          spatial_profile)
+from tsocontainer.spectra.trace import _orders_of, mode_defaults, trace_references
 
 __all__ = [
     "EXTRACT_METHODS",
-    "spatial_profile",
+    "ExtractOptions",
     "box_block",
     "optimal_block",
-    "motion_regressors",
-    "profile_motion",
     "order_wavelength",
-    "order_contamination",
-    "overlap_exclusion",
     "white_light_scatter",
     "optimize_width",
     "wavelength_offset",
@@ -114,6 +113,23 @@ def box_block(data, var, good, centre, width, profile=None, min_fraction: float 
     flux, var : ndarray of float64, shape (nb, nx)
     ok : ndarray of bool, shape (nb, nx)
         Columns with a valid measurement.
+
+    Examples
+    --------
+    One integration of 5 columns with a bad pixel in column 2: without a profile
+    that column is masked, with one its flux is corrected for the missing pixel.
+
+    >>> import numpy as np
+    >>> data = np.repeat(100 * np.exp(-0.5 * ((np.arange(20.0)[None, :, None] - 9.5) / 1.0) ** 2),
+    ...                  5, axis=2)
+    >>> good = np.ones(data.shape, bool)
+    >>> good[0, 9, 2] = False
+    >>> box_block(data, data + 1.0, good, np.full(5, 9.5), 8.0)[2]
+    array([[ True,  True, False,  True,  True]])
+    >>> flux, var, ok = box_block(data, data + 1.0, good, np.full(5, 9.5), 8.0,
+    ...                           profile=data[0] / data[0].sum(0))
+    >>> flux.round(2)
+    array([[250.65, 250.65, 250.65, 250.65, 250.65]])
     """
     ny = data.shape[-2]
     centre = np.broadcast_to(centre, (data.shape[0], data.shape[-1]))
@@ -141,9 +157,8 @@ def box_block(data, var, good, centre, width, profile=None, min_fraction: float 
     return flux, fvar, ok
 
 
-def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile, basis,
-                  var_ref, nsigma: float = 5.0, maxiter: int = 4, exclude=None, width=None,
-                  band_halfwidth=None):
+def optimal_block(data, var, good, centre, halfwidth: float, model: OrderProfile, width=None,
+                  nsigma: float = 5.0, maxiter: int = 4):
     """Optimal (Horne 1986) extraction of a block.
 
     The flux of a column is ``sum(P d / V) / sum(P**2 / V)`` over the good
@@ -161,30 +176,18 @@ def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile
         Usable pixels.
     centre : ndarray, shape (nb, nx) or (nx,)
         Per-integration trace (aperture centre and regressors of the motion model).
-    ref_centre : ndarray, shape (nx,)
-        Trace of the reference frame the profile was built from.
     halfwidth : float
         Aperture half-width (px) around ``centre``.
-    profile : ndarray, shape (ny, nx)
-        From :func:`spatial_profile`.
-    basis : ndarray, shape (k, ny, nx), or None
-        Motion model from :func:`profile_motion` (the profile of integration
-        ``i`` is ``profile + sum_k X_ik basis_k``, ``X`` from
-        :func:`motion_regressors`); None: the same profile for every integration.
-    var_ref : ndarray, shape (ny, nx)
-        Variance of the weights and of the rejection (visit average, noise-free).
+    model : OrderProfile
+        The order's profile, the reference trace and region it was built on,
+        its motion basis (or None), the weights' variance ``V`` and the
+        excluded pixels.
+    width : ndarray, shape (nb,), optional
+        Width regressor of the motion model (from :func:`profile_motion`).
     nsigma : float
         Outlier rejection threshold (one pixel per column per iteration).
     maxiter : int
         Rejection iterations.
-    exclude : ndarray of bool, shape (ny, nx), optional
-        Pixels not used (another order's aperture).
-    width : ndarray, shape (nb,), optional
-        Width regressor of the motion model (from :func:`profile_motion`).
-    band_halfwidth : float, optional
-        Half-width around ``ref_centre`` of the region where ``profile`` (and
-        ``basis``) were built (default ``halfwidth``); it should hold every
-        aperture.
 
     Returns
     -------
@@ -192,13 +195,32 @@ def optimal_block(data, var, good, centre, ref_centre, halfwidth: float, profile
     ok : ndarray of bool, shape (nb, nx)
     nrej : int
         Pixels rejected.
+
+    Examples
+    --------
+    One integration with 2000 DN in every column, spread over the profile; one
+    cosmic ray of 500 DN is rejected:
+
+    >>> import numpy as np
+    >>> from tsocontainer.spectra.profile import spatial_profile
+    >>> frame = np.exp(-0.5 * ((np.arange(20.0)[:, None] - 9.6) / 1.2) ** 2).repeat(30, 1)
+    >>> centre = np.full(30, 9.6)
+    >>> prof = spatial_profile(frame, centre, 4.0)[0]
+    >>> model = OrderProfile(centre, prof, 4.0, 2000 * prof + 4.0)
+    >>> data = (2000 * prof)[None]
+    >>> data[0, 11, 2] += 500.0
+    >>> flux, var, ok, nrej = optimal_block(data, data + 4.0, np.ones(data.shape, bool), centre,
+    ...                                     4.0, model)
+    >>> np.round(flux[0, :4], 6), nrej
+    (array([2000., 2000., 2000., 2000.]), 1)
     """
+    ref_centre, profile, basis, var_ref = model.centre, model.profile, model.basis, model.var
     nb, ny, nx = data.shape
     centre = np.broadcast_to(centre, (nb, nx))
-    rows, w = window_rows(ref_centre, halfwidth if band_halfwidth is None else band_halfwidth, ny)
+    rows, w = window_rows(ref_centre, model.halfwidth, ny)
     sup = w > 0
-    if exclude is not None:
-        sup &= ~gather(exclude, rows)
+    if model.exclude is not None:
+        sup &= ~gather(model.exclude, rows)
     p = gather(profile, rows)
     if basis is not None:
         b = np.stack([gather(np.asarray(bk), rows) for bk in basis])
@@ -260,103 +282,7 @@ def _robust_flux(d, p, use, core: float = 0.3, most: int = 7):
         return np.nanmedian(np.where(sel, d / np.where(sel, pu, 1.0), np.nan), axis=-2)
 
 
-# ------------------------------------------------------------ geometry aids
-def _coverage(centres: dict, widths: dict, ny: int) -> dict:
-    """Order -> boolean (ny, nx) map of the pixels its box aperture touches."""
-    nx = len(next(iter(centres.values())))
-    cover = {}
-    for o, c in centres.items():
-        m = np.zeros((ny, nx), bool)
-        rows, w = window_rows(c, widths[o] / 2.0, ny)
-        cols = np.broadcast_to(np.arange(nx), rows.shape)
-        m[rows[w > 0], cols[w > 0]] = True
-        cover[o] = m
-    return cover
-
-
-def overlap_exclusion(centres: dict, widths: dict, ny: int) -> dict:
-    """Pixels of each order's aperture that also lie in another order's.
-
-    Parameters
-    ----------
-    centres : dict
-        Order -> reference trace (nx,) (dispersion-major rows).
-    widths : dict
-        Order -> full aperture width (px).
-    ny : int
-        Rows of the frame.
-
-    Returns
-    -------
-    dict
-        Order -> boolean (ny, nx) map of pixels to exclude (all False for a
-        single order).
-    """
-    cover = _coverage(centres, widths, ny)
-    out = {}
-    for o in centres:
-        others = [cover[q] for q in centres if q != o]
-        out[o] = (np.logical_or.reduce(others) & cover[o] if others
-                  else np.zeros_like(cover[o]))
-    return out
-
-
-def order_contamination(frame, centres: dict, widths: dict, exclude: dict) -> dict:
-    """Estimated fraction of each order's box flux coming from the other orders.
-
-    The other order's profile is assumed mirror-symmetric about its centre:
-    its flux at a row ``r`` of this aperture is read at ``2 c_other - r``
-    (linear interpolation), on the far side of the other order, for rows
-    within twice its aperture half-width. Mirror rows inside a third order's
-    aperture (or this order's) are not used (the estimate is then a lower
-    limit); sky left in the frame counts as contamination (an upper limit
-    when the background was not subtracted).
-
-    Parameters
-    ----------
-    frame : ndarray, shape (ny, nx)
-        Dispersion-major visit-average frame.
-    centres, widths : dict
-        Order -> reference trace (nx,) and full aperture width.
-    exclude : dict
-        Order -> pixels excluded from its aperture (:func:`overlap_exclusion`).
-
-    Returns
-    -------
-    dict
-        Order -> contamination fraction (nx,), 0 where the orders are far apart.
-    """
-    ny, nx = frame.shape
-    img = np.nan_to_num(frame)
-    cover = _coverage(centres, widths, ny)
-    cols = np.arange(nx)
-    out = {}
-    for o, c in centres.items():
-        rows, w = window_rows(c, widths[o] / 2.0, ny)
-        w = np.where(gather(exclude[o], rows), 0.0, w)
-        own = (w * gather(img, rows)).sum(0)
-        cont = np.zeros(nx)
-        for q, cq in centres.items():
-            if q == o:
-                continue
-            cq = np.nan_to_num(cq, nan=-1e6)[None, :]
-            m = 2.0 * cq - rows
-            # the other order's wings reach at most twice its aperture half-width
-            ok = (np.abs(rows - cq) <= widths[q]) & (m >= 0) & (m <= ny - 1)
-            mr = np.clip(np.rint(m), 0, ny - 1).astype(np.intp)
-            for r in centres:
-                if r != q:
-                    ok &= ~cover[r][mr, cols]
-            lo = np.clip(np.floor(m), 0, ny - 1).astype(np.intp)
-            hi = np.clip(lo + 1, 0, ny - 1)
-            t = m - lo
-            val = (1 - t) * gather(img, lo) + t * gather(img, hi)
-            cont += (w * np.where(ok, np.clip(val, 0, None), 0.0)).sum(0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[o] = np.where(own > 0, np.clip(cont / own, 0, 1), np.nan)
-    return out
-
-
+# ------------------------------------------------------------ wavelengths
 def order_wavelength(cube, order: int, centre=None, shift: float = 0.0):
     """Wavelength (micron) of every dispersion pixel of ``order``.
 
@@ -379,6 +305,15 @@ def order_wavelength(cube, order: int, centre=None, shift: float = 0.0):
     -------
     ndarray, shape (nx,)
         NaN where undefined. Without a map or a mode: pixel numbers (logged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> wave_map = np.tile(np.linspace(1.0, 2.0, 8), (5, 1))         # calints WAVELENGTH
+    >>> src = CubeSource.from_arrays(np.ones((2, 5, 8)), np.ones((2, 5, 8)), wave=wave_map)
+    >>> order_wavelength(src, 1)[:3].round(4), order_wavelength(src, 1, shift=1.0)[:3].round(4)
+    (array([1.    , 1.1429, 1.2857]), array([   nan, 1.    , 1.1429]))
     """
     axis = cube.geometry.dispersion_axis
     n = (cube.geometry.shape[1] if axis == 1 else cube.geometry.shape[0])
@@ -418,6 +353,13 @@ def white_light_scatter(white, oot=None) -> float:
     -------
     float
         1.4826 MAD of consecutive differences / sqrt(2), in ppm of the median.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> white = 1.0 + np.random.default_rng(2).normal(0, 1e-3, 500)     # 1000 ppm of white noise
+    >>> round(white_light_scatter(white))
+    1014
     """
     white = np.asarray(white, float)
     sel = np.isfinite(white) if oot is None else np.asarray(oot, bool) & np.isfinite(white)
@@ -431,8 +373,7 @@ def white_light_scatter(white, oot=None) -> float:
     return float(1e6 * 1.4826 * np.median(np.abs(d - np.median(d))) / np.sqrt(2))
 
 
-def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None, block_size=None,
-                   progress=None):
+def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None):
     """Box width that minimises the white-light point-to-point scatter.
 
     Parameters
@@ -449,10 +390,6 @@ def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None, b
         Out-of-transit integrations.
     exclude : ndarray of bool, optional
         Pixels removed from the aperture.
-    block_size : int, optional
-        Integrations per block.
-    progress : bool, optional
-        Progress bar.
 
     Returns
     -------
@@ -460,11 +397,24 @@ def optimize_width(cube, centre, widths, profile=None, oot=None, exclude=None, b
         The chosen width.
     scatter : ndarray
         Scatter (ppm) for every candidate width.
+
+    Examples
+    --------
+    A faint trace in read noise: a narrow box loses flux, a wide one adds noise.
+
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[None, :, None]
+    >>> model = np.repeat(200 * np.exp(-0.5 * ((rows - 11.5) / 1.2) ** 2), 40, axis=2).repeat(60, 0)
+    >>> cube = model + np.random.default_rng(0).normal(0, 5.0, model.shape)
+    >>> best, scatter = optimize_width(CubeSource.from_arrays(cube, model + 25.0),
+    ...                                np.full((60, 40), 11.5), [2, 4, 6, 10, 16])
+    >>> best, (scatter / scatter.min()).round(2)
+    (4.0, array([1.2 , 1.  , 1.17, 1.75, 2.28]))
     """
     widths = np.asarray(widths, float)
     white = np.zeros((widths.size, cube.N))
-    for i0, i1, data, var, good in iter_blocks(cube, block_size, desc="width", progress=progress,
-                                               finite=False):
+    for i0, i1, data, var, good in iter_blocks(cube, desc="width", finite=False):
         for k, wd in enumerate(widths):
             f, _, ok = box_block(data, var, good, centre[i0:i1], wd, profile, exclude=exclude)
             white[k, i0:i1] = np.where(ok, f, 0.0).sum(1)
@@ -502,6 +452,18 @@ def wavelength_offset(wave, flux, template_wave, template_flux, max_shift: float
         model's at ``x - s``.
     dwave : float
         The same as a wavelength offset (micron), at the median dispersion.
+
+    Examples
+    --------
+    A spectrum observed 1.5 px off its wavelength solution:
+
+    >>> import numpy as np
+    >>> wave = 1.0 + 0.01 * np.arange(400.0)
+    >>> tw = np.linspace(0.5, 6.0, 5000)
+    >>> tf = 1.0 + 0.3 * np.sin(40 * tw)
+    >>> shift, dwave = wavelength_offset(wave, np.interp(wave - 0.015, tw, tf), tw, tf)
+    >>> round(shift, 2), round(dwave, 4)
+    (1.5, 0.015)
     """
     from scipy.ndimage import median_filter
 
@@ -533,13 +495,66 @@ def wavelength_offset(wave, flux, template_wave, template_flux, max_shift: float
 
 
 # ------------------------------------------------------------------ driver
-def _geometry(cube, orders, traces, reference, progress):
-    from tsocontainer.spectra.blocks import reference_frames
-    from tsocontainer.spectra.trace import trace_references
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How spectra are extracted: method, aperture, overlap and rejection.
 
-    frame, var = reference if reference is not None else reference_frames(cube, progress=progress)
+    Parameters
+    ----------
+    method : {'box', 'optimal'}
+        Box with fractional edge pixels, or Horne (1986) optimal extraction.
+    width : float, 'optimize' or None
+        Full aperture width (px) around the trace (optimal: pixels within
+        ``width/2`` are used); ``'optimize'`` picks, per order, the box width
+        minimising the white-light point-to-point scatter (see
+        :func:`optimize_width`); None: per mode
+        (:data:`tsocontainer.spectra.trace.MODE_DEFAULTS`).
+    exclude_overlap : bool
+        Leave out pixels in more than one order's aperture (SOSS).
+    nsigma : float
+        Optimal extraction outlier threshold.
+    min_fraction : float
+        Box: mask columns whose good pixels hold less of the profile than this.
+    wave_shift : float
+        Shift (px) of the spectra along dispersion applied to the wavelength
+        solution (e.g. the visit-mean x shift or a CCF offset).
+
+    Raises
+    ------
+    ValueError
+        On an unknown method, or a width that is neither positive nor ``'optimize'``.
+
+    Examples
+    --------
+    >>> ExtractOptions("optimal", width=8.0)
+    ExtractOptions(method='optimal', width=8.0, exclude_overlap=True, nsigma=5.0,
+                   min_fraction=0.5, wave_shift=0.0)
+    >>> ExtractOptions(width=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: width must be positive, got -1
+    """
+
+    method: str = "box"
+    width: float | str | None = None
+    exclude_overlap: bool = True
+    nsigma: float = 5.0
+    min_fraction: float = 0.5
+    wave_shift: float = 0.0
+
+    def __post_init__(self):
+        check_option(self.method, EXTRACT_METHODS, "method")
+        width = self.width
+        if isinstance(width, str) and width != "optimize":
+            raise ValueError(f"width={width!r}: give a number of pixels or 'optimize'")
+        if width is not None and not isinstance(width, str) and not float(width) > 0:
+            raise ValueError(f"width must be positive, got {width!r}")
+
+
+def _geometry(cube, orders, traces, reference):
+    frame, var = reference if reference is not None else reference_frames(cube)
     if traces is None:
-        refs, _ = trace_references(cube, orders, reference=(frame, var), progress=progress)
+        refs, _ = trace_references(cube, orders, reference=(frame, var))
         traces = {o: np.tile(r["centre"], (cube.N, 1)) for o, r in refs.items()}
     ref_c = {o: nanmedian_quiet(np.asarray(traces[o], float), axis=0) for o in orders if o in traces}
     missing = [o for o in orders if o not in ref_c or not np.isfinite(ref_c[o]).any()]
@@ -551,124 +566,125 @@ def _geometry(cube, orders, traces, reference, progress):
     return frame, var, traces, ref_c
 
 
-def extract(cube, method: str = "box", width=None, orders=None, *, traces=None, reference=None,
-            exclude_overlap: bool = True, nsigma: float = 5.0, min_fraction: float = 0.5,
-            oot=None, wave_shift: float = 0.0, template=None, regressors=None,
-            block_size=None, progress=None):
+def extract(cube, options: ExtractOptions | None = None, orders=None, *, traces=None,
+            reference=None, oot=None, template=None, regressors=None):
     """Extract per-integration spectra of every order.
 
     Parameters
     ----------
     cube : CubeSource
-        The visit (working data, mask, time, mode).
-    method : {'box', 'optimal'}
-        Box with fractional edge pixels, or Horne (1986) optimal extraction.
-    width : float, 'optimize' or None
-        Full aperture width (px) around the trace (optimal: pixels within
-        ``width/2`` are used); ``'optimize'`` picks, per order, the box width
-        minimising the white-light point-to-point scatter (see
-        :func:`optimize_width`); default per mode (:data:`trace.MODE_DEFAULTS`).
+        The visit (working data, mask, time, mode; blocks of ``cube.block_size``
+        integrations, progress bars if ``cube.progress``).
+    options : ExtractOptions, optional
+        Method, aperture width, overlap exclusion, rejection threshold and
+        wavelength shift (default :class:`ExtractOptions`: a box of the mode's width).
     orders : int or sequence of int, optional
         Orders (default: all with a trace).
     traces : dict, optional
         Order -> (N, nx) per-integration traces (default: the reference trace
         for every integration).
     reference : tuple, optional
-        ``(frame, var)`` from :func:`~tsocontainer.spectra.trace.reference_frames`.
-    exclude_overlap : bool
-        Leave out pixels in more than one order's aperture (SOSS).
-    nsigma : float
-        Optimal extraction outlier threshold.
-    min_fraction : float
-        Box: mask columns whose good pixels hold less of the profile than this.
+        ``(frame, var)`` from :func:`~tsocontainer.spectra.blocks.reference_frames`.
     oot : array_like of bool, optional
         Out-of-transit integrations for ``width='optimize'``.
-    wave_shift : float
-        Shift (px) of the spectra along dispersion applied to the wavelength
-        solution (e.g. the visit-mean x shift or a CCF offset).
     template : tuple of array_like, optional
         ``(wave, flux)`` of a stellar template: the global wavelength offset
         from :func:`wavelength_offset` is measured on the median spectrum of
-        the first order and added to ``wave_shift``.
+        the first order and added to the options' ``wave_shift``.
     regressors : dict, optional
         Name -> (N,) time series attached to the spectra.
-    block_size : int, optional
-        Integrations per block.
-    progress : bool, optional
-        Progress bars.
 
     Returns
     -------
     Spectra
+
+    Raises
+    ------
+    ValueError
+        If an order is not one of the mode's, or none has a trace.
+
+    Examples
+    --------
+    A straight trace (no mode: wavelengths are pixel numbers) extracted with an 8 px box:
+
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[None, :, None]
+    >>> cube = np.repeat(1000 * np.exp(-0.5 * ((rows - 10.3) / 1.5) ** 2), 100, axis=2).repeat(3, 0)
+    >>> spec = extract(CubeSource.from_arrays(cube, cube + 25.0), ExtractOptions(width=8.0))
+    >>> spec.orders, spec.flux[1].shape, round(float(spec.flux[1][0, 50]), 1)   # of 3760 in all
+    ((1,), (3, 100), 3727.0)
     """
     from tsocontainer.spectra.container import Spectra
-    from tsocontainer.spectra.trace import _orders_of
 
     t0 = _time.perf_counter()
-    check_option(method, EXTRACT_METHODS, "method")
+    opts = options or ExtractOptions()
     orders = _orders_of(cube, orders)
-    if isinstance(width, str) and width != "optimize":
-        raise ValueError(f"width={width!r}: give a number of pixels or 'optimize'")
-    if width is not None and not isinstance(width, str) and not float(width) > 0:
-        raise ValueError(f"width must be positive, got {width!r}")
-    frame, var_ref, traces, ref_c = _geometry(cube, orders, traces, reference, progress)
+    frame, var_ref, traces, ref_c = _geometry(cube, orders, traces, reference)
     orders = tuple(ref_c)
-    widths, excl, prof, window = _apertures(cube, frame, var_ref, traces, ref_c, width,
-                                            exclude_overlap, oot, block_size, progress)
-    if method == "optimal":
-        hw, prof, model = _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window,
-                                        block_size, progress)
-    nx = frame.shape[1]
-    flux = {o: np.full((cube.N, nx), np.nan) for o in orders}
-    fvar = {o: np.full((cube.N, nx), np.nan) for o in orders}
-    good = {o: np.zeros((cube.N, nx), bool) for o in orders}
-    nrej = 0
-    for i0, i1, data, var, gd in iter_blocks(cube, block_size, desc=f"{method} extraction",
-                                             progress=progress, finite=False):
-        for o in orders:
-            tr = np.asarray(traces[o][i0:i1], float)
-            if method == "box":
-                f, v, ok = box_block(data, var, gd, tr, widths[o], prof[o][0], min_fraction, excl[o])
-            else:
-                basis, wd, excess = model[o]
-                f, v, ok, n = optimal_block(data, var, gd, tr, ref_c[o], widths[o] / 2.0, prof[o][0],
-                                            basis, var_ref + excess, nsigma, exclude=excl[o],
-                                            width=wd[i0:i1], band_halfwidth=hw[o])
-                nrej += n
-            flux[o][i0:i1], fvar[o][i0:i1], good[o][i0:i1] = f, v, ok
-    shift = float(wave_shift)
+    widths, excl, prof, window = _apertures(cube, frame, var_ref, traces, ref_c, opts, oot)
+    models = None
+    if opts.method == "optimal":
+        models = _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window)
+    flux, fvar, good, nrej = _extract_blocks(cube, opts, traces, widths, excl, prof, models)
+    shift = float(opts.wave_shift)
     if template is not None:
         o = orders[0]
         med = nanmedian_quiet(np.where(good[o], flux[o], np.nan), axis=0)
         s, _ = wavelength_offset(order_wavelength(cube, o, ref_c[o], shift), med, *template)
         shift += s
         log.info("wavelength offset from the template CCF: %.3f px", s)
-    contam = (order_contamination(frame, ref_c, widths, excl) if len(orders) > 1 and exclude_overlap
-              else {o: np.zeros(nx) for o in orders})
+    nx = frame.shape[1]
+    contam = (order_contamination(frame, ref_c, widths, excl)
+              if len(orders) > 1 and opts.exclude_overlap else {o: np.zeros(nx) for o in orders})
     meta = {k: cube.meta[k] for k in _HEADER_KEYS if cube.meta.get(k) not in (None, "")}
-    meta.update({"EXTRMETH": method, "WAVESHFT": shift, "DISPAXIS": 1 if cube.geometry.dispersion_axis == 1 else 2,
+    meta.update({"EXTRMETH": opts.method, "WAVESHFT": shift,
+                 "DISPAXIS": 1 if cube.geometry.dispersion_axis == 1 else 2,
                  "MODE": cube.geometry.mode.name if cube.geometry.mode is not None else "",
                  **{f"WIDTH{o}": widths[o] for o in orders}})
     spec = Spectra(cube.time, {o: order_wavelength(cube, o, ref_c[o], shift) for o in orders},
                    flux, fvar, good, int_numbers=cube.int_numbers, regressors=regressors, meta=meta,
                    columns={o: {"trace": ref_c[o], "contamination": contam[o]} for o in orders})
     log.info("extract: %s, orders %s, widths %s px, %d integrations, %d pixels rejected, %.1f s",
-             method, list(orders), [round(widths[o], 2) for o in orders], cube.N, nrej,
+             opts.method, list(orders), [round(widths[o], 2) for o in orders], cube.N, nrej,
              _time.perf_counter() - t0)
     return spec
 
 
-def _apertures(cube, frame, var_ref, traces, ref_c, width, exclude_overlap, oot, block_size,
-               progress):
+def _extract_blocks(cube, opts, traces, widths, excl, prof, models):
+    """Flux, variance and good columns of every order and integration, block by block."""
+    orders = tuple(widths)
+    nx = next(iter(prof.values()))[0].shape[1]
+    flux = {o: np.full((cube.N, nx), np.nan) for o in orders}
+    fvar = {o: np.full((cube.N, nx), np.nan) for o in orders}
+    good = {o: np.zeros((cube.N, nx), bool) for o in orders}
+    nrej = 0
+    for i0, i1, data, var, gd in iter_blocks(cube, desc=f"{opts.method} extraction", finite=False):
+        for o in orders:
+            tr = np.asarray(traces[o][i0:i1], float)
+            if models is None:
+                f, v, ok = box_block(data, var, gd, tr, widths[o], prof[o][0], opts.min_fraction,
+                                     excl[o])
+            else:
+                model, wd = models[o]
+                f, v, ok, n = optimal_block(data, var, gd, tr, widths[o] / 2.0, model,
+                                            width=wd[i0:i1], nsigma=opts.nsigma)
+                nrej += n
+            flux[o][i0:i1], fvar[o][i0:i1], good[o][i0:i1] = f, v, ok
+    return flux, fvar, good, nrej
+
+
+def _apertures(cube, frame, var_ref, traces, ref_c, opts, oot):
     """Width, excluded pixels and spatial profile of every order."""
     orders = tuple(ref_c)
     ny = frame.shape[0]
+    width = opts.width
     dflt = mode_defaults(cube.geometry.mode)
     widths = {o: float(dflt["box_width"] if width in (None, "optimize") else width) for o in orders}
     window = PROFILE_WINDOW.get(getattr(cube.geometry.mode, "key", None), 15)
 
     def build():
-        excl = (overlap_exclusion(ref_c, widths, ny) if exclude_overlap and len(orders) > 1
+        excl = (overlap_exclusion(ref_c, widths, ny) if opts.exclude_overlap and len(orders) > 1
                 else {o: None for o in orders})
         prof = {o: spatial_profile(frame, ref_c[o], widths[o] / 2.0, window, exclude=excl[o],
                                    var=var_ref) for o in orders}
@@ -678,28 +694,28 @@ def _apertures(cube, frame, var_ref, traces, ref_c, width, exclude_overlap, oot,
     if width == "optimize":
         for o in orders:
             cands = widths[o] * np.linspace(0.5, 1.5, 11)
-            widths[o], scat = optimize_width(cube, traces[o], cands, prof[o][0], oot, excl[o],
-                                             block_size, progress)
+            widths[o], scat = optimize_width(cube, traces[o], cands, prof[o][0], oot, excl[o])
             log.info("order %d: optimal box width %.1f px (scatter %.0f-%.0f ppm)", o, widths[o],
                      np.nanmin(scat), np.nanmax(scat))
         excl, prof = build()
     return widths, excl, prof, window
 
 
-def _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window, block_size, progress):
-    """Half-widths, profiles and motion bases of the optimal extraction of every order.
+def _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window):
+    """The optimal-extraction model of every order: ``(OrderProfile, width regressor)``.
 
     The profile region is the aperture around the reference trace widened by
     the trace's largest motion (at most the aperture half-width), so that it
-    holds the aperture of every integration.
+    holds the aperture of every integration. The weights' variance is the
+    visit average plus the significant excess scatter of :func:`profile_motion`.
     """
-    hw = {}
+    profiles = {}
     for o, c in ref_c.items():
         dy = np.abs(np.asarray(traces[o], float) - c)
         move = np.nanmax(dy) if np.isfinite(dy).any() else 0.0
-        hw[o] = widths[o] / 2.0 + min(float(move), widths[o] / 2.0)
-    prof = {o: spatial_profile(frame, ref_c[o], hw[o], window, exclude=excl[o], var=var_ref)
-            for o in ref_c}
-    model = profile_motion(cube, traces, ref_c, {o: p[0] for o, p in prof.items()}, hw, excl,
-                           frame, var_ref, window, block_size=block_size, progress=progress)
-    return hw, prof, model
+        hw = widths[o] / 2.0 + min(float(move), widths[o] / 2.0)
+        prof = spatial_profile(frame, c, hw, window, exclude=excl[o], var=var_ref)[0]
+        profiles[o] = OrderProfile(c, prof, hw, var_ref, exclude=excl[o])
+    motion = profile_motion(cube, traces, profiles, frame, window)
+    return {o: (replace(p, basis=motion[o][0], var=var_ref + motion[o][2]), motion[o][1])
+            for o, p in profiles.items()}

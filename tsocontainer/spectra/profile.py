@@ -10,18 +10,60 @@ PSFs pixel by pixel (see :mod:`tsocontainer.spectra.extract`).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from tsocontainer.arrays.views import gather, window_rows
 from tsocontainer.spectra.blocks import iter_blocks
 
-__all__ = ["spatial_profile", "motion_regressors", "profile_motion"]
+__all__ = ["OrderProfile", "spatial_profile", "motion_regressors", "profile_motion"]
 
 log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------- profile
+@dataclass(frozen=True, eq=False)
+class OrderProfile:
+    """One order's spatial profile and the region it covers: what optimal extraction weighs with.
+
+    Parameters
+    ----------
+    centre : ndarray, shape (nx,)
+        Reference trace the profile was built around (NaN off the detector).
+    profile : ndarray, shape (ny, nx)
+        Normalised profile from :func:`spatial_profile`.
+    halfwidth : float
+        Half-width (px) around ``centre`` of the region where ``profile`` is
+        non-zero; it should hold the aperture of every integration.
+    var : ndarray, shape (ny, nx)
+        Variance of the extraction weights and of its outlier rejection (the
+        visit average: noise-free).
+    exclude : ndarray of bool, shape (ny, nx), optional
+        Pixels not used (another order's aperture).
+    basis : ndarray, shape (4, ny, nx), optional
+        Motion model from :func:`profile_motion` (the profile of integration
+        ``i`` is ``profile + sum_k X_ik basis_k``, ``X`` from
+        :func:`motion_regressors`); None: the same profile for every integration.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frame = np.exp(-0.5 * ((np.arange(20.0)[:, None] - 9.6) / 1.2) ** 2).repeat(50, 1)
+    >>> centre = np.full(50, 9.6)
+    >>> model = OrderProfile(centre, spatial_profile(frame, centre, 4.0)[0], 4.0, frame + 1.0)
+    >>> model.profile.shape, model.basis is None
+    ((20, 50), True)
+    """
+
+    centre: np.ndarray
+    profile: np.ndarray
+    halfwidth: float
+    var: np.ndarray
+    exclude: np.ndarray | None = None
+    basis: np.ndarray | None = None
+
+
 def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder: int = 2,
                     max_drift: float = 1.0, exclude=None, var=None):
     """Normalised spatial profile of one order from the visit-average frame.
@@ -63,6 +105,14 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
         Derivative along rows (central differences of the pixel values: a poor
         guide to sub-pixel shifts of an undersampled profile; the optimal
         extraction uses :func:`profile_motion` instead).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frame = 1000 * np.exp(-0.5 * ((np.arange(20.0)[:, None] - 9.6) / 1.2) ** 2).repeat(50, 1)
+    >>> prof, dprof = spatial_profile(frame, np.full(50, 9.6), 4.0)
+    >>> prof.sum(0)[:3], np.flatnonzero(prof[:, 0] > 0)
+    (array([1., 1., 1.]), array([ 6,  7,  8,  9, 10, 11, 12, 13, 14]))
     """
     ny, nx = frame.shape
     rows, w = window_rows(centre, halfwidth, ny)
@@ -162,6 +212,16 @@ def motion_regressors(centre, ref_centre, width=None):
     -------
     ndarray, shape (4, nb, nx)
         ``dy = centre - ref_centre``, 0 where either trace is undefined.
+
+    Examples
+    --------
+    Two integrations, two columns (the second undefined in the second integration):
+
+    >>> import numpy as np
+    >>> x = motion_regressors(np.array([[10.1, 10.2], [9.9, np.nan]]), np.full(2, 10.0),
+    ...                       np.array([0.5, -0.5]))
+    >>> x.shape, x[1].round(2).tolist()
+    ((4, 2, 2), [[0.1, 0.2], [-0.1, 0.0]])
     """
     dy = np.asarray(centre, float) - np.asarray(ref_centre, float)
     dy = np.where(np.isfinite(dy), dy, 0.0)
@@ -293,9 +353,8 @@ class _MotionFit:
             acc[:] = 0.0
 
 
-def profile_motion(cube, traces: dict, ref_c: dict, profiles: dict, halfwidths: dict,
-                   exclude: dict, frame, var_ref, window: int = 15, clip: float = 10.0,
-                   max_integrations: int = 128, block_size=None, progress=None) -> dict:
+def profile_motion(cube, traces: dict, profiles: dict, frame, window: int = 15,
+                   clip: float = 10.0, max_integrations: int = 128) -> dict:
     """How each pixel's share of the column flux follows the trace motion.
 
     For every pixel of each order's profile region the share of its column's
@@ -323,43 +382,58 @@ def profile_motion(cube, traces: dict, ref_c: dict, profiles: dict, halfwidths: 
     ----------
     cube : CubeSource
         The visit's working data, mask and geometry.
-    traces, ref_c : dict
-        Order -> (N, nx) per-integration traces and (nx,) reference trace.
-    profiles, halfwidths, exclude : dict
-        Order -> profile (ny, nx) from :func:`spatial_profile`, the half-width
-        it was built with and the excluded pixels (or None).
-    frame, var_ref : ndarray, shape (ny, nx)
-        Visit-average frame and variance.
+    traces : dict
+        Order -> (N, nx) per-integration traces.
+    profiles : dict
+        Order -> :class:`OrderProfile` (reference trace, visit profile, the
+        half-width it was built with, the visit-average variance and the
+        excluded pixels; its ``basis`` is not used).
+    frame : ndarray, shape (ny, nx)
+        Visit-average frame.
     window : int
         Smoothing window along the dispersion (columns; 0: none).
     clip : float
         Rejection threshold (sigma) of the second pass.
     max_integrations : int
         Integrations used by the first pass.
-    block_size : int, optional
-        Integrations per block.
-    progress : bool, optional
-        Progress bars.
 
     Returns
     -------
     dict
         Order -> ``(basis, width, excess)``: basis (4, ny, nx), the terms of
-        :data:`MOTION_TERMS` for :func:`optimal_block`; the width regressor of
+        :data:`MOTION_TERMS` for :func:`~tsocontainer.spectra.extract.optimal_block`; the width regressor of
         every integration (N,); the variance (ny, nx) of the residual scatter
         beyond the expected noise, where significant (1/f residuals: added to
         the weights' variance).
+
+    Examples
+    --------
+    A noiseless trace moving by up to 0.2 px: the shift term carries the motion.
+
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(20.0)[None, :, None]
+    >>> dy = 0.1 * np.array([-2, -1, 0, 1, 2, 0, 1, -1])
+    >>> cube = (1e4 * np.exp(-0.5 * ((rows - 9.6 - dy[:, None, None]) / 0.8) ** 2)).repeat(40, 2)
+    >>> frame, var = cube.mean(0), cube.mean(0) + 1.0
+    >>> centre = np.full(40, 9.6)
+    >>> model = OrderProfile(centre, spatial_profile(frame, centre, 4.0, window=0)[0], 4.0, var)
+    >>> traces = {1: centre + dy[:, None]}
+    >>> basis, width, excess = profile_motion(CubeSource.from_arrays(cube, cube + 1.0), traces,
+    ...                                       {1: model}, frame, window=0)[1]
+    >>> basis.shape, bool(np.abs(basis[1]).max() > 0.1)
+    ((4, 20, 40), True)
     """
-    fits = {o: _MotionFit(profiles[o], frame, var_ref, ref_c[o], halfwidths[o], exclude[o], cube.N)
-            for o in ref_c}
+    fits = {o: _MotionFit(p.profile, frame, p.var, p.centre, p.halfwidth, p.exclude, cube.N)
+            for o, p in profiles.items()}
     for ranges in (_spread_ranges(cube.N, max_integrations), None):
-        for i0, i1, data, var, good in iter_blocks(cube, block_size, desc="profile motion",
-                                                   progress=progress, finite=False, ranges=ranges):
+        for i0, i1, data, var, good in iter_blocks(cube, desc="profile motion", finite=False,
+                                                   ranges=ranges):
             for o, fit in fits.items():
                 fit.add(i0, data, var, good, np.asarray(traces[o][i0:i1], float), clip)
         for fit in fits.values():
             fit.solve()
-    return {o: (_motion_basis(fit, frame.shape, ref_c[o], window), fit.width,
+    return {o: (_motion_basis(fit, frame.shape, profiles[o].centre, window), fit.width,
                 _excess_variance(fit, frame.shape, window))
             for o, fit in fits.items()}
 

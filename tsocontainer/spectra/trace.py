@@ -1,21 +1,11 @@
-"""Trace centres and widths of spectral orders, per column and integration.
+"""The traces of a visit: a reference trace per order and the trace of every integration.
 
-Everything here works in the *dispersion-major* view (see
-:mod:`tsocontainer.spectra.blocks`): the last axis runs along the dispersion
-("columns", ``x``), the one before it across ("rows", ``y``); for MIRI LRS a
+Built on the column measurements of :mod:`tsocontainer.spectra.centring`, in the
+*dispersion-major* view (see :mod:`tsocontainer.spectra.blocks`); for MIRI LRS a
 trace is the column centre as a function of row. Traces are arrays
 ``(N, n_disp)`` of cross-dispersion centres, NaN where an order is off the
-detector.
-
-Methods (per column, vectorised over columns and integrations):
-
-* ``centroid``: flux-weighted centroid in a window of fractional-edge pixels,
-  re-centred on its own result until it converges (a symmetric profile's
-  centre is the fixed point, whatever the window truncates);
-* ``edgetrigger``: the midpoint of the rising and falling edges of the
-  profile (derivative lobes), robust to SOSS's double-peaked profile;
-* ``gaussian``: a Gaussian plus constant fitted to every column at once
-  (batched Levenberg-Marquardt).
+detector. How they are measured (centring method, window, smoothing) is a
+:class:`TraceOptions`.
 
 The reference (visit-average) trace is the mode's model trace plus a smooth
 offset: the wide-window centres minus the model, smoothed along dispersion
@@ -30,40 +20,29 @@ from __future__ import annotations
 import inspect
 import logging
 import time as _time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
 from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.centring import (FWHM_SIGMA, SMOOTH_METHODS, TRACE_METHODS, column_centres,
+                                           local_background, smooth_trace, walk_trace)
 
 __all__ = [
     "MODE_DEFAULTS",
-    "TRACE_METHODS",
-    "SMOOTH_METHODS",
+    "TraceOptions",
     "mode_defaults",
-    "column_centres",
-    "local_background",
-    "walk_trace",
-    "smooth_trace",
     "guess_trace",
     "trace_reference",
     "trace_references",
     "fit_traces",
     "fit_single_trace",
-    # re-exported from _blocks
-    "check_option",
-    "dispersion_major",
-    "window_rows",
-    "gather",
-    "iter_blocks",
-    "reference_frames",
 ]
 
 log = logging.getLogger(__name__)
 
-TRACE_METHODS = ("centroid", "edgetrigger", "gaussian")
-SMOOTH_METHODS = ("spline", "poly", "none")
 
 #: geometry defaults per mode key: centring window half-width (px) of the
 #: per-integration measurements, wide window half-width (px) of the absolute
@@ -82,321 +61,96 @@ MODE_DEFAULTS = {
     "miri": dict(halfwidth=4.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, knot_spacing=48.0),
 }
 _GENERIC = dict(halfwidth=5.0, ref_halfwidth=10.0, bkg_width=4, box_width=10.0, knot_spacing=64.0)
-_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
-
 
 # ------------------------------------------------------------------ helpers
 def mode_defaults(mode) -> dict:
-    """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``."""
+    """Geometry defaults (``halfwidth``, ``box_width``, ``knot_spacing``) of ``mode``.
+
+    Examples
+    --------
+    >>> from tsocontainer.modes import Mode, get_mode
+    >>> prism = Mode(spec=get_mode("nirspec"), subarray="SUB512", grating="PRISM", filter="CLEAR")
+    >>> mode_defaults(prism)["box_width"], mode_defaults(None)["box_width"]
+    (8.0, 10.0)
+    """
     key = getattr(mode, "key", None)
     return dict(MODE_DEFAULTS.get(key, _GENERIC))
 
 
-# -------------------------------------------------------- column centres
-def _centroid(vals, rows, w):
-    f = w.astype(np.float32) * vals
-    s = f.sum(-2, dtype=np.float64)
-    y = rows.astype(np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        c = (f * y).sum(-2, dtype=np.float64) / s
-        m2 = (f * y * y).sum(-2, dtype=np.float64) / s - c * c
-    good = (s > 0) & np.isfinite(c)
-    return np.where(good, c, np.nan), np.sqrt(np.where(good & (m2 > 0), m2, np.nan)), s
-
-
-def _edges(frames, centre, hw, lobe: int = 3):
-    """Midpoint and distance of the profile's rising and falling edges.
-
-    The derivative is the half-pixel difference ``f[r+1] - f[r]``; each edge
-    is the centroid of the derivative's lobe (``lobe`` samples either side of
-    its extremum), which is much less sensitive to the sampling phase than a
-    parabola through three samples.
-    """
-    ny = frames.shape[-2]
-    rows, w = window_rows(centre, hw + 1.0, ny)
-    vals = gather(frames, rows) * (w > 0)
-    d = vals[..., 1:, :] - vals[..., :-1, :]
-    r = rows[..., :-1, :] + 0.5
-    c = np.asarray(centre, float)[..., None, :]
-    valid = (w[..., 1:, :] > 0) & (w[..., :-1, :] > 0) & (rows[..., 1:, :] > rows[..., :-1, :])
-    pos = []
-    for sign, side in ((1.0, r <= c + 0.5), (-1.0, r >= c - 0.5)):
-        lobe_vals = np.clip(sign * np.where(valid, d, 0.0), 0.0, None)
-        k = np.argmax(np.where(side, lobe_vals, -1.0), axis=-2)[..., None, :]
-        num = den = 0.0
-        for j in range(-lobe, lobe + 1):
-            kk = np.clip(k + j, 0, d.shape[-2] - 1)
-            v = np.take_along_axis(lobe_vals, kk, axis=-2)[..., 0, :]
-            num = num + v * np.take_along_axis(r, kk, axis=-2)[..., 0, :]
-            den = den + v
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pos.append(num / den)
-    centre_new = 0.5 * (pos[0] + pos[1])
-    width = pos[1] - pos[0]
-    bad = ~np.isfinite(centre_new) | ~(width > 0)
-    return np.where(bad, np.nan, centre_new), np.where(bad, np.nan, width / _FWHM)
-
-
-def _gaussian_fit(vals, rows, w, c0, s0, niter=12):
-    """Batched Levenberg-Marquardt fit of A exp(-(y-mu)^2/2s^2) + B per column."""
-    y = rows.astype(float)
-    use = w > 0
-    v = np.where(use, vals, 0.0).astype(float)
-    b = np.where(use, v, np.inf).min(-2)
-    b = np.where(np.isfinite(b), b, 0.0)
-    a = np.where(use, v, -np.inf).max(-2) - b
-    p = np.stack([a, np.nan_to_num(c0), np.nan_to_num(np.clip(s0, 0.3, None), nan=1.0), b], -1)
-    lam = np.full(p.shape[:-1], 1e-3)
-    for _ in range(niter):
-        a_, mu, s, b_ = (p[..., i][..., None, :] for i in range(4))
-        z = (y - mu) / s
-        g = np.exp(-0.5 * z * z)
-        r = (v - (a_ * g + b_)) * use
-        jac = np.stack([g, a_ * g * z / s, a_ * g * z * z / s, np.ones_like(g)], -1) * use[..., None]
-        jtj = np.einsum("...kni,...knj->...nij", jac, jac)
-        jtr = np.einsum("...kni,...kn->...ni", jac, r)
-        jtj = jtj + lam[..., None, None] * np.eye(4) * np.diagonal(jtj, axis1=-2, axis2=-1)[..., None, :]
-        try:
-            step = np.linalg.solve(jtj + 1e-12 * np.eye(4), jtr[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            break
-        p = p + np.where(np.isfinite(step), step, 0.0)
-        p[..., 2] = np.clip(np.abs(p[..., 2]), 0.2, None)
-    mu, sig = p[..., 1], p[..., 2]
-    lo, hi = y.min(-2), y.max(-2)
-    bad = (p[..., 0] <= 0) | (mu < lo) | (mu > hi) | ~np.isfinite(mu)
-    return np.where(bad, np.nan, mu), np.where(bad, np.nan, sig)
-
-
-def column_centres(frames, guess, method: str = "centroid", halfwidth: float = 5.0,
-                   niter: int = 8, tol: float = 1e-4):
-    """Centre and width of the profile in every column (and frame).
+@dataclass(frozen=True)
+class TraceOptions:
+    """How traces are measured: centring method, window and smoothing along the dispersion.
 
     Parameters
     ----------
-    frames : ndarray, shape (..., ny, nx)
-        Dispersion-major frame(s); bad pixels already replaced.
-    guess : array_like, shape broadcastable to (..., nx)
-        Start centres (row coordinate).
     method : {'centroid', 'edgetrigger', 'gaussian'}
-        See the module docstring.
-    halfwidth : float
-        Window half-width (px).
-    niter : int
-        Re-centring iterations (``centroid``, ``edgetrigger``).
-    tol : float
-        Stop when no centre moves by more than this (px).
-
-    Returns
-    -------
-    centre : ndarray, shape (..., nx)
-        NaN where the column has no usable signal.
-    sigma : ndarray, shape (..., nx)
-        Gaussian-equivalent width (px): the windowed second moment
-        (``centroid``), the fitted sigma (``gaussian``), or the edge distance
-        divided by 2.355 (``edgetrigger``).
-    flux : ndarray, shape (..., nx)
-        Flux inside the final window.
-    """
-    check_option(method, TRACE_METHODS, "method")
-    frames = np.asarray(frames)
-    ny = frames.shape[-2]
-    c = np.broadcast_to(np.asarray(guess, float), frames.shape[:-2] + frames.shape[-1:]).copy()
-    if method == "edgetrigger":
-        for _ in range(max(1, niter // 2)):
-            new, sig = _edges(frames, c, halfwidth)
-            moved = np.nanmax(np.abs(new - c), initial=0.0)
-            c = np.where(np.isfinite(new), new, c)
-            if moved < tol:
-                break
-        rows, w = window_rows(c, halfwidth, ny)
-        flux = (w * gather(frames, rows)).sum(-2)
-        return np.where(np.isfinite(sig), c, np.nan), sig, flux
-    for _ in range(max(1, niter)):
-        rows, w = window_rows(c, halfwidth, ny)
-        new, sig, flux = _centroid(gather(frames, rows), rows, w)
-        new = np.clip(new, c - halfwidth, c + halfwidth)
-        moved = np.nanmax(np.abs(new - c), initial=0.0)
-        c = np.where(np.isfinite(new), new, c)
-        if moved < tol:
-            break
-    if method == "gaussian":
-        rows, w = window_rows(c, halfwidth, ny)
-        mu, sig = _gaussian_fit(gather(frames, rows), rows, w, c, sig)
-        return mu, sig, flux
-    bad = ~np.isfinite(sig)
-    return np.where(bad, np.nan, c), sig, flux
-
-
-def local_background(frames, centre, halfwidth: float, width: int):
-    """Median of the bands ``halfwidth < |y - centre| <= halfwidth + width`` per column.
-
-    Parameters
-    ----------
-    frames : ndarray, shape (..., ny, nx)
-        Dispersion-major frame(s).
-    centre : ndarray, shape broadcastable to (..., nx)
-        Trace centres.
-    halfwidth : float
-        Inner edge of the bands.
-    width : int
-        Band width (px); 0 returns zeros.
-
-    Returns
-    -------
-    ndarray, shape (..., nx)
-        Background per column (0 where no band pixel is on the detector).
-    """
-    frames = np.asarray(frames)
-    shape = frames.shape[:-2] + frames.shape[-1:]
-    if width <= 0:
-        return np.zeros(shape)
-    ny = frames.shape[-2]
-    c = np.broadcast_to(np.nan_to_num(np.asarray(centre, float), nan=-1e6), shape)
-    off = np.r_[-halfwidth - np.arange(1, width + 1), halfwidth + np.arange(1, width + 1)]
-    rows = np.rint(c[..., None, :] + off[:, None])
-    ok = (rows >= 0) & (rows <= ny - 1)
-    vals = np.where(ok, gather(frames, np.clip(rows, 0, ny - 1).astype(np.intp)), np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nan_to_num(np.nanmedian(vals, axis=-2))
-
-
-def walk_trace(frame, start: int | None = None, start_row: float | None = None,
-               halfwidth: float = 5.0, step: int = 8):
-    """Follow a trace column by column from a start column (no model needed).
-
-    The centre is found in the brightest column (or ``start``), then the
-    window moves outward ``step`` columns at a time, each chunk started from
-    the linear extrapolation of the previous two (as in the JWebbinar
-    notebooks).
-
-    Parameters
-    ----------
-    frame : ndarray, shape (ny, nx)
-        Dispersion-major frame (e.g. the median frame).
-    start : int, optional
-        Start column (default: the brightest, smoothed over 31 columns).
-    start_row : float, optional
-        Row of the trace in the start column (default: its brightest row).
-    halfwidth : float
-        Centroid window half-width.
-    step : int
-        Columns per chunk.
-
-    Returns
-    -------
-    ndarray, shape (nx,)
-        Raw centres (NaN where lost).
-    """
-    from scipy.ndimage import gaussian_filter, uniform_filter1d
-
-    frame = np.nan_to_num(np.asarray(frame, float))
-    ny, nx = frame.shape
-    smooth = gaussian_filter(frame, (1.0, 2.0))
-    if start is None:
-        start = int(np.argmax(uniform_filter1d(smooth.sum(0), 31)))
-    if start_row is None:
-        start_row = float(np.argmax(smooth[:, start]))
-    out = np.full(nx, np.nan)
-    for direction in (1, -1):
-        hist = [(float(start), float(start_row))]
-        x0 = start if direction == 1 else start - 1
-        while 0 <= x0 < nx:
-            x1 = x0 + direction * step
-            sl = np.arange(min(x0, x1 - direction), max(x0, x1 - direction) + 1)
-            sl = sl[(sl >= 0) & (sl < nx)]
-            (xa, ya), (xb, yb) = (hist[-2] if len(hist) > 1 else hist[-1]), hist[-1]
-            slope = (yb - ya) / (xb - xa) if xb != xa else 0.0
-            c, _, _ = column_centres(smooth[:, sl], yb + slope * (sl - xb), "centroid",
-                                     halfwidth, niter=6)
-            out[sl] = c
-            ym = np.nanmedian(c) if np.isfinite(c).any() else yb + slope * (sl.mean() - xb)
-            hist.append((float(sl.mean()), float(np.clip(ym, 0, ny - 1))))
-            x0 = x1
-    return out
-
-
-def smooth_trace(x, y, weights=None, method: str = "spline", knot_spacing: float = 64.0,
-                 deg: int = 4, nsigma: float = 4.0, niter: int = 5, x_eval=None):
-    """Robust smooth curve through raw centres ``y(x)``.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (n,)
-        Columns and raw centres (non-finite ``y`` are ignored).
-    weights : array_like, shape (n,), optional
-        Inverse-variance weights (0 excludes a column).
-    method : {'spline', 'poly', 'none'}
-        Cubic least-squares spline with knots every ``knot_spacing`` columns,
-        Legendre polynomial of degree ``deg``, or no smoothing.
-    knot_spacing : float
-        Spline knot spacing (px).
+        Column centring method (:func:`~tsocontainer.spectra.centring.column_centres`).
+    halfwidth : float, optional
+        Centring window half-width (px); None: the mode's (:data:`MODE_DEFAULTS`).
+    smooth : {'spline', 'poly', 'none'}
+        Smoothing of the reference trace along dispersion
+        (:func:`~tsocontainer.spectra.centring.smooth_trace`).
+    knot_spacing : float, optional
+        Spline knot spacing (px); None: the mode's.
     deg : int
-        Polynomial degree.
-    nsigma : float
-        Clip points deviating by more than ``nsigma`` robust sigmas.
-    niter : int
-        Clipping iterations.
-    x_eval : array_like, optional
-        Where to evaluate (default ``x``).
+        Polynomial degree for ``smooth='poly'``.
+    min_snr : float
+        Columns whose window S/N is below this do not constrain the reference
+        trace; an order whose median S/N is below it is not detected (all NaN).
 
-    Returns
-    -------
-    ndarray
-        Smoothed centres at ``x_eval`` (NaN outside the fitted range for
-        ``none``).
+    Raises
+    ------
+    ValueError
+        On an unknown ``method`` or ``smooth``.
+
+    Examples
+    --------
+    >>> TraceOptions(method="gaussian").for_mode(None)
+    TraceOptions(method='gaussian', halfwidth=5.0, smooth='spline', knot_spacing=64.0, deg=4,
+                 min_snr=3.0)
+    >>> TraceOptions(method="peak")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown method 'peak'; allowed: centroid, edgetrigger, gaussian
     """
-    check_option(method, SMOOTH_METHODS, "smooth")
-    x = np.asarray(x, float)
-    y = np.asarray(y, float)
-    x_eval = x if x_eval is None else np.asarray(x_eval, float)
-    w = np.ones_like(y) if weights is None else np.asarray(weights, float).copy()
-    good = np.isfinite(y) & np.isfinite(w) & (w > 0)
-    if method == "none":
-        return np.interp(x_eval, x[good], y[good], left=np.nan, right=np.nan) if good.any() else np.full(x_eval.shape, np.nan)
-    if good.sum() < 4:
-        return np.full(x_eval.shape, np.nan)
-    keep = good.copy()
-    model = None
-    for _ in range(max(1, niter)):
-        model = _fit_curve(x[keep], y[keep], w[keep], method, knot_spacing, deg)
-        res = (y - model(x)) * np.sqrt(w)
-        scale = 1.4826 * np.median(np.abs(res[keep]))
-        new = good & (np.abs(res) <= nsigma * max(scale, 1e-12))
-        if new.sum() < 4 or np.array_equal(new, keep):
-            break
-        keep = new
-    return model(x_eval)
+
+    method: str = "centroid"
+    halfwidth: float | None = None
+    smooth: str = "spline"
+    knot_spacing: float | None = None
+    deg: int = 4
+    min_snr: float = 3.0
+
+    def __post_init__(self):
+        check_option(self.method, TRACE_METHODS, "method")
+        check_option(self.smooth, SMOOTH_METHODS, "smooth")
+
+    def for_mode(self, mode) -> "TraceOptions":
+        """These options with the window and knot spacing not given taken from ``mode``.
+
+        Parameters
+        ----------
+        mode : Mode or None
+            Instrument mode (None: the generic defaults).
+
+        Returns
+        -------
+        TraceOptions
+            ``halfwidth`` and ``knot_spacing`` set (floats).
+
+        Examples
+        --------
+        >>> from tsocontainer.modes import Mode, get_mode
+        >>> prism = Mode(get_mode("nirspec"), subarray="SUB512", grating="PRISM", filter="CLEAR")
+        >>> TraceOptions().for_mode(prism).halfwidth, TraceOptions(halfwidth=3).for_mode(prism).halfwidth
+        (4.0, 3.0)
+        """
+        dflt = mode_defaults(mode)
+        return replace(self, halfwidth=float(self.halfwidth or dflt["halfwidth"]),
+                       knot_spacing=float(self.knot_spacing or dflt["knot_spacing"]))
 
 
-def _fit_curve(x, y, w, method, knot_spacing, deg):
-    lo, hi = x.min(), x.max()
-    if method == "poly":
-        from numpy.polynomial import legendre
-
-        scale = max(hi - lo, 1.0)
-        coef = legendre.legfit(2 * (x - lo) / scale - 1, y, min(deg, x.size - 1), w=np.sqrt(w))
-        return lambda xe: legendre.legval(2 * (np.asarray(xe, float) - lo) / scale - 1, coef)
-    from scipy.interpolate import make_lsq_spline
-
-    nk = max(0, int(np.floor((hi - lo) / knot_spacing)) - 1)
-    while True:
-        inner = np.linspace(lo, hi, nk + 2)[1:-1]
-        t = np.r_[[lo] * 4, inner, [hi] * 4]
-        try:
-            spl = make_lsq_spline(x, y, t, k=3, w=np.sqrt(w))
-            break
-        except (ValueError, np.linalg.LinAlgError):
-            if nk == 0:
-                coef = np.polyfit(x, y, min(3, x.size - 1), w=np.sqrt(w))
-                return lambda xe: np.polyval(coef, np.asarray(xe, float))
-            nk //= 2
-    return lambda xe: spl(np.asarray(xe, float), extrapolate=True)
-
-
+# ------------------------------------------------------- reference traces
 def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
     """Nominal trace of ``order`` from the mode's shipped model, or None.
 
@@ -419,6 +173,17 @@ def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
     Returns
     -------
     ndarray, shape (n_disp,), or None
+
+    Examples
+    --------
+    The SOSS order-1 trace of SUBSTRIP256 is curved (rows at three columns):
+
+    >>> from tsocontainer.modes import Mode, get_mode
+    >>> soss = Mode(spec=get_mode("soss"), subarray="SUBSTRIP256", pupil="GR700XD", filter="CLEAR")
+    >>> guess_trace(soss, 1, 2048)[[100, 1000, 2000]].round(1)
+    array([79.3, 46.6, 67.8])
+    >>> guess_trace(None, 1, 2048) is None
+    True
     """
     if mode is None:
         return None
@@ -444,10 +209,9 @@ def _search_offset(frame, guess, halfwidth, search):
     return float(offsets[int(np.argmax(flux))])
 
 
-def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth: float = 5.0,
-                    smooth: str = "spline", knot_spacing: float = 64.0, deg: int = 4,
-                    search: float | None = None, min_snr: float = 3.0, ref_halfwidth=None,
-                    clean=None, bkg_width: int = 0):
+def trace_reference(frame, var, guess=None, options: TraceOptions | None = None, *,
+                    search: float | None = None, ref_halfwidth=None, clean=None,
+                    bkg_width: int = 0):
     """Trace of one order on the visit-average frame.
 
     The absolute centre of each column is measured with a wide window
@@ -465,20 +229,15 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
         Dispersion-major average frame and its per-pixel variance.
     guess : array_like, shape (nx,), optional
         Nominal trace (NaN off the detector). Without it the trace is
-        followed from the brightest column (:func:`walk_trace`).
-    method : {'centroid', 'edgetrigger', 'gaussian'}
-        Centring method.
-    halfwidth : float
-        Narrow (per-integration) window half-width (px).
-    smooth : {'spline', 'poly', 'none'}
-        Smoothing along dispersion (:func:`smooth_trace`).
-    knot_spacing, deg : float, int
-        Spline knot spacing / polynomial degree.
+        followed from the brightest column
+        (:func:`~tsocontainer.spectra.centring.walk_trace`).
+    options : TraceOptions, optional
+        Centring method, narrow (per-integration) window half-width, smoothing
+        and ``min_snr``; a window or knot spacing not given takes the generic
+        defaults (5 px, 64 px).
     search : float, optional
-        Range (px) of a global offset search of ``guess`` (default ``halfwidth``; 0 to skip).
-    min_snr : float
-        Columns whose window S/N is below this do not constrain the fit; an
-        order whose median S/N is below it is reported as not detected (all NaN).
+        Range (px) of a global offset search of ``guess`` (default: the
+        window half-width; 0 to skip).
     ref_halfwidth : float, optional
         Wide window half-width (default ``2 * halfwidth``).
     clean : ndarray of bool, shape (nx,), optional
@@ -494,7 +253,20 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
         (narrow-window per-column centres and widths), ``weight`` (inverse
         variance of the raw centres, 0 for unused columns), ``snr``, ``offset``
         (applied to the guess), ``detected`` (bool).
+
+    Examples
+    --------
+    A straight Gaussian trace at row 10.3 of a flat-spectrum frame:
+
+    >>> import numpy as np
+    >>> rows = np.arange(24.0)[:, None]
+    >>> frame = np.repeat(1000 * np.exp(-0.5 * ((rows - 10.3) / 1.5) ** 2), 200, axis=1)
+    >>> ref = trace_reference(frame, frame + 25.0, np.full(200, 10.0), TraceOptions(halfwidth=4.0))
+    >>> ref["detected"], bool(np.allclose(ref["centre"], 10.3, atol=0.01))
+    (True, True)
     """
+    opts = (options or TraceOptions()).for_mode(None)
+    method, halfwidth, min_snr = opts.method, opts.halfwidth, opts.min_snr
     frame = np.asarray(frame, float)
     ny, nx = frame.shape
     x = np.arange(nx, dtype=float)
@@ -510,7 +282,7 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
     snr = _window_snr(flux, var, raw, halfwidth)
     # with a model guess the centre cannot wander far from it (other light in the window)
     tol = max(2.0, 0.25 * hw_ref) if guess is not None else hw_ref
-    use = _usable(snr, min_snr, knot_spacing, onchip & np.isfinite(raw) & np.isfinite(wide)
+    use = _usable(snr, min_snr, opts.knot_spacing, onchip & np.isfinite(raw) & np.isfinite(wide)
                   & (base - hw_ref >= -0.5) & (base + hw_ref <= ny - 0.5)
                   & (np.abs(wide - base) < tol), clean)
     weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
@@ -518,8 +290,9 @@ def trace_reference(frame, var, guess=None, method: str = "centroid", halfwidth:
                     and use.sum() >= 8)
     centre = fwhm = np.full(nx, np.nan)
     if detected:
-        centre = base + _smooth_extrapolate(x, wide - base, weight, smooth, knot_spacing, deg)
-        fwhm = _FWHM * _smooth_extrapolate(x, sig, weight, "poly", knot_spacing, 2)
+        centre = base + _smooth_extrapolate(x, wide - base, weight, opts.smooth, opts.knot_spacing,
+                                            opts.deg)
+        fwhm = FWHM_SIGMA * _smooth_extrapolate(x, sig, weight, "poly", opts.knot_spacing, 2)
         off = ~onchip | (centre < -0.5) | (centre > ny - 0.5)
         centre[off] = np.nan
         fwhm[off] = np.nan
@@ -675,8 +448,7 @@ def _clean_columns(guesses: dict, order: int, distance: float):
     return clean
 
 
-def trace_references(cube, orders=None, method="centroid", halfwidth=None, smooth="spline",
-                     knot_spacing=None, deg=4, min_snr=3.0, reference=None, progress=None):
+def trace_references(cube, orders=None, options: TraceOptions | None = None, reference=None):
     """Reference traces of ``orders`` on the visit-average frame.
 
     Parameters
@@ -685,26 +457,41 @@ def trace_references(cube, orders=None, method="centroid", halfwidth=None, smoot
         The visit's working data, mask and geometry.
     orders : int or sequence of int, optional
         Orders (default: all of the mode's).
-    method, halfwidth, smooth, knot_spacing, deg, min_snr
-        See :func:`trace_reference` (``None`` takes the mode's defaults).
+    options : TraceOptions, optional
+        How to measure (default :class:`TraceOptions`; a window or knot spacing
+        not given takes the mode's, :data:`MODE_DEFAULTS`).
     reference : tuple of ndarray, optional
-        ``(frame, var)`` from :func:`reference_frames`, to avoid recomputing it.
-    progress : bool, optional
-        Show progress bars.
+        ``(frame, var)`` from :func:`~tsocontainer.spectra.blocks.reference_frames`,
+        to avoid recomputing it.
 
     Returns
     -------
     refs : dict
-        Order -> the dict of :func:`trace_reference`.
+        Order -> the dict of :func:`trace_reference`, plus ``halfwidth``.
     reference : tuple
         ``(frame, var)`` used.
+
+    Raises
+    ------
+    ValueError
+        If an order is not one of the mode's.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[:, None]
+    >>> cube = np.repeat(1000 * np.exp(-0.5 * ((rows - 10.3) / 1.5) ** 2), 200, axis=1)[None]
+    >>> refs, (frame, var) = trace_references(CubeSource.from_arrays(cube, cube + 25.0))
+    >>> list(refs), bool(np.allclose(refs[1]["centre"], 10.3, atol=0.01))
+    ([1], True)
     """
     orders = _orders_of(cube, orders)
     dflt = mode_defaults(cube.geometry.mode)
-    hw = float(halfwidth or dflt["halfwidth"])
+    opts = (options or TraceOptions()).for_mode(cube.geometry.mode)
+    hw = opts.halfwidth
     hw_ref = max(hw, float(dflt["ref_halfwidth"]) * hw / dflt["halfwidth"])
-    ks = float(knot_spacing or dflt["knot_spacing"])
-    frame, var = reference if reference is not None else reference_frames(cube, progress=progress)
+    frame, var = reference if reference is not None else reference_frames(cube)
     allg = {o: guess_trace(cube.geometry.mode, o, frame.shape[1], cube.meta, cube.geometry.x_offset)
             for o in (cube.geometry.mode.spec.orders if cube.geometry.mode is not None else orders)}
     refs, first = {}, None
@@ -715,52 +502,39 @@ def trace_references(cube, orders=None, method="centroid", halfwidth=None, smoot
             guess = guess + first
             search = 2.0
         clean = _clean_columns(allg, order, hw_ref + hw)
-        ref = trace_reference(frame, var, guess, method, hw, smooth, ks, deg, search, min_snr,
-                              hw_ref, clean, int(dflt["bkg_width"]))
+        ref = trace_reference(frame, var, guess, opts, search=search, ref_halfwidth=hw_ref,
+                              clean=clean, bkg_width=int(dflt["bkg_width"]))
         if ref["detected"] and first is None and guess is not None:
             first = ref["offset"]
         if not ref["detected"]:
             log.warning("order %d: no trace detected (median S/N < %g); its trace is NaN",
-                        order, min_snr)
+                        order, opts.min_snr)
         ref["halfwidth"] = hw
         refs[order] = ref
     return refs, (frame, var)
 
 
-def fit_traces(cube, orders=None, method: str = "centroid", halfwidth=None, smooth: str = "spline",
-               knot_spacing=None, deg: int = 4, deg_int: int = 0, per_integration: bool = True,
-               min_snr: float = 3.0, block_size=None, reference=None, progress=None):
+def fit_traces(cube, orders=None, options: TraceOptions | None = None, *, deg_int: int = 0,
+               per_integration: bool = True, reference=None):
     """Trace centre and width of every order, column and integration.
 
     Parameters
     ----------
     cube : CubeSource
-        The visit (its working data and mask are used).
+        The visit (its working data and mask are used; blocks of
+        ``cube.block_size`` integrations, progress bars if ``cube.progress``).
     orders : int or sequence of int, optional
         Orders (default: all of the mode's; undetected ones come back NaN).
-    method : {'centroid', 'edgetrigger', 'gaussian'}
-        Centring method.
-    halfwidth : float, optional
-        Centring window half-width (default per mode, :data:`MODE_DEFAULTS`).
-    smooth : {'spline', 'poly', 'none'}
-        Smoothing of the reference trace along dispersion.
-    knot_spacing : float, optional
-        Spline knot spacing (default per mode).
-    deg : int
-        Polynomial degree for ``smooth='poly'``.
+    options : TraceOptions, optional
+        Centring method, window, smoothing of the reference trace and minimum
+        column S/N (default :class:`TraceOptions`, windows per mode).
     deg_int : int
         Degree of the per-integration polynomial added to the reference trace
         (0: rigid shift, 1: shift and tilt).
     per_integration : bool
         Fit every integration (else all integrations get the reference trace).
-    min_snr : float
-        Minimum column S/N (see :func:`trace_reference`).
-    block_size : int, optional
-        Integrations per block.
     reference : tuple, optional
-        ``(frame, var)`` from :func:`reference_frames`.
-    progress : bool, optional
-        Show progress bars.
+        ``(frame, var)`` from :func:`~tsocontainer.spectra.blocks.reference_frames`.
 
     Returns
     -------
@@ -768,12 +542,28 @@ def fit_traces(cube, orders=None, method: str = "centroid", halfwidth=None, smoo
         ``orders`` -> {``trace`` (N, nx), ``fwhm`` (N, nx), ``shift_y`` (N,),
         ``width_ratio`` (N,), ``reference`` (the :func:`trace_reference` dict)},
         plus ``frame`` and ``var`` (the reference frames).
+
+    Raises
+    ------
+    ValueError
+        If an order is not one of the mode's.
+
+    Examples
+    --------
+    A straight trace that moves down by 0.1 px per integration:
+
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[None, :, None]
+    >>> centre = 10.3 + 0.1 * np.arange(4.0)[:, None, None]
+    >>> cube = np.repeat(1000 * np.exp(-0.5 * ((rows - centre) / 1.5) ** 2), 200, axis=2)
+    >>> res = fit_traces(CubeSource.from_arrays(cube, cube + 25.0), options=TraceOptions(halfwidth=4))
+    >>> np.round(res["orders"][1]["shift_y"], 2)
+    array([-0.15, -0.05,  0.05,  0.15])
     """
-    check_option(method, TRACE_METHODS, "method")
-    check_option(smooth, SMOOTH_METHODS, "smooth")
+    opts = options or TraceOptions()
     t0 = _time.perf_counter()
-    refs, (frame, var) = trace_references(cube, orders, method, halfwidth, smooth, knot_spacing,
-                                          deg, min_snr, reference, progress)
+    refs, (frame, var) = trace_references(cube, orders, opts, reference)
     nx = frame.shape[1]
     out = {o: dict(trace=np.tile(r["centre"], (cube.N, 1)), fwhm=np.tile(r["fwhm"], (cube.N, 1)),
                    shift_y=np.zeros(cube.N), width_ratio=np.ones(cube.N), reference=r)
@@ -781,24 +571,23 @@ def fit_traces(cube, orders=None, method: str = "centroid", halfwidth=None, smoo
     live = [o for o, r in refs.items() if r["detected"]]
     if per_integration and live:
         basis = _basis(nx, deg_int)
-        for i0, i1, data, _, _ in iter_blocks(cube, block_size, fill=frame, desc="tracing",
-                                              progress=progress):
+        for i0, i1, data, _, _ in iter_blocks(cube, fill=frame, desc="tracing"):
             for o in live:
-                tr, fw, dy, ratio = _block_traces(data, refs[o], method, refs[o]["halfwidth"], basis)
+                tr, fw, dy, ratio = _block_traces(data, refs[o], opts.method, refs[o]["halfwidth"],
+                                                  basis)
                 out[o]["trace"][i0:i1], out[o]["fwhm"][i0:i1] = tr, fw
                 out[o]["shift_y"][i0:i1], out[o]["width_ratio"][i0:i1] = dy, ratio
     for o in refs:
         bad = ~np.isfinite(refs[o]["centre"])
         out[o]["trace"][:, bad] = np.nan
         out[o]["fwhm"][:, bad] = np.nan
-    log.info("fit_traces: %s, orders %s (detected %s), %d integrations, %.1f s", method,
+    log.info("fit_traces: %s, orders %s (detected %s), %d integrations, %.1f s", opts.method,
              list(refs), live, cube.N, _time.perf_counter() - t0)
     return dict(orders=out, frame=frame, var=var)
 
 
-def fit_single_trace(cube, order: int = 1, integration: int = 0, method: str = "centroid",
-                     halfwidth=None, smooth: str = "spline", knot_spacing=None, deg: int = 4,
-                     reference=None):
+def fit_single_trace(cube, order: int = 1, integration: int = 0,
+                     options: TraceOptions | None = None, reference=None):
     """Trace of one order in one integration, fitted on its own.
 
     The integration's raw centres are smoothed directly (not as a difference
@@ -812,20 +601,37 @@ def fit_single_trace(cube, order: int = 1, integration: int = 0, method: str = "
         Spectral order.
     integration : int
         Integration index.
-    method, halfwidth, smooth, knot_spacing, deg
+    options : TraceOptions, optional
         As :func:`fit_traces`.
     reference : tuple, optional
-        ``(frame, var)`` from :func:`reference_frames` (start guess and bad-pixel fill).
+        ``(frame, var)`` from :func:`~tsocontainer.spectra.blocks.reference_frames`
+        (start guess and bad-pixel fill).
 
     Returns
     -------
     centre, fwhm : ndarray, shape (nx,)
+
+    Raises
+    ------
+    IndexError
+        If ``integration`` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tsocontainer.arrays.source import CubeSource
+    >>> rows = np.arange(24.0)[None, :, None]
+    >>> centre = 10.3 + 0.1 * np.arange(4.0)[:, None, None]
+    >>> cube = np.repeat(1000 * np.exp(-0.5 * ((rows - centre) / 1.5) ** 2), 200, axis=2)
+    >>> c, fwhm = fit_single_trace(CubeSource.from_arrays(cube, cube + 25.0), integration=3)
+    >>> round(float(np.median(c)), 2)
+    10.6
     """
     if not -cube.N <= integration < cube.N:
         raise IndexError(f"integration {integration} out of range for N={cube.N}")
     integration %= cube.N
-    refs, (frame, var) = trace_references(cube, order, method, halfwidth, smooth, knot_spacing,
-                                          deg, reference=reference, progress=False)
+    opts = (options or TraceOptions()).for_mode(cube.geometry.mode)
+    refs, (frame, var) = trace_references(cube, order, opts, reference=reference)
     ref = refs[int(order)]
     if not ref["detected"]:
         return ref["centre"], ref["fwhm"]
@@ -834,7 +640,6 @@ def fit_single_trace(cube, order: int = 1, integration: int = 0, method: str = "
     data, v = dispersion_major(data[0], axis), dispersion_major(v[0], axis)
     good = dispersion_major(cube.mask[integration], axis) & np.isfinite(data)
     data = np.where(good, data, np.nan_to_num(frame))
-    one = trace_reference(data, np.where(good, v, var), ref["centre"], method, ref["halfwidth"],
-                          smooth, float(knot_spacing or mode_defaults(cube.geometry.mode)["knot_spacing"]),
-                          deg, search=0.0, min_snr=0.0)
+    one = trace_reference(data, np.where(good, v, var), ref["centre"],
+                          replace(opts, halfwidth=ref["halfwidth"], min_snr=0.0), search=0.0)
     return one["centre"], one["fwhm"]
