@@ -138,6 +138,15 @@ class Mode:
 
         The geometry subtracts it from a header's ``SUBSTRT`` (along the dispersion) to
         index the shipped wavelength and trace tables.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> Mode(spec=get_mode("nirspec"), grating="PRISM").dispersion_origin()
+        1025
         """
         return int(self.spec.module.dispersion_origin(self))
 

@@ -40,7 +40,19 @@ __all__ = ["SPEC", "MODEL_FILE", "config_label", "check_config", "wavelength", "
 
 @lru_cache(maxsize=None)
 def model() -> dict:
-    """The shipped NIRCam grism time-series model (see ``data/README.md``)."""
+    """The shipped NIRCam grism time-series model (see ``data/README.md``).
+
+    Returns
+    -------
+    dict
+        ``wavelength`` (per filter: ``x0``, ``scale``, ``coeff``, ``band_um``), ``trace``
+        and their sources.
+
+    Examples
+    --------
+    >>> model()["trace"]["row"]
+    34.0
+    """
     with open(data_path(MODEL_FILE), encoding="utf-8") as fh:
         return json.load(fh)
 

@@ -116,6 +116,11 @@ def subarray_of(cfg: dict):
     Returns
     -------
     tsocontainer.modes._subarrays.Subarray
+
+    Examples
+    --------
+    >>> subarray_of(sim_mode("nirspec-prism")).corner
+    (1025, 957)
     """
     from tsocontainer.modes._subarrays import nominal_subarray
 
