@@ -201,6 +201,13 @@ def test_unknown_geometry_is_refused_naming_file_and_keywords(hdr, words):
         assert word in msg, (word, msg)
 
 
+def test_unknown_detector_is_named():
+    nrcb = _mode("nircam", filter="F322W2", pupil="GRISMR", detector="NRCBLONG",
+                 subarray="SUBGRISM64")
+    with pytest.raises(TSOValueError, match="DETECTOR=NRCBLONG.*known detectors: NRCALONG"):
+        match_subarray(nrcb, {"SUBSTRT1": 1, "SUBSTRT2": 1}, (64, 2048), source="b.fits")
+
+
 # ------------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def prism_visit(tmp_path_factory):

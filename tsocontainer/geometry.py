@@ -226,6 +226,10 @@ def match_subarray(mode, meta: dict, shape, source=None):
                             path=source)
     inst, det = mode.spec.instrument, mode.detector or None
     rows = known_subarrays(inst, det)
+    if not rows:
+        dets = sorted({r.detector for r in known_subarrays(inst)})
+        raise TSOValueError(f"{_where(source)}{window}: no known {inst} TSO subarray on "
+                            f"DETECTOR={det} (known detectors: {', '.join(dets)})", path=source)
     named = [r for r in rows if r.name == name]
     pool = named or rows
     inside = [r for r in pool if r.contains(s1, s2, n1, n2)]
