@@ -1,6 +1,8 @@
 """Truth helpers: binned injected depths and priors derived from the truth."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,11 +42,43 @@ def test_binned_depth_is_weighted_mean(prism):
 
 
 def test_priors_from_truth(prism):
+    # the truth's t0 is BJD_TDB, as the priors and light-curve times (INT_TIMES + 2400000.5)
+    from astropy.io import fits
+
+    truth = prism.truth["params"]
+    assert truth["time_scale"] == "BJD_TDB"
+    with fits.open(prism.files[0]) as hdul:
+        mid = np.asarray(hdul["INT_TIMES"].data["int_mid_BJD_TDB"], float) + 2400000.5
+    assert mid[0] < truth["t0"] < mid[-1]  # the default transit is centred on the visit
     p = priors_from_truth(prism.truth)
-    t0 = prism.truth["params"]["t0"] + 2400000.5
-    assert p["per"] == prism.truth["params"]["per"]
+    assert p["per"] == truth["per"]
     lo, hi = p["t0"]["uniform"]
-    assert lo < t0 < hi and p["t0"]["init"] == t0
+    assert lo < truth["t0"] < hi and p["t0"]["init"] == truth["t0"]
+    # a truth written in the older BJD_TDB - 2400000.5 convention gives the same priors
+    old = {"params": dict(truth, t0=truth["t0"] - 2400000.5, time_scale="BJD_TDB - 2400000.5")}
+    t_old = priors_from_truth(old)["t0"]
+    assert t_old["init"] == pytest.approx(truth["t0"], abs=1e-7)  # 1e-7 d ~ 0.01 s: rounding
+    assert np.allclose(t_old["uniform"], [lo, hi], rtol=0, atol=1e-7)
+
+
+def test_planet_yaml_beside_truth_parses_as_the_priors(prism):
+    from tsocontainer.lightcurves.priors import parse_priors
+
+    path = Path(prism.folder) / "planet.yaml"
+    got = parse_priors(str(path))
+    want = parse_priors(priors_from_truth(prism.truth))
+    assert set(got) == set(want)
+    for name in want:
+        assert (got[name].kind, got[name].lo, got[name].hi, got[name].init) == (
+            want[name].kind, want[name].lo, want[name].hi, want[name].init), name
+
+
+def test_eclipse_priors_use_the_secondary_time(tmp_path):
+    vis = simulate_visit("miri-lrs", nint=6, seed=2, out=tmp_path, noiseless=True,
+                         event="eclipse")
+    p = priors_from_truth(vis.truth)
+    ts = vis.truth["params"]["t_secondary"]
+    assert "t0" not in p and p["t_sec"]["init"] == ts and p["rp_rs"] == vis.truth["params"]["rp_rs"]
 
 
 def test_binned_depth_needs_arrays(prism):

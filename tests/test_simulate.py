@@ -359,8 +359,12 @@ def test_depth_spectrum_from_a_table_via_the_cli(tmp_path, capsys):
     code = main(["simulate", "--mode", "nirspec-prism", "--nint", "4", "--nseg", "2",
                  "--seed", "1", "--out", str(out), "--depth-spectrum", str(table)])
     assert code == 0
-    printed = capsys.readouterr().out.split()
-    assert len(printed) == 2 and printed[0].endswith("seg001_nrs1_rateints.fits")
+    lines = capsys.readouterr().out.splitlines()
+    # the segments, then where the truth and the ready priors (planet.yaml) are
+    assert len(lines) == 4 and lines[0].endswith("seg001_nrs1_rateints.fits")
+    assert lines[2].startswith(f"truth: {out / 'truth.json'}")
+    assert lines[3].startswith(f"priors: {out / 'planet.yaml'}")
+    assert (out / "truth.json").is_file() and (out / "planet.yaml").is_file()
     truth = load_truth(out)
     np.testing.assert_allclose(truth["depth_spectrum"]["wave_um"], wave)
     np.testing.assert_allclose(truth["depth_spectrum"]["depth_ppm"], depth)

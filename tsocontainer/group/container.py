@@ -336,10 +336,11 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
         """The visit's :class:`~tsocontainer.geometry.Geometry` (axes, subarray offset, orders)."""
         from tsocontainer.geometry import geometry_from_meta
 
-        keys = ("SUBSTRT1", "SUBSTRT2", "PWCPOS", "SUBARRAY")
+        keys = ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "PWCPOS", "SUBARRAY")
         deps = (f"meta:{tuple(self.meta.get(k) for k in keys)}", f"mode:{self.mode}")
         return self._cached("geometry", lambda: geometry_from_meta(
-            self.mode, self.meta, self.sh, self._first_header), deps)
+            self.mode, self.meta, self.sh, self._first_header,
+            source=self.files[0] if self.files else None), deps)
 
     def _first_header(self):
         """Primary header of the first input file (None if unreadable)."""

@@ -20,6 +20,7 @@ import numpy as np
 
 from tsocontainer.errors import SegmentMismatchError, TSOReadError, TSOValueError
 from tsocontainer.flags import FlagStore, SparseDQ
+from tsocontainer.geometry import match_subarray
 from tsocontainer.modes import Mode, detect_mode
 
 __all__ = [
@@ -211,6 +212,7 @@ def _inspect(path: Path) -> dict:
             raise TSOReadError(f"{path}: no variance (needs VAR_POISSON+VAR_RNOISE or ERR)", path=path)
         header = hdul[0].header
         mode = detect_mode(header, filename=str(path))
+        match_subarray(mode, header, shape[1:], source=path)  # unknown window: error now
         nint = shape[0]
         start = header.get("INTSTART")
         end = header.get("INTEND")

@@ -133,6 +133,23 @@ class Mode:
         """
         return self.spec.module.trace_guess(self, order=order, x=x, header=header)
 
+    def dispersion_origin(self) -> int:
+        """1-based detector pixel, along the dispersion, of pixel 0 of the mode's tables.
+
+        The geometry subtracts it from a header's ``SUBSTRT`` (along the dispersion) to
+        index the shipped wavelength and trace tables.
+
+        Returns
+        -------
+        int
+
+        Examples
+        --------
+        >>> Mode(spec=get_mode("nirspec"), grating="PRISM").dispersion_origin()
+        1025
+        """
+        return int(self.spec.module.dispersion_origin(self))
+
     def to_dict(self) -> dict:
         """Plain-dict form (for saving)."""
         return {"key": self.key, "filter": self.filter, "pupil": self.pupil,

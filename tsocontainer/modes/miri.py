@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._subarrays import subarray_shapes
 from ._tables import load_npy
 
 SPEC = dict(
@@ -19,11 +20,13 @@ SPEC = dict(
     dispersion_axis=0,
     onef_axis=1,
     orders=(1,),
-    subarrays={"SLITLESSPRISM": (416, 72)},
+    subarrays=subarray_shapes("MIRI"),
     wavelength_source="CRDS LRS slitless wavelength map (calints WAVELENGTH)",
 )
 
 TRACE_COLUMN = 36.0
+#: SUBSTRT2 of SLITLESSPRISM: detector row of row 0 of the wavelength map
+MAP_SUBSTRT2 = 529
 
 
 def config_label(mode) -> str:
@@ -33,6 +36,11 @@ def config_label(mode) -> str:
 
 def check_config(mode, filename: str = "") -> None:
     """MIRI LRS slitless needs no extra checks."""
+
+
+def dispersion_origin(mode) -> int:
+    """1-based detector row of row 0 of the wavelength map (SLITLESSPRISM SUBSTRT2)."""
+    return MAP_SUBSTRT2
 
 
 def wavelength(mode, order: int = 1, x=None, header=None):

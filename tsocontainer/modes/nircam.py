@@ -1,14 +1,23 @@
-"""NIRCam grism time series (long wavelength, GRISMR): trace along rows.
+"""NIRCam grism time series (long wavelength, GRISMR, module A): trace along rows.
 
-F322W2: wavelength per column from a published grism polynomial (Eureka!
-table, columns 100-1699). Other filters need a calints WAVELENGTH extension.
+Wavelengths come from the flight polynomials of the NIRCam GRISMR time-series mode
+(F322W2 and F444W) published by the NIRCam team in tshirt, shipped as
+``nircam_grismr_ts_model.json``; columns outside the filter's band are NaN. The
+nominal trace row (34, 0-based) is the reference row of the SIAF grism TSO apertures
+(``NRCA5_GRISM*_<filter>``, YSciRef = 35), the same for every TSO subarray since all
+of them start at the detector's bottom row. Both are in DMS columns/rows of a frame
+whose corner is (1, 1). Other filters need a calints WAVELENGTH extension.
 1/f noise is constant along rows (fast read along x).
 """
 from __future__ import annotations
 
+import json
+from functools import lru_cache
+
 import numpy as np
 
-from ._tables import load_columns
+from ._subarrays import subarray_shapes
+from ._tables import data_path
 
 SPEC = dict(
     key="nircam",
@@ -18,13 +27,34 @@ SPEC = dict(
     dispersion_axis=1,
     onef_axis=1,
     orders=(1,),
-    subarrays={"SUBGRISM64": (64, 2048), "SUBGRISM128": (128, 2048),
-               "SUBGRISM256": (256, 2048)},
-    wavelength_source="F322W2: grism polynomial table (Eureka!)",
+    subarrays=subarray_shapes("NIRCAM"),
+    wavelength_source="F322W2/F444W: flight GRISMR time-series polynomials (NIRCam team, tshirt)",
 )
 
-#: nominal trace row of the long-wavelength grism TSO subarrays
-_TRACE_ROW = {"SUBGRISM64": 34.0, "SUBGRISM128": 34.0, "SUBGRISM256": 34.0}
+#: the shipped model (wavelength polynomials, band limits, trace row)
+MODEL_FILE = "nircam_grismr_ts_model.json"
+
+__all__ = ["SPEC", "MODEL_FILE", "config_label", "check_config", "wavelength", "trace_guess",
+           "dispersion_origin", "model"]
+
+
+@lru_cache(maxsize=None)
+def model() -> dict:
+    """The shipped NIRCam grism time-series model (see ``data/README.md``).
+
+    Returns
+    -------
+    dict
+        ``wavelength`` (per filter: ``x0``, ``scale``, ``coeff``, ``band_um``), ``trace``
+        and their sources.
+
+    Examples
+    --------
+    >>> model()["trace"]["row"]
+    34.0
+    """
+    with open(data_path(MODEL_FILE), encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def config_label(mode) -> str:
@@ -39,19 +69,49 @@ def check_config(mode, filename: str = "") -> None:
         raise ValueError(f"{where}NIRCam TSGRISM exposure with PUPIL={mode.pupil}, expected GRISMR/GRISMC")
 
 
+def dispersion_origin(mode) -> int:
+    """1-based detector column of column 0 of this mode's tables (SUBSTRT1 = 1)."""
+    return 1
+
+
 def wavelength(mode, order: int = 1, x=None, header=None):
-    """Wavelength (micron) at column(s) ``x``; NaN outside the table."""
+    """Wavelength (micron) at column(s) ``x``; NaN outside the filter's band.
+
+    Parameters
+    ----------
+    mode : Mode
+        The exposure's mode (its filter selects the polynomial).
+    order : int
+        1 only.
+    x : array_like, optional
+        Columns of a frame starting at detector column 1 (default: 0..2047).
+    header : dict-like, optional
+        Unused (the NIRCam model depends on the filter only).
+
+    Returns
+    -------
+    ndarray
+        Wavelength in micron.
+
+    Raises
+    ------
+    ValueError
+        For another order or a filter without a shipped polynomial.
+    """
     if order != 1:
         raise ValueError(f"NIRCam grism TSO has order 1 only, got {order!r}")
-    if mode.filter != "F322W2":
-        raise ValueError(f"no shipped wavelength solution for NIRCam {mode.filter}; "
-                         "use calints with a WAVELENGTH extension")
-    cols, lam = load_columns("wave_vs_col_NIRCam_F322W2_EurekaPoly_SIMfile.csv")
+    polys = model()["wavelength"]
+    if mode.filter not in polys:
+        raise ValueError(f"no shipped wavelength solution for NIRCam {mode.filter} (have "
+                         f"{', '.join(polys)}); use calints with a WAVELENGTH extension")
+    p = polys[mode.filter]
     x = np.arange(2048, dtype=float) if x is None else np.asarray(x, float)
-    return np.interp(x, cols, lam, left=np.nan, right=np.nan)
+    lam = np.polynomial.Polynomial(p["coeff"])((x - p["x0"]) / p["scale"])
+    lo, hi = p["band_um"]
+    return np.where((lam >= lo) & (lam <= hi), lam, np.nan)
 
 
 def trace_guess(mode, order: int = 1, x=None, header=None):
-    """Nominal trace row."""
+    """Nominal trace row (the SIAF reference row of the grism TSO apertures)."""
     x = np.arange(2048, dtype=float) if x is None else np.asarray(x, float)
-    return np.full(x.shape, _TRACE_ROW.get(mode.subarray, 34.0))
+    return np.full(x.shape, float(model()["trace"]["row"]))

@@ -1,7 +1,8 @@
 """NIRSpec bright-object time series (BOTS): a straight trace along rows.
 
-PRISM/CLEAR on SUB512: wavelength per column from a table derived from the
-pipeline WCS of a real PRISM TSO (jw06456, Eureka!). G395H/F290LP on SUB2048
+PRISM/CLEAR: wavelength per column from a table derived from the pipeline WCS of
+a real PRISM SUB512 TSO (jw06456, Eureka!), whose column 0 is detector column 1025
+(SUBSTRT1 of SUB512). G395H/F290LP on SUB2048
 NRS1/NRS2: wavelength from the published dispersion curve (msaexp table),
 integrated along the columns from an anchor on each detector: the red end of
 NRS1 (3.717 micron at column 2047, the blue side of the 3.72-3.82 micron
@@ -16,6 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._subarrays import nominal_subarray, subarray_shapes
 from ._tables import data_path, load_columns
 
 SPEC = dict(
@@ -26,8 +28,7 @@ SPEC = dict(
     dispersion_axis=1,
     onef_axis=0,
     orders=(1,),
-    subarrays={"SUB2048": (32, 2048), "SUB1024A": (32, 1024), "SUB1024B": (32, 1024),
-               "SUB512": (32, 512), "SUB512S": (16, 512)},
+    subarrays=subarray_shapes("NIRSPEC"),
     wavelength_source="PRISM: WCS-derived table (jw06456); G395H: dispersion curve",
 )
 
@@ -35,8 +36,11 @@ SPEC = dict(
 _G395H_ANCHOR = {"NRS1": (2047, 3.717), "NRS2": (0, 3.823)}
 #: cut-on of the F290LP filter (micron): no G395H light bluer than this
 G395H_CUTON = 2.87
+#: SUBSTRT1 of the real SUB512 exposure the PRISM wavelength table was derived from
+PRISM_TABLE_SUBSTRT1 = 1025
 
-__all__ = ["SPEC", "G395H_CUTON", "config_label", "check_config", "wavelength", "trace_guess"]
+__all__ = ["SPEC", "G395H_CUTON", "PRISM_TABLE_SUBSTRT1", "config_label", "check_config", "wavelength",
+           "trace_guess", "dispersion_origin"]
 
 
 def config_label(mode) -> str:
@@ -83,9 +87,28 @@ def wavelength(mode, order: int = 1, x=None, header=None):
     return np.interp(x, cols, lam, left=np.nan, right=np.nan)
 
 
+def dispersion_origin(mode) -> int:
+    """1-based detector column of column 0 of this configuration's wavelength table.
+
+    The PRISM table was measured on SUB512 (SUBSTRT1 = 1025); the G395H solution
+    covers the whole detector (SUBSTRT1 = 1).
+    """
+    return PRISM_TABLE_SUBSTRT1 if mode.grating == "PRISM" else 1
+
+
 def trace_guess(mode, order: int = 1, x=None, header=None):
-    """Nominal trace row: the subarray's middle (the S1600A1 aperture)."""
-    ny = SPEC["subarrays"].get(mode.subarray, (32, 2048))[0]
-    nx = SPEC["subarrays"].get(mode.subarray, (32, 2048))[1]
+    """Nominal trace row: the middle of the 32-row BOTS subarrays (the S1600A1 aperture).
+
+    The BOTS subarrays of a grating share one centre row on the detector (SUB512S,
+    16 rows, starts 8 rows into SUB512); the row is returned in the coordinates of the
+    exposure's subarray (e.g. 15.5 on SUB512, 7.5 on SUB512S, the detector row on FULL).
+    """
+    ny, nx = SPEC["subarrays"].get(mode.subarray, (32, 2048))
     x = np.arange(nx, dtype=float) if x is None else np.asarray(x, float)
-    return np.full(x.shape, ny / 2 - 0.5)
+    det = mode.detector or "NRS1"
+    try:
+        ref = nominal_subarray("NIRSPEC", "SUB2048", det, mode.grating or None)
+        own = nominal_subarray("NIRSPEC", mode.subarray, det, mode.grating or None)
+    except KeyError:  # subarray not in the table (checked at read time): its own middle
+        return np.full(x.shape, ny / 2 - 0.5)
+    return np.full(x.shape, ref.substrt2 + 15.5 - own.substrt2)

@@ -22,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._subarrays import subarray_shapes
 from ._tables import data_path
 
 SPEC = dict(
@@ -32,7 +33,7 @@ SPEC = dict(
     dispersion_axis=1,
     onef_axis=0,  # fast read along columns in DMS orientation: vertical stripes
     orders=(1, 2, 3),
-    subarrays={"SUBSTRIP256": (256, 2048), "SUBSTRIP96": (96, 2048), "FULL": (2048, 2048)},
+    subarrays=subarray_shapes("NIRISS"),
     wavelength_source="SPECTRACE reference table (in-flight), per order; "
                       "pastasoss models versus PWCPOS when it is known",
 )
@@ -54,7 +55,7 @@ _PASTA_WAVE = {1: "jwst_niriss_gr700xd_wavelength_model_order1.json",
                2: "jwst_niriss_gr700xd_wavelength_model_order2_002.json"}
 
 __all__ = ["SPEC", "PWCPOS_CMD", "config_label", "check_config", "wavelength", "trace_guess",
-           "pwcpos_of"]
+           "pwcpos_of", "dispersion_origin"]
 
 
 def config_label(mode) -> str:
@@ -147,6 +148,11 @@ def _table_for(mode) -> str:
 def _check_order(order: int) -> None:
     if order not in SPEC["orders"]:
         raise ValueError(f"SOSS order must be one of {SPEC['orders']}, got {order!r}")
+
+
+def dispersion_origin(mode) -> int:
+    """1-based detector column of column 0 of the SOSS tables (all 2048 columns)."""
+    return 1
 
 
 def wavelength(mode, order: int = 1, x=None, header=None, pwcpos=None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
@@ -50,6 +51,10 @@ def _run_simulate(args) -> int:
                          depth_spectrum=args.depth_spectrum)
     for f in vis.files:
         print(f)
+    folder = Path(args.out)
+    print(f"truth: {folder / 'truth.json'} (arrays: {folder / 'truth.fits'})")
+    print(f"priors: {folder / 'planet.yaml'} (tsocontainer run FILES --priors "
+          f"{folder / 'planet.yaml'})")
     return 0
 
 

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["visit_times", "planet_params", "default_depth_spectrum", "read_depth_table",
-           "limb_darkening", "light_curves", "eclipse_curves", "systematics_series",
+__all__ = ["BJD_MJD_OFFSET", "visit_times", "planet_params", "default_depth_spectrum",
+           "read_depth_table", "limb_darkening", "light_curves", "eclipse_curves", "systematics_series",
            "SYSTEMATICS_DEFAULTS", "PARAM_KEYS"]
 
+#: full BJD_TDB minus the MJD-based BJD_TDB of INT_TIMES (days)
+BJD_MJD_OFFSET = 2400000.5
 #: user-settable planet parameters (``params=`` option)
 PARAM_KEYS = ("t0", "per", "a_rs", "inc", "ecc", "w", "rp_rs", "b")
 

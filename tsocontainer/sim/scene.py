@@ -44,7 +44,7 @@ from tsocontainer.modes import Mode, get_mode
 from tsocontainer.modes._tables import data_path, load_columns
 
 __all__ = ["SIM_MODES", "Scene", "OrderScene", "build_scene", "render", "stellar_photons",
-           "throughput", "sim_mode"]
+           "throughput", "sim_mode", "subarray_of"]
 
 log = logging.getLogger(__name__)
 
@@ -55,40 +55,42 @@ SOSS_FRAME_PWCPOS = 245.778671
 
 #: per simulated mode: header configuration, timing and detector numbers.
 #: gain (e-/DN), read noise (DN per read) and saturation (DN) are typical,
-#: rounded values of each detector, not a particular reference file.
+#: rounded values of each detector, not a particular reference file. The subarray's
+#: real corner and readout axes come from the shipped subarray table
+#: (:func:`subarray_of`), as the readers' geometry does.
 SIM_MODES = {
     "soss": dict(
         spec="soss", instrument="NIRISS", exp_type="NIS_SOSS", detector="NIS", det_tag="nis",
         filter="CLEAR", pupil="GR700XD", grating="", subarray="SUBSTRIP256", shape=(256, 2048),
-        substrt=(1, 1793), fastaxis=-2, slowaxis=-1, readpatt="NISRAPID", tgroup=5.494,
+        readpatt="NISRAPID", tgroup=5.494,
         ngroups=9, nresets=1, gain=1.6, read_noise=7.0, saturation=60000.0, orders=(1, 2, 3),
         halfwidth=20, aperture=15, channel_width=0.05, teff=5500.0, background=1.0,
         wave_range=(0.5, 2.95)),
     "nirspec-prism": dict(
         spec="nirspec", instrument="NIRSPEC", exp_type="NRS_BRIGHTOBJ", detector="NRS1",
         det_tag="nrs1", filter="CLEAR", pupil="", grating="PRISM", subarray="SUB512",
-        shape=(32, 512), substrt=(1, 1), fastaxis=2, slowaxis=1, readpatt="NRSRAPID",
+        shape=(32, 512), readpatt="NRSRAPID",
         tgroup=0.22616, ngroups=20, nresets=1, gain=1.0, read_noise=10.0, saturation=60000.0,
         orders=(1,), halfwidth=8, aperture=4, channel_width=0.1, teff=5500.0, background=0.02,
         wave_range=(0.45, 5.6)),
     "nirspec-g395h": dict(
         spec="nirspec", instrument="NIRSPEC", exp_type="NRS_BRIGHTOBJ", detector="NRS1",
         det_tag="nrs1", filter="F290LP", pupil="", grating="G395H", subarray="SUB2048",
-        shape=(32, 2048), substrt=(1, 1), fastaxis=2, slowaxis=1, readpatt="NRSRAPID",
+        shape=(32, 2048), readpatt="NRSRAPID",
         tgroup=0.90156, ngroups=20, nresets=1, gain=1.0, read_noise=10.0, saturation=60000.0,
         orders=(1,), halfwidth=8, aperture=4, channel_width=0.05, teff=5500.0, background=0.02,
         wave_range=(2.3, 5.2)),
     "nircam-f322w2": dict(
         spec="nircam", instrument="NIRCAM", exp_type="NRC_TSGRISM", detector="NRCALONG",
         det_tag="nrcalong", filter="F322W2", pupil="GRISMR", grating="", subarray="SUBGRISM64",
-        shape=(64, 2048), substrt=(1, 1), fastaxis=-1, slowaxis=2, readpatt="RAPID",
+        shape=(64, 2048), readpatt="RAPID",
         tgroup=0.34061, ngroups=12, nresets=1, gain=1.8, read_noise=9.0, saturation=60000.0,
         orders=(1,), halfwidth=16, aperture=5, channel_width=0.05, teff=5500.0, background=1.0,
         wave_range=(2.4, 4.1)),
     "miri-lrs": dict(
         spec="miri", instrument="MIRI", exp_type="MIR_LRS-SLITLESS", detector="MIRIMAGE",
         det_tag="mirimage", filter="P750L", pupil="", grating="", subarray="SLITLESSPRISM",
-        shape=(416, 72), substrt=(1, 529), fastaxis=1, slowaxis=2, readpatt="FASTR1",
+        shape=(416, 72), readpatt="FASTR1",
         tgroup=0.15904, ngroups=100, nresets=0, gain=3.1, read_noise=10.0, saturation=55000.0,
         orders=(1,), halfwidth=10, aperture=5, channel_width=0.25, teff=5500.0, background=10.0,
         wave_range=(4.0, 14.2)),
@@ -101,6 +103,29 @@ STELLAR_LINES = (
     (2.2935, 0.06, 0.0040), (2.3227, 0.05, 0.0040), (4.0523, 0.05, 0.0040),
     (4.6500, 0.03, 0.1000), (7.4600, 0.03, 0.0150),
 )
+
+
+def subarray_of(cfg: dict):
+    """The real subarray (corner, size, readout axes) of a simulated configuration.
+
+    Parameters
+    ----------
+    cfg : dict
+        A :data:`SIM_MODES` entry (with overrides such as ``detector``).
+
+    Returns
+    -------
+    tsocontainer.modes._subarrays.Subarray
+
+    Examples
+    --------
+    >>> subarray_of(sim_mode("nirspec-prism")).corner
+    (1025, 957)
+    """
+    from tsocontainer.modes._subarrays import nominal_subarray
+
+    return nominal_subarray(cfg["instrument"], cfg["subarray"], cfg["detector"],
+                            cfg["grating"] or None)
 
 
 def sim_mode(name: str) -> dict:
@@ -430,17 +455,20 @@ def _nircam_densities(centre, halfwidth):
 
 
 def _order_geometry(name, cfg, mode, order, pwcpos):
-    """Wavelength, nominal centre and unscaled counts of every column of an order."""
-    ndisp = cfg["shape"][1 if cfg["spec"] != "miri" else 0]
-    x = np.arange(ndisp, dtype=float)
-    if cfg["spec"] == "soss":
-        from tsocontainer.modes import soss
+    """Wavelength, nominal centre and unscaled counts of every column of an order.
 
-        wave = soss.wavelength(mode, order, x, pwcpos=pwcpos)
-        centre = soss.trace_guess(mode, order, x, pwcpos=pwcpos)
-    else:
-        wave = mode.wavelength(order, x)
-        centre = mode.trace_guess(order, x)
+    Through the readers' own geometry of the real subarray (corner from the table), so
+    the scene and a reduction index the mode's tables identically.
+    """
+    from tsocontainer.geometry import geometry_from_meta
+
+    sub = subarray_of(cfg)
+    meta = {"SUBSTRT1": sub.substrt1, "SUBSTRT2": sub.substrt2, "SUBARRAY": sub.name}
+    if pwcpos is not None:
+        meta["PWCPOS"] = float(pwcpos)
+    geo = geometry_from_meta(mode, meta, tuple(cfg["shape"]))
+    wave = geo.wavelength(order)
+    centre = geo.trace_guess(order)
     disp = np.abs(np.gradient(np.where(np.isfinite(wave), wave, np.nan)))
     raw = stellar_photons(wave, cfg["teff"]) * throughput(name, order, wave) * disp
     raw = np.where(np.isfinite(raw) & np.isfinite(centre), raw, 0.0)

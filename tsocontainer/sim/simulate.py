@@ -3,7 +3,8 @@
 :func:`simulate_visit` writes ``<root>-segNNN_<det>_rateints.fits`` segments
 (through stdatamodels ``CubeModel``: SCI in DN/s, ERR, DQ, VAR_POISSON,
 VAR_RNOISE, INT_TIMES, the primary keywords of a real TSO exposure) and, next
-to them, ``truth.json`` and ``truth.fits``. One segment is in memory at a time.
+to them, ``truth.json``, ``truth.fits`` and ``planet.yaml`` (fit priors for
+``tsocontainer run --priors``). One segment is in memory at a time.
 
 The pieces live in helper modules, each documenting its choices:
 :mod:`tsocontainer.sim.scene` (star, throughput, trace geometry, spatial
@@ -11,8 +12,15 @@ profiles), :mod:`tsocontainer.sim.astro` (times, planet, light curves,
 systematics), :mod:`tsocontainer.sim.noise` (noise, defects, background,
 contaminants) and :mod:`tsocontainer.sim.write` (streaming file writer).
 
+Headers are those of real exposures: the subarray's real corner and size
+(``SUBSTRT1/2``, ``SUBSIZE1/2``, ``FASTAXIS``/``SLOWAXIS`` from the shipped subarray
+table, shifted by a ``columns=`` crop), ``EXSEGNUM``/``EXSEGTOT``, ``INTSTART``/``INTEND``
+and an ``INT_TIMES`` table whose ``int_*_BJD_TDB`` columns hold BJD_TDB - 2400000.5, as
+the JWST pipeline writes them.
+
 Truth contract (``truth.json``): ``mode``, ``seed``, ``nint``, ``files``,
-``params`` (``t0``, ``per``, ``a_rs``, ``inc``, ``ecc``, ``w``, ``rp_rs_white``,
+``params`` (``t0`` and ``t_secondary`` in BJD_TDB, as the fit priors and light curves
+take them; ``per``, ``a_rs``, ``inc``, ``ecc``, ``w``, ``rp_rs_white``,
 ``limb_darkening_law``, ``u`` = white-light coefficients), ``limb_darkening``
 (law and ``u1``/``u2`` versus ``wave_um``), ``depth_spectrum`` (``wave_um``,
 ``depth_ppm``; a column's injected depth is ``np.interp`` of it at the column's
@@ -202,6 +210,11 @@ class _Visit:
         t_mid = 0.5 * (self.times["int_start_BJD_TDB"][0] + self.times["int_end_BJD_TDB"][-1])
         span = self.times["int_end_BJD_TDB"][-1] - self.times["int_start_BJD_TDB"][0]
         user = dict(opts["params"] or {})
+        if "t0" in user:  # given in BJD_TDB (the truth's and the priors' convention)
+            if not float(user["t0"]) > simastro.BJD_MJD_OFFSET:
+                raise ValueError(f"params t0 is a BJD_TDB (e.g. 2460300.75, as in truth.json "
+                                 f"and the fit priors), got {user['t0']!r}")
+            user["t0"] = float(user["t0"]) - simastro.BJD_MJD_OFFSET
         p = simastro.planet_params(user, t_mid, span, float(opts["transit_fraction"]))
         eclipse = opts["event"] == "eclipse"
         if eclipse and "t0" not in user:
@@ -458,15 +471,17 @@ def _exposure_meta(e, cfg, v, seg, nseg, i0, i1, start, end):
 
 
 def _subarray_meta(s, cfg, v):
+    """SUBARRAY, SUBSTRT1/2, SUBSIZE1/2, FASTAXIS/SLOWAXIS of the real subarray (+ crop)."""
     lo, hi = v.crop
     ny, nx = v.shape
-    xstart, ystart = cfg["substrt"]
+    sub = simscene.subarray_of(cfg)
+    xstart, ystart = sub.corner
     if v.disp_axis == 1:
         xstart += lo
     else:
         ystart += lo
-    s.name, s.xstart, s.ystart, s.xsize, s.ysize = cfg["subarray"], xstart, ystart, nx, ny
-    s.fastaxis, s.slowaxis = cfg["fastaxis"], cfg["slowaxis"]
+    s.name, s.xstart, s.ystart, s.xsize, s.ysize = sub.name, xstart, ystart, nx, ny
+    s.fastaxis, s.slowaxis = sub.fastaxis, sub.slowaxis
 
 
 def _int_times(v: _Visit, i0: int, i1: int):
@@ -515,7 +530,7 @@ def simulate_visit(mode: str, nint: int, nseg: int = 1, seed: int = 0, out=None,
         A column's depth is the table interpolated linearly at its wavelength
         (end values held beyond the table).
     **options
-        ``params`` (dict: ``t0, per, a_rs, inc, ecc, w, rp_rs, b``),
+        ``params`` (dict: ``t0`` in BJD_TDB, ``per, a_rs, inc, ecc, w, rp_rs, b``),
         ``event`` ("transit"|"eclipse"), ``limb_darkening`` ("quadratic"|"none"),
         ``noise`` (dict overriding :data:`NOISE_DEFAULTS`: ``poisson``, ``read``,
         ``one_over_f`` rms in DN/s, ``cosmic_rays`` hits/pixel/s,

@@ -15,7 +15,7 @@ import numpy as np
 from tsocontainer.sim import astro as simastro
 
 __all__ = ["SimulatedVisit", "load_truth", "load_truth_arrays", "noise_limit", "binned_depth",
-           "priors_from_truth", "truth_json",
+           "priors_from_truth", "planet_yaml", "truth_json",
            "write_truth", "clear_previous"]
 
 
@@ -163,34 +163,86 @@ def binned_depth(truth_or_folder, wave_bins, aperture=None, order: int = 1):
         return np.where(s > 0, sd / s, np.nan)
 
 
-def priors_from_truth(truth: dict, time_offset: float = 2400000.5) -> dict:
-    """Fit priors for a simulated transit: period fixed, broad priors on the rest.
+def priors_from_truth(truth: dict, time_offset: float | None = None) -> dict:
+    """Fit priors for a simulated visit: period fixed, broad priors on the rest.
 
     The orbital parameters get uniform priors several times wider than any
     plausible error around the injected values (t0 +/- 0.02 d, a/Rs +/- 30 %,
     inclination 80-90 deg), Rp/Rs uniform in [0, 0.5] and limb darkening free
     (Kipping q1, q2 uniform), as a user with a published ephemeris would set them.
+    For an eclipse: ``t_sec`` +/- 0.02 d, ``fp_fs`` uniform in [-0.01, 0.05] and
+    Rp/Rs fixed.
 
     Parameters
     ----------
     truth : dict
         ``truth.json`` content.
-    time_offset : float
-        Added to the truth times (MJD-like BJD_TDB) to match the light-curve
-        times (JD BJD_TDB).
+    time_offset : float, optional
+        Added to the truth times to match the light-curve times (BJD_TDB). Default:
+        0 for a truth in BJD_TDB (``params.time_scale == "BJD_TDB"``), 2400000.5 for
+        an older truth in BJD_TDB - 2400000.5.
 
     Returns
     -------
     dict
-        Priors for :func:`tsocontainer.lightcurves.fit.fit_white`.
+        Priors for :func:`tsocontainer.lightcurves.fit.fit_white` (the content of the
+        ``planet.yaml`` written beside ``truth.json``).
+
+    Examples
+    --------
+    >>> truth = {"params": {"t0": 2460300.75, "per": 2.0, "a_rs": 11.4, "inc": 88.5,
+    ...          "rp_rs_white": 0.145, "event": "transit", "time_scale": "BJD_TDB"}}
+    >>> priors_from_truth(truth)["t0"]
+    {'uniform': [2460300.73, 2460300.77], 'init': 2460300.75}
     """
     p = truth["params"]
+    if time_offset is None:
+        time_offset = (simastro.BJD_MJD_OFFSET
+                       if p.get("time_scale") == "BJD_TDB - 2400000.5" else 0.0)
+    out = {"per": p["per"],
+           "a_rs": {"uniform": [0.7 * p["a_rs"], 1.3 * p["a_rs"]], "init": p["a_rs"]},
+           "inc": {"uniform": [80.0, 90.0], "init": min(p["inc"], 89.9)}}
+    if p.get("event", "transit") == "eclipse":
+        ts = p["t_secondary"] + time_offset
+        fp = float(truth.get("white_light_depth_ppm", 0.0)) * 1e-6
+        out.update({"t_sec": {"uniform": [ts - 0.02, ts + 0.02], "init": ts},
+                    "rp_rs": p["rp_rs"], "fp_fs": {"uniform": [-0.01, 0.05], "init": fp}})
+        return out
     t0 = p["t0"] + time_offset
-    return {"t0": {"uniform": [t0 - 0.02, t0 + 0.02], "init": t0},
-            "per": p["per"],
-            "a_rs": {"uniform": [0.7 * p["a_rs"], 1.3 * p["a_rs"]], "init": p["a_rs"]},
-            "inc": {"uniform": [80.0, 90.0], "init": min(p["inc"], 89.9)},
+    return {"t0": {"uniform": [t0 - 0.02, t0 + 0.02], "init": t0}, **out,
             "rp_rs": {"uniform": [0.0, 0.5], "init": p["rp_rs_white"]}}
+
+
+def planet_yaml(truth: dict) -> str:
+    """The ``planet.yaml`` text of a simulated visit: :func:`priors_from_truth` as YAML.
+
+    Parameters
+    ----------
+    truth : dict
+        ``truth.json`` content.
+
+    Returns
+    -------
+    str
+        YAML for ``tsocontainer run FILES --priors planet.yaml``.
+
+    Examples
+    --------
+    >>> truth = {"mode": "soss", "seed": 0, "params": {"t0": 2460300.75, "per": 2.0,
+    ...          "a_rs": 11.4, "inc": 88.5, "rp_rs_white": 0.145, "time_scale": "BJD_TDB"}}
+    >>> print(planet_yaml(truth).splitlines()[4])
+      uniform: [2460300.73, 2460300.77]
+    """
+    import yaml
+
+    p = truth["params"]
+    head = (f"# fit priors of the simulated visit {truth.get('mode', '')} (seed "
+            f"{truth.get('seed', '?')}), from its truth.json: times in BJD_TDB, period\n"
+            "# fixed, broad uniform priors around the injected orbit.\n"
+            f"# use: tsocontainer run FILES --priors planet.yaml (event: "
+            f"{p.get('event', 'transit')})\n")
+    priors = json.loads(json.dumps(priors_from_truth(truth)))  # numpy scalars -> floats
+    return head + yaml.safe_dump(priors, sort_keys=False, default_flow_style=None)
 
 
 def noise_limit(truth_or_folder, wave_bins=None, aperture=None, order: int = 1):
@@ -264,6 +316,7 @@ def truth_json(v, files, arrays, systematics_on) -> dict:
     white_limit = float(_limit_from(arrays, info, None, None, info["orders"][0])[0])
     channel = _limit_from(arrays, info, edges, None, info["orders"][0])
     rp_white = float(np.sqrt(white_depth * 1e-6)) if v.opts["event"] == "transit" else p["rp_rs"]
+    t0 = p["t0"] + simastro.BJD_MJD_OFFSET  # INT_TIMES are MJD-based; the truth is BJD_TDB
     opts = {k: (list(val) if isinstance(val, tuple) else val) for k, val in v.opts.items()
             if k not in ("progress", "block")}
     cfg = v.cfg
@@ -278,10 +331,10 @@ def truth_json(v, files, arrays, systematics_on) -> dict:
         | {"pwcpos": v.pwcpos, "dispersion_axis": v.disp_axis, "onef_axis": v.onef_axis,
            "crop": list(v.crop), "shape": list(v.shape), "effinttm_s": v.t_int,
            "trace_axis": "x centre per row" if v.disp_axis == 0 else "y centre per column"},
-        "params": {"t0": p["t0"], "per": p["per"], "a_rs": p["a_rs"], "inc": p["inc"],
+        "params": {"t0": t0, "per": p["per"], "a_rs": p["a_rs"], "inc": p["inc"],
                    "ecc": p["ecc"], "w": p["w"], "rp_rs": p["rp_rs"], "rp_rs_white": rp_white,
                    "event": v.opts["event"], "limb_darkening_law": law, "u": u_white,
-                   "t_secondary": p["t0"] + 0.5 * p["per"], "time_scale": "BJD_TDB - 2400000.5"},
+                   "t_secondary": t0 + 0.5 * p["per"], "time_scale": "BJD_TDB"},
         "limb_darkening": {"law": law, "wave_um": v.depth_wave.tolist(), "u1": u1.tolist(),
                            "u2": u2.tolist()},
         "depth_spectrum": {"wave_um": v.depth_wave.tolist(), "depth_ppm": v.depth_ppm.tolist(),
@@ -316,7 +369,7 @@ def truth_json(v, files, arrays, systematics_on) -> dict:
 
 
 def write_truth(folder: Path, truth: dict, arrays: dict) -> None:
-    """Write ``truth.fits`` and ``truth.json`` into ``folder`` (each atomically)."""
+    """Write ``truth.fits``, ``truth.json`` and ``planet.yaml`` into ``folder`` (atomically)."""
     from astropy.io import fits
 
     hdus = [fits.PrimaryHDU()]
@@ -335,6 +388,9 @@ def write_truth(folder: Path, truth: dict, arrays: dict) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(truth, fh, indent=1)
     os.replace(tmp, folder / "truth.json")
+    tmp = folder / ".planet.yaml.tmp"
+    tmp.write_text(planet_yaml(truth), encoding="utf-8")
+    os.replace(tmp, folder / "planet.yaml")
 
 
 def load_truth(folder) -> dict:
