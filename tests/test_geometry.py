@@ -235,7 +235,7 @@ def _reduce(path):
     from tsocontainer.group import read_segments
 
     g = read_segments(path, progress=False)
-    g.fit_all_traces(progress=False)
+    g.fit_all_traces()
     spec = g.extract("box", width=6.0)
     return g, spec, g.to_lightcurves(bins=5)
 

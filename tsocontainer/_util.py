@@ -155,7 +155,8 @@ def write_text_atomic(path, text: str) -> str:
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "x.txt")
     >>> _ = write_text_atomic(p, "hello")
-    >>> open(p).read()
+    >>> from pathlib import Path
+    >>> Path(p).read_text()
     'hello'
     """
     import os

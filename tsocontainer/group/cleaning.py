@@ -29,6 +29,8 @@ import numpy as np
 
 from tsocontainer.registry import Bool, Choice, Num, OneOf, step
 
+from tsocontainer.group.working import CORRECTION_KEYS, POINTS, WorkingSource
+
 __all__ = ["CleaningSteps"]
 
 _POS = Num(lo=0, lo_open=True)             # a threshold or scale > 0
@@ -36,44 +38,6 @@ _WIN = Num(lo=1, integer=True)              # a window or size in pixels / integ
 _WIDTH = OneOf(_POS)                        # a band width in pixels
 
 log = logging.getLogger("tsocontainer.cleaning")
-
-#: aux arrays and meta keys of each correction (dropped together)
-_CORRECTION_KEYS = {
-    "sky": (("sky_params", "sky_pvar", "sky_frame", "sky_groups"), ("SKYMETH", "SKYAXIS")),
-    "onef": (("onef", "onef_var"), ("ONEFCORR", "ONEFAXIS")),
-    "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
-}
-
-
-#: point evaluation of each correction's model (for sparse work such as replacement)
-_POINTS = {"sky": "tsocontainer.cleaning.background:sky_points", "onef": "tsocontainer.cleaning.onef:onef_points"}
-
-
-class _WorkingSource:
-    """Integration blocks ``src[a:b]`` of the working data, made on demand.
-
-    The corrections listed before ``stop`` (all if ``stop`` is absent),
-    except those in ``skip``, are applied to a copy of each block, so no
-    full working cube is ever held. With no correction to apply, slices of
-    ``sci`` itself are returned (read-only use).
-    """
-
-    def __init__(self, group, stop=None, skip=None):
-        skip = group._detection_skip() if skip is None else skip
-        self.group, self.stop, self.skip = group, stop, tuple(skip)
-        self.shape = group.shape
-        before = group.corrections[:group.corrections.index(stop)] if (
-            stop in group.corrections) else group.corrections
-        self.plain = all(c in self.skip for c in before)
-
-    def __getitem__(self, key):
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("working source: only integration slices a:b")
-        if self.plain:
-            return self.group.sci[key]
-        a, b, _ = key.indices(self.shape[0])
-        return self.group._source_block(a, b, self.stop, self.skip, need_var=False)[0]
-
 
 class CleaningSteps:
     """Mixin of :class:`~tsocontainer.TSOGroup` with the cleaning steps."""
@@ -84,9 +48,9 @@ class CleaningSteps:
         geom = self.geometry
         return geom.dispersion_axis, geom.onef_axis
 
-    def _detection_source(self) -> _WorkingSource:
+    def _detection_source(self) -> WorkingSource:
         """Blocks of the working data without the pixel replacement."""
-        return _WorkingSource(self)
+        return WorkingSource(self)
 
     def _detection_cube(self) -> np.ndarray:
         """The detection data as one cube (``sci`` itself if no correction; else cached)."""
@@ -111,7 +75,7 @@ class CleaningSteps:
             if name == stop:
                 break
             self.derived.check(name)
-            module, func = _POINTS[name].split(":")
+            module, func = POINTS[name].split(":")
             vals -= getattr(importlib.import_module(module), func)(self._correction_model(name),
                                                                   ints, pix)
         return vals
@@ -226,7 +190,7 @@ class CleaningSteps:
         return name if name in self.corrections else None
 
     def _store_correction(self, name, arrays: dict, per_int: set, meta: dict) -> None:
-        keys, metas = _CORRECTION_KEYS[name]
+        keys, metas = CORRECTION_KEYS[name]
         for k in keys:
             dict.pop(self.aux, k, None)
             self.aux_per_int.discard(k)
@@ -606,7 +570,7 @@ class CleaningSteps:
         from tsocontainer.cleaning.background import fit_sky
         from tsocontainer.cleaning.outliers import block_ranges, run_blocks
 
-        mask, source = self.mask, _WorkingSource(self, stop)
+        mask, source = self.mask, WorkingSource(self, stop)
 
         def work(a, b):
             return fit_sky(method, source[a:b], mask[a:b], sky, disp, frame, groups, deg, bin_size)
@@ -689,7 +653,7 @@ class CleaningSteps:
         static = self._static_good()   # no reference / non-science pixels
         window = max(5, self.N // 50) if window is None else int(window)
         deep = scale = None
-        source = _WorkingSource(self, stop)
+        source = WorkingSource(self, stop)
         if method.startswith("scale") or method == "solve":
             deep = self._deep()[0] if stop is None else deep_frame(source, self.var)[0]
             if method == "scale-achromatic":

@@ -41,9 +41,10 @@ def fingerprint(path) -> str:
 
     Examples
     --------
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "a.txt")
-    >>> _ = open(p, "w").write("x")
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> _ = p.write_text("x")
     >>> fingerprint(p)[:12]
     'sha256:2d711'
     """
