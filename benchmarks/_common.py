@@ -10,7 +10,7 @@
 * :func:`precision` compares the products with the simulator's truth (through
   ``tsocontainer.pipeline.demo.summarize``) and :func:`white_metric` is the common
   white-light scatter used for the comparison with the peer pipelines.
-* Every measurement runs in a fresh child process (``python _common.py JSON``,
+* Every measurement runs in a fresh child process (``python _job.py JSON``,
   see :func:`job`) so that one step's memory does not leak into the next
   measurement; the child prints ``RESULT <json>`` as its last line.
 """
@@ -136,7 +136,7 @@ def job(spec: dict, timeout: float | None = None) -> dict:
     or ``peers.<function>``.
     """
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, str(HERE / "_common.py"), json.dumps(spec)],
+    proc = subprocess.run([sys.executable, str(HERE / "_job.py"), json.dumps(spec)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")
     for line in reversed(proc.stdout.splitlines()):
@@ -465,22 +465,3 @@ def job_attribution(spec: dict) -> dict:
 def _lc_range(lc) -> list:
     """Wavelength range covered by the channels of a LightCurves."""
     return [float(np.min(lc.wave_lo)), float(np.max(lc.wave_hi))]
-
-
-def _main(argv) -> None:
-    quiet()
-    spec = json.loads(argv[1])
-    name = spec["job"]
-    if name.startswith("peers."):
-        sys.path.insert(0, str(HERE))
-        import peers
-
-        func = getattr(peers, name.split(".", 1)[1])
-    else:
-        func = globals()["job_" + name]
-    result = func(spec)
-    print("RESULT " + json.dumps(result, default=float))
-
-
-if __name__ == "__main__":
-    _main(sys.argv)

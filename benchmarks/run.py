@@ -115,7 +115,7 @@ def profile(folder, raw_path, cfg, workers, top: int = 15) -> dict:
     spec = {"job": "pipeline", "folder": folder, "recipe": "soss", "workers": workers,
             "fits": True, "skip": ["fit_channels"], "bins": cfg["bins"]}
     cmd = [exe, "record", "-o", str(raw_path), "--format", "raw", "-r", "50", "--",
-           sys.executable, str(HERE / "_common.py"), json.dumps(spec)]
+           sys.executable, str(HERE / "_job.py"), json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not Path(raw_path).exists():
         return {"error": f"py-spy failed: {proc.stderr.strip()[-300:]}"}

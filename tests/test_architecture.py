@@ -163,3 +163,21 @@ def test_the_checker_sees_a_cycle_and_a_back_edge(tmp_path):
         test_no_import_cycle(g)
     with pytest.raises(AssertionError, match="higher"):
         test_no_import_into_a_higher_floor(g)
+
+
+def test_no_import_cycle_in_benchmarks():
+    """The benchmark scripts import each other without circles too (``_job.py`` dispatches)."""
+    folder = Path(__file__).resolve().parent.parent / "benchmarks"
+    if not folder.is_dir():
+        pytest.skip("no benchmarks folder beside the tests")
+    names = {p.stem for p in folder.glob("*.py")}
+    graph = {}
+    for p in folder.glob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in names:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name in names}
+        graph[p.stem] = found - {p.stem}
+    test_no_import_cycle(graph)
