@@ -119,9 +119,15 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
     cols = np.broadcast_to(np.arange(nx), rows.shape)
     img = np.zeros((ny, nx))
     inwin = w > 0  # whole pixels: the optimal weights use each pixel's full profile value
-    img[rows[inwin], cols[inwin]] = np.clip(np.nan_to_num(gather(frame, rows)[inwin]), 0, None)
+    vals = gather(frame, rows)[inwin]
+    img[rows[inwin], cols[inwin]] = np.clip(np.nan_to_num(vals), 0, None)
+    miss = np.zeros((ny, nx), bool)
+    miss[rows[inwin], cols[inwin]] = ~np.isfinite(vals)
     if exclude is not None:
         img[exclude] = 0.0
+        miss &= ~exclude
+    if miss.any():   # never-good pixels: a hole in the profile would dent the spectrum
+        img = _fill_missing(img, miss, centre)
     flux = img.sum(0)
     img = _normalise(img)
     if window and window > polyorder + 1 and nx > window:
@@ -129,6 +135,43 @@ def spatial_profile(frame, centre, halfwidth: float, window: int = 15, polyorder
         sm = np.clip(sm, 0, None) * (img > 0)
         img = np.where(_steep(centre, window, max_drift)[None, :], img, _normalise(sm))
     return img, np.gradient(img, axis=0)
+
+
+def _fill_missing(img, miss, centre, reach: int = 4):
+    """``img`` with its never-good pixels filled from the profile of nearby complete columns.
+
+    A pixel that is bad in every integration (a static hot, dead or low-QE pixel) has no
+    value in the visit-average frame. Left at zero, the profile would sum to one without
+    it, and every extraction that trusts the profile -- the box's coverage correction,
+    the optimal fit -- would miss that pixel's share of the column's flux.
+
+    A pixel's share of its column is a smooth function of its offset from the trace
+    centre (the pixel-integrated PSF), even when the PSF is undersampled; the complete
+    columns within ``reach`` on each side sample that function at their own sub-pixel
+    phases. The missing share is interpolated in that function at the pixel's offset,
+    and the column's total is the sum of its good pixels divided by the share they hold.
+    """
+    out = img.copy()
+    complete = ~miss.any(axis=0)
+    norm = _normalise(np.where(complete[None, :], img, 0.0))
+    ny, nx = img.shape
+    rows = np.arange(ny, dtype=float)
+    ctr = np.asarray(centre, float)
+    for c in np.flatnonzero(miss.any(axis=0)):
+        near = [k for k in range(max(0, c - reach), min(nx, c + reach + 1))
+                if k != c and complete[k] and np.isfinite(ctr[k]) and norm[:, k].any()]
+        if not near or not np.isfinite(ctr[c]):
+            continue
+        off = np.concatenate([rows - ctr[k] for k in near])
+        val = np.concatenate([norm[:, k] for k in near])
+        srt = np.argsort(off, kind="stable")
+        rows_c = np.flatnonzero(miss[:, c])
+        share = np.interp(rows_c - ctr[c], off[srt], val[srt], left=0.0, right=0.0)
+        held = 1.0 - share.sum()
+        if not 0.05 < held <= 1.0:
+            continue   # most of the column is missing: leave it for the box/optimal checks
+        out[rows_c, c] = share * img[:, c].sum() / held
+    return out
 
 
 def _profile_weights(support, flux, var):
@@ -251,8 +294,15 @@ class _MotionFit:
         if exclude is not None:
             self.band &= ~gather(exclude, self.rows)
         self.p = np.where(self.band, gather(profile, self.rows), 0.0)
-        fr = np.nan_to_num(gather(frame, self.rows)) * self.band
-        self.flux = fr.sum(0)
+        raw = gather(frame, self.rows)
+        fin = np.isfinite(raw) & self.band
+        fr = np.where(fin, raw, 0.0)
+        # a never-good pixel has no frame value: the column's flux is that of its good
+        # pixels over the profile share they hold (the profile has the missing pixel filled)
+        held = np.where(fin, self.p, 0.0).sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.flux = np.where(held > 0.05, fr.sum(0) / np.where(held > 0, held, 1.0)
+                                 * np.where(self.band, self.p, 0.0).sum(0), fr.sum(0))
         v = np.where(self.band, np.nan_to_num(gather(var_ref, self.rows)), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):   # expected variance of y
             self.var_y = np.where(self.band, (v * (1 - 2 * self.p) + self.p**2 * v.sum(0))
