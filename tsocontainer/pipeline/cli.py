@@ -179,7 +179,9 @@ def _add_demo(sub) -> None:
 
     p = sub.add_parser("demo", help="simulate a visit, reduce it, compare with the truth")
     p.add_argument("--mode", default="soss", choices=list(DEMO_MODES))
-    p.add_argument("--out", default=None, help="folder (default: a new temporary folder)")
+    p.add_argument("--out", default=None,
+                   help="keep the simulated visit and the run here (default: a temporary folder "
+                        "from which only report.html is kept)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nint", type=int, default=None, help="integrations (default: mode's demo size)")
     p.add_argument("--workers", type=_positive_int, default=2, help="processes for the channel fits")

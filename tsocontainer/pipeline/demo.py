@@ -22,10 +22,10 @@ log = logging.getLogger(__name__)
 #: simulator mode -> (recipe, integrations, segments); small enough for ~1-2 minutes
 DEMO_MODES = {
     "soss": ("soss", 100, 2),
-    "nirspec-prism": ("nirspec", 300, 2),
-    "nirspec-g395h": ("nirspec", 300, 2),
-    "nircam-f322w2": ("nircam", 200, 2),
-    "miri-lrs": ("miri", 300, 2),
+    "nirspec-prism": ("nirspec-prism", 300, 2),
+    "nirspec-g395h": ("nirspec-g395h", 300, 2),
+    "nircam-f322w2": ("nircam-f322w2", 200, 2),
+    "miri-lrs": ("miri-lrs", 300, 2),
 }
 
 
@@ -43,6 +43,9 @@ class DemoSummary:
     channel_pulls: np.ndarray
     report: str
     seconds: float
+    folder: str = ""
+    bytes_written: int = 0
+    kept: bool = True
 
     @property
     def white_pull(self) -> float:
@@ -67,6 +70,14 @@ class DemoSummary:
                  f"{self.seconds:.0f} s",
                  f"{'':{width}}   {'injected':>10}   recovered"]
         lines += [f"{a:{width}}   {b}   {c}" for a, b, c in rows]
+        size = f"{self.bytes_written / 1e9:.2f} GB" if self.bytes_written >= 1e8 else \
+            f"{self.bytes_written / 1e6:.0f} MB"
+        if self.kept:
+            lines.append(f"files: {size} in {self.folder} (simulated visit in sim/, products "
+                         "in run/)")
+        else:
+            lines.append(f"files: {size} of simulated segments and products removed "
+                         "(--out DIR keeps them)")
         lines.append(f"report: {self.report}")
         return "\n".join(lines)
 
@@ -109,7 +120,7 @@ def summarize(vis, res, seconds: float = 0.0) -> DemoSummary:
 
 
 def run_demo(mode: str = "soss", out=None, *, seed: int = 0, nint: int | None = None,
-             workers: int = 2, progress: bool | None = None) -> DemoSummary:
+             workers: int = 2, progress: bool | None = None, keep: bool | None = None) -> DemoSummary:
     """Simulate a visit, run the mode's default recipe and compare with the truth.
 
     Parameters
@@ -127,6 +138,9 @@ def run_demo(mode: str = "soss", out=None, *, seed: int = 0, nint: int | None = 
         Processes for the channel fits.
     progress : bool, optional
         Progress bars (default: when on a terminal).
+    keep : bool, optional
+        Keep the simulated segments and run products (default: when ``out`` is given).
+        Otherwise only ``report.html`` stays, in the temporary folder.
 
     Returns
     -------
@@ -144,11 +158,25 @@ def run_demo(mode: str = "soss", out=None, *, seed: int = 0, nint: int | None = 
     if mode not in DEMO_MODES:
         raise ValueError(f"unknown demo mode {mode!r}; allowed: {', '.join(DEMO_MODES)}")
     recipe, n_default, nseg = DEMO_MODES[mode]
-    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="tsocontainer-demo-"))
+    given = out is not None
+    out = Path(out) if given else Path(tempfile.mkdtemp(prefix="tsocontainer-demo-"))
+    keep = given if keep is None else keep
     t0 = time.perf_counter()
     vis = simulate_visit(mode, nint=nint or n_default, nseg=nseg, seed=seed, out=out / "sim",
                          progress=progress)
     log.info("demo: simulated %s in %.1f s", mode, time.perf_counter() - t0)
     res = run_recipe(vis.files, recipe, out=out / "run", priors=priors_from_truth(vis.truth),
                      workers=workers, force=True, progress=progress)
-    return summarize(vis, res, seconds=time.perf_counter() - t0)
+    summary = summarize(vis, res, seconds=time.perf_counter() - t0)
+    summary.folder = str(out)
+    summary.bytes_written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    summary.kept = keep
+    if not summary.kept:   # 1-2 GB of segments: keep only the self-contained report
+        import shutil
+
+        report = out / "report.html"
+        shutil.copyfile(res.out / "report.html", report)
+        shutil.rmtree(out / "sim", ignore_errors=True)
+        shutil.rmtree(out / "run", ignore_errors=True)
+        summary.report = str(report)
+    return summary
