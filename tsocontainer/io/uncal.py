@@ -82,7 +82,7 @@ def reference_pixel_mask(instrument: str, shape, substrt=(1, 1)) -> np.ndarray:
     --------
     >>> m = reference_pixel_mask("NIRISS", (256, 2048), (1, 1793))   # SOSS SUBSTRIP256
     >>> bool(m[-1, 100]), bool(m[100, 0]), bool(m[100, 100]), int(m.sum())
-    (True, True, False, 9168)
+    (True, True, False, 10208)
     """
     (nxf, nyf), ncol, nrow = _frame_layout(instrument)
     ny, nx = (int(s) for s in shape)

@@ -62,7 +62,7 @@ def read_uncal(paths_or_glob) -> RampGroup:
     >>> from tsocontainer.sim.ramps import simulate_ramps
     >>> v = simulate_ramps("miri-lrs", nint=4, out=tempfile.mkdtemp(), ngroups=5, seed=1)
     >>> read_uncal(v.files)
-    <RampGroup MIRI LRS slitless: N=4, ngroups=5, sh=(416, 72), tgroup=0.15904 s, plan: none>
+    <RampGroup MIRI LRS slitless SLITLESSPRISM: N=4, ngroups=5, sh=(416, 72), tgroup=0.15904 s, plan: none>
     """
     from tsocontainer.io.uncal import load_uncal
 

@@ -6,10 +6,12 @@ container can stream a visit through them one block of integrations at a time.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 __all__ = ["GROUP_DQ", "flag_saturated", "flag_plateaus", "zero_level", "apply_linearity",
-           "cds_noise"]
+           "cds_noise", "estimate_noise"]
 
 #: JWST group DQ bits (``stdatamodels.jwst.datamodels.dqflags.group``)
 GROUP_DQ = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "DROPOUT": 8, "AD_FLOOR": 64}
@@ -169,3 +171,78 @@ def cds_noise(data, refmask) -> float:
     d = np.diff(data[:, :, refmask], axis=1).ravel()
     med = np.median(d)
     return float(1.4826 * np.median(np.abs(d - med)))
+
+
+def estimate_noise(data, gdq, exclude, gain=None, nbins: int = 12):
+    """Gain and CDS read noise from the scatter of the group differences (photon transfer).
+
+    Inside each ramp the rate is constant, so the ``n = ngroups - 1`` group differences of
+    a pixel scatter about their mean with variance ``cds**2 (1 + 1/n) + m / gain`` (``m``:
+    the mean difference in DN; the ``1 + 1/n`` comes from the shared reads of adjacent
+    differences). Per pixel, ``v`` is the mean over the sampled ramps of that sample
+    variance (ramps with a jump, i.e. a variance over 5 times the pixel's median, left
+    out) and ``m`` the median difference. The read noise is the median over pixels of
+    ``(v - m / gain) / (1 + 1/n)`` when the gain is given; otherwise both come from a
+    straight-line fit of the median ``v`` in logarithmic bins of ``m`` (photon transfer,
+    which needs pixels over a range of signal).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, ngroups, ny, nx)
+        Calibrated ramps of a sample of integrations (with 1/f removed, or it inflates
+        ``v``).
+    gdq : ndarray of uint8
+        Group DQ (ramps with a saturated or do-not-use group are left out).
+    exclude : ndarray of bool, shape (ny, nx)
+        Pixels not to use (reference pixels, known bad pixels).
+    gain : ndarray or float, optional
+        Known gain: only the read noise is estimated.
+    nbins : int
+        Signal bins of the photon-transfer fit.
+
+    Returns
+    -------
+    gain : float
+        The given median gain, or the fitted one.
+    cds : float
+        CDS read noise (DN).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 3 groups, too few usable pixels, or (fitting the gain) too little range
+        of signal.
+    """
+    n = data.shape[1] - 1
+    if n < 2:
+        raise ValueError("estimating the noise needs at least 3 groups")
+    d = np.diff(data[:, :, ~exclude], axis=1).astype(np.float64)     # (nint, n, npix)
+    ok = ((gdq[:, :, ~exclude] & np.uint8(1 | 2 | 4)) == 0).all(axis=1)
+    s2 = np.where(ok, d.var(axis=1, ddof=1), np.nan)
+    mean = np.where(ok, d.mean(axis=1), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = np.nanmedian(s2, axis=0)
+        s2 = np.where(s2 < 5 * med[None], s2, np.nan)
+        v = np.nanmean(s2, axis=0)
+        m = np.nanmedian(mean, axis=0)
+    use = np.isfinite(v) & np.isfinite(m) & (np.isfinite(s2).sum(axis=0) >= 2)
+    if use.sum() < 50:
+        raise ValueError(f"too few usable pixels ({int(use.sum())}) to estimate the noise")
+    v, m = v[use], m[use]
+    if gain is not None:
+        g = float(np.median(gain))
+        cds2 = np.median(v - np.maximum(m, 0) / g) / (1 + 1 / n)
+        return g, float(np.sqrt(max(cds2, 0.0)))
+    pos = m > 0
+    edges = np.geomspace(max(np.percentile(m[pos], 1), 1e-3), m[pos].max() * 1.0001, nbins + 1)
+    idx = np.digitize(m[pos], edges) - 1
+    keep = [k for k in range(nbins) if (idx == k).sum() >= 20]
+    if len(keep) < 3:
+        raise ValueError("the signal does not span enough range to fit the gain")
+    mb = np.array([np.median(m[pos][idx == k]) for k in keep])
+    vb = np.array([np.median(v[pos][idx == k]) for k in keep])
+    slope, icept = np.polyfit(mb, vb, 1)
+    if slope <= 0:
+        raise ValueError("the photon-transfer fit gave a non-positive slope")
+    return float(1.0 / slope), float(np.sqrt(max(icept / (1 + 1 / n), 0.0)))

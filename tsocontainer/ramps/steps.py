@@ -17,7 +17,7 @@ import numpy as np
 
 from tsocontainer.errors import TSOValueError
 from tsocontainer.ramps.fitting import FIT_ALGORITHMS, VARIANCES
-from tsocontainer.ramps.onef import GROUP_ONEF_METHODS
+from tsocontainer.ramps.onef import GROUP_ONEF_METHODS, LINE_STATISTICS
 from tsocontainer.registry import Anything, Bool, Choice, Num, OneOf, step
 
 __all__ = ["RampSteps", "PIXEL_DQ"]
@@ -35,43 +35,91 @@ class RampSteps:
 
     # ------------------------------------------------------------ detector
     @step("ramps", target="RampGroup", plot="plot_noise_model",
-          params={"gain": Anything(), "readnoise": Anything()})
-    def use_detector(self, gain=None, readnoise=None):
+          params={"gain": Anything(), "readnoise": Anything(), "nsample": _COUNT})
+    def use_detector(self, gain=None, readnoise=None, nsample: int = 8):
         """Set the gain (e-/DN) and CDS read noise (DN) the jump detection and the fit use.
 
-        Without this step the per-detector defaults of
-        :data:`tsocontainer.ramps.detector.DETECTOR_DEFAULTS` are used (an error names
-        what is missing when a detector has none).
+        Each is a number, a map (subarray or full frame), a CRDS-format GAIN / READNOISE
+        reference file, ``"data"`` (measured from the visit's own group differences by
+        photon transfer, :func:`~tsocontainer.ramps.calib.estimate_noise`, on ``nsample``
+        calibrated integrations when the ramps are fitted) or None: the detector's
+        documented default (:data:`tsocontainer.ramps.detector.DETECTOR_DEFAULTS`), and
+        ``"data"`` where there is none (a warning says so). Without this step, None for
+        both.
 
         Parameters
         ----------
-        gain, readnoise : float, array_like or path-like, optional
-            A number, a map (subarray or full frame) or a CRDS-format GAIN / READNOISE
-            reference file; None: the detector default.
+        gain, readnoise : float, array_like, path-like, "data" or None
+            See above.
+        nsample : int
+            Integrations measured for ``"data"``.
 
         Returns
         -------
         RampGroup
             ``self``.
         """
-        from tsocontainer.ramps.detector import load_map
-
-        det = str(self.meta.get("DETECTOR", ""))
-        g, gsrc = load_map(gain, "gain", self.sh, self.substrt, det)
-        r, rsrc = load_map(readnoise, "readnoise", self.sh, self.substrt, det)
-        self.aux.update({"gain": g, "readnoise": r})
-        self.meta.update({"GAINSRC": gsrc, "RNSRC": rsrc})
-        self._record("use_detector", {"gain": _describe(gain), "readnoise": _describe(readnoise)},
-                     {"gain": gsrc, "readnoise": rsrc, "median_gain": float(np.median(g)),
-                      "median_readnoise_cds_dn": float(np.median(r))})
-        log.info("use_detector: gain %s (median %.3g e-/DN), CDS read noise %s (median %.3g DN)",
-                 gsrc, np.median(g), rsrc, np.median(r))
+        for key in ("gain", "readnoise"):
+            self.aux.pop(key, None)
+        self.aux["noise_spec"] = {"gain": gain, "readnoise": readnoise, "nsample": int(nsample)}
+        resolved = self._resolve_noise(measure=False)
+        self._record("use_detector", {"gain": _describe(gain), "readnoise": _describe(readnoise),
+                                      "nsample": nsample}, resolved)
         return self
 
+    def _resolve_noise(self, measure: bool = True) -> dict:
+        """Load what can be loaded; measure what must be measured (only when ``measure``)."""
+        from tsocontainer.ramps.detector import load_map
+
+        spec = self.aux.get("noise_spec") or {"gain": None, "readnoise": None, "nsample": 8}
+        det = str(self.meta.get("DETECTOR", ""))
+        maps, sources = {}, {}
+        for key in ("gain", "readnoise"):
+            value = spec[key]
+            if isinstance(value, str) and value == "data":
+                sources[key] = "data"
+                continue
+            try:
+                maps[key], sources[key] = load_map(value, key, self.sh, self.substrt, det)
+            except TSOValueError:
+                if value is not None:
+                    raise
+                if measure:
+                    log.warning("no documented default %s for detector %s: measuring it "
+                                "from the data", key, det or "?")
+                sources[key] = "data"
+        if measure and len(maps) < 2:
+            maps, sources = self._measure_noise(maps, sources, spec["nsample"])
+        if len(maps) == 2:
+            self.aux.update(maps)
+            self.meta.update({"GAINSRC": sources["gain"], "RNSRC": sources["readnoise"]})
+            log.info("gain %s (median %.3g e-/DN), CDS read noise %s (median %.3g DN)",
+                     sources["gain"], np.median(maps["gain"]), sources["readnoise"],
+                     np.median(maps["readnoise"]))
+        return sources
+
+    def _measure_noise(self, maps, sources, nsample):
+        from tsocontainer.ramps.calib import estimate_noise
+
+        parts = list(self._sample_blocks(None, nsample))
+        data = np.concatenate([p[0] for p in parts])
+        gdq = np.concatenate([p[1] for p in parts])
+        g, cds = estimate_noise(data, gdq, self.refmask, gain=maps.get("gain"))
+        where = f"data ({data.shape[0]} integrations)"
+        if "gain" not in maps:
+            maps["gain"], sources["gain"] = np.full(self.sh, g, np.float32), f"{where}: {g:.4g}"
+        if "readnoise" not in maps:
+            maps["readnoise"] = np.full(self.sh, cds, np.float32)
+            sources["readnoise"] = f"{where}: {cds:.4g}"
+        self._record("measure_noise", {"nsample": nsample},
+                     {"gain": float(np.median(maps["gain"])), "readnoise_cds_dn": float(cds)})
+        return maps, sources
+
     def _noise(self):
-        """Gain and CDS read-noise maps (the defaults when :meth:`use_detector` was not run)."""
-        if "gain" not in self.aux:
-            self.use_detector()
+        """Gain and CDS read-noise maps (resolved and, where asked, measured, on first use)."""
+        if "gain" not in self.aux or "readnoise" not in self.aux:
+            self._refresh()
+            self._resolve_noise(measure=True)
         return self.aux["gain"], self.aux["readnoise"]
 
     # ------------------------------------------------------------ saturation
@@ -264,9 +312,9 @@ class RampSteps:
     # ------------------------------------------------------------ group 1/f
     @step("ramps", target="RampGroup", plot="plot_group_onef",
           params={"method": Choice(*GROUP_ONEF_METHODS), "width": _POS, "mask": Anything(),
-                  "nsample": _COUNT})
-    def correct_group_onef(self, method: str = "scale-achromatic", width=None, mask=None,
-                           nsample: int = 64):
+                  "nsample": _COUNT, "statistic": Choice(*LINE_STATISTICS)})
+    def correct_group_onef(self, method: str = "masked-median", width=None, mask=None,
+                           nsample: int = 64, statistic: str = "trimmed-mean"):
         """Remove 1/f noise from every group: masked line medians per amplifier.
 
         See :mod:`tsocontainer.ramps.onef`.
@@ -282,6 +330,9 @@ class RampSteps:
             Pixels to leave out instead of the trace band.
         nsample : int
             Integrations averaged into the deep ramp.
+        statistic : {'trimmed-mean', 'median'}
+            Statistic of each line's residuals (the mean of the central 80 %, or the
+            median).
 
         Returns
         -------
@@ -289,17 +340,19 @@ class RampSteps:
             ``self``.
         """
         t0 = time.perf_counter()
-        self._setup_onef(method, width, mask, nsample)
+        self._setup_onef(method, width, mask, nsample, statistic)
         band = self.aux["onef_band"]
         self._record("correct_group_onef", {"method": method, "width": width,
-                                            "mask": _describe(mask), "nsample": nsample},
+                                            "mask": _describe(mask), "nsample": nsample,
+                                            "statistic": statistic},
                      {"masked_pixels": int(band.sum()),
                       "seconds": round(time.perf_counter() - t0, 3)})
         log.info("correct_group_onef (%s): deep ramp of %d integrations, %d pixels masked",
                  method, min(self.N, nsample), int(band.sum()))
         return self
 
-    def _setup_onef(self, method="scale-achromatic", width=None, mask=None, nsample=64):
+    def _setup_onef(self, method="masked-median", width=None, mask=None, nsample=64,
+                    statistic="trimmed-mean"):
         from tsocontainer.cleaning.background import TRACE_WIDTH, trace_centres, trace_mask
         from tsocontainer.ramps.onef import deep_ramp
 
@@ -317,16 +370,17 @@ class RampSteps:
                               frame=np.nan_to_num(rate))
         self.aux["onef_deep"], self.aux["onef_band"] = deep, band
         self._set_plan("onef", {"method": method, "width": width, "mask": mask,
-                                "nsample": nsample})
+                                "nsample": nsample, "statistic": statistic})
 
     def _apply_onef(self, data, gdq, pdq, i0, i1, record):
         from tsocontainer.ramps.onef import apply_group_onef, group_onef_offsets, white_scale
 
-        method = self.plan["onef"]["params"]["method"]
+        params = self.plan["onef"]["params"]
+        method = params["method"]
         deep, band = self.aux["onef_deep"], self.aux["onef_band"]
         scale = white_scale(data, gdq, deep, band) if method == "scale-achromatic" else None
         off = group_onef_offsets(method, data, gdq, deep, band, self.refmask, self.fast_axis,
-                                 self.amp, scale)
+                                 self.amp, scale, params["statistic"])
         apply_group_onef(data, off, self.fast_axis, self.amp)
         if record:
             self._diag("onef_offsets", (self.N,) + off.shape[1:], np.float32)[i0:i1] = off
