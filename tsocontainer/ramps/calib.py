@@ -18,8 +18,10 @@ GROUP_DQ = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "DROPOUT": 8, "AD_FL
 
 
 def _propagate(bad):
-    """A group flagged as saturated makes every later group of its ramp saturated."""
-    return np.logical_or.accumulate(bad, axis=1)
+    """A group flagged as saturated makes every later group of its ramp saturated (in place)."""
+    for k in range(1, bad.shape[1]):     # contiguous frames: faster than accumulate on axis 1
+        bad[:, k] |= bad[:, k - 1]
+    return bad
 
 
 def flag_saturated(data, gdq, level) -> int:
@@ -93,8 +95,9 @@ def flag_plateaus(data, gdq, cds, floor: float = 30000.0, nsigma: float = 5.0) -
     """
     if data.shape[1] < 2:
         return 0
-    flat = np.diff(data, axis=1) < nsigma * np.asarray(cds, np.float32)
-    suffix = np.logical_and.accumulate(flat[:, ::-1], axis=1)[:, ::-1]
+    suffix = np.diff(data, axis=1) < nsigma * np.asarray(cds, np.float32)
+    for k in range(suffix.shape[1] - 2, -1, -1):     # flat from difference k to the end
+        suffix[:, k] &= suffix[:, k + 1]
     start = suffix & (data[:, :-1] >= floor)
     sat = np.zeros(data.shape, bool)
     sat[:, :-1] = start

@@ -271,11 +271,15 @@ class RampGroup(RampSteps, RampPlots):
                 yield data, gdq
 
     def _block_ints(self, block_size=None) -> int:
-        """Integrations per streamed block (default: about 256 MB of float32 ramps)."""
+        """Integrations per streamed block (default: about 64 MB of float32 ramps).
+
+        stcal's jump detection holds about ten times its input at once, so the block,
+        not the visit, sets the peak memory.
+        """
         if block_size is not None:
             return max(1, int(block_size))
         per = self.ngroups * self.sh[0] * self.sh[1] * 4
-        return max(1, int(256e6 // per))
+        return max(1, int(64e6 // per))
 
     # ------------------------------------------------------------- the plan
     def _basis(self, name: str) -> tuple:

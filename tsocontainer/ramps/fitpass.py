@@ -90,12 +90,18 @@ def _jumps(rg, buf, a, b, pdq, gain, rn, params):
     rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
     buf.gdq[core] = gdq
     if params["time_threshold"] is not None and rg.ngroups > 1:
-        diffs = group_differences(buf.data, buf.gdq)
-        out = time_outliers(diffs, gain, rn, core, params["time_threshold"],
-                            params["time_window"])
-        extra = out & ((buf.gdq[core][:, 1:] & _JUMP) == 0)
-        buf.gdq[core][:, 1:][extra] |= _JUMP
-        rg._diag("n_jumps_time", (rg.N,), np.int64)[a:b] = extra.sum(axis=(1, 2, 3))
+        count = rg._diag("n_jumps_time", (rg.N,), np.int64)
+        ny, nx = rg.sh
+        rows = max(1, int(4e6 // max(1, buf.data.shape[0] * rg.ngroups * nx)))
+        for r0 in range(0, ny, rows):    # row chunks: no buffer-sized temporaries
+            sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
+            diffs = group_differences(buf.data[sl], buf.gdq[sl])
+            out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
+                                params["time_threshold"], params["time_window"])
+            tail = buf.gdq[core][:, 1:][sl]
+            extra = out & ((tail & _JUMP) == 0)
+            tail[extra] |= _JUMP
+            count[a:b] += extra.sum(axis=(1, 2, 3))
     flagged = ((buf.gdq[core] & _JUMP) != 0).any(axis=1)
     rg._diag("jump_count", rg.sh, np.int32)[...] += flagged.sum(axis=0).astype(np.int32)
 

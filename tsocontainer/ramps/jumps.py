@@ -162,14 +162,27 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
     """
     nb = diffs.shape[0]
     window = max(1, min(int(window) | 1, nb if nb % 2 else nb - 1))
+    ncore = len(range(*core.indices(nb)))
+    out = np.zeros((ncore,) + diffs.shape[1:], bool)
+    gain = np.broadcast_to(np.asarray(gain, np.float32), diffs.shape[-2:])
+    readnoise = np.broadcast_to(np.asarray(readnoise, np.float32), diffs.shape[-2:])
+    rows = max(1, int(4e6 // max(1, diffs[..., 0, :].size)))     # ~4e6 values per chunk
+    for r0 in range(0, diffs.shape[-2], rows):
+        sl = slice(r0, r0 + rows)
+        out[..., sl, :] = _time_outliers_rows(diffs[..., sl, :], gain[sl], readnoise[sl], core,
+                                              threshold, window)
+    return out
+
+
+def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     finite = np.isfinite(diffs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         fill = np.nanmedian(diffs, axis=0)
     filled = np.where(finite, diffs, np.nan_to_num(fill)[None])
     med = running_median(filled, window) if window > 1 else filled
-    var = np.maximum(med, 0) / np.asarray(gain, np.float32) + np.asarray(readnoise, np.float32) ** 2
+    var = np.maximum(med[core], 0) / gain + readnoise ** 2
     var *= 1.0 + np.pi / (2.0 * window)
-    resid = (diffs - med)[core]
+    resid = (diffs[core] - med[core])
     with np.errstate(invalid="ignore"):
-        return (np.abs(resid) > threshold * np.sqrt(var[core])) & finite[core]
+        return (np.abs(resid) > threshold * np.sqrt(var)) & finite[core]

@@ -133,8 +133,9 @@ def line_trimmed_mean(block, good, axis: int, trim: float = _TRIM):
     a = np.where(ok, block, np.inf).astype(np.float32)
     a.sort(axis=-1)
     count = ok.sum(axis=-1)
-    csum = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), np.float64)
-    np.cumsum(np.where(np.isfinite(a), a, 0.0), axis=-1, out=csum[..., 1:])
+    a[~np.isfinite(a)] = 0.0                    # the bad values sit at the end: never summed
+    csum = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), np.float32)
+    np.cumsum(a, axis=-1, out=csum[..., 1:])
     lo = np.floor(trim * count).astype(np.int64)
     hi = count - lo
     total = np.take_along_axis(csum, hi[..., None], -1)[..., 0] - \

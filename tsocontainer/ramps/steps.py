@@ -480,7 +480,7 @@ class RampSteps:
         algorithm : {'OLS_C', 'LIKELY'}
             stcal's fit (see :mod:`tsocontainer.ramps.fitting`).
         block_size : int, optional
-            Integrations per block (default: about 256 MB of ramps).
+            Integrations per block (default: about 64 MB of float32 ramps).
         keep_variances : bool
             Also keep VAR_POISSON and VAR_RNOISE as ``aux`` cubes of the result.
         progress : bool, optional
