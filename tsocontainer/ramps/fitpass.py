@@ -81,14 +81,16 @@ def _jumps(rg, buf, a, b, pdq, gain, rn, params):
     """stcal's jumps, then the check in time, on integrations ``a:b`` of the buffer."""
     s = buf.start
     core = slice(a - s, b - s)
-    old = buf.gdq[core]
-    gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
-                            threshold=params["threshold"],
-                            flag_neighbors=params["flag_neighbors"],
-                            group_time=rg.group_time, nframes=int(rg.meta.get("NFRAMES") or 1))
-    new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
-    rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
-    buf.gdq[core] = gdq
+    if rg.ngroups > 2:       # stcal needs 3 groups (jwst's JumpStep skips fewer)
+        old = buf.gdq[core]
+        gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
+                                threshold=params["threshold"],
+                                flag_neighbors=params["flag_neighbors"],
+                                group_time=rg.group_time,
+                                nframes=int(rg.meta.get("NFRAMES") or 1))
+        new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
+        rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
+        buf.gdq[core] = gdq
     if params["time_threshold"] is not None and rg.ngroups > 1:
         count = rg._diag("n_jumps_time", (rg.N,), np.int64)
         ny, nx = rg.sh
@@ -109,7 +111,7 @@ def _jumps(rg, buf, a, b, pdq, gain, rn, params):
 def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     gain, rn = noise
     params = rg.plan.get("jumps", {}).get("params")
-    if params is not None and rg.ngroups > 2:
+    if params is not None and rg.ngroups > 1:
         _jumps(rg, buf, a, b, pdq, gain, rn, params)
     s = buf.start
     readout = {"group_time": rg.group_time, "frame_time": rg.meta.get("TFRAME"),

@@ -17,7 +17,9 @@
   ``sqrt(1 + pi / (2 window))`` for the running median's own noise.
 
 Jumps are marked ``JUMP_DET`` on the group after the difference, as stcal does; the
-ramp fit then fits the ramp's segments separately.
+ramp fit then fits the ramp's segments separately. stcal needs three groups (the jwst
+JumpStep skips ramps of two); the check in time works on two-group ramps too, where it is
+the only jump detection.
 """
 from __future__ import annotations
 

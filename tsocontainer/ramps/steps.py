@@ -439,6 +439,7 @@ class RampSteps:
 
         See :mod:`tsocontainer.ramps.jumps`. The detection runs block by block inside
         :meth:`fit_ramps`; its counts are in ``aux`` and :meth:`plot_jumps` afterwards.
+        stcal needs at least 3 groups; with 2, only the check in time runs.
 
         Parameters
         ----------
