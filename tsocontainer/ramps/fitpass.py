@@ -190,17 +190,18 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
     half = jp["time_window"] // 2 if jp and jp["time_threshold"] is not None else 0
     out = _Outputs(rg, keep_variances)
     buf, next_fit = _Buffer(), 0
-    ranges = block_ranges(rg.N, rg._block_ints(block_size))
+    block = rg._block_ints(block_size)
     bar = tqdm(total=rg.N, unit="int", desc="fit ramps", disable=not _want_progress(progress))
-    for i0, i1 in ranges:
+    for i0, i1 in block_ranges(rg.N, block):
         data, gdq, pdq = rg._calibrated(i0, i1, record=True)
         buf.append(i0, data, gdq)
         ready = rg.N if i1 == rg.N else max(next_fit, i1 - half)
-        if ready > next_fit:
-            _fit_core(rg, buf, next_fit, ready, pdq, noise,
+        while next_fit < ready:          # at most one block at a time into stcal
+            stop = min(ready, next_fit + block)
+            _fit_core(rg, buf, next_fit, stop, pdq, noise,
                       {"algorithm": algorithm, "variance": variance}, out)
-            bar.update(ready - next_fit)
-            next_fit = ready
+            bar.update(stop - next_fit)
+            next_fit = stop
         buf.keep_from(max(buf.start, ready - half))
     bar.close()
     dt = time.perf_counter() - t0
