@@ -107,3 +107,28 @@ def test_amplifiers():
     assert amplifier_index("MIRI", (416, 72), (1, 529), 4, 1)[:6].tolist() == [0, 1, 2, 3, 0, 1]
     with pytest.raises(ValueError, match="unknown instrument"):
         amplifier_index("FGS", (8, 8))
+
+
+def test_ramp_model_files_keep_their_dq(tmp_path):
+    """A file already through the pipeline's first steps (RampModel: float SCI, PIXELDQ,
+    GROUPDQ) is read with its DQ."""
+    from stdatamodels.jwst.datamodels import RampModel
+
+    data = np.arange(2 * 3 * 8 * 10, dtype=np.float32).reshape(2, 3, 8, 10)
+    gdq = np.zeros(data.shape, np.uint8)
+    gdq[1, 2, 4, 5] = 2
+    pdq = np.zeros((8, 10), np.uint32)
+    pdq[3, 3] = 1
+    m = RampModel(data=data, groupdq=gdq, pixeldq=pdq)
+    m.meta.instrument.name, m.meta.instrument.detector = "NIRISS", "NIS"
+    m.meta.instrument.filter, m.meta.instrument.pupil = "CLEAR", "GR700XD"
+    m.meta.exposure.type, m.meta.exposure.ngroups, m.meta.exposure.nints = "NIS_SOSS", 3, 2
+    m.meta.exposure.group_time, m.meta.exposure.nframes = 5.494, 1
+    m.meta.exposure.start_time = 60000.0
+    m.meta.subarray.name = "SUBSTRIP256"
+    path = tmp_path / "x-seg001_nis_ramp.fits"
+    m.save(path)
+    u = load_uncal(path)
+    assert u.meta["TIMESRC"].startswith("header")      # no INT_TIMES: from EXPSTART
+    d, g, p = u.read(0, 2)
+    assert np.array_equal(d, data) and g[1, 2, 4, 5] == 2 and p[3, 3] == 1
