@@ -37,7 +37,7 @@ __all__ = ["Param", "Num", "Choice", "Bool", "Text", "Anything", "IntList", "One
            "Coerced", "StepSpec", "step", "plain_text", "STEPS", "get_step", "StepKeywordError", "STAGES"]
 
 #: the pipeline stages, in the order a run takes them
-STAGES = ("state", "spectra", "lightcurves", "fit_white", "fit_channels")
+STAGES = ("ramps", "state", "spectra", "lightcurves", "fit_white", "fit_channels")
 
 
 class StepKeywordError(TSOValueError):

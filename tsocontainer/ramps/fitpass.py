@@ -1,0 +1,218 @@
+"""The streaming pass of :meth:`RampGroup.fit_ramps`: calibrate, find jumps, fit, collect.
+
+Blocks of integrations are read and calibrated in order. The check of jumps in time needs
+``window // 2`` integrations on each side of the ones it tests, so the calibrated ramps
+of the last integrations of a block wait in a small buffer until the next block has been
+read (no integration is read or calibrated twice). Memory: one block plus that buffer,
+plus the output cubes (rates and variances, float32) -- the size of the rateints.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import numpy as np
+
+from tsocontainer.arrays.numerics import block_ranges
+from tsocontainer.ramps.fitting import stcal_fit
+from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
+
+__all__ = ["fit_visit", "DIAGNOSTICS"]
+
+log = logging.getLogger(__name__)
+
+#: ``aux`` arrays a fit pass (re)makes
+DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_jumps_stcal",
+               "n_jumps_time", "jump_count", "white")
+_JUMP = np.uint8(4)
+
+
+class _Buffer:
+    """Calibrated ramps of consecutive integrations ``start .. start + len``."""
+
+    def __init__(self):
+        self.start, self.data, self.gdq = 0, None, None
+
+    def append(self, i0, data, gdq):
+        if self.data is None or self.data.shape[0] == 0:
+            self.start, self.data, self.gdq = i0, data, gdq
+        else:
+            self.data = np.concatenate([self.data, data])
+            self.gdq = np.concatenate([self.gdq, gdq])
+
+    def keep_from(self, i):
+        k = max(0, i - self.start)
+        self.data, self.gdq = self.data[k:].copy(), self.gdq[k:].copy()
+        self.start += k
+
+
+class _Outputs:
+    """The output cubes and per-integration counts of a fit pass."""
+
+    def __init__(self, rg, keep_variances):
+        shape = (rg.N,) + rg.sh
+        self.sci = np.empty(shape, np.float32)
+        self.var = np.empty(shape, np.float32)
+        self.vp = np.empty(shape, np.float32) if keep_variances else None
+        self.vr = np.empty(shape, np.float32) if keep_variances else None
+        self.dq_parts, self.invalid = [], []
+        self.npix = rg.sh[0] * rg.sh[1]
+        self.algorithm = None
+        self.n_exact = 0
+
+    def store(self, a, b, fit, pdq):
+        from tsocontainer.flags import SparseDQ
+
+        self.sci[a:b] = fit["slope"]
+        np.add(fit["var_poisson"], fit["var_rnoise"], out=self.var[a:b])
+        if self.vp is not None:
+            self.vp[a:b], self.vr[a:b] = fit["var_poisson"], fit["var_rnoise"]
+        dq = fit["dq"] | pdq[None]
+        self.dq_parts.append(SparseDQ.from_dense(dq))
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(self.sci[a:b]) | ~(self.var[a:b] > 0)
+        self.invalid.append(np.flatnonzero(bad) + a * self.npix)
+        self.algorithm = fit["algorithm"]
+        self.n_exact += int(fit["exact"].sum())
+
+
+def _jumps(rg, buf, a, b, pdq, gain, rn, params):
+    """stcal's jumps, then the check in time, on integrations ``a:b`` of the buffer."""
+    s = buf.start
+    core = slice(a - s, b - s)
+    if rg.ngroups > 2:       # stcal needs 3 groups (jwst's JumpStep skips fewer)
+        old = buf.gdq[core]
+        gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
+                                threshold=params["threshold"],
+                                flag_neighbors=params["flag_neighbors"],
+                                group_time=rg.group_time,
+                                nframes=int(rg.meta.get("NFRAMES") or 1))
+        new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
+        rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
+        buf.gdq[core] = gdq
+    if params["time_threshold"] is not None and rg.ngroups > 1:
+        count = rg._diag("n_jumps_time", (rg.N,), np.int64)
+        ny, nx = rg.sh
+        rows = max(1, int(4e6 // max(1, buf.data.shape[0] * rg.ngroups * nx)))
+        for r0 in range(0, ny, rows):    # row chunks: no buffer-sized temporaries
+            sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
+            diffs = group_differences(buf.data[sl], buf.gdq[sl])
+            out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
+                                params["time_threshold"], params["time_window"])
+            tail = buf.gdq[core][:, 1:][sl]
+            extra = out & ((tail & _JUMP) == 0)
+            tail[extra] |= _JUMP
+            count[a:b] += extra.sum(axis=(1, 2, 3))
+    flagged = ((buf.gdq[core] & _JUMP) != 0).any(axis=1)
+    rg._diag("jump_count", rg.sh, np.int32)[...] += flagged.sum(axis=0).astype(np.int32)
+
+
+def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
+    gain, rn = noise
+    params = rg.plan.get("jumps", {}).get("params")
+    if params is not None and rg.ngroups > 1:
+        _jumps(rg, buf, a, b, pdq, gain, rn, params)
+    s = buf.start
+    readout = {"group_time": rg.group_time, "frame_time": rg.meta.get("TFRAME"),
+               "nframes": rg.meta.get("NFRAMES"), "groupgap": rg.meta.get("GROUPGAP"),
+               "instrument": rg.instrument}
+    fit = stcal_fit(buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout,
+                    **fit_opts)
+    out.store(a, b, fit, pdq)
+    use = ~rg.refmask
+    if "onef_band" in rg.aux and rg.aux["onef_band"].any():
+        use = use & rg.aux["onef_band"]
+    rg._diag("white", (rg.N,), np.float64)[a:b] = np.nansum(fit["slope"][:, use], axis=1)
+
+
+def _want_progress(progress) -> bool:
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+def _group(rg, out, params, summary):
+    """The rates as a TSOGroup laid out like one read from rateints."""
+    from tsocontainer.flags import FlagStore, SparseDQ
+    from tsocontainer.group.container import TSOGroup
+
+    meta = {k: v for k, v in rg.meta.items() if v is not None}
+    meta.update({"BUNIT": "DN/s", "WAVESRC": "none", "STAGE1": "tsocontainer.ramps",
+                 "RAMPFIT": out.algorithm, "NGROUPS": rg.ngroups})
+    meta.setdefault("TIMESRC", "none" if rg.time is None else "given")
+    if rg.mode is not None:
+        meta["MODE"] = rg.mode.name
+    g = TSOGroup(out.sci, out.var, SparseDQ.concatenate(out.dq_parts), rg.time, wave=None,
+                 mode=rg.mode, meta=meta, int_numbers=rg.int_numbers, files=rg.files)
+    flags = FlagStore(out.sci.shape)
+    invalid = np.concatenate(out.invalid) if out.invalid else np.zeros(0, np.int64)
+    flags.set_indices("invalid", invalid)
+    history = [dict(h, step=f"ramps:{h['step']}") for h in rg.history]
+    g._restore(history=history, flags=flags)
+    if out.vp is not None:
+        g.set_aux("var_poisson", out.vp, per_integration=True)
+        g.set_aux("var_rnoise", out.vr, per_integration=True)
+    summary["invalid"] = int(invalid.size)
+    g._record("fit_ramps", params, summary)
+    return g
+
+
+def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, progress=None,
+              variance="exact"):
+    """Stream the visit through the plan, the jump detection and the fit (see the module).
+
+    Parameters
+    ----------
+    rg : RampGroup
+        The ramps and their plan.
+    algorithm : {'OLS_C', 'LIKELY'}
+        stcal's fit.
+    block_size : int, optional
+        Integrations per block.
+    keep_variances : bool
+        Keep VAR_POISSON and VAR_RNOISE as ``aux`` cubes.
+    progress : bool, optional
+        Progress bar.
+    variance : {'exact', 'stcal'}
+        OLS_C variances (:mod:`tsocontainer.ramps.fitting`).
+
+    Returns
+    -------
+    TSOGroup
+    """
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    rg._refresh()
+    noise = rg._noise()
+    for key in DIAGNOSTICS:
+        rg.aux.pop(key, None)
+    jp = rg.plan.get("jumps", {}).get("params")
+    half = jp["time_window"] // 2 if jp and jp["time_threshold"] is not None else 0
+    out = _Outputs(rg, keep_variances)
+    buf, next_fit = _Buffer(), 0
+    block = rg._block_ints(block_size)
+    bar = tqdm(total=rg.N, unit="int", desc="fit ramps", disable=not _want_progress(progress))
+    for i0, i1 in block_ranges(rg.N, block):
+        data, gdq, pdq = rg._calibrated(i0, i1, record=True)
+        buf.append(i0, data, gdq)
+        ready = rg.N if i1 == rg.N else max(next_fit, i1 - half)
+        while next_fit < ready:          # at most one block at a time into stcal
+            stop = min(ready, next_fit + block)
+            _fit_core(rg, buf, next_fit, stop, pdq, noise,
+                      {"algorithm": algorithm, "variance": variance}, out)
+            bar.update(stop - next_fit)
+            next_fit = stop
+        buf.keep_from(max(buf.start, ready - half))
+    bar.close()
+    dt = time.perf_counter() - t0
+    params = {"algorithm": algorithm, "block_size": block_size,
+              "keep_variances": keep_variances, "variance": variance}
+    summary = {"N": rg.N, "algorithm": out.algorithm, "seconds": round(dt, 3),
+               "exact_variances": out.n_exact,
+               "jumps_stcal": int(rg.aux.get("n_jumps_stcal", np.zeros(1)).sum()),
+               "jumps_time": int(rg.aux.get("n_jumps_time", np.zeros(1)).sum())}
+    g = _group(rg, out, params, dict(summary))
+    rg._record("fit_ramps", params, summary)
+    log.info("fit_ramps (%s): %d integrations of %s, %d + %d jumps (stcal + time), %.1f s",
+             out.algorithm, rg.N, rg.sh, summary["jumps_stcal"], summary["jumps_time"], dt)
+    return g

@@ -1,0 +1,190 @@
+"""Jump (cosmic-ray) detection: stcal's two-point difference plus a check in time.
+
+* :func:`stcal_jumps` calls ``stcal.jump.jump.detect_jumps_data`` on a block of ramps
+  with the settings the jwst pipeline's ``JumpStep`` uses by default (rejection
+  thresholds 4, 6 and 5 sigma for ramps of more than 4, 3 and 4 groups, the four
+  neighbours of jumps between 10 and 1000 sigma flagged, no snowball or shower
+  flagging, no groups flagged after a jump). One difference: stcal switches to
+  sigma-clipping across integrations when it is given at least 100 integrations at
+  once; this module streams blocks of fewer, and sets that switch out of reach so that
+  the result does not depend on the block size (the check in time below does the
+  across-integration part).
+* :func:`time_outliers` compares each group difference of a pixel with its own time
+  series: the running median over ``window`` integrations of the same pixel and
+  difference (which follows a transit, slow drifts and the trace's jitter). A difference
+  is an outlier when it departs from it by more than ``threshold`` times its expected
+  noise, ``sqrt(max(median, 0) / gain + cds**2)`` DN (Poisson plus CDS read noise), times
+  ``sqrt(1 + pi / (2 window))`` for the running median's own noise.
+
+Jumps are marked ``JUMP_DET`` on the group after the difference, as stcal does; the
+ramp fit then fits the ramp's segments separately. stcal needs three groups (the jwst
+JumpStep skips ramps of two); the check in time works on two-group ramps too, where it is
+the only jump detection.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from tsocontainer.arrays.numerics import running_median
+
+__all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS"]
+
+log = logging.getLogger(__name__)
+
+#: jwst JumpStep defaults this module uses (its other switches are off)
+JUMP_DEFAULTS = {"rejection_threshold": 4.0, "three_group_rejection_threshold": 6.0,
+                 "four_group_rejection_threshold": 5.0, "flag_4_neighbors": True,
+                 "max_jump_to_flag_neighbors": 1000.0, "min_jump_to_flag_neighbors": 10.0,
+                 "minimum_groups": 3, "maximum_cores": "1"}
+_JUMP = np.uint8(4)
+_BAD = np.uint8(1 | 2)
+
+
+def stcal_jumps(data, gdq, pdq, gain, readnoise, *, threshold: float = 4.0,
+                flag_neighbors: bool = True, sigclip_ints: int = 10 ** 9,
+                group_time: float = 1.0, nframes: int = 1):
+    """Flag jumps in a block of ramps with stcal's two-point difference method.
+
+    Parameters
+    ----------
+    data : ndarray of float32, shape (n, ngroups, ny, nx)
+        Calibrated ramps (DN); not changed.
+    gdq : ndarray of uint8
+        Group DQ (a copy is returned with ``JUMP_DET`` added).
+    pdq : ndarray of uint32, shape (ny, nx)
+        Pixel DQ.
+    gain, readnoise : ndarray of float32, shape (ny, nx)
+        Gain (e-/DN) and CDS read noise (DN).
+    threshold : float
+        Rejection threshold (sigma) for ramps of more than 4 groups (jwst: 4).
+    flag_neighbors : bool
+        Flag the four neighbours of jumps between 10 and 1000 sigma.
+    sigclip_ints : int
+        stcal's ``minimum_sigclip_groups`` (integrations from which it sigma-clips across
+        integrations; the jwst default is 100).
+    group_time : float
+        Group time (s).
+    nframes : int
+        Frames per group.
+
+    Returns
+    -------
+    gdq : ndarray of uint8
+        Group DQ with the jumps.
+    pdq : ndarray of uint32
+        Pixel DQ from stcal.
+    n_jumps : int
+        Primary jumps found (stcal's count; -99 when stcal skipped the block).
+    """
+    from stcal.jump.jump import detect_jumps_data
+    from stcal.jump.jump_class import JumpData
+    from stdatamodels.jwst.datamodels import dqflags
+
+    jd = JumpData(gain2d=np.asarray(gain, np.float32), rnoise2d=np.asarray(readnoise, np.float32),
+                  dqflags=dqflags.pixel)
+    jd.init_arrays_from_arrays(np.ascontiguousarray(data, np.float32), gdq.copy(),
+                               np.ascontiguousarray(pdq, np.uint32))
+    jd.nframes = int(nframes)
+    jd.dt_group = np.ones(1)
+    jd.n_reads_groupdiff = np.ones(1) * 2 * int(nframes)
+    d = JUMP_DEFAULTS
+    jd.set_detection_settings(float(threshold), d["three_group_rejection_threshold"],
+                              d["four_group_rejection_threshold"],
+                              d["max_jump_to_flag_neighbors"], d["min_jump_to_flag_neighbors"],
+                              bool(flag_neighbors))
+    jd.set_after_jump(0.0, 0, 0.0, 0)
+    jd.set_snowball_info(False, 5.0, 1.0, 2.0, True, 2.5, 4, 25)
+    jd.set_shower_info(False, 1.2, 90, 1.0, 2.6, 1.1, 10, 400)
+    jd.set_sigma_clipping_info(d["minimum_groups"], int(sigclip_ints), True)
+    jd.max_cores = d["maximum_cores"]
+    jd.grps_masked_after_shower = int(15.0 // group_time)
+    jd.mask_persist_grps_next_int = True
+    jd.persist_grps_flagged = int(4000.0 // group_time)
+    jd.max_shower_amplitude = jd.max_shower_amplitude * group_time
+    with warnings.catch_warnings():
+        # stcal's nan-medians of all-flagged pixels (e.g. reference pixels)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        new_gdq, new_pdq, n_jumps, _ = detect_jumps_data(jd)
+    return new_gdq.astype(np.uint8), new_pdq.astype(np.uint32), int(n_jumps)
+
+
+def group_differences(data, gdq):
+    """First differences along the groups, NaN where either group is unusable or a jump.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n, ngroups, ny, nx)
+        Ramps.
+    gdq : ndarray of uint8
+        Group DQ.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, ngroups - 1, ny, nx)
+    """
+    d = np.diff(data, axis=1).astype(np.float32)
+    bad = (gdq & _BAD) != 0
+    bad = bad[:, 1:] | bad[:, :-1] | ((gdq[:, 1:] & _JUMP) != 0)
+    d[bad] = np.nan
+    return d
+
+
+def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: int = 11):
+    """Group differences that depart from their own time series (see the module docstring).
+
+    Parameters
+    ----------
+    diffs : ndarray of float32, shape (nb, ngroups - 1, ny, nx)
+        Differences of consecutive integrations (:func:`group_differences`; NaN = not
+        usable), including ``window // 2`` integrations on each side of ``core`` where
+        the visit has them.
+    gain, readnoise : ndarray, shape (ny, nx)
+        Gain (e-/DN) and CDS read noise (DN).
+    core : slice
+        The integrations of ``diffs`` to test.
+    threshold : float
+        Outlier threshold (sigma).
+    window : int
+        Running-median length (integrations, odd).
+
+    Returns
+    -------
+    ndarray of bool, shape (len(core), ngroups - 1, ny, nx)
+        True at outlying differences (never at NaN ones).
+
+    Examples
+    --------
+    >>> d = np.full((9, 1, 1, 1), 100.0, np.float32); d[4] = 300.0
+    >>> out = time_outliers(d, np.ones((1, 1)), np.full((1, 1), 5.0), slice(0, 9), 5.0, 5)
+    >>> np.flatnonzero(out.ravel()).tolist()
+    [4]
+    """
+    nb = diffs.shape[0]
+    window = max(1, min(int(window) | 1, nb if nb % 2 else nb - 1))
+    ncore = len(range(*core.indices(nb)))
+    out = np.zeros((ncore,) + diffs.shape[1:], bool)
+    gain = np.broadcast_to(np.asarray(gain, np.float32), diffs.shape[-2:])
+    readnoise = np.broadcast_to(np.asarray(readnoise, np.float32), diffs.shape[-2:])
+    rows = max(1, int(4e6 // max(1, diffs[..., 0, :].size)))     # ~4e6 values per chunk
+    for r0 in range(0, diffs.shape[-2], rows):
+        sl = slice(r0, r0 + rows)
+        out[..., sl, :] = _time_outliers_rows(diffs[..., sl, :], gain[sl], readnoise[sl], core,
+                                              threshold, window)
+    return out
+
+
+def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
+    finite = np.isfinite(diffs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fill = np.nanmedian(diffs, axis=0)
+    filled = np.where(finite, diffs, np.nan_to_num(fill)[None])
+    med = running_median(filled, window) if window > 1 else filled
+    var = np.maximum(med[core], 0) / gain + readnoise ** 2
+    var *= 1.0 + np.pi / (2.0 * window)
+    resid = (diffs[core] - med[core])
+    with np.errstate(invalid="ignore"):
+        return (np.abs(resid) > threshold * np.sqrt(var)) & finite[core]
