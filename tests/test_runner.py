@@ -157,3 +157,22 @@ def test_shipped_recipe_reduces_a_short_visit(nint, tmp_path, caplog):
     assert "detect_tilt_events skipped" in caplog.text
     if nint == 1:
         assert "flag_time_outliers skipped" in caplog.text
+
+
+def test_run_from_uncal_ramps_adds_the_stage1_stage(tmp_path):
+    """``*_uncal.fits`` in: the default stage-1 steps turn ramps into rates (rates.fits),
+    then the recipe goes on as from rateints; a rerun skips every stage."""
+    from tsocontainer.group.container import TSOGroup
+    from tsocontainer.pipeline.recipe import default_recipe
+    from tsocontainer.sim.ramps import simulate_ramps
+
+    vis = simulate_ramps("miri-lrs", nint=8, out=tmp_path / "sim", ngroups=5, seed=2)
+    steps = [{k: kw} for k, kw in default_recipe("miri-lrs").steps
+             if k not in ("fit_white", "fit_channels")]
+    res = run_recipe(vis.files, {"steps": steps}, out=tmp_path / "run", plots=False)
+    assert res.ran[:2] == ["ramps", "state"] and (tmp_path / "run" / "rates.fits").is_file()
+    g = TSOGroup.read(tmp_path / "run" / "state.fits")
+    assert g.steps[0] == "ramps:read_uncal" and "fit_ramps" in g.steps and g.meta["BUNIT"] == "DN/s"
+    assert res.lightcurves.nint == 8
+    again = run_recipe(vis.files, {"steps": steps}, out=tmp_path / "run", plots=False)
+    assert again.ran == [] and again.skipped[:2] == ["ramps", "state"]

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from tsocontainer._version import __version__
 
-__all__ = ["TSOGroup", "read_segments", "detect_mode", "simulate_visit", "load_recipe",
+__all__ = ["TSOGroup", "read_segments", "read_uncal", "detect_mode", "simulate_visit", "load_recipe",
            "run_recipe", "Spectra", "LightCurves", "FitResult", "set_log_level", "__version__"]
 
 _LAZY = {
     "TSOGroup": ("group", "TSOGroup"),
     "read_segments": ("group", "read_segments"),
+    "read_uncal": ("ramps", "read_uncal"),
     "detect_mode": ("modes", "detect_mode"),
     "simulate_visit": ("sim", "simulate_visit"),
     "load_recipe": ("pipeline.recipe", "load_recipe"),

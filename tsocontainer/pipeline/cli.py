@@ -31,24 +31,29 @@ def _add_simulate(sub) -> None:
     p = sub.add_parser("simulate", help="write a synthetic TSO visit in JWST file format")
     p.add_argument("--mode", required=True,
                    choices=["soss", "nirspec-prism", "nirspec-g395h", "nircam-f322w2", "miri-lrs"])
-    p.add_argument("--nint", type=int, required=True, help="total number of integrations")
-    p.add_argument("--nseg", type=int, default=1, help="number of segments")
+    p.add_argument("--nint", type=_positive_int, required=True, help="total number of integrations")
+    p.add_argument("--nseg", type=_positive_int, default=1, help="number of segments")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--noiseless", action="store_true", help="no noise, cosmic rays or defects")
     p.add_argument("--no-systematics", action="store_true", help="no trends, jitter or drifts")
+    p.add_argument("--level", default="rateints", choices=["rateints", "uncal"],
+                   help="rateints (rates, the default) or uncal (ramps with bias, reference "
+                        "pixels, group 1/f and jumps, for stage 1)")
     p.add_argument("--depth-spectrum", default=None,
                    help="text table of wavelength (micron) and depth (ppm) to inject")
     p.set_defaults(func=_run_simulate)
 
 
 def _run_simulate(args) -> int:
-    from tsocontainer.sim.simulate import simulate_visit
+    if args.level == "uncal":
+        from tsocontainer.sim.ramps import simulate_ramps as simulate
+    else:
+        from tsocontainer.sim.simulate import simulate_visit as simulate
 
-    vis = simulate_visit(mode=args.mode, nint=args.nint, nseg=args.nseg, seed=args.seed,
-                         out=args.out, noiseless=args.noiseless,
-                         systematics=not args.no_systematics,
-                         depth_spectrum=args.depth_spectrum)
+    vis = simulate(mode=args.mode, nint=args.nint, nseg=args.nseg, seed=args.seed,
+                   out=args.out, noiseless=args.noiseless, systematics=not args.no_systematics,
+                   depth_spectrum=args.depth_spectrum)
     for f in vis.files:
         print(f)
     folder = Path(args.out)

@@ -106,6 +106,7 @@ def registered_steps() -> dict:
     ('spectra', False)
     """
     import tsocontainer.group.container  # noqa: F401  (registers the TSOGroup steps)
+    import tsocontainer.ramps  # noqa: F401  (stage-1 steps on uncal ramps)
     import tsocontainer.lightcurves.container  # noqa: F401  (LightCurves steps)
     import tsocontainer.spectra.container  # noqa: F401  (Spectra steps)
     from tsocontainer.registry import STEPS

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 #: stage name -> output files (relative to the run directory)
 STAGES = {
+    "ramps": ("rates.fits",),
     "state": ("state.fits",),
     "spectra": ("spectra_x1dints.fits", "state.fits"),
     "lightcurves": ("lightcurves.ecsv",),
@@ -62,8 +63,8 @@ def stage_of(step: str) -> str:
 
     Examples
     --------
-    >>> stage_of("flag_dq"), stage_of("extract"), stage_of("fit_channels")
-    ('state', 'spectra', 'fit_channels')
+    >>> stage_of("detect_jumps"), stage_of("flag_dq"), stage_of("extract")
+    ('ramps', 'state', 'spectra')
     """
     from tsocontainer.pipeline.recipe import registered_steps
 
@@ -305,6 +306,37 @@ def _with_fit_defaults(stages: dict, priors) -> None:
             stages[stage][i] = (name, kwargs)
 
 
+def _is_uncal(group_or_files) -> bool:
+    """True when the inputs are ramps (``*_uncal.fits``, 4D SCI) rather than rates."""
+    from tsocontainer.group.container import TSOGroup
+
+    if isinstance(group_or_files, TSOGroup):
+        return False
+    from tsocontainer.io.segments import find_segments
+
+    first = find_segments(group_or_files)[0]
+    if "_uncal" in Path(first).name:
+        return True
+    from astropy.io import fits
+
+    try:
+        return fits.getheader(first, "SCI").get("NAXIS") == 4
+    except (OSError, KeyError):
+        return False
+
+
+def _stage1_steps(stages: dict, uncal: bool, rlog=None) -> None:
+    """Ramps in: the recipe's stage-1 steps, or the default ones; rates in: none."""
+    if uncal and not stages["ramps"]:
+        from tsocontainer.ramps import DEFAULT_STAGE1
+
+        stages["ramps"] = [(n, dict(k)) for n, k in DEFAULT_STAGE1]
+    elif not uncal and stages["ramps"]:
+        log.info("the inputs are rates: the recipe's %d stage-1 step(s) do not apply",
+                 len(stages["ramps"]))
+        stages["ramps"] = []
+
+
 def _stage_keys(stages: dict, inputs) -> dict:
     keys, parent = {}, digest(inputs)
     for stage in _ORDER:
@@ -360,6 +392,7 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
     priors = load_priors_file(priors)
     recipe = _resolve_recipe(recipe, group_or_files)
     stages = _split(recipe)
+    _stage1_steps(stages, _is_uncal(group_or_files))
     _with_fit_defaults(stages, priors)
     if stages["fit_white"] and stages["fit_white"][0][1].get("priors") is None:
         raise RecipeError("fit_white needs priors for the orbit (t0, per, a_rs, inc or b): give "
@@ -378,8 +411,8 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         ctx = _Context(group_or_files, out, rlog, force, res, progress, keys)
         for stage in _ORDER:
             if stage in keys:
-                getattr(ctx, stage)(stages[stage], workers) if stage == "fit_channels" \
-                    else getattr(ctx, stage)(stages[stage])
+                run = getattr(ctx, "stage1" if stage == "ramps" else stage)
+                run(stages[stage], workers) if stage == "fit_channels" else run(stages[stage])
         if plots:
             _plots(res, out, rlog)
         rlog.step("run", "finished")
@@ -435,6 +468,18 @@ class _Context:
             self.res.group = TSOGroup.read(self.out / "state.fits")
         return self.res.group
 
+    def stage1(self, steps) -> None:
+        """Ramps to rates (``rates.fits``, a TSOGroup state), the input of the state stage."""
+        if self._skip("ramps"):
+            return
+        t0 = time.perf_counter()
+        from tsocontainer.ramps import run_stage1
+
+        g = run_stage1(self.source, steps)
+        path = self._staging() / "rates.fits"
+        g.write(path, overwrite=True)
+        self._commit("ramps", {"rates.fits": path}, t0)
+
     def state(self, steps) -> None:
         if self._skip("state"):
             return
@@ -443,7 +488,12 @@ class _Context:
         from tsocontainer.group.container import TSOGroup
 
         src = self.source
-        g = src.copy() if isinstance(src, TSOGroup) else read_segments(src, progress=self.progress)
+        if "ramps" in self.keys:
+            g = TSOGroup.read(self.out / "rates.fits")
+        elif isinstance(src, TSOGroup):
+            g = src.copy()
+        else:
+            g = read_segments(src, progress=self.progress)
         if self.progress is not None:   # the run's setting, for every step of the group
             g.progress = self.progress
         for name, kwargs in steps:

@@ -173,8 +173,12 @@ def bad_pixels(rng, shape, fractions=(0.001, 0.0005, 0.002), known=0.8):
     return table, response.reshape(shape), hotmap.reshape(shape), dq.reshape(shape)
 
 
-def reference_pixels(name: str, shape, crop, disp_axis: int):
+def reference_pixels(name: str, shape, instrument: str, corner):
     """Boolean map of reference pixels of a (cropped) subarray and their DQ bits.
+
+    The reference pixels are the outer 4 rows and columns of the full detector (the outer
+    4 columns for MIRI) that the subarray, placed at its real corner, covers: a NIRSpec
+    SUB512 in the middle of NRS1 has none, SOSS SUBSTRIP256 ends at the top rows.
 
     Parameters
     ----------
@@ -182,34 +186,26 @@ def reference_pixels(name: str, shape, crop, disp_axis: int):
         Simulated mode.
     shape : (int, int)
         Cropped frame shape.
-    crop : (int, int)
-        Kept range along the dispersion axis (detector pixels of the subarray).
-    disp_axis : int
-        Dispersion axis.
+    instrument : str
+        ``INSTRUME``.
+    corner : (int, int)
+        ``(SUBSTRT1, SUBSTRT2)`` of the (cropped) frame, 1-based.
 
     Returns
     -------
     mask : ndarray of bool
     bits : int
+
+    Examples
+    --------
+    >>> m, _ = reference_pixels("nirspec-prism", (32, 512), "NIRSPEC", (1025, 957))
+    >>> int(m.sum())
+    0
     """
-    full = {"soss": (256, 2048), "nirspec-prism": (32, 512), "nirspec-g395h": (32, 2048),
-            "nircam-f322w2": (64, 2048), "miri-lrs": (416, 72)}[name]
-    ref = np.zeros(full, bool)
-    if name == "miri-lrs":
-        ref[:, :4] = True
-    else:
-        ref[:, :4] = True
-        if full[1] == 2048:
-            ref[:, -4:] = True
-        if name == "soss":
-            ref[-4:, :] = True  # SUBSTRIP256 ends at the top reference rows
-        if name == "nircam-f322w2":
-            ref[:4, :] = True  # SUBGRISM64 starts at the bottom reference rows
-    sl = [slice(None), slice(None)]
-    sl[disp_axis] = slice(*crop)
+    from tsocontainer.io.uncal import reference_pixel_mask
+
+    mask = reference_pixel_mask(instrument, shape, corner)
     bits = DQ["REFERENCE_PIXEL"] | (DQ["NON_SCIENCE"] if name == "miri-lrs" else DQ["DO_NOT_USE"])
-    mask = ref[tuple(sl)]
-    assert mask.shape == tuple(shape)
     return mask, bits
 
 

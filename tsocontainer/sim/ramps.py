@@ -119,14 +119,15 @@ class _RampVisit:
         return np.random.default_rng([self.v.seed, 77, *tags])
 
     def _corner(self):
+        """``(SUBSTRT1, SUBSTRT2)`` the rate-level writer puts in the headers (real corner + crop)."""
+        from tsocontainer.sim.scene import subarray_of
+
         v = self.v
-        x, y = v.cfg["substrt"]
+        x, y = subarray_of(v.cfg).corner
         if v.disp_axis == 1:
             x += v.crop[0]
         else:
             y += v.crop[0]
-        if v.cfg["spec"] == "nirspec":
-            y = _NIRSPEC_YSTART
         return int(x), int(y)
 
     def _static(self):

@@ -261,8 +261,10 @@ class _Visit:
             self.contam = float(self.opts["contaminants"]) * simnoise.soss_contaminants()[self.sl]
         self.refmask, self.refbits = np.zeros(self.shape, bool), 0
         if self.opts["reference_pixels"]:
-            self.refmask, self.refbits = simnoise.reference_pixels(self.name, self.shape,
-                                                                   self.crop, self.disp_axis)
+            corner = list(simscene.subarray_of(cfg).corner)
+            corner[1 - self.disp_axis] += self.crop[0]   # the crop runs along the dispersion
+            self.refmask, self.refbits = simnoise.reference_pixels(
+                self.name, self.shape, cfg["instrument"], tuple(corner))
         noise = self.opts["noise"]
         use_bad = noise["bad_pixels"] and not self.noiseless
         table, response, hot, dq = simnoise.bad_pixels(self._rng(2), self.shape)
