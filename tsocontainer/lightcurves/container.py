@@ -17,6 +17,7 @@ marked in the boolean array ``clipped``; every computation ignores them.
 from __future__ import annotations
 
 import logging
+import warnings
 import time as _time
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,17 @@ from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detec
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
 
 __all__ = ["LightCurves"]
+
+
+def _normalised_for_clipping(filled, nchan):
+    """Channels over their median (and over the common shape with >= 3 channels), and the
+    median of each; all-NaN channels stay NaN without a warning."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        norm = filled / np.nanmedian(filled, axis=1, keepdims=True)
+        if nchan >= 3:
+            norm = norm / np.nanmedian(norm, axis=0, keepdims=True)
+        return norm, np.nanmedian(norm, axis=1, keepdims=True)
 
 
 def _model_check(value) -> None:
@@ -488,18 +500,23 @@ class LightCurves(LightCurveDiagnostics):
         if sigma <= 0 or window < 3 or window % 2 == 0:
             raise ValueError(f"need sigma > 0 and an odd window >= 3, got {sigma}, {window}")
         t_start = _time.perf_counter()
+        if self.nint < window:
+            log.warning("clip_outliers skipped: %d integrations, fewer than its window of %d",
+                        self.nint, window)
+            self._record("clip_outliers", {"sigma": sigma, "window": window, "maxiter": maxiter},
+                         {"skipped": f"{self.nint} integrations < window"})
+            return self
         before = self.clipped.copy()
         for _ in range(maxiter):
             filled = np.where(self.clipped, np.nan, self.flux)
-            with np.errstate(all="ignore"):
-                norm = filled / np.nanmedian(filled, axis=1, keepdims=True)
-                if self.nchan >= 3:
-                    norm = norm / np.nanmedian(norm, axis=0, keepdims=True)
-            fill = np.nanmedian(norm, axis=1, keepdims=True)
+            norm, fill = _normalised_for_clipping(filled, self.nchan)
             smooth = median_filter(np.where(np.isnan(norm), fill, norm), size=(1, window),
                                    mode="mirror")
             resid = norm - smooth
-            mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)), axis=1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)),
+                                   axis=1)
             new = np.abs(resid) > sigma * 1.4826 * mad[:, None]
             new &= ~self.clipped
             if not new.any():
