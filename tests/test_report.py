@@ -64,3 +64,48 @@ def test_report_shows_the_truth_and_the_verdict_of_a_simulated_visit(tmp_path):
     assert "<title>WASP-TEST - NIRSPEC NRS_BRIGHTOBJ PRISM - 2025-01-02</title>" in text
     assert "injected" in text and "0.10050" in text and "10100." in text
     assert "SUSPECT" in text and "reduced chi2 3.2" in text
+
+
+def _chromium():
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (.ci/run installs it)")
+def test_report_of_a_run_renders_in_a_headless_browser(tmp_path):
+    """A real run's report opened in headless Chromium: every image decodes, the truth and
+    the units are on the page; a screenshot is kept as a test artefact."""
+    import subprocess
+    import warnings
+    from pathlib import Path
+
+    from tsocontainer.pipeline.runner import run_recipe
+    from tsocontainer.sim.simulate import simulate_visit
+    from tsocontainer.sim.truth import priors_from_truth
+
+    vis = simulate_visit("miri-lrs", nint=40, nseg=1, seed=4, out=tmp_path / "sim")
+    fast = {"nwalkers": 16, "nsteps": 300, "seed": 1}
+    recipe = {"steps": [{"flag_dq": {}}, {"fit_all_traces": {}}, {"extract": {}},
+                        {"to_lightcurves": {"bins": 4}}, {"fit_white": {"sampler": fast}},
+                        {"fit_channels": {"sampler": fast}}]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_recipe(vis.files, recipe, out=tmp_path / "run", priors=priors_from_truth(vis.truth))
+    page = tmp_path / "run" / "report.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    assert 'data-broken-images="0"' in dom, dom[-500:]
+    n = int(dom.split('data-images="')[1].split('"')[0])
+    assert n >= 12
+    assert "injected" in dom
+    assert "transit depth (Rp/Rs)^2" in dom and "BJD_TDB" in dom and "ppm" in dom
+    shots = Path(__file__).resolve().parent.parent / "test-artefacts"
+    shots.mkdir(exist_ok=True)
+    shot = shots / "report_miri-lrs.png"
+    subprocess.run([_chromium(), *flags, "--window-size=1200,3000", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 50_000

@@ -31,6 +31,12 @@ th{text-align:left} .num{text-align:right;font-family:monospace}
 .good{background:#e6f4e6;border:1px solid #393;padding:.5em;margin:1em 0}
 """
 
+#: on load, the page records how many of its images failed to decode (read by the tests)
+_IMAGE_CHECK = ("<script>window.addEventListener('load',function(){var b=0;"
+                "document.querySelectorAll('img').forEach(function(i){if(!i.naturalWidth)b++;});"
+                "document.body.setAttribute('data-images',document.images.length);"
+                "document.body.setAttribute('data-broken-images',b);});</script>")
+
 #: parameter -> (label, unit, scale, decimals)
 _UNITS = {
     "t0": ("mid-transit time t0", "BJD_TDB", 1.0, 6),
@@ -92,6 +98,10 @@ def _truth_values(run_dir: Path) -> dict:
     return p
 
 
+#: parameters shown in the main table (the rest are systematics, shown below it)
+_ASTRO = set(_UNITS) | {"depth", "fp", "t_secondary"}
+
+
 def _fit_rows(run_dir: Path, truth: dict) -> tuple[list, list, dict]:
     fw = run_dir / "fit_white.json"
     if not fw.is_file():
@@ -103,7 +113,7 @@ def _fit_rows(run_dir: Path, truth: dict) -> tuple[list, list, dict]:
     params = doc.get("params", doc)
     rows = []
     for name, val in params.items():
-        if not (isinstance(val, dict) and "median" in val) or name.startswith(("c_", "reg_", "poly")):
+        if not (isinstance(val, dict) and "median" in val) or name not in _ASTRO:
             continue
         label, unit, scale, dec = _UNITS.get(name, (name, "", 1.0, 4))
         true = truth.get(name)
@@ -121,6 +131,17 @@ def _fit_rows(run_dir: Path, truth: dict) -> tuple[list, list, dict]:
         rows.insert(0, row)
     header = ["parameter", "unit", "fit (median, 68 %)"] + (["injected"] if truth else [])
     return header, rows, doc
+
+
+def _systematics_rows(doc: dict) -> list:
+    params = doc.get("params", doc) if doc else {}
+    out = []
+    for name, val in params.items():
+        if isinstance(val, dict) and "median" in val and name not in _ASTRO:
+            status = val.get("status", "")
+            out.append([name, status, f"{val['median']:.6g} -{val.get('err_lo', 0):.2g} "
+                                      f"+{val.get('err_hi', 0):.2g}"])
+    return out
 
 
 def _verdict(doc: dict) -> str:
@@ -197,6 +218,11 @@ def build_report(run_dir, title: str | None = None, out=None) -> str:
     header, rows, doc = _fit_rows(run_dir, truth)
     if rows:
         parts.append("<h2>White-light fit</h2>" + _verdict(doc) + _table(header, rows))
+        sys_rows = _systematics_rows(doc)
+        if sys_rows:
+            parts.append("<details><summary>systematics model terms</summary>"
+                         + _table(["term", "status", "value (median, 68 %)"], sys_rows)
+                         + "</details>")
         if truth:
             parts.append("<p>This is a simulated visit: the injected values come from "
                          f"{html.escape(str(_run_info(run_dir).get('truth')))}.</p>")
@@ -211,7 +237,7 @@ def build_report(run_dir, title: str | None = None, out=None) -> str:
     if log.is_file():
         text = log.read_text()[-20000:]
         parts.append(f"<h2>Log (last part)</h2><pre>{html.escape(text)}</pre>")
-    parts.append("</body></html>")
+    parts.append(_IMAGE_CHECK + "</body></html>")
     out = Path(out) if out else run_dir / "report.html"
     write_text_atomic(out, "\n".join(parts))
     return str(out)
