@@ -179,6 +179,26 @@ class BatchLightCurve:
             return slice(int(lo[keep][0]), int(hi[keep][0]))
         return np.concatenate([np.arange(a_, b_) for a_, b_ in zip(lo[keep], hi[keep])]).astype(int)
 
+    def _windows(self, tc, per, a, rp, ecc) -> list:
+        """:meth:`_window` of every walker; one vectorised search when each sees at most one event."""
+        t = self.t
+        with np.errstate(invalid="ignore"):
+            x = (1.0 + rp) / a
+            hw = 1.01 * per / (2 * np.pi) * np.arcsin(np.minimum(x, 1.0)) + 1e-9
+        single = (ecc == 0) & (x < 1.0) & (t[-1] - t[0] < per - 2 * hw)
+        out = [None] * tc.size
+        if single.any():
+            # the only epoch whose window can reach the data: the first one ending after t[0]
+            k = np.ceil((t[0] - hw - tc) / per)
+            mid = tc + k * per
+            los = np.searchsorted(t, mid - hw, side="left")
+            his = np.searchsorted(t, mid + hw, side="right")
+            for i in np.flatnonzero(single):
+                out[i] = slice(int(los[i]), int(max(his[i], los[i])))
+        for i in np.flatnonzero(~single):
+            out[i] = self._window(float(tc[i]), float(per[i]), float(a[i]), float(rp[i]), float(ecc[i]))
+        return out
+
     # ---------------------------------------------------------------- calls
     def __call__(self, p: dict) -> np.ndarray:
         """Light curves of a batch.
@@ -224,11 +244,12 @@ class BatchLightCurve:
                            slice(int(sub.min()), int(sub.max()) + 1)
                            if sub.max() - sub.min() + 1 == kmax else None)
             return out
+        per, a, ecc = (np.asarray(p[k], dtype=float) for k in ("per", "a_rs", "ecc"))
+        tc = np.asarray(p["t_sec"] if ecl else p["t0"], dtype=float)
+        wins = self._windows(tc, per, a, np.abs(np.asarray(p["rp_rs"], dtype=float)), ecc)
         lo, hi = self.t.size, 0
         for i in range(nb):
-            per, a, ecc = float(p["per"][i]), float(p["a_rs"][i]), float(p["ecc"][i])
-            tc = float(p["t_sec"][i] if ecl else p["t0"][i])
-            sl = self._window(tc, per, a, args[i][0], ecc)
+            sl = wins[i]
             if isinstance(sl, slice):
                 start, stop = sl.start or 0, self.t.size if sl.stop is None else sl.stop
                 if stop <= start:
@@ -237,8 +258,9 @@ class BatchLightCurve:
             else:
                 lo, hi = 0, self.t.size
             w = float(p["w"][i])
-            t0 = self._t_conj(tc, per, ecc, w) if ecl else tc
-            ds = self._rsky(np.ascontiguousarray(self.t[sl]), t0, per, a, float(p["inc"][i]), ecc, w)
+            t0 = self._t_conj(tc[i], per[i], ecc[i], w) if ecl else float(tc[i])
+            ds = self._rsky(np.ascontiguousarray(self.t[sl]), t0, float(per[i]), float(a[i]),
+                            float(p["inc"][i]), float(ecc[i]), w)
             out[i, sl] = flux(ds, *args[i])
         self.window = slice(lo, hi) if hi > lo else slice(0, 0)
         return out

@@ -347,8 +347,7 @@ class LightCurveModel:
         # products of the marginalised static columns, (n, m*m): C = (T^2 w) @ P in one GEMM
         self._P = (self._Bm[:, :, None] * self._Bm[:, None, :]).reshape(self.t.size, -1)
         self._cums = None
-        if self._ms and not self._ramp_free and not self._ks_known and not self._ramp_known \
-                and not self.spec.jitter:
+        if self._ms and not self._ks_known and not self._ramp_known and not self.spec.jitter:
             self._cums = self._window_sums()
 
     def _window_sums(self) -> dict:
@@ -364,6 +363,8 @@ class LightCurveModel:
         beta_ref = np.linalg.lstsq(B * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
         yc = y - B @ beta_ref
         zero = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])  # noqa: E731
+        # per-point columns the ramp (one column per walker) is multiplied with outside
+        self._ramp_cols = np.column_stack([w[:, None] * B, w * y, w * yc])
         return {"P": zero(w[:, None] * self._P), "yB": zero((w * y)[:, None] * B),
                 "ycB": zero((w * yc)[:, None] * B), "ycyc": zero(w * yc * yc), "beta_ref": beta_ref}
 
@@ -508,24 +509,51 @@ class LightCurveModel:
         """Ramp column of every walker, (nb, n)."""
         return np.exp(-self._ramp_t[None, :] / p["ramp_tau"][:, None])
 
-    def _solve_window(self, p: dict, T: np.ndarray, win: slice, sumlog) -> _Solution:
-        """:meth:`_solve` with the sums outside the event window from running sums."""
-        nb, ms = T.shape[0], len(self._ms)
+    def _solve_window(self, p: dict, T: np.ndarray, R, win: slice, sumlog) -> _Solution:
+        """:meth:`_solve` with the sums outside the event window from running sums.
+
+        Outside ``win`` the model of walker ``b`` is ``a_b (B beta_s + beta_r R_b)``
+        with ``a_b`` constant; the static products come from running sums, those
+        with a free ramp column ``R_b`` from one matrix product over the outside
+        points.
+        """
+        nb, ms, km = T.shape[0], len(self._ms), len(self.lay.marg)
         lo, hi = win.start, win.stop
         a = (1.0 + p["fp_fs"]) if self.spec.kind == "eclipse" else np.ones(nb)
+        a2 = a * a
         Tw, w, y, B = T[:, lo:hi], self._w[lo:hi], self.y[lo:hi], self._Bm[lo:hi]
         tw = Tw * w
-        C = (a**2)[:, None] * self._outside("P", win)[None] + (Tw * tw) @ self._P[lo:hi]
-        C = C.reshape(nb, ms, ms) + self._prec_mat
-        rhs = a[:, None] * self._outside("yB", win)[None] + (tw * y) @ B + self._prec_mu
+        t2w = Tw * tw
+        twy = tw * y
+        Pout = self._outside("P", win)
+        C = np.empty((nb, km, km))
+        rhs = np.empty((nb, km))
+        C[:, :ms, :ms] = (a2[:, None] * Pout[None] + t2w @ self._P[lo:hi]).reshape(nb, ms, ms)
+        rhs[:, :ms] = a[:, None] * self._outside("yB", win)[None] + twy @ B
+        if R is not None:  # ramp column: inside directly, outside one product over the points
+            Rin, cols = R[:, lo:hi], self._ramp_cols
+            G = R[:, :lo] @ cols[:lo] + R[:, hi:] @ cols[hi:]          # (nb, ms + 2)
+            Q = (R[:, :lo] ** 2) @ self._w[:lo] + (R[:, hi:] ** 2) @ self._w[hi:]
+            t2wr = t2w * Rin
+            c_sr = a2[:, None] * G[:, :ms] + t2wr @ B
+            C[:, :ms, ms], C[:, ms, :ms] = c_sr, c_sr
+            C[:, ms, ms] = a2 * Q + np.einsum("ij,ij->i", t2wr, Rin)
+            rhs[:, ms] = a * G[:, ms] + np.einsum("ij,ij->i", twy, Rin)
+        C += self._prec_mat
+        rhs += self._prec_mu
         L = np.linalg.cholesky(C)
         beta = np.linalg.solve(C, rhs[..., None])[..., 0]
-        r = y - Tw * (beta @ B.T)
-        d = a[:, None] * beta - self._cums["beta_ref"]
-        Pout = self._outside("P", win).reshape(ms, ms)
-        chi2_out = (self._outside("ycyc", win) - 2 * d @ self._outside("ycB", win)
-                    + np.einsum("bi,ij,bj->b", d, Pout, d))
-        chi2 = np.sum(r**2 * w, axis=1) + chi2_out + np.sum(self._prec * (beta - self._mu) ** 2, axis=1)
+        fitted = beta[:, :ms] @ B.T
+        if R is not None:
+            fitted += beta[:, ms:ms + 1] * Rin
+        r = y - Tw * fitted
+        d = a[:, None] * beta[:, :ms] - self._cums["beta_ref"]
+        chi2 = ((r * r) @ w + self._outside("ycyc", win) - 2 * d @ self._outside("ycB", win)
+                + np.einsum("bi,ij,bj->b", d, Pout.reshape(ms, ms), d))
+        if R is not None:  # cross and square terms of the ramp outside
+            ab = a * beta[:, ms]
+            chi2 += -2 * ab * (G[:, ms + 1] - np.einsum("bi,bi->b", d, G[:, :ms])) + ab * ab * Q
+        chi2 += np.sum(self._prec * (beta - self._mu) ** 2, axis=1)
         logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
         return _Solution(p, T, self._w, None, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog)
 
@@ -568,18 +596,20 @@ class LightCurveModel:
         ms = len(self._ms)
         win = self._batch.window if self._cums is not None and not full else None
         if win is not None:
-            return self._solve_window(p, T, win, sumlog)
+            return self._solve_window(p, T, R, win, sumlog)
         tw = T * w
         t2w = T * tw
         C = np.empty((nb, km, km))
         rhs = np.empty((nb, km))
         C[:, :ms, :ms] = (t2w @ self._P).reshape(nb, ms, ms)
-        rhs[:, :ms] = (tw * ypr) @ self._Bm
+        twy = tw * ypr
+        rhs[:, :ms] = twy @ self._Bm
         if self._ramp_marg:
-            c_sr = (t2w * R) @ self._Bm
+            t2wr = t2w * R
+            c_sr = t2wr @ self._Bm
             C[:, :ms, ms], C[:, ms, :ms] = c_sr, c_sr
-            C[:, ms, ms] = np.sum(t2w * R * R, axis=1)
-            rhs[:, ms] = np.sum(tw * ypr * R, axis=1)
+            C[:, ms, ms] = np.einsum("ij,ij->i", t2wr, R)
+            rhs[:, ms] = np.einsum("ij,ij->i", twy, R)
         C += self._prec_mat
         rhs += self._prec_mu
         L = np.linalg.cholesky(C)
