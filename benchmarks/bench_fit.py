@@ -13,6 +13,10 @@ fitted at the default sampler settings. Cases (``--case``):
     Goal: < 30 s on 2 cores.
 ``miri`` (issue 19)
     One 4000-point white light with a ramp and two regressors. Goal: < 20 s.
+``common`` (issue 19)
+    ``--nseed`` visits whose white-light geometry is weak (impact parameter 0.8,
+    four noisy channels): channel pulls with and without the common-mode error
+    of the fixed geometry (goal: std 0.8-1.2 with it).
 ``verdicts`` (issue 14)
     ``--nseed`` quick white-light fits of normal simulated visits, and of broken
     ones (t0 prior a fraction of the duration off, a prior excluding the true
@@ -43,7 +47,7 @@ from tsocontainer.lightcurves.fit import fit_channels, fit_white
 T0, PER, A_RS, INC = 2460000.5, 3.0, 10.0, 87.0
 
 
-def _batman(t, rp, u, t0=T0, per=PER, a=A_RS, inc=INC):
+def _batman(t, rp, u, t0=T0, per=PER, a=A_RS, inc=INC):  # noqa: PLR0913
     import batman
 
     p = batman.TransitParams()
@@ -250,7 +254,48 @@ def case_verdicts(args) -> dict:
     return out
 
 
-CASES = {"channels": case_channels, "prism": case_prism, "miri": case_miri, "verdicts": case_verdicts}
+def weak_visit(seed: int, nchan: int = 20, n: int = 300, sigma_c: float = 5e-3, b: float = 0.8):
+    """A visit whose white-light geometry is weak: a grazing-ish orbit, noisy channels."""
+    rng = np.random.default_rng(500 + seed)
+    inc = float(np.degrees(np.arccos(b / A_RS)))
+    t = T0 + np.linspace(-0.15, 0.15, n)
+    depth = 0.01 + 5e-4 * rng.standard_normal(nchan)
+    flux = np.array([_batman(t, np.sqrt(d), (0.3, 0.2), inc=inc) for d in depth])
+    flux += rng.normal(0, sigma_c, flux.shape)
+    edges = np.arange(nchan + 1) + 1.0
+    return LightCurves(t, flux, np.full(flux.shape, sigma_c), edges[:-1], edges[1:]), depth, inc
+
+
+def case_common(args) -> dict:
+    """Channel pulls with and without the common-mode error over visits with a weak white fit."""
+    quick = {"tau_factor": 10, "min_ess": 300, "check_every": 250}
+    with_c, without, ratio = [], [], []
+    t0 = time.perf_counter()
+    for seed in range(args.nseed):
+        lc, depth, inc = weak_visit(seed)
+        pri = {"t0": {"uniform": [T0 - 0.02, T0 + 0.02]}, "per": PER, "a_rs": {"uniform": [5, 20]},
+               "inc": {"uniform": [75, 90]}, "u1": 0.3, "u2": 0.2}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            white = fit_white(lc, pri, model={"poly": 1}, sampler={**quick, "seed": seed})
+            fits = fit_channels(lc, {"u1": 0.3, "u2": 0.2}, white=white, model={"poly": 1},
+                                workers=args.workers, sampler={**quick, "seed": seed})
+        ts = fits.spectrum
+        d = ts.depth - 1e6 * depth
+        without += list(d / ts.err)
+        with_c += list(d / np.hypot(ts.err, ts.err_common))
+        ratio += list(ts.err_common / ts.err)
+    pw, pc = np.array(without), np.array(with_c)
+    print(f"common: {args.nseed} visits x {lc.nchan} channels ({time.perf_counter() - t0:.0f} s): pulls with "
+          f"the channel errors only: mean {pw.mean():+.2f} std {pw.std(ddof=1):.2f}; with the "
+          f"common-mode error in quadrature: mean {pc.mean():+.2f} std {pc.std(ddof=1):.2f}; "
+          f"median err_common / err {np.median(ratio):.2f}")
+    return {"std_without": float(pw.std(ddof=1)), "std_with": float(pc.std(ddof=1)),
+            "median_ratio": float(np.median(ratio))}
+
+
+CASES = {"channels": case_channels, "prism": case_prism, "miri": case_miri, "verdicts": case_verdicts,
+         "common": case_common}
 
 
 def main(argv=None) -> int:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tsocontainer.lightcurves.batch import single_threaded_blas
+from tsocontainer.lightcurves.common import depth_shifts, geometry_axes
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
 from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
 from tsocontainer.lightcurves.quality import assess
@@ -387,6 +388,13 @@ def _fit_task(task: dict) -> FitResult:
         m = LightCurveModel(task["time"], task["flux"], task["err"], task["priors"], task["model"],
                             task["regressors"])
         res = _fit_core(m, task["sampler"], task["checks"])
+        axes = task.get("axes")
+        if axes is not None:
+            with single_threaded_blas():
+                shifts = depth_shifts(task["time"], task["flux"], task["err"], m.priors, m.spec,
+                                      task["regressors"], axes)
+            res.diagnostics["common_mode"] = {"names": list(axes["names"]), "shifts": shifts.tolist(),
+                                              "err": float(np.sqrt(np.sum(shifts**2)))}
     except ValueError as exc:
         raise ValueError(f"channel {task['index']}: {exc}") from exc
     res.wave_lo, res.wave_hi = task["wave_lo"], task["wave_hi"]
@@ -475,7 +483,10 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
         White-light fit; with ``geometry="fixed"`` its medians fix the orbit
         (t0/t_sec, per, a_rs, inc/b, ecc, w) and, with a ramp in the model, the
         ramp's time constant ``ramp_tau`` (unless ``priors`` set it; the ramp
-        amplitude stays free per channel), and its depth starts each fit.
+        amplitude stays free per channel), and its depth starts each fit. The
+        uncertainty of what it fixes is propagated into each depth as a
+        separate common-mode error (``spectrum.err_common``, ppm; see
+        :mod:`tsocontainer.lightcurves.common`).
     geometry : str
         ``"fixed"`` or ``"free"`` (orbit fitted per channel with ``priors``).
     model : ModelSpec or dict, optional
@@ -527,6 +538,14 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
     t_start = _time.perf_counter()
     cpriors = _channel_priors(lc, priors, channel_priors, white, geometry, spec)
     seeds = np.random.SeedSequence(st.seed).generate_state(lc.nchan)
+    axes = None
+    if geometry == "fixed" and white is not None:
+        tname = "t0" if spec.kind == "transit" else "t_sec"
+        held = [tname, "per", "a_rs", spec.geometry, "ecc", "w"]
+        if spec.ramp and cpriors and cpriors[0].get("ramp_tau") is not None \
+                and "ramp_tau" not in parse_priors(priors):
+            held.append("ramp_tau")
+        axes = geometry_axes(white, held)
     tasks = []
     for c in range(lc.nchan):
         t, f, e, regs = _points(lc, c)
@@ -534,11 +553,16 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
                              warn=c == 0)
         tasks.append({"index": c, "time": t, "flux": f, "err": e, "regressors": regs,
                       "priors": m.priors, "model": spec, "sampler": replace(st, seed=int(seeds[c])),
-                      "checks": checks, "wave_lo": float(lc.wave_lo[c]), "wave_hi": float(lc.wave_hi[c])})
+                      "checks": checks, "axes": axes, "wave_lo": float(lc.wave_lo[c]),
+                      "wave_hi": float(lc.wave_hi[c])})
     results = _run_tasks(tasks, int(workers), client, progress)
     meta = {"geometry": geometry}
     if white is not None:
         meta["white"] = {n: white.median[n] for n in white.names if white.status[n] != "derived"}
+    if axes is not None:
+        meta["common_mode"] = {"names": list(axes["names"]), "method": "linearised: channel "
+                               "depths re-solved at the white medians +/- 1 sigma along the "
+                               "principal axes of the white posterior (err_common)"}
     fits = ChannelFits(results, TransmissionSpectrum.from_fits(results, spec.kind, meta), geometry)
     bad = np.flatnonzero(~fits.converged)
     log.info("fit_channels: %d channels, geometry %s, %d worker(s)%s, %d not converged, "

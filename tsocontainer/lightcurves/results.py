@@ -415,7 +415,8 @@ class TransmissionSpectrum:
         Parameters
         ----------
         results : sequence of FitResult
-            With ``wave_lo``/``wave_hi`` set.
+            With ``wave_lo``/``wave_hi`` set (and ``diagnostics["common_mode"]``
+            for the common-mode error).
         kind : str
             ``"transit"`` or ``"eclipse"``.
         meta : dict, optional
@@ -425,9 +426,11 @@ class TransmissionSpectrum:
         TransmissionSpectrum
         """
         d = np.array([r.depth_ppm for r in results])
+        common = [r.diagnostics.get("common_mode", {}).get("err") for r in results]
+        common = None if any(c is None for c in common) else 1e6 * np.asarray(common, float)
         return cls([r.wave_lo for r in results], [r.wave_hi for r in results],
                    d[:, 0], d[:, 1], d[:, 2], kind=kind, meta=dict(meta or {}),
-                   suspect=[r.suspect for r in results])
+                   suspect=[r.suspect for r in results], err_common=common)
 
     def to_table(self) -> "Table":
         """The spectrum as an astropy Table with units (micron, ppm)."""
