@@ -324,7 +324,7 @@ def test_batched_eclipse_equals_batman():
 
 
 # ------------------------------------------------------------ common-mode error
-def test_common_mode_error_matches_refits_over_the_white_posterior():
+def test_common_mode_error_matches_refits_over_the_white_posterior(tmp_path):
     # a weak white-light fit (impact parameter 0.8, noisy): the geometry it fixes
     # moves the channel depths; err_common (linearised, +/- 1 sigma along the
     # principal axes) must equal the spread of the channel's best-fit depth over
@@ -359,6 +359,11 @@ def test_common_mode_error_matches_refits_over_the_white_posterior():
     idx = rng.choice(white.samples.shape[0], 60, replace=False)
     draws = [{n: white.sample(n)[i] for n in ("t0", "a_rs", "inc")} for i in idx]
     depths = [_depth_at(t, flux[0], np.full(t.size, 2e-3), m.priors, m.spec, {}, d) for d in draws]
+    # a white-light result read back from its JSON (no samples) gives the same common-mode error
+    white.write(tmp_path / "white.json")
+    again = fit_channels(lc[:1], {"u1": 0.3, "u2": 0.2}, white=FitResult.read(tmp_path / "white.json"),
+                         model={"poly": 1}, sampler={**QUICK, "seed": 51})
+    assert again.spectrum.err_common[0] == pytest.approx(ts.err_common[0], rel=1e-9)
     print(f"err {ts.err[0]:.0f} ppm, err_common {ts.err_common[0]:.0f} ppm, "
           f"spread over 60 draws {1e6 * np.std(depths, ddof=1):.0f} ppm")
     # 60 draws: the sample sd is known to ~9 %; linearisation adds a little more: 30 %

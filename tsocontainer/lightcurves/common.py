@@ -30,7 +30,7 @@ import numpy as np
 
 from tsocontainer.lightcurves.priors import physical_bounds
 
-__all__ = ["geometry_axes", "depth_shifts"]
+__all__ = ["geometry_axes", "depth_shifts", "posterior_cov"]
 
 
 def geometry_axes(white, names) -> dict | None:
@@ -39,7 +39,8 @@ def geometry_axes(white, names) -> dict | None:
     Parameters
     ----------
     white : FitResult
-        The white-light fit, with samples.
+        The white-light fit: its samples, or (read from a file) the covariance
+        it stored in ``diagnostics["posterior_cov"]``.
     names : sequence of str
         Geometry parameters held fixed in the channel fits.
 
@@ -48,23 +49,33 @@ def geometry_axes(white, names) -> dict | None:
     dict or None
         ``{"names", "center", "steps" (k, len(names)), "log" (bool per name)}``
         with the steps in the fitted (log for log-uniform) variables; None
-        when no name was free in the white-light fit or it has no samples.
+        when no name was free in the white-light fit or it carries neither
+        samples nor a stored covariance.
 
     Examples
     --------
     >>> geometry_axes(None, ["t0"]) is None
     True
     """
-    if white is None or white.samples is None:
+    if white is None:
         return None
-    free = [n for n in names if white.status.get(n) == "free" and n in (white.sample_names or [])]
+    stored = white.diagnostics.get("posterior_cov") or {}
+    if white.samples is not None:
+        have = list(white.sample_names or [])
+    else:  # a result read from a file: the covariance it stored
+        have = list(stored.get("names", []))
+    free = [n for n in names if white.status.get(n) == "free" and n in have]
     if not free:
         return None
     log = np.array([str(white.priors.get(n, "")).startswith("loguniform") for n in free])
-    x = np.stack([white.sample(n) for n in free], axis=1)
-    x[:, log] = np.log(x[:, log])
+    if white.samples is not None:
+        x = np.stack([white.sample(n) for n in free], axis=1)
+        x[:, log] = np.log(x[:, log])
+        cov = np.atleast_2d(np.cov(x, rowvar=False))
+    else:
+        idx = [have.index(n) for n in free]
+        cov = np.asarray(stored["cov"], dtype=float)[np.ix_(idx, idx)]
     center = np.array([white.median[n] for n in free], dtype=float)
-    cov = np.atleast_2d(np.cov(x, rowvar=False))
     lam, vec = np.linalg.eigh(cov)
     keep = lam > lam.max() * 1e-12
     steps = (vec[:, keep] * np.sqrt(lam[keep])).T
@@ -115,3 +126,30 @@ def depth_shifts(time, flux, err, priors, spec, regressors, axes: dict) -> np.nd
             d.append(_depth_at(time, flux, err, priors, spec, regressors, vals))
         out.append(0.5 * (d[0] - d[1]))
     return np.asarray(out)
+
+
+def posterior_cov(result) -> dict:
+    """Covariance of the free parameters of a fit (log for log-uniform), JSON-ready.
+
+    Stored in ``diagnostics["posterior_cov"]`` so that a white-light result read
+    back from ``fit_white.json`` still gives the common-mode error.
+
+    Parameters
+    ----------
+    result : FitResult
+        With samples.
+
+    Returns
+    -------
+    dict
+        ``{"names", "cov"}`` (empty without samples).
+    """
+    if result.samples is None:
+        return {}
+    names = [n for n in result.sample_names if result.status.get(n) == "free"]
+    if not names:
+        return {}
+    x = np.stack([result.sample(n) for n in names], axis=1)
+    log = np.array([str(result.priors.get(n, "")).startswith("loguniform") for n in names])
+    x[:, log] = np.log(x[:, log])
+    return {"names": names, "cov": np.atleast_2d(np.cov(x, rowvar=False)).tolist()}

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tsocontainer.lightcurves.batch import single_threaded_blas
-from tsocontainer.lightcurves.common import depth_shifts, geometry_axes
+from tsocontainer.lightcurves.common import depth_shifts, geometry_axes, posterior_cov
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
 from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
 from tsocontainer.lightcurves.quality import assess
@@ -116,6 +116,7 @@ def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult
                     sample_names=snames, chain=chain if st.keep_chain else None,
                     time=m.t.copy(), flux=m.y.copy(), err=m.err.copy(),
                     model_flux=best["model"], astro=best["astro"], systematics=best["systematics"])
+    diag["posterior_cov"] = posterior_cov(res)
     given = set(checks.get("given", m.priors))
     res.quality = assess(res, m.priors, defaults=set(m.priors) - given, marginalised=m.lay.marg)
     diag["runtime"] = _time.perf_counter() - t_start
