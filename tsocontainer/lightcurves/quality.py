@@ -63,6 +63,7 @@ MAX_EDGE_MASS = 0.05
 BETA_FLOOR = 1.25
 BETA_QUANTILE = 0.995
 BETA_DRAWS = 400
+_NULL_CACHE: dict = {}
 #: amplitudes whose zero bound means "no signal" (an upper limit, not a wrong answer)
 _ZERO_OK = ("rp_rs", "fp_fs", "ramp_amp", "jitter")
 
@@ -121,7 +122,7 @@ def beta_bin_sizes(n: int, cadence: float, timescale: float) -> list:
     Examples
     --------
     >>> beta_bin_sizes(400, 0.001, 0.01)
-    [5, 7, 10, 14, 20]
+    [5, 7, 9, 11, 15, 20]
     """
     hi_cap = n // 8
     if hi_cap < 2 or not cadence > 0:
@@ -146,10 +147,13 @@ def beta_null_limit(n: int, sizes, quantile: float = BETA_QUANTILE, draws: int =
     -------
     float
     """
-    rng = np.random.default_rng(20080601)  # fixed: the same limit for the same data shape
-    b = np.concatenate([beta_factor(rng.standard_normal((min(100, draws - i), n)), sizes)
-                        for i in range(0, draws, 100)])
-    return float(np.quantile(b, quantile))
+    key = (int(n), tuple(int(s) for s in sizes), float(quantile), int(draws))
+    if key not in _NULL_CACHE:  # channel fits share n and the bin sizes
+        rng = np.random.default_rng(20080601)  # fixed: the same limit for the same data shape
+        b = np.concatenate([beta_factor(rng.standard_normal((min(100, draws - i), n)), sizes)
+                            for i in range(0, draws, 100)])
+        _NULL_CACHE[key] = float(np.quantile(b, quantile))
+    return _NULL_CACHE[key]
 
 
 def _exempt(name: str, side: str, bound: float, prior, default: bool) -> bool:
