@@ -60,11 +60,9 @@ if TYPE_CHECKING:  # for type hints only
 log = logging.getLogger(__name__)
 
 GEOMETRY_MODES = ("fixed", "free")
-_init_walkers = _init_walkers  # re-exported for tests (walker start regression)
 
 
 # --------------------------------------------------------------- one fit
-
 def _prepare(time, flux, err, priors, spec, regressors, label: str, warn: bool = True):
     """Priors in the data's time system, the model, and the event-in-window check.
 

@@ -28,7 +28,7 @@ __all__ = ["ConvergenceWarning", "SamplerSettings", "MOVES"]
 MOVES = ("de-stretch", "de", "stretch")
 #: steps of the first block of an adaptive run: enough for a first estimate of tau of the
 #: transit posteriors here (10-40 steps); later blocks follow the estimate
-_FIRST_BLOCK = 200
+_FIRST_BLOCK = 100
 
 
 class ConvergenceWarning(UserWarning):
@@ -53,9 +53,9 @@ class SamplerSettings:
     burn : int, optional
         Steps discarded; default ``5 tau`` (at most half the chain).
     check_every : int
-        Longest block of the adaptive run: the first block is 200 steps; after
+        Longest block of the adaptive run: the first block is 100 steps; after
         each block the autocorrelation time is measured and the next block is
-        the estimated remainder (x 1.2, at least 100 steps, at most ``check_every``).
+        the estimated remainder (x 1.2, at least 50 steps, at most ``check_every``).
     max_steps : int
         Upper limit of the adaptive run.
     tau_factor : float
@@ -304,10 +304,10 @@ def _moves(name: str):
 
 
 def _next_block(diag: dict, total: int, nwalkers: int, st: SamplerSettings) -> int:
-    """Steps still needed by the current estimate of tau (x 1.2), within [100, check_every]."""
+    """Steps still needed by the current estimate of tau (x 1.2), within [50, check_every]."""
     tau = max(diag["tau"].values())
     need = diag["burn"] + max(st.tau_factor * tau, st.min_ess * tau / nwalkers) - total
-    n = int(np.clip(1.2 * need, 100, st.check_every))
+    n = int(np.clip(1.2 * need, 50, st.check_every))
     return max(1, min(n, st.max_steps - total))
 
 
