@@ -82,12 +82,17 @@ def geometry_axes(white, names) -> dict | None:
     return {"names": free, "center": center, "steps": steps, "log": log}
 
 
-def _depth_at(time, flux, err, priors, spec, regressors, values: dict) -> float:
+def _depth_at(time, flux, err, priors, spec, regressors, values: dict, start=None) -> float:
+    from dataclasses import replace
+
     from tsocontainer.lightcurves.model import LightCurveModel
     from tsocontainer.lightcurves.priors import parse_prior
     from tsocontainer.lightcurves.sampler import _least_squares
 
     pri = dict(priors)
+    for n, v in (start or {}).items():  # least squares from the channel's own solution
+        if n in pri and not pri[n].fixed:
+            pri[n] = replace(pri[n], init=float(np.clip(v, pri[n].lo, pri[n].hi)))
     for n, v in values.items():
         pri[n] = parse_prior(n, float(v))
     m = LightCurveModel(time, flux, err, pri, spec, regressors)
@@ -95,7 +100,7 @@ def _depth_at(time, flux, err, priors, spec, regressors, values: dict) -> float:
     return float(m.conditional(theta[None])["depth"][0])
 
 
-def depth_shifts(time, flux, err, priors, spec, regressors, axes: dict) -> np.ndarray:
+def depth_shifts(time, flux, err, priors, spec, regressors, axes: dict, start=None) -> np.ndarray:
     """Depth shift of one channel along each principal axis of the white geometry.
 
     Parameters
@@ -108,6 +113,8 @@ def depth_shifts(time, flux, err, priors, spec, regressors, axes: dict) -> np.nd
     regressors : dict
     axes : dict
         From :func:`geometry_axes`.
+    start : dict, optional
+        Starting values of the channel's free parameters (its fit's medians).
 
     Returns
     -------
@@ -123,7 +130,7 @@ def depth_shifts(time, flux, err, priors, spec, regressors, axes: dict) -> np.nd
             x = x + sign * step
             x[axes["log"]] = np.exp(x[axes["log"]])
             vals = {n: float(np.clip(v, *physical_bounds(n))) for n, v in zip(axes["names"], x)}
-            d.append(_depth_at(time, flux, err, priors, spec, regressors, vals))
+            d.append(_depth_at(time, flux, err, priors, spec, regressors, vals, start))
         out.append(0.5 * (d[0] - d[1]))
     return np.asarray(out)
 

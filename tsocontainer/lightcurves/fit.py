@@ -390,8 +390,9 @@ def _fit_task(task: dict) -> FitResult:
         axes = task.get("axes")
         if axes is not None:
             with single_threaded_blas():
+                start = {n: res.median[n] for n in m.lay.sampled}
                 shifts = depth_shifts(task["time"], task["flux"], task["err"], m.priors, m.spec,
-                                      task["regressors"], axes)
+                                      task["regressors"], axes, start)
             res.diagnostics["common_mode"] = {"names": list(axes["names"]), "shifts": shifts.tolist(),
                                               "err": float(np.sqrt(np.sum(shifts**2)))}
     except ValueError as exc:
