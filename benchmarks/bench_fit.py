@@ -14,8 +14,8 @@ fitted at the default sampler settings. Cases (``--case``):
 ``miri`` (issue 19)
     One 4000-point white light with a ramp and two regressors. Goal: < 20 s.
 ``common`` (issue 19)
-    ``--nseed`` visits whose white-light geometry is weak (impact parameter 0.8,
-    four noisy channels): channel pulls with and without the common-mode error
+    ``--nseed`` visits whose white-light geometry is weak (impact parameter 0.88,
+    20 noisy channels): channel pulls with and without the common-mode error
     of the fixed geometry (goal: std 0.8-1.2 with it).
 ``verdicts`` (issue 14)
     ``--nseed`` quick white-light fits of normal simulated visits, and of broken
@@ -259,7 +259,7 @@ def case_verdicts(args) -> dict:
     return out
 
 
-def weak_visit(seed: int, nchan: int = 20, n: int = 300, sigma_c: float = 5e-3, b: float = 0.8):
+def weak_visit(seed: int, nchan: int = 20, n: int = 300, sigma_c: float = 5e-3, b: float = 0.88):
     """A visit whose white-light geometry is weak: a grazing-ish orbit, noisy channels."""
     rng = np.random.default_rng(500 + seed)
     inc = float(np.degrees(np.arccos(b / A_RS)))
