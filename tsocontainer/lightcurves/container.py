@@ -565,13 +565,24 @@ class LightCurves(LightCurveDiagnostics):
 
         Parameters
         ----------
-        priors, model, sampler, wave_range
+        priors, sampler, wave_range
             As for :func:`tsocontainer.lightcurves.fit.fit_white`.
+        model : ModelSpec or dict, optional
+            Default: the ``fit_white`` model of the shipped recipe of this
+            visit's mode (``meta["MODE"]``), e.g. ``poly 1 + ramp`` with the
+            optional regressors ``tilt?``/``fwhm?`` these light curves carry;
+            logged in one INFO line (see :mod:`tsocontainer.lightcurves.defaults`).
 
         Returns
         -------
         FitResult
-            Also stored as ``fit_result``.
+            Also stored as ``fit_result``; ``suspect`` and ``quality`` give its verdict.
+
+        Raises
+        ------
+        TSOValueError
+            Before fitting, when the priors' event is not in the data (see
+            :mod:`tsocontainer.lightcurves.window`).
         """
         from tsocontainer.lightcurves.fit import fit_white
 
@@ -593,7 +604,8 @@ class LightCurves(LightCurveDiagnostics):
         ----------
         priors, white, geometry, model, sampler, channel_priors, workers, client, progress
             As for :func:`tsocontainer.lightcurves.fit.fit_channels`; ``white`` defaults to
-            ``fit_result`` (from :meth:`fit_white`).
+            ``fit_result`` (from :meth:`fit_white`), and ``model`` to the white-light
+            fit's model (else the mode's recipe model).
 
         Returns
         -------

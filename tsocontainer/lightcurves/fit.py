@@ -8,13 +8,25 @@ Workflow::
 
 Each fit starts with a least-squares solution (scipy ``least_squares``, with
 the linear systematics solved at every step), initialises emcee walkers from
-its covariance and runs the default stretch move until the chain is
-``tau_factor`` (50) integrated autocorrelation times long after burn-in
-(checked every ``check_every`` steps, at most ``max_steps``). A fit that stops
-short of that, or whose acceptance fraction is outside
-[``min_acceptance``, ``max_acceptance``], emits a :class:`ConvergenceWarning`.
+its covariance and runs emcee (differential-evolution and stretch moves, all
+walkers of a half-ensemble in one vectorised model call) until the chain is
+``tau_factor`` (20) integrated autocorrelation times long after burn-in and
+holds ``min_ess`` (1000) effective samples (at most ``max_steps``; see
+:mod:`tsocontainer.lightcurves.sampler`). A fit that stops short of that, or whose
+acceptance fraction is outside [``min_acceptance``, ``max_acceptance``], emits a
+:class:`ConvergenceWarning`.
 The model and the priors are described in :mod:`tsocontainer.lightcurves.model` and
 :mod:`tsocontainer.lightcurves.priors`.
+
+Before any fit, the priors' times are put in the data's convention
+(:func:`~tsocontainer.lightcurves.priors.align_time_system`) and the predicted
+event is checked against the data (:func:`~tsocontainer.lightcurves.window.check_event_window`):
+a ``TSOValueError`` stops a fit that cannot find its event. After it, every
+:class:`FitResult` carries a quality record and is marked ``suspect`` when it
+fails a check (:mod:`tsocontainer.lightcurves.quality`); suspect fits are logged
+as warnings and marked in every table. ``fit_white``/``fit_channels`` without
+``model`` use the shipped recipe's model of the light curves' mode
+(:mod:`tsocontainer.lightcurves.defaults`).
 """
 from __future__ import annotations
 
@@ -22,14 +34,20 @@ import logging
 import sys
 import time as _time
 import warnings
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tsocontainer.lightcurves.batch import single_threaded_blas
+from tsocontainer.lightcurves.common import depth_shifts, geometry_axes, posterior_cov
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
-from tsocontainer.lightcurves.priors import parse_prior, parse_priors
+from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
+from tsocontainer.lightcurves.quality import assess
 from tsocontainer.lightcurves.results import FitResult, TransmissionSpectrum
+from tsocontainer.lightcurves.sampler import (ConvergenceWarning, SamplerSettings, _init_walkers,
+                                              _least_squares, _run_emcee, _summarise)
+from tsocontainer.lightcurves.window import check_event_window
 from tsocontainer._util import check_option
 from tsocontainer.lightcurves.tools import write_table_atomic
 
@@ -44,304 +62,36 @@ log = logging.getLogger(__name__)
 GEOMETRY_MODES = ("fixed", "free")
 
 
-class ConvergenceWarning(UserWarning):
-    """An MCMC chain too short for its autocorrelation time, or a bad acceptance fraction."""
-
-
-@dataclass
-class SamplerSettings:
-    """Settings of the emcee run.
-
-    Parameters
-    ----------
-    nwalkers : int, optional
-        Walkers; default ``max(16, 4 * ndim)`` (even).
-    nsteps : int, optional
-        Fixed number of steps. Default: run in blocks of ``check_every`` until
-        converged or ``max_steps``.
-    burn : int, optional
-        Steps discarded; default ``5 tau`` (at most half the chain).
-    check_every : int
-        Block length of the adaptive run.
-    max_steps : int
-        Upper limit of the adaptive run.
-    tau_factor : float
-        Converged when post-burn steps >= ``tau_factor * max(tau)``.
-    min_acceptance, max_acceptance : float
-        Allowed mean acceptance fraction.
-    max_samples : int
-        Maximum number of thinned posterior samples kept.
-    seed : int, optional
-        Seed of the walker initialisation and of emcee.
-    keep_chain : bool
-        Keep the full chain in the result.
-    """
-
-    nwalkers: int | None = None
-    nsteps: int | None = None
-    burn: int | None = None
-    check_every: int = 500
-    max_steps: int = 20000
-    tau_factor: float = 50.0
-    min_acceptance: float = 0.1
-    max_acceptance: float = 0.9
-    max_samples: int = 20000
-    seed: int | None = None
-    keep_chain: bool = False
-
-    def __post_init__(self):
-        for name in ("nwalkers", "nsteps", "burn"):
-            v = getattr(self, name)
-            if v is not None and (int(v) != v or v < 0):
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
-        if self.nsteps is not None and self.burn is not None and self.burn >= self.nsteps:
-            raise ValueError(f"burn ({self.burn}) must be smaller than nsteps ({self.nsteps})")
-        if self.check_every < 1 or self.max_steps < self.check_every:
-            raise ValueError("need check_every >= 1 and max_steps >= check_every")
-
-    @classmethod
-    def coerce(cls, obj) -> "SamplerSettings":
-        """Return settings from None, a dict of fields or a SamplerSettings.
-
-        Parameters
-        ----------
-        obj : None, dict or SamplerSettings
-
-        Returns
-        -------
-        SamplerSettings
-
-        Raises
-        ------
-        ValueError
-            On unknown fields.
-        """
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if isinstance(obj, dict):
-            allowed = [f.name for f in fields(cls)]
-            unknown = set(obj) - set(allowed)
-            if unknown:
-                raise ValueError(f"unknown sampler option(s) {sorted(unknown)}; allowed: {allowed}")
-            return cls(**obj)
-        raise ValueError(f"sampler must be a dict or SamplerSettings, got {type(obj).__name__}")
-
-
 # --------------------------------------------------------------- one fit
-def _least_squares(m: LightCurveModel):
-    """Least-squares start: best sampled vector, its covariance and the result."""
-    from scipy.optimize import least_squares
+def _prepare(time, flux, err, priors, spec, regressors, label: str, warn: bool = True):
+    """Priors in the data's time system, the model, and the event-in-window check.
 
-    names = m.lay.sampled
-    start = m.start()
-    free = [i for i, n in enumerate(names) if n != "jitter"]
-    scale = np.array([m.priors[names[i]].scale for i in free])
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    lo = np.array([(m.priors[names[i]].lo - start[i]) / s for i, s in zip(free, scale)])
-    hi = np.array([(m.priors[names[i]].hi - start[i]) / s for i, s in zip(free, scale)])
-
-    def vec(z):
-        th = start.copy()
-        th[free] = start[free] + z * scale
-        return th
-
-    res = least_squares(lambda z: m.lsq_residuals(vec(z)), np.zeros(len(free)),
-                        bounds=(lo, hi), x_scale="jac", method="trf")
-    theta = vec(res.x)
-    cov = np.full((len(names), len(names)), np.nan)
-    try:
-        cz = np.linalg.pinv(res.jac.T @ res.jac)
-        cov[np.ix_(free, free)] = cz * np.outer(scale, scale)
-    except np.linalg.LinAlgError:
-        pass
-    if "jitter" in names:
-        j = names.index("jitter")
-        arr = m.model_arrays(np.where(np.arange(len(names)) == j, 0.0, theta))
-        excess = np.var(m.y - arr["model"]) - np.mean(m.err**2)
-        pj = m.priors["jitter"]
-        theta[j] = np.clip(np.sqrt(max(excess, (0.1 * np.median(m.err)) ** 2)), pj.lo, pj.hi)
-        cov[j, :] = cov[:, j] = 0.0
-        cov[j, j] = (0.2 * theta[j]) ** 2
-    return theta, cov, res
-
-
-def _init_walkers(m: LightCurveModel, theta0, cov, nwalkers: int, rng) -> np.ndarray:
-    """Walkers drawn from N(theta0, cov) inside the priors (tiny ball as fallback)."""
-    ndim = theta0.size
-    scale = np.array([m.priors[n].scale for n in m.lay.sampled])
-    sd = np.sqrt(np.diag(cov))
-    bad = ~np.isfinite(sd) | (sd <= 0)
-    fallback = np.where(np.isfinite(scale) & (scale > 0), 1e-3 * scale, 1e-6 * np.abs(theta0) + 1e-8)
-    sd = np.where(bad, fallback, sd)
-    has_scale = np.isfinite(scale) & (scale > 0)
-    sd = np.where(has_scale, np.minimum(sd, scale), sd)
-    # A parameter pinned at a prior bound (e.g. q1 = 0, where q2 has no effect)
-    # gets a least-squares spread of ~1e-12: the walkers are then nearly linearly
-    # dependent and emcee refuses them (condition number > 1e8). Measured in
-    # units of each prior's width, no spread may fall below 1e-3 of the widest:
-    # that bounds the condition number near 1e6 and leaves any parameter the data
-    # constrain within a factor 1000 of the others untouched.
-    rel = np.where(has_scale, sd / np.where(has_scale, scale, 1.0), np.nan)
-    floor = 1e-3 * np.nanmax(rel) * scale if np.isfinite(rel).any() else np.zeros_like(sd)
-    floored = has_scale & (sd < floor)
-    sd = np.where(floored, floor, sd)
-    c = np.where(np.isfinite(cov), cov, 0.0)
-    use_cov = not (bad.any() or floored.any())
-    if use_cov:
-        corr = c / np.outer(np.sqrt(np.diag(c)), np.sqrt(np.diag(c)))
-        c = corr * np.outer(sd, sd)
-        use_cov = np.all(np.linalg.eigvalsh(c) > 0)
-    p = np.empty((nwalkers, ndim))
-    todo = np.ones(nwalkers, bool)
-    for _ in range(100):
-        n = int(todo.sum())
-        draw = (rng.multivariate_normal(theta0, c, n) if use_cov
-                else theta0 + sd * rng.standard_normal((n, ndim)))
-        p[todo] = draw
-        todo[todo] = ~np.isfinite(m.log_prob(draw))
-        if not todo.any():
-            return p
-    n = int(todo.sum())
-    p[todo] = theta0 + 1e-4 * sd * rng.standard_normal((n, ndim))
-    return p
-
-
-def _diagnose(sampler, nsteps: int, st: SamplerSettings, names) -> dict:
-    """Autocorrelation times, burn-in, acceptance and the convergence verdict."""
-    from emcee.autocorr import integrated_time
-
-    chain = sampler.get_chain()
-    with np.errstate(invalid="ignore", divide="ignore"):  # a stuck walker has a zero ACF
-        tau0 = integrated_time(chain[nsteps // 4:], tol=0, quiet=True)
-        tau0 = np.where(np.isfinite(tau0), tau0, nsteps)
-        burn = st.burn if st.burn is not None else int(min(np.ceil(5 * np.max(tau0)), nsteps // 2))
-        tau = integrated_time(chain[burn:], tol=0, quiet=True)
-    tau = np.where(np.isfinite(tau), tau, float(nsteps))
-    n_tau = (nsteps - burn) / np.max(tau)
-    acc = float(np.mean(sampler.acceptance_fraction))
-    messages = []
-    last = sampler.get_log_prob()[-1]
-    stuck = int(np.sum(last < np.median(last) - 25.0))  # e^-25: a walker left far behind
-    if stuck:
-        messages.append(f"{stuck} walker(s) stuck far below the others in log posterior "
-                        "(bad starting point or a second mode)")
-    if n_tau < st.tau_factor:
-        messages.append(f"chain is {n_tau:.1f} autocorrelation times long after burn-in "
-                        f"(need {st.tau_factor:g}); max tau {np.max(tau):.1f} steps "
-                        f"({names[int(np.argmax(tau))]})")
-    if not st.min_acceptance <= acc <= st.max_acceptance:
-        messages.append(f"mean acceptance fraction {acc:.2f} outside "
-                        f"[{st.min_acceptance}, {st.max_acceptance}]")
-    return {"nsteps": int(nsteps), "burn": int(burn), "acceptance": acc,
-            "tau": {n: float(t) for n, t in zip(names, tau)}, "n_tau": float(n_tau),
-            "converged": not messages, "messages": messages}
-
-
-class _LogSpace:
-    """emcee's view of a model whose log-uniform parameters it walks in log space.
-
-    A parameter with a log-uniform prior over decades (``ramp_tau``, ``jitter``)
-    is flat in its logarithm; the stretch move mixes it far better there (a
-    linear walk across three decades gave autocorrelation times of ~1000
-    steps). ``log_prob`` adds the Jacobian, so the posterior is unchanged.
+    Returns the :class:`LightCurveModel` and the record of both checks.
     """
-
-    def __init__(self, m: LightCurveModel):
-        self.m, self.idx = m, list(m._logu_idx)
-
-    def to_walk(self, theta):
-        u = np.array(theta, dtype=float, copy=True)
-        u[..., self.idx] = np.log(u[..., self.idx])
-        return u
-
-    def to_theta(self, u):
-        theta = np.array(u, dtype=float, copy=True)
-        theta[..., self.idx] = np.exp(theta[..., self.idx])
-        return theta
-
-    def jacobian(self, u):
-        return np.sum(np.asarray(u)[..., self.idx], axis=-1)
-
-    def log_prob(self, u):
-        u = np.atleast_2d(u)
-        return self.m.log_prob(self.to_theta(u)) + self.jacobian(u)
+    pri, notes = align_time_system(parse_priors(priors), time, warn=warn)
+    if notes and warn:
+        for note in notes:
+            log.warning("%s: %s", label, note)
+    m = LightCurveModel(time, flux, err, pri, spec, regressors)
+    window = check_event_window(m.t, m.priors, m.spec, label, notes)
+    return m, {"time_system": notes, "window": window, "given": sorted(pri)}
 
 
-class _ThetaView:
-    """The sampler's chain and log posterior back in the model's parameters."""
-
-    def __init__(self, sampler, space: _LogSpace):
-        chain = sampler.get_chain()
-        self._chain = space.to_theta(chain)
-        self._lnp = sampler.get_log_prob() - space.jacobian(chain)
-        self.acceptance_fraction = sampler.acceptance_fraction
-
-    def get_chain(self):
-        return self._chain
-
-    def get_log_prob(self):
-        return self._lnp
+def _fit_core(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult:
+    """One fit without warnings (messages are in ``diagnostics``), with its quality record."""
+    with single_threaded_blas():
+        return _fit_one(m, st, checks)
 
 
-def _run_emcee(m: LightCurveModel, p0, st: SamplerSettings, seed: int):
-    import emcee
-
-    space = _LogSpace(m)
-    sampler = emcee.EnsembleSampler(p0.shape[0], p0.shape[1], space.log_prob, vectorize=True)
-    sampler.random_state = np.random.RandomState(seed % 2**32).get_state()
-    u0 = space.to_walk(p0)
-    if st.nsteps is not None:
-        sampler.run_mcmc(u0, st.nsteps)
-        return _ThetaView(sampler, space), _diagnose(sampler, st.nsteps, st, m.lay.sampled)
-    total, state = 0, u0
-    while True:
-        n = min(st.check_every, st.max_steps - total)
-        sampler.run_mcmc(state, n)
-        state, total = None, total + n
-        diag = _diagnose(sampler, total, st, m.lay.sampled)   # mixing where the walk is
-        if diag["converged"] or total >= st.max_steps:
-            return _ThetaView(sampler, space), diag
-
-
-def _summarise(m: LightCurveModel, sampler, diag: dict, st: SamplerSettings, rng):
-    """Posterior samples of every parameter, percentiles and the MAP."""
-    chain = sampler.get_chain()
-    lnp = sampler.get_log_prob()
-    thin = max(1, int(0.5 * max(diag["tau"].values())))
-    flat = chain[diag["burn"]::thin].reshape(-1, m.ndim)
-    if flat.shape[0] > st.max_samples:
-        flat = flat[np.linspace(0, flat.shape[0] - 1, st.max_samples).astype(int)]
-    parts = [m.conditional(flat[i:i + 2000], rng) for i in range(0, flat.shape[0], 2000)]
-    vals = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    i, j = np.unravel_index(np.argmax(lnp), lnp.shape)
-    best = m.model_arrays(chain[i, j])
-    status = {n: ("fixed" if m.priors[n].fixed else "marginalised" if n in m.lay.marg else "free")
-              for n in m.priors}
-    derived = ["depth"] + [n for n in ("b", "inc", "u1", "u2") if n in vals and n not in status]
-    status.update({n: "derived" for n in derived})
-    names = list(status)
-    med, lo, hi = {}, {}, {}
-    for n in names:
-        q = np.percentile(vals[n], [15.865525393145708, 50, 84.13447460685429])
-        med[n], lo[n], hi[n] = float(q[1]), float(q[1] - q[0]), float(q[2] - q[1])
-    sample_names = [n for n in names if status[n] != "fixed"]
-    samples = np.stack([vals[n] for n in sample_names], axis=1)
-    return names, status, med, lo, hi, best, samples, sample_names, chain
-
-
-def _fit_core(time, flux, err, priors, spec, st: SamplerSettings, regressors=None) -> FitResult:
-    """One fit without warnings (messages are in ``diagnostics``)."""
+def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult:
     t_start = _time.perf_counter()
-    m = LightCurveModel(time, flux, err, priors, spec, regressors)
     if m.ndim == 0:
         raise ValueError("no free non-linear parameter to sample; free at least one of "
                          f"{[n for n in m.priors if n not in m.lay.linear]}")
     seed = st.seed if st.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
     rng = np.random.default_rng(seed)
     theta0, cov, lsq = _least_squares(m)
-    nw = st.nwalkers or max(16, 4 * m.ndim)
+    nw = st.nwalkers or max(32, 4 * m.ndim)
     nw += nw % 2
     if nw < 2 * m.ndim:
         raise ValueError(f"need at least {2 * m.ndim} walkers for {m.ndim} free parameters, got {nw}")
@@ -355,18 +105,27 @@ def _fit_core(time, flux, err, priors, spec, st: SamplerSettings, regressors=Non
                  "lsq_err": {n: float(np.sqrt(cov[i, i])) if np.isfinite(cov[i, i]) else None
                              for i, n in enumerate(m.lay.sampled)},
                  "lsq_status": int(lsq.status), "seed": int(seed),
-                 "runtime": _time.perf_counter() - t_start})
-    return FitResult(names=names, status=status, median=med, err_lo=lo, err_hi=hi,
-                     map={n: best["params"][n] for n in names}, priors=m.describe_priors(),
-                     model=m.spec.to_dict(), diagnostics=diag, samples=samples,
-                     sample_names=snames, chain=chain if st.keep_chain else None,
-                     time=m.t.copy(), flux=m.y.copy(), err=m.err.copy(),
-                     model_flux=best["model"], astro=best["astro"], systematics=best["systematics"])
+                 "regressors_used": [n[4:] for n in m.lay.linear if n.startswith("reg_")],
+                 "time_system": list(checks.get("time_system", [])),
+                 "window": dict(checks.get("window", {}))})
+    res = FitResult(names=names, status=status, median=med, err_lo=lo, err_hi=hi,
+                    map={n: best["params"][n] for n in names}, priors=m.describe_priors(),
+                    model=m.spec.to_dict(), diagnostics=diag, samples=samples,
+                    sample_names=snames, chain=chain if st.keep_chain else None,
+                    time=m.t.copy(), flux=m.y.copy(), err=m.err.copy(),
+                    model_flux=best["model"], astro=best["astro"], systematics=best["systematics"])
+    diag["posterior_cov"] = posterior_cov(res)
+    given = set(checks.get("given", m.priors))
+    res.quality = assess(res, m.priors, defaults=set(m.priors) - given, marginalised=m.lay.marg)
+    diag["runtime"] = _time.perf_counter() - t_start
+    return res
 
 
 def _warn(result: FitResult, label: str) -> None:
     for msg in result.diagnostics.get("messages", []):
         warnings.warn(f"{label}: {msg}", ConvergenceWarning, stacklevel=3)
+    if result.suspect:
+        log.warning("%s: %s", label, result.verdict)
 
 
 def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
@@ -397,20 +156,28 @@ def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
     ValueError
         On NaNs in flux, non-positive errors, fewer points than parameters,
         a prior outside its bounds, an unknown parameter or option.
+    TSOValueError
+        (a ValueError) When the predicted event is not in the data or the
+        baseline is too short for the model (see
+        :func:`~tsocontainer.lightcurves.window.check_event_window`).
 
     Warns
     -----
     ConvergenceWarning
         If the chain is shorter than ``tau_factor`` autocorrelation times or
         the acceptance fraction is out of range.
+    TimeSystemWarning
+        When a ``t0``/``t_sec`` prior was converted between MJD-based and full
+        BJD_TDB to match ``time``.
     """
     st = SamplerSettings.coerce(sampler)
-    res = _fit_core(time, flux, err, priors, ModelSpec.coerce(model), st, regressors)
+    m, checks = _prepare(time, flux, err, priors, ModelSpec.coerce(model), regressors, "fit_lightcurve")
+    res = _fit_core(m, st, checks)
     d = res.diagnostics
     log.info("fit_lightcurve: %d points, %d sampled + %d analytic parameters, %d walkers x %d "
-             "steps, max tau %.1f, acceptance %.2f, chi2 %.1f (%.1f s)", d["npoints"],
+             "steps, max tau %.1f, acceptance %.2f, chi2 %.1f, %s (%.1f s)", d["npoints"],
              len(d["tau"]), d["nfree"] - len(d["tau"]), d["nwalkers"], d["nsteps"],
-             max(d["tau"].values()), d["acceptance"], d["chi2"], d["runtime"])
+             max(d["tau"].values()), d["acceptance"], d["chi2"], res.verdict, d["runtime"])
     _warn(res, "fit")
     return res
 
@@ -418,6 +185,28 @@ def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
 def _points(lc, c: int):
     u = ~lc.clipped[c]
     return lc.time[u], lc.flux[c, u], lc.err[c, u], {k: v[u] for k, v in lc.regressors.items()}
+
+
+def _default_model(lc, model, step: str) -> ModelSpec:
+    """``model``, or the shipped recipe's model of the light curves' mode (logged)."""
+    if model is not None:
+        return ModelSpec.coerce(model)
+    from tsocontainer.lightcurves.defaults import recipe_model
+
+    spec, source = recipe_model(lc.meta, step)
+    spec = ModelSpec.coerce(spec)
+    have = [r for r in spec.regressors if r.rstrip("?") in lc.regressors]
+    log.info("%s: no model given: %s from %s (regressors present: %s)", step,
+             _describe_model(spec), source, ", ".join(have) or "none")
+    return spec
+
+
+def _describe_model(spec: ModelSpec) -> str:
+    parts = [spec.kind, f"poly {spec.poly}"] + (["ramp"] if spec.ramp else []) \
+        + (["jitter"] if spec.jitter else [])
+    if spec.regressors:
+        parts.append("regressors " + " ".join(spec.regressors))
+    return ", ".join(parts)
 
 
 def fit_white(lc, priors=None, *, model=None, sampler=None, wave_range=None) -> FitResult:
@@ -428,24 +217,40 @@ def fit_white(lc, priors=None, *, model=None, sampler=None, wave_range=None) -> 
     lc : LightCurves
         A single channel is fitted as it is; several are summed with
         :meth:`LightCurves.white` over ``wave_range``.
-    priors, model, sampler
+    priors, sampler
         See :func:`fit_lightcurve`.
+    model : ModelSpec or dict, optional
+        See :func:`fit_lightcurve`. Default: the ``fit_white`` model of the
+        shipped recipe of the light curves' mode (``lc.meta["MODE"]``, e.g.
+        ``poly 1 + ramp + regressors tilt?, fwhm?``), else
+        :data:`~tsocontainer.lightcurves.defaults.GENERIC_MODEL`; one INFO log
+        line names it (see :mod:`tsocontainer.lightcurves.defaults`).
     wave_range : (float, float), optional
         Wavelength range of the white light (micron).
 
     Returns
     -------
     FitResult
+        With its quality record (``suspect``, ``quality``).
+
+    Raises
+    ------
+    TSOValueError
+        When the predicted event is not in the data or the baseline is too
+        short for the model.
     """
+    spec = _default_model(lc, model, "fit_white")
     wl = lc if lc.nchan == 1 and wave_range is None else lc.white(wave_range)
     t, f, e, regs = _points(wl, 0)
-    res = _fit_core(t, f, e, priors, ModelSpec.coerce(model), SamplerSettings.coerce(sampler), regs)
+    m, checks = _prepare(t, f, e, priors, spec, regs, "fit_white")
+    res = _fit_core(m, SamplerSettings.coerce(sampler), checks)
     res.wave_lo, res.wave_hi = float(wl.wave_lo[0]), float(wl.wave_hi[0])
     d = res.diagnostics
     log.info("fit_white: %.3f-%.3f um, %d points, depth %.1f +/- %.1f ppm, max tau %.1f, "
-             "acceptance %.2f, %d steps (%.1f s)", res.wave_lo, res.wave_hi, d["npoints"],
-             res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
-             max(d["tau"].values()), d["acceptance"], d["nsteps"], d["runtime"])
+             "acceptance %.2f, %d steps, regressors %s, %s (%.1f s)", res.wave_lo, res.wave_hi,
+             d["npoints"], res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
+             max(d["tau"].values()), d["acceptance"], d["nsteps"],
+             ", ".join(d["regressors_used"]) or "none", res.verdict, d["runtime"])
     _warn(res, "fit_white")
     return res
 
@@ -483,6 +288,27 @@ class ChannelFits:
         """Convergence flag per channel."""
         return np.array([r.converged for r in self.results])
 
+    @property
+    def suspect(self) -> np.ndarray:
+        """Suspect flag per channel (see :attr:`FitResult.quality`)."""
+        return np.array([r.suspect for r in self.results], dtype=bool)
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``"ok"`` or ``"SUSPECT: k of n channels (...)"`` with the first reasons."""
+        bad = np.flatnonzero(self.suspect)
+        if not bad.size:
+            return "ok"
+        first = self.results[bad[0]].reasons[0]
+        return (f"SUSPECT: {bad.size} of {len(self)} channel(s) {bad.tolist()[:10]}"
+                f"{'...' if bad.size > 10 else ''} (e.g. channel {bad[0]}: {first})")
+
+    def __repr__(self) -> str:
+        ts = self.spectrum
+        return (f"<ChannelFits {len(self)} channels {ts.wave_lo.min():.3f}-{ts.wave_hi.max():.3f} um, "
+                f"geometry {self.geometry}, converged {int(self.converged.sum())}/{len(self)}, "
+                f"verdict: {self.verdict}>")
+
     def model_array(self, time) -> np.ndarray:
         """MAP models of all channels on the time grid of the light curves.
 
@@ -507,7 +333,8 @@ class ChannelFits:
         return out
 
     def to_table(self) -> "Table":
-        """One row per channel: wavelengths and median/err_lo/err_hi of every non-fixed parameter.
+        """One row per channel: wavelengths, median/err_lo/err_hi of every non-fixed parameter,
+        ``converged``, ``suspect`` and ``suspect_reasons`` (``"; "``-joined).
 
         Returns
         -------
@@ -525,7 +352,12 @@ class ChannelFits:
             t[f"{n}_err_lo"] = [r.err_lo[n] for r in self.results]
             t[f"{n}_err_hi"] = [r.err_hi[n] for r in self.results]
         t["converged"] = self.converged
+        t["suspect"] = self.suspect
+        t["suspect_reasons"] = ["; ".join(r.reasons) for r in self.results]
+        if self.spectrum.err_common is not None:
+            t["depth_err_common"] = 1e-6 * self.spectrum.err_common
         t.meta["geometry"] = self.geometry
+        t.meta["n_suspect"] = int(self.suspect.sum())
         return t
 
     def write(self, path, overwrite: bool = False) -> str:
@@ -546,10 +378,23 @@ class ChannelFits:
 
 
 def _fit_task(task: dict) -> FitResult:
-    """Worker: fit one channel (module level so that processes can pickle it)."""
+    """Worker: fit one channel (module level so that processes can pickle it).
+
+    The priors are already in the data's time system and the event was checked
+    (in the parent, before any fit started).
+    """
     try:
-        res = _fit_core(task["time"], task["flux"], task["err"], task["priors"], task["model"],
-                        task["sampler"], task["regressors"])
+        m = LightCurveModel(task["time"], task["flux"], task["err"], task["priors"], task["model"],
+                            task["regressors"])
+        res = _fit_core(m, task["sampler"], task["checks"])
+        axes = task.get("axes")
+        if axes is not None:
+            with single_threaded_blas():
+                start = {n: res.median[n] for n in m.lay.sampled}
+                shifts = depth_shifts(task["time"], task["flux"], task["err"], m.priors, m.spec,
+                                      task["regressors"], axes, start)
+            res.diagnostics["common_mode"] = {"names": list(axes["names"]), "shifts": shifts.tolist(),
+                                              "err": float(np.sqrt(np.sum(shifts**2)))}
     except ValueError as exc:
         raise ValueError(f"channel {task['index']}: {exc}") from exc
     res.wave_lo, res.wave_hi = task["wave_lo"], task["wave_hi"]
@@ -638,10 +483,18 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
         White-light fit; with ``geometry="fixed"`` its medians fix the orbit
         (t0/t_sec, per, a_rs, inc/b, ecc, w) and, with a ramp in the model, the
         ramp's time constant ``ramp_tau`` (unless ``priors`` set it; the ramp
-        amplitude stays free per channel), and its depth starts each fit.
+        amplitude stays free per channel), and its depth starts each fit. The
+        uncertainty of what it fixes is propagated into each depth as a
+        separate common-mode error (``spectrum.err_common``, ppm; see
+        :mod:`tsocontainer.lightcurves.common`).
     geometry : str
         ``"fixed"`` or ``"free"`` (orbit fitted per channel with ``priors``).
-    model, sampler
+    model : ModelSpec or dict, optional
+        See :func:`fit_lightcurve`. Default: the model of ``white`` (the
+        white-light fit's, so that a fixed ramp time constant and the
+        regressors match), else the ``fit_channels`` model of the shipped
+        recipe of the light curves' mode (see :func:`fit_white`).
+    sampler : SamplerSettings or dict, optional
         See :func:`fit_lightcurve`. The sampler seed (if given) seeds one
         independent stream per channel, so results do not depend on workers.
     channel_priors : dict of str to sequence, optional
@@ -658,35 +511,66 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
     Returns
     -------
     ChannelFits
-        Per-channel results and the :class:`TransmissionSpectrum`.
+        Per-channel results (each with its quality record) and the
+        :class:`TransmissionSpectrum`.
+
+    Raises
+    ------
+    TSOValueError
+        Before any fit, when the predicted event is not in a channel's data or
+        its baseline is too short for the model.
 
     Warns
     -----
     ConvergenceWarning
         Once, listing the channels whose chains did not pass the checks.
+    TimeSystemWarning
+        Once, when a ``t0``/``t_sec`` prior was converted to the data's time system.
     """
     check_option(geometry, GEOMETRY_MODES, "geometry")
     if int(workers) != workers or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    spec, st = ModelSpec.coerce(model), SamplerSettings.coerce(sampler)
+    if model is None and white is not None and white.model:
+        model = dict(white.model)
+        log.info("fit_channels: no model given: the white-light fit's (%s)",
+                 _describe_model(ModelSpec.coerce(model)))
+    spec, st = _default_model(lc, model, "fit_channels"), SamplerSettings.coerce(sampler)
     t_start = _time.perf_counter()
     cpriors = _channel_priors(lc, priors, channel_priors, white, geometry, spec)
     seeds = np.random.SeedSequence(st.seed).generate_state(lc.nchan)
+    axes = None
+    if geometry == "fixed" and white is not None:
+        tname = "t0" if spec.kind == "transit" else "t_sec"
+        held = [tname, "per", "a_rs", spec.geometry, "ecc", "w"]
+        if spec.ramp and cpriors and cpriors[0].get("ramp_tau") is not None \
+                and "ramp_tau" not in parse_priors(priors):
+            held.append("ramp_tau")
+        axes = geometry_axes(white, held)
     tasks = []
     for c in range(lc.nchan):
         t, f, e, regs = _points(lc, c)
+        m, checks = _prepare(t, f, e, cpriors[c], spec, regs, f"fit_channels: channel {c}",
+                             warn=c == 0)
         tasks.append({"index": c, "time": t, "flux": f, "err": e, "regressors": regs,
-                      "priors": cpriors[c], "model": spec, "sampler": replace(st, seed=int(seeds[c])),
-                      "wave_lo": float(lc.wave_lo[c]), "wave_hi": float(lc.wave_hi[c])})
+                      "priors": m.priors, "model": spec, "sampler": replace(st, seed=int(seeds[c])),
+                      "checks": checks, "axes": axes, "wave_lo": float(lc.wave_lo[c]),
+                      "wave_hi": float(lc.wave_hi[c])})
     results = _run_tasks(tasks, int(workers), client, progress)
     meta = {"geometry": geometry}
     if white is not None:
         meta["white"] = {n: white.median[n] for n in white.names if white.status[n] != "derived"}
+    if axes is not None:
+        meta["common_mode"] = {"names": list(axes["names"]), "method": "linearised: channel "
+                               "depths re-solved at the white medians +/- 1 sigma along the "
+                               "principal axes of the white posterior (err_common)"}
     fits = ChannelFits(results, TransmissionSpectrum.from_fits(results, spec.kind, meta), geometry)
     bad = np.flatnonzero(~fits.converged)
-    log.info("fit_channels: %d channels, geometry %s, %d worker(s)%s, %d not converged (%.1f s)",
-             lc.nchan, geometry, workers, " on a dask client" if client is not None else "",
-             bad.size, _time.perf_counter() - t_start)
+    log.info("fit_channels: %d channels, geometry %s, %d worker(s)%s, %d not converged, "
+             "%d suspect (%.1f s)", lc.nchan, geometry, workers,
+             " on a dask client" if client is not None else "", bad.size,
+             int(fits.suspect.sum()), _time.perf_counter() - t_start)
+    if fits.suspect.any():
+        log.warning("fit_channels: %s", fits.verdict)
     if bad.size:
         first = results[bad[0]].diagnostics["messages"][0]
         warnings.warn(f"fit_channels: {bad.size} of {lc.nchan} channel(s) did not pass the "

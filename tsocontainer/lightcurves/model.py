@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from tsocontainer.lightcurves.batch import BatchLightCurve
 from tsocontainer.lightcurves.priors import parse_prior, parse_priors
 from tsocontainer._util import check_option
 
@@ -145,6 +146,20 @@ def _ld_names(spec: ModelSpec, given: set) -> list[str]:
     if given & set(us) and given & set(qs):
         raise ValueError("give limb darkening either as u coefficients or as Kipping q1/q2, not both")
     return us if given & set(us) else qs
+
+
+@dataclass
+class _Solution:
+    """What :meth:`LightCurveModel._solve` returns for a batch."""
+
+    p: dict             # every parameter value (nb,)
+    T: np.ndarray       # astrophysical model (nb, n)
+    w: np.ndarray       # weights 1/var, (n,) or (nb, n)
+    resid: np.ndarray | None  # data minus model at the conditional optimum (nb, n)
+    beta: np.ndarray    # marginalised linear coefficients, conditional mean (nb, km)
+    L: np.ndarray | None  # Cholesky factor of their precision (nb, km, km)
+    chi2: np.ndarray    # chi2 incl. normal priors of the linear terms (nb,)
+    loglike: np.ndarray  # marginal log likelihood (nb,)
 
 
 @dataclass
@@ -316,7 +331,46 @@ class LightCurveModel:
         self._norm_mu = np.array([pri[i].a for i in self._norm_idx])
         self._norm_sd = np.array([pri[i].b for i in self._norm_idx])
         self._logu_idx = [i for i, p in enumerate(pri) if p.kind == "loguniform"]
-        self._Bm = self._basis_static[:, [i for i in self._lin_marg_idx if i < self._basis_static.shape[1]]]
+        # columns that are the same for every walker: the static basis, and the ramp when its
+        # time constant is fixed (channel fits); a free ramp_tau makes one ramp column per walker
+        cols = self._basis_static
+        self._ramp_free = self.spec.ramp and not self.priors["ramp_tau"].fixed
+        if self.spec.ramp and not self._ramp_free:
+            cols = np.column_stack([cols, np.exp(-self._ramp_t / self.priors["ramp_tau"].a)])
+        ks = cols.shape[1]
+        self._cols = cols
+        self._ms = [i for i in self._lin_marg_idx if i < ks]          # marginalised common columns
+        self._ramp_marg = self._ramp_free and "ramp_amp" in lay.marg  # ramp column (last) marginalised
+        self._ks_known = [i for i in self._lin_known_idx if i < ks]
+        self._ramp_known = self._ramp_free and "ramp_amp" in self._lin_known
+        self._Bm = np.ascontiguousarray(cols[:, self._ms])
+        # products of the marginalised static columns, (n, m*m): C = (T^2 w) @ P in one GEMM
+        self._P = (self._Bm[:, :, None] * self._Bm[:, None, :]).reshape(self.t.size, -1)
+        self._cums = None
+        if self._ms and not self._ks_known and not self._ramp_known and not self.spec.jitter:
+            self._cums = self._window_sums()
+
+    def _window_sums(self) -> dict:
+        """Running sums over the points for the solution restricted to the event window.
+
+        Outside the window the astrophysical model of every walker is a constant
+        ``a`` (1, or ``1 + fp``), so the sums there are fixed: cumulative sums
+        give them for any window in O(1). The chi2 outside uses data centred on
+        a baseline fit (``y' = y - B beta_ref``) so that its quadratic form does
+        not cancel large numbers.
+        """
+        w, y, B = self._w, self.y, self._Bm
+        beta_ref = np.linalg.lstsq(B * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+        yc = y - B @ beta_ref
+        zero = lambda a: np.concatenate([np.zeros((1,) + a.shape[1:]), np.cumsum(a, axis=0)])  # noqa: E731
+        # per-point columns the ramp (one column per walker) is multiplied with outside
+        self._ramp_cols = np.column_stack([w[:, None] * B, w * y, w * yc])
+        return {"P": zero(w[:, None] * self._P), "yB": zero((w * y)[:, None] * B),
+                "ycB": zero((w * yc)[:, None] * B), "ycyc": zero(w * yc * yc), "beta_ref": beta_ref}
+
+    def _outside(self, key: str, sl: slice):
+        c = self._cums[key]
+        return c[-1] - (c[sl.stop] - c[sl.start])
 
     def _init_batman(self) -> None:
         import batman
@@ -332,16 +386,25 @@ class LightCurveModel:
         smear = {}
         if self.spec.supersample > 1:
             smear = {"supersample_factor": self.spec.supersample, "exp_time": self.spec.exp_time}
+        start = self.expand(np.array([[self.priors[n].start for n in self.lay.sampled]]))
         if self.spec.kind == "eclipse":
             p.limb_dark, p.u = "uniform", []
             self._bm = batman.TransitModel(p, self.t, transittype="secondary", **smear)
         else:
             p.limb_dark = self.spec.limb_darkening
             nu = {"linear": 1, "quadratic": 2, "nonlinear": 4}[p.limb_dark]
-            start = self.expand(np.array([[self.priors[n].start for n in self.lay.sampled]]))
             p.u = [float(start[f"u{k + 1}"][0]) for k in range(nu)]  # batman's step size uses u
             self._bm = batman.TransitModel(p, self.t, **smear)
         self._bp = p
+        tname = "t0" if self.spec.kind == "transit" else "t_sec"
+        orbit = [tname, "per", "a_rs", self.spec.geometry, "ecc", "w"]
+        fixed_orbit = None
+        if all(self.priors[n].fixed for n in orbit):
+            fixed_orbit = {n: float(start[n][0]) for n in (tname, "per", "a_rs", "inc", "ecc", "w")}
+        self._batch = BatchLightCurve(self.t, self.spec.kind, self.spec.limb_darkening, self._bm, p,
+                                      fixed_orbit, rp_max=float(self.priors["rp_rs"].hi))
+        if self._valid(start)[0]:
+            self._batch.self_check(start)
 
     # -------------------------------------------------------- evaluation
     @property
@@ -417,21 +480,7 @@ class LightCurveModel:
         -------
         ndarray, shape (nb, n)
         """
-        nb = len(next(iter(p.values())))
-        out = np.empty((nb, self.t.size))
-        bp, bm = self._bp, self._bm
-        ecl = self.spec.kind == "eclipse"
-        nu = {"linear": 1, "quadratic": 2, "nonlinear": 4}[self.spec.limb_darkening]
-        for i in range(nb):
-            bp.per, bp.a, bp.inc = p["per"][i], p["a_rs"][i], p["inc"][i]
-            bp.ecc, bp.w, bp.rp = p["ecc"][i], p["w"][i], p["rp_rs"][i]
-            if ecl:
-                bp.t_secondary, bp.fp = p["t_sec"][i], p["fp_fs"][i]
-            else:
-                bp.t0 = p["t0"][i]
-                bp.u = [p[f"u{k + 1}"][i] for k in range(nu)]
-            out[i] = bm.light_curve(bp)
-        return out
+        return self._batch(p)
 
     def basis(self, p: dict) -> np.ndarray:
         """Systematics basis functions.
@@ -456,37 +505,122 @@ class LightCurveModel:
     def _valid(self, p: dict) -> np.ndarray:
         return np.isfinite(p["inc"]) & (p["b"] < p["a_rs"])
 
-    def _solve(self, theta, p=None):
-        """Core: astro model, conditional linear solution and log likelihood."""
+    def _ramp(self, p: dict) -> np.ndarray:
+        """Ramp column of every walker, (nb, n)."""
+        return np.exp(-self._ramp_t[None, :] / p["ramp_tau"][:, None])
+
+    def _solve_window(self, p: dict, T: np.ndarray, R, win: slice, sumlog) -> _Solution:
+        """:meth:`_solve` with the sums outside the event window from running sums.
+
+        Outside ``win`` the model of walker ``b`` is ``a_b (B beta_s + beta_r R_b)``
+        with ``a_b`` constant; the static products come from running sums, those
+        with a free ramp column ``R_b`` from one matrix product over the outside
+        points.
+        """
+        nb, ms, km = T.shape[0], len(self._ms), len(self.lay.marg)
+        lo, hi = win.start, win.stop
+        a = (1.0 + p["fp_fs"]) if self.spec.kind == "eclipse" else np.ones(nb)
+        a2 = a * a
+        Tw, w, y, B = T[:, lo:hi], self._w[lo:hi], self.y[lo:hi], self._Bm[lo:hi]
+        tw = Tw * w
+        t2w = Tw * tw
+        twy = tw * y
+        Pout = self._outside("P", win)
+        C = np.empty((nb, km, km))
+        rhs = np.empty((nb, km))
+        C[:, :ms, :ms] = (a2[:, None] * Pout[None] + t2w @ self._P[lo:hi]).reshape(nb, ms, ms)
+        rhs[:, :ms] = a[:, None] * self._outside("yB", win)[None] + twy @ B
+        if R is not None:  # ramp column: inside directly, outside one product over the points
+            Rin, cols = R[:, lo:hi], self._ramp_cols
+            G = R[:, :lo] @ cols[:lo] + R[:, hi:] @ cols[hi:]          # (nb, ms + 2)
+            Q = (R[:, :lo] ** 2) @ self._w[:lo] + (R[:, hi:] ** 2) @ self._w[hi:]
+            t2wr = t2w * Rin
+            c_sr = a2[:, None] * G[:, :ms] + t2wr @ B
+            C[:, :ms, ms], C[:, ms, :ms] = c_sr, c_sr
+            C[:, ms, ms] = a2 * Q + np.einsum("ij,ij->i", t2wr, Rin)
+            rhs[:, ms] = a * G[:, ms] + np.einsum("ij,ij->i", twy, Rin)
+        C += self._prec_mat
+        rhs += self._prec_mu
+        L = np.linalg.cholesky(C)
+        beta = np.linalg.solve(C, rhs[..., None])[..., 0]
+        fitted = beta[:, :ms] @ B.T
+        if R is not None:
+            fitted += beta[:, ms:ms + 1] * Rin
+        r = y - Tw * fitted
+        d = a[:, None] * beta[:, :ms] - self._cums["beta_ref"]
+        chi2 = ((r * r) @ w + self._outside("ycyc", win) - 2 * d @ self._outside("ycB", win)
+                + np.einsum("bi,ij,bj->b", d, Pout.reshape(ms, ms), d))
+        if R is not None:  # cross and square terms of the ramp outside
+            ab = a * beta[:, ms]
+            chi2 += -2 * ab * (G[:, ms + 1] - np.einsum("bi,bi->b", d, G[:, :ms])) + ab * ab * Q
+        chi2 += np.sum(self._prec * (beta - self._mu) ** 2, axis=1)
+        logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
+        return _Solution(p, T, self._w, None, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog)
+
+    def _solve(self, theta, p=None, full: bool = False) -> _Solution:
+        """Core: astro model, conditional linear solution and log likelihood.
+
+        Every product over the data points is one matrix product over the
+        batch (``(nb, n) @ (n, k)``), never a stack of small ones. When the
+        astrophysical model is constant outside an event window (see
+        :class:`BatchLightCurve`), the sums outside come from running sums
+        (:meth:`_window_sums`) unless ``full`` (the residuals are then not
+        computed: ``resid`` is None).
+        """
         if p is None:
             p = self.expand(theta)
         T = self.astro(p)
-        B = self.basis(p)
         nb = T.shape[0]
-        if self._lin_known:
-            known = np.stack([p[n] for n in self._lin_known], axis=1)
-            ypr = self.y[None, :] - T * np.matmul(B[..., self._lin_known_idx], known[..., None])[..., 0]
-        else:
-            ypr = np.broadcast_to(self.y, T.shape)
+        R = self._ramp(p) if self._ramp_free else None
+        if self._ks_known or self._ramp_known:
+            sys_known = np.zeros_like(T)
+            if self._ks_known:
+                known = np.stack([p[self.lay.linear[i]] for i in self._ks_known], axis=1)
+                sys_known += known @ self._cols[:, self._ks_known].T
+            if self._ramp_known:
+                sys_known += p["ramp_amp"][:, None] * R
+            ypr = self.y[None, :] - T * sys_known
+        else:  # data, broadcast against the batch
+            ypr = self.y
         if "jitter" in p:
             var = self.err**2 + p["jitter"][:, None] ** 2
             sumlog = np.sum(np.log(var), axis=1)
             w = 1.0 / var
         else:  # weights (n,) broadcast against the batch
             w, sumlog = self._w, np.full(nb, self._sumlog)
-        if not self.lay.marg:
+        km = len(self.lay.marg)
+        if not km:
+            ypr = np.broadcast_to(ypr, T.shape)
             chi2 = np.sum(ypr**2 * w, axis=1)
-            return p, T, B, ypr, w, np.zeros((nb, 0)), None, chi2, -0.5 * chi2 - 0.5 * sumlog
-        A = T[..., None] * (self._Bm if not self.spec.ramp else B[..., self._lin_marg_idx])
-        Aw = A * w[..., :, None]
-        C = np.matmul(np.swapaxes(Aw, 1, 2), A) + self._prec_mat
-        rhs = np.matmul(np.swapaxes(Aw, 1, 2), ypr[..., None])[..., 0] + self._prec_mu
+            return _Solution(p, T, w, ypr, np.zeros((nb, 0)), None, chi2, -0.5 * chi2 - 0.5 * sumlog)
+        ms = len(self._ms)
+        win = self._batch.window if self._cums is not None and not full else None
+        if win is not None:
+            return self._solve_window(p, T, R, win, sumlog)
+        tw = T * w
+        t2w = T * tw
+        C = np.empty((nb, km, km))
+        rhs = np.empty((nb, km))
+        C[:, :ms, :ms] = (t2w @ self._P).reshape(nb, ms, ms)
+        twy = tw * ypr
+        rhs[:, :ms] = twy @ self._Bm
+        if self._ramp_marg:
+            t2wr = t2w * R
+            c_sr = t2wr @ self._Bm
+            C[:, :ms, ms], C[:, ms, :ms] = c_sr, c_sr
+            C[:, ms, ms] = np.einsum("ij,ij->i", t2wr, R)
+            rhs[:, ms] = np.einsum("ij,ij->i", twy, R)
+        C += self._prec_mat
+        rhs += self._prec_mu
         L = np.linalg.cholesky(C)
         beta = np.linalg.solve(C, rhs[..., None])[..., 0]
-        r = ypr - np.matmul(A, beta[..., None])[..., 0]
+        fitted = beta[:, :ms] @ self._Bm.T
+        if self._ramp_marg:
+            fitted += beta[:, ms:ms + 1] * R
+        r = ypr - T * fitted
         chi2 = np.sum(r**2 * w, axis=1) + np.sum(self._prec * (beta - self._mu) ** 2, axis=1)
         logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
-        return p, T, B, ypr, w, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog
+        return _Solution(p, T, w, r, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog)
 
     def log_prior(self, theta) -> np.ndarray:
         """Sum of the log priors of the sampled parameters.
@@ -533,7 +667,7 @@ class LightCurveModel:
                 p = {k: v[valid] for k, v in p.items()}
         if ok.any():
             try:
-                ll = self._solve(theta[ok], p)[-1]
+                ll = self._solve(theta[ok], p).loglike
             except np.linalg.LinAlgError:
                 ll = np.array([self._safe_ll(th) for th in theta[ok]])
             out[ok] += np.where(np.isfinite(ll), ll, -np.inf)
@@ -542,7 +676,7 @@ class LightCurveModel:
 
     def _safe_ll(self, th) -> float:
         try:
-            return float(self._solve(th[None])[-1][0])
+            return float(self._solve(th[None]).loglike[0])
         except np.linalg.LinAlgError:
             return -np.inf
 
@@ -569,16 +703,14 @@ class LightCurveModel:
         if "jitter" in self.lay.sampled:
             th = th.copy()
             th[0, self.lay.sampled.index("jitter")] = jitter
-        p, T, B, ypr, w, beta, _, _, _ = self._solve(th)
+        sol = self._solve(th, full=True)
         km = len(self.lay.marg)
-        r = ypr[0] - (np.einsum("nk,k->n", T[0][:, None] * B[0][:, self._lin_marg_idx], beta[0])
-                      if km else 0.0)
-        extra = [np.sqrt(self._prec) * (beta[0] - self._mu)] if km else []
+        extra = [np.sqrt(self._prec) * (sol.beta[0] - self._mu)] if km else []
         for i, n in enumerate(self.lay.sampled):
             pr = self.priors[n]
             if pr.kind == "normal" and n != "jitter":
                 extra.append(np.atleast_1d((th[0, i] - pr.a) / pr.b))
-        return np.concatenate([r * np.sqrt(np.broadcast_to(w, T.shape)[0])] + extra)
+        return np.concatenate([sol.resid[0] * np.sqrt(np.broadcast_to(sol.w, sol.T.shape)[0])] + extra)
 
     def conditional(self, theta, rng=None) -> dict:
         """All parameters for sampled vectors ``theta``, with the linear terms.
@@ -596,7 +728,8 @@ class LightCurveModel:
             Every parameter plus ``depth`` (and ``u``, ``b``/``inc`` derived).
         """
         theta = np.atleast_2d(theta)
-        p, T, B, ypr, w, beta, L, chi2, ll = self._solve(theta)
+        sol = self._solve(theta)
+        p, beta, L = sol.p, sol.beta, sol.L
         if L is not None and rng is not None:
             z = rng.standard_normal(beta.shape)
             beta = beta + np.linalg.solve(np.swapaxes(L, 1, 2), z[..., None])[..., 0]
@@ -630,7 +763,7 @@ class LightCurveModel:
         chi2 = float(np.sum((self.y - model) ** 2 / var))
         return {"model": model, "astro": T, "systematics": S, "chi2": chi2,
                 "params": {k: float(v[0]) for k, v in vals.items()},
-                "loglike": float(self._solve(th)[-1][0])}
+                "loglike": float(self._solve(th).loglike[0])}
 
     def describe_priors(self) -> dict:
         """Text form of every prior, by name."""

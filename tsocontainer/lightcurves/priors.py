@@ -13,17 +13,40 @@ same content)::
 Kinds: ``fixed``, ``uniform [lo, hi]``, ``normal [mu, sigma]`` (truncated to
 the parameter's physical bounds, optionally ``bounds: [lo, hi]``) and
 ``loguniform [lo, hi]``. ``init`` sets the starting value of the fit.
+
+Time system
+-----------
+``t0`` (mid-transit) and ``t_sec`` (mid-eclipse) are BJD_TDB in the convention
+of the light curves' own times. :class:`~tsocontainer.lightcurves.container.LightCurves`
+hold full BJD_TDB (about 2.46e6 for JWST), so priors are full BJD_TDB too.
+JWST's ``INT_TIMES`` and many ephemeris tables (and ``truth.json`` of the
+simulator) give BJD_TDB - 2400000.5 ("MJD-based", about 6e4).
+:func:`align_time_system` recognises that mismatch from the values alone (an
+MJD-based time lies in [4e4, 1e5], a full one in 2400000.5 + [4e4, 1e5]) and
+shifts the prior by exactly 2400000.5 days, with a :class:`TimeSystemWarning`
+that states the conversion (it is also recorded in the fit's diagnostics).
+
+Why convert rather than refuse: the offset is the fixed convention of JWST's
+own products, so an MJD-based ephemeris is the common and unambiguous case; the
+direction is decided by the data's time axis, never guessed; and the fits check
+the converted ephemeris against the data before fitting (the event must fall in
+the data with baseline around it), so a value in another convention
+(BJD - 2450000, TESS BTJD = BJD - 2457000, or a reduced JD = BJD - 2400000 that
+the conversion would put half a day off) ends in an error naming the likely
+cause, not in a fit. Values in any other range are never changed.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tsocontainer._util import check_option
 
-__all__ = ["Prior", "PRIOR_KINDS", "physical_bounds", "parse_prior", "parse_priors"]
+__all__ = ["Prior", "PRIOR_KINDS", "physical_bounds", "parse_prior", "parse_priors",
+           "TimeSystemWarning", "MJD_OFFSET", "time_system", "align_time_system"]
 
 PRIOR_KINDS = ("fixed", "uniform", "normal", "loguniform")
 
@@ -252,3 +275,111 @@ def parse_priors(priors) -> dict[str, Prior]:
     if not isinstance(priors, dict):
         raise ValueError(f"priors must be a dict, a YAML file or YAML text, got {type(priors).__name__}")
     return {str(k): parse_prior(str(k), v) for k, v in priors.items()}
+
+
+# ------------------------------------------------------------------ time system
+#: JWST's INT_TIMES and MJD: BJD_TDB - MJD_OFFSET
+MJD_OFFSET = 2400000.5
+#: times of the JWST era and well around it (1968-2132) as MJD
+_MJD_RANGE = (4.0e4, 1.0e5)
+#: time-like parameters (days, BJD_TDB)
+TIME_PARAMS = ("t0", "t_sec")
+
+
+class TimeSystemWarning(UserWarning):
+    """A time prior was converted between MJD-based and full BJD_TDB."""
+
+
+def time_system(value: float) -> str:
+    """Convention of a BJD_TDB time from its value alone.
+
+    Parameters
+    ----------
+    value : float
+        A time (days).
+
+    Returns
+    -------
+    str
+        ``"bjd"`` (full BJD_TDB, 2400000.5 + [4e4, 1e5]), ``"mjd"``
+        (BJD_TDB - 2400000.5 in [4e4, 1e5]) or ``"other"`` (relative times,
+        BJD - 2450000, TESS BTJD, ...).
+
+    Examples
+    --------
+    >>> time_system(2460000.5), time_system(60000.0), time_system(0.3)
+    ('bjd', 'mjd', 'other')
+    """
+    lo, hi = _MJD_RANGE
+    if lo <= value <= hi:
+        return "mjd"
+    if lo <= value - MJD_OFFSET <= hi:
+        return "bjd"
+    return "other"
+
+
+def _shift(prior: Prior, offset: float) -> Prior:
+    init = None if prior.init is None else prior.init + offset
+    if prior.kind == "normal":
+        return replace(prior, a=prior.a + offset, lo=prior.lo + offset, hi=prior.hi + offset, init=init)
+    b = prior.b if prior.kind == "fixed" else prior.b + offset
+    return replace(prior, a=prior.a + offset, b=b, lo=prior.lo + offset, hi=prior.hi + offset, init=init)
+
+
+def align_time_system(priors: dict, time, warn: bool = True) -> tuple[dict, list]:
+    """Put the ``t0``/``t_sec`` priors in the time convention of the data.
+
+    See the module docstring ("Time system"): a prior that is MJD-based while
+    the data times are full BJD_TDB is shifted by +2400000.5 days (and the
+    reverse by -2400000.5); anything else is returned unchanged.
+
+    Parameters
+    ----------
+    priors : dict of str to Prior
+        Parsed priors (:func:`parse_priors`).
+    time : array_like
+        Times of the data (days).
+    warn : bool
+        Emit a :class:`TimeSystemWarning` per conversion.
+
+    Returns
+    -------
+    priors : dict of str to Prior
+        A new dict (the input is not changed).
+    notes : list of str
+        One sentence per conversion (empty if none).
+
+    Warns
+    -----
+    TimeSystemWarning
+        For every converted prior.
+
+    Examples
+    --------
+    >>> pri, notes = align_time_system(parse_priors({"t0": 60000.25}), [2460000.3, 2460000.4],
+    ...                                warn=False)
+    >>> pri["t0"].a, len(notes)
+    (2460000.75, 1)
+    """
+    t = np.asarray(time, dtype=float)
+    if t.size == 0:
+        return dict(priors), []
+    data = time_system(float(np.median(t)))
+    out, notes = dict(priors), []
+    for name in TIME_PARAMS:
+        pr = priors.get(name)
+        if pr is None:
+            continue
+        mine = time_system(pr.start)
+        if {mine, data} != {"mjd", "bjd"}:
+            continue
+        offset = MJD_OFFSET if data == "bjd" else -MJD_OFFSET
+        out[name] = _shift(pr, offset)
+        src, dst = (("MJD-based (BJD_TDB - 2400000.5)", "full BJD_TDB") if data == "bjd"
+                    else ("full BJD_TDB", "MJD-based (BJD_TDB - 2400000.5)"))
+        note = (f"{name} prior {pr.describe()} is {src} while the data times are {dst}: "
+                f"converted by {offset:+.1f} d to {out[name].describe()}")
+        notes.append(note)
+        if warn:
+            warnings.warn(note, TimeSystemWarning, stacklevel=3)
+    return out, notes

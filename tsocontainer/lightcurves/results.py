@@ -62,6 +62,11 @@ class FitResult:
         Fitted points and the MAP model, astrophysical and systematics curves.
     wave_lo, wave_hi : float, optional
         Wavelength range of the fitted light curve (micron).
+    quality : dict
+        The quality record and verdict (see :mod:`tsocontainer.lightcurves.quality`):
+        ``suspect``, ``reasons``, ``convergence`` (tau, ESS), ``noise``
+        (reduced chi2, scatter / predicted), ``red_noise`` (beta),
+        ``prior_edges``, ``thresholds``. Empty for a result not made by the fitter.
     """
 
     names: list
@@ -84,6 +89,7 @@ class FitResult:
     systematics: np.ndarray | None = None
     wave_lo: float | None = None
     wave_hi: float | None = None
+    quality: dict = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> float:
         """Posterior median of ``name``."""
@@ -95,6 +101,23 @@ class FitResult:
     def converged(self) -> bool:
         """Whether the convergence checks passed."""
         return bool(self.diagnostics.get("converged", False))
+
+    @property
+    def suspect(self) -> bool:
+        """True when the fit failed a quality check (see ``quality["reasons"]``)."""
+        return bool(self.quality.get("suspect", False))
+
+    @property
+    def reasons(self) -> list:
+        """Why the fit is suspect (empty when it is not)."""
+        return list(self.quality.get("reasons", []))
+
+    @property
+    def verdict(self) -> str:
+        """One line: ``"ok"``, ``"SUSPECT: <reasons>"`` or ``"not assessed"``."""
+        if not self.quality:
+            return "not assessed"
+        return f"SUSPECT: {'; '.join(self.reasons)}" if self.suspect else "ok"
 
     @property
     def depth_ppm(self) -> tuple[float, float, float]:
@@ -125,7 +148,9 @@ class FitResult:
 
     def __repr__(self) -> str:
         lines = [f"<FitResult {self.model.get('kind', '')} converged={self.converged} "
-                 f"chi2={self.diagnostics.get('chi2', np.nan):.1f}/{self.diagnostics.get('npoints', 0)}>"]
+                 f"chi2={self.diagnostics.get('chi2', np.nan):.1f}/{self.diagnostics.get('npoints', 0)} "
+                 f"verdict={'SUSPECT' if self.suspect else self.verdict}>"]
+        lines += [f"  ! {r}" for r in self.reasons]
         for n in self.names:
             if self.status[n] != "fixed":
                 lines.append(f"  {n:>10s} = {_fmt(self.median[n], self.err_lo[n], self.err_hi[n])}"
@@ -151,6 +176,7 @@ class FitResult:
         t["prior"] = [self.priors.get(n, "") for n in self.names]
         t.meta.update({"model": _jsonable(self.model),
                        "diagnostics": _jsonable(drop_timings(self.diagnostics)),
+                       "quality": _jsonable(self.quality), "suspect": self.suspect,
                        "wave_lo": self.wave_lo, "wave_hi": self.wave_hi, "wave_unit": "micron"})
         return t
 
@@ -161,14 +187,15 @@ class FitResult:
         -------
         dict
             ``{"params": {name: {"status", "median", "err_lo", "err_hi", "map",
-            "prior"}}, "model", "diagnostics", "wave_lo", "wave_hi"}`` with the
-            parameters in order.
+            "prior"}}, "model", "diagnostics", "suspect", "quality", "wave_lo",
+            "wave_hi"}`` with the parameters in order.
         """
         params = {n: {"status": self.status[n], "median": self.median[n], "err_lo": self.err_lo[n],
                       "err_hi": self.err_hi[n], "map": self.map[n], "prior": self.priors.get(n, "")}
                   for n in self.names}
         return {"params": params, "model": _jsonable(self.model),
                 "diagnostics": _jsonable(drop_timings(self.diagnostics)),
+                "suspect": self.suspect, "quality": _jsonable(self.quality),
                 "wave_lo": self.wave_lo, "wave_hi": self.wave_hi}
 
     @classmethod
@@ -188,7 +215,8 @@ class FitResult:
         cols = {c: {n: params[n][c] for n in names} for c in ("status", "median", "err_lo", "err_hi", "map")}
         return cls(names=names, priors={n: params[n]["prior"] for n in names if params[n]["prior"]},
                    model=d.get("model", {}), diagnostics=d.get("diagnostics", {}),
-                   wave_lo=d.get("wave_lo"), wave_hi=d.get("wave_hi"), **cols)
+                   quality=d.get("quality", {}), wave_lo=d.get("wave_lo"), wave_hi=d.get("wave_hi"),
+                   **cols)
 
     def write(self, path, overwrite: bool = False) -> str:
         """Write the summary to ``.ecsv`` or ``.json`` (atomically).
@@ -238,6 +266,7 @@ class FitResult:
                    priors={n: str(p) for n, p in zip(names, _filled(t["prior"])) if str(p)},
                    model=dict(t.meta.get("model", {})),
                    diagnostics=dict(t.meta.get("diagnostics", {})),
+                   quality=dict(t.meta.get("quality", {})),
                    wave_lo=t.meta.get("wave_lo"), wave_hi=t.meta.get("wave_hi"), **cols)
 
     # ---------------------------------------------------------------- plots
@@ -324,6 +353,13 @@ class TransmissionSpectrum:
         ``"transit"`` or ``"eclipse"``.
     meta : dict
         Provenance (geometry choice, white-light parameters...).
+    suspect : ndarray of bool, optional
+        Channels whose fit failed a quality check (default none); the reasons
+        are in the per-channel :class:`FitResult` and ``fit_channels.ecsv``.
+    err_common : ndarray, optional
+        Common-mode error (ppm) of each depth from the uncertainty of the fixed
+        white-light geometry (see :func:`tsocontainer.lightcurves.fit.fit_channels`),
+        shared by all channels; not included in ``err_lo``/``err_hi``.
 
     Examples
     --------
@@ -339,6 +375,8 @@ class TransmissionSpectrum:
     err_hi: np.ndarray
     kind: str = "transit"
     meta: dict = field(default_factory=dict)
+    suspect: np.ndarray | None = None
+    err_common: np.ndarray | None = None
 
     def __post_init__(self):
         for name in ("wave_lo", "wave_hi", "depth", "err_lo", "err_hi"):
@@ -347,6 +385,18 @@ class TransmissionSpectrum:
         if any(getattr(self, k).shape != (n,) for k in ("wave_lo", "wave_hi", "err_lo", "err_hi")):
             raise ValueError("wave_lo, wave_hi, depth, err_lo and err_hi need the same length")
         check_option(self.kind, ("transit", "eclipse"), "kind")
+        self.suspect = (np.zeros(n, bool) if self.suspect is None
+                        else np.asarray(self.suspect, dtype=bool).reshape(n))
+        if self.err_common is not None:
+            self.err_common = np.asarray(self.err_common, dtype=float).reshape(n)
+
+    def __repr__(self) -> str:
+        ns = int(self.suspect.sum())
+        common = "" if self.err_common is None else f" common-mode {np.nanmedian(self.err_common):.0f} ppm"
+        return (f"<TransmissionSpectrum {self.kind} {len(self)} channels "
+                f"{self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} um, median error "
+                f"{np.median(self.err):.0f} ppm{common}, "
+                f"{'SUSPECT ' if ns else ''}{ns} suspect channel(s)>")
 
     @property
     def wave(self) -> np.ndarray:
@@ -368,7 +418,8 @@ class TransmissionSpectrum:
         Parameters
         ----------
         results : sequence of FitResult
-            With ``wave_lo``/``wave_hi`` set.
+            With ``wave_lo``/``wave_hi`` set (and ``diagnostics["common_mode"]``
+            for the common-mode error).
         kind : str
             ``"transit"`` or ``"eclipse"``.
         meta : dict, optional
@@ -378,8 +429,11 @@ class TransmissionSpectrum:
         TransmissionSpectrum
         """
         d = np.array([r.depth_ppm for r in results])
+        common = [r.diagnostics.get("common_mode", {}).get("err") for r in results]
+        common = None if any(c is None for c in common) else 1e6 * np.asarray(common, float)
         return cls([r.wave_lo for r in results], [r.wave_hi for r in results],
-                   d[:, 0], d[:, 1], d[:, 2], kind=kind, meta=dict(meta or {}))
+                   d[:, 0], d[:, 1], d[:, 2], kind=kind, meta=dict(meta or {}),
+                   suspect=[r.suspect for r in results], err_common=common)
 
     def to_table(self) -> "Table":
         """The spectrum as an astropy Table with units (micron, ppm)."""
@@ -398,7 +452,14 @@ class TransmissionSpectrum:
         t["depth_ppm"].description = "depth (ppm)"
         t["err_ppm"] = 0.5 * (np.asarray(self.err_lo, float) + np.asarray(self.err_hi, float))
         t["err_ppm"].description = "mean of the lower and upper 1-sigma errors (ppm)"
-        t.meta.update({"kind": self.kind, "meta": _jsonable(self.meta)})
+        if self.err_common is not None:
+            t["err_common_ppm"] = np.asarray(self.err_common, float)
+            t["err_common_ppm"].description = ("common-mode error from the fixed white-light "
+                                               "geometry, shared by all channels (ppm)")
+        t["suspect"] = np.asarray(self.suspect, bool)
+        t["suspect"].description = "the channel's fit failed a quality check"
+        t.meta.update({"kind": self.kind, "meta": _jsonable(self.meta),
+                       "n_suspect": int(self.suspect.sum())})
         return t
 
     def write(self, path, overwrite: bool = False) -> str:
@@ -432,7 +493,10 @@ class TransmissionSpectrum:
 
         t = Table.read(path, format="ascii.ecsv")
         return cls(*(np.asarray(t[c], float) for c in ("wave_lo", "wave_hi", "depth", "err_lo", "err_hi")),
-                   kind=t.meta.get("kind", "transit"), meta=dict(t.meta.get("meta", {})))
+                   kind=t.meta.get("kind", "transit"), meta=dict(t.meta.get("meta", {})),
+                   suspect=np.asarray(t["suspect"], bool) if "suspect" in t.colnames else None,
+                   err_common=(np.asarray(t["err_common_ppm"], float)
+                               if "err_common_ppm" in t.colnames else None))
 
     def plot(self, ax=None, compare=None, **kwargs) -> "Axes":
         """Depth versus wavelength; see ``plotting.plot_transmission_spectrum``."""
