@@ -27,6 +27,7 @@ from tsocontainer._util import drop_timings
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._version import __version__
 from tsocontainer.lightcurves.diagnostics import LightCurveDiagnostics
+from tsocontainer.lightcurves.plots import LightCurvePlots
 from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
                                            _spectra_arrays, write_table_atomic)
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
@@ -58,7 +59,6 @@ def _sampler_check(value) -> None:
 
 if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
     from astropy.table import Table
-    from matplotlib.axes import Axes
 
     from tsocontainer.lightcurves.fit import ChannelFits
     from tsocontainer.lightcurves.results import FitResult
@@ -73,7 +73,7 @@ def _as_mask(mask, n: int, name: str) -> np.ndarray:
     return m
 
 
-class LightCurves(LightCurveDiagnostics):
+class LightCurves(LightCurveDiagnostics, LightCurvePlots):
     """Light curves of ``nchan`` wavelength channels sampled at ``nint`` times.
 
     Parameters
@@ -727,94 +727,3 @@ class LightCurves(LightCurveDiagnostics):
                    meta=m.get("meta"), regressors=regs, clipped=clipped, norm=m.get("norm"),
                    oot=np.asarray(t["oot"], bool) if "oot" in t.colnames else None,
                    history=m.get("history"), unit=m.get("unit"))
-
-    # ---------------------------------------------------------------- plots
-    def plot_waterfall(self, ax=None, offset: float | None = None, **kwargs) -> "Axes":
-        """Stacked light curves coloured by wavelength; see ``plotting.plot_lc_waterfall``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> ax = lc.plot_waterfall()
-        >>> ax.get_xlabel()
-        'time - 0.15000 [h, BJD_TDB]'
-        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
-        """
-        from tsocontainer.plotting.lightcurves import plot_lc_waterfall
-
-        return plot_lc_waterfall(self, ax=ax, offset=offset, **kwargs)
-
-    def plot_white(self, ax=None, wave_range=None, **kwargs) -> "Axes":
-        """White-light curve; see ``plotting.plot_white``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> ax = lc.plot_white()
-        >>> ax.get_xlabel()
-        'time - 0.15000 [h, BJD_TDB]'
-        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
-        """
-        from tsocontainer.plotting.lightcurves import plot_white
-
-        return plot_white(self, ax=ax, wave_range=wave_range, **kwargs)
-
-    def plot_rms_vs_bin(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
-        """RMS versus bin size; see ``plotting.plot_rms_vs_bin``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> ax = lc.plot_rms_vs_bin()
-        >>> ax.get_xlabel()
-        'bin size [integrations]'
-        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
-        """
-        from tsocontainer.plotting.lightcurves import plot_rms_vs_bin
-
-        return plot_rms_vs_bin(self, channel=channel, ax=ax, **kwargs)
-
-    def plot_psd(self, channel: int | None = None, ax=None, **kwargs) -> "Axes":
-        """Periodogram of residuals; see ``plotting.plot_psd``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> ax = lc.plot_psd()
-        >>> ax.get_xlabel()
-        'frequency [1/day]'
-        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
-        """
-        from tsocontainer.plotting.lightcurves import plot_psd
-
-        return plot_psd(self, channel=channel, ax=ax, **kwargs)
-
-    def plot_sensitivity(self, ax=None, **kwargs) -> "Axes":
-        """Scatter / predicted error per channel; see ``plotting.plot_sensitivity``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> ax = lc.plot_sensitivity()
-        >>> ax.get_xlabel()
-        'wavelength [micron]'
-        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
-        """
-        from tsocontainer.plotting.lightcurves import plot_sensitivity
-
-        return plot_sensitivity(self, ax=ax, **kwargs)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsocontainer.errors import TSOValueError
-from tsocontainer.lightcurves.priors import MJD_OFFSET, Prior, time_system
+from tsocontainer.lightcurves.priors import Prior, time_system
 
 __all__ = ["event_durations", "prior_support", "check_event_window"]
 
