@@ -178,3 +178,23 @@ def test_run_from_uncal_ramps_adds_the_stage1_stage(tmp_path):
     assert res.lightcurves.nint == 8
     again = run_recipe(vis.files, {"steps": steps}, out=tmp_path / "run", plots=False)
     assert again.ran == [] and again.skipped[:2] == ["ramps", "state"]
+
+
+def test_verdict_line_and_strict_exit_code(monkeypatch, tmp_path, capsys):
+    """The run's last line carries the fit verdicts; --strict turns a suspect fit into exit 3."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tsocontainer.pipeline import cli
+    from tsocontainer.pipeline.runner import RunResult, verdict_line
+
+    white = SimpleNamespace(verdict="SUSPECT: reduced chi2 3.1 > 2.25", suspect=True)
+    chans = SimpleNamespace(verdict="ok", suspect=np.zeros(4, bool))
+    res = RunResult(out=tmp_path, white=white, channels=chans)
+    assert verdict_line(res) == ("fits: white SUSPECT: reduced chi2 3.1 > 2.25; channels ok", True)
+    assert verdict_line(RunResult(out=tmp_path)) == ("", False)
+    monkeypatch.setattr("tsocontainer.pipeline.runner.run_recipe", lambda *a, **k: res)
+    assert cli.main(["run", "x_rateints.fits", "--out", str(tmp_path)]) == 0
+    assert cli.main(["run", "x_rateints.fits", "--out", str(tmp_path), "--strict"]) == 3
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("fits: white SUSPECT")

@@ -164,6 +164,9 @@ def _add_run(sub) -> None:
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="processes for the channel fits (at most one per channel is used)")
     p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with code 3 when a fit is marked suspect (default: exit 0 and "
+                        "say so on the last line)")
     p.set_defaults(func=_run_run)
 
 
@@ -176,7 +179,13 @@ def _run_run(args) -> int:
     print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
           f"{', '.join(res.skipped) or 'nothing'}")
     print(f"outputs in {res.out}")
-    return 0
+    from tsocontainer.pipeline.runner import verdict_line
+
+    line, suspect = verdict_line(res)
+    if line:
+        print(line)
+    return 3 if suspect and args.strict else 0
+
 
 
 def _add_demo(sub) -> None:

@@ -46,6 +46,7 @@ class DemoSummary:
     folder: str = ""
     bytes_written: int = 0
     kept: bool = True
+    verdict: str = ""
 
     @property
     def white_pull(self) -> float:
@@ -78,6 +79,8 @@ class DemoSummary:
         else:
             lines.append(f"files: {size} of simulated segments and products removed "
                          "(--out DIR keeps them)")
+        if self.verdict:
+            lines.append(self.verdict)
         lines.append(f"report: {self.report}")
         return "\n".join(lines)
 
@@ -167,7 +170,10 @@ def run_demo(mode: str = "soss", out=None, *, seed: int = 0, nint: int | None = 
     log.info("demo: simulated %s in %.1f s", mode, time.perf_counter() - t0)
     res = run_recipe(vis.files, recipe, out=out / "run", priors=priors_from_truth(vis.truth),
                      workers=workers, force=True, progress=progress)
+    from tsocontainer.pipeline.runner import verdict_line
+
     summary = summarize(vis, res, seconds=time.perf_counter() - t0)
+    summary.verdict = verdict_line(res)[0]
     summary.folder = str(out)
     summary.bytes_written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     summary.kept = keep

@@ -40,7 +40,7 @@ from tsocontainer.errors import TSOReadError, TSOValueError
 from tsocontainer.pipeline.manifest import Manifest, clean_stale_temporaries, digest
 from tsocontainer.pipeline.recipe import Recipe, RecipeError, load_recipe
 
-__all__ = ["run_recipe", "RunResult", "STAGES", "stage_of", "load_priors_file"]
+__all__ = ["run_recipe", "RunResult", "STAGES", "stage_of", "load_priors_file", "verdict_line"]
 
 log = logging.getLogger(__name__)
 
@@ -576,3 +576,31 @@ class _Context:
         self._commit("fit_channels", {"fit_channels.ecsv": stage / "fit_channels.ecsv",
                                       "transmission_spectrum.ecsv":
                                           stage / "transmission_spectrum.ecsv"}, t0)
+
+
+def verdict_line(res) -> tuple[str, bool]:
+    """The run's last line: the fit verdicts (white light, channels), and whether any is suspect.
+
+    Parameters
+    ----------
+    res : RunResult
+        A finished run.
+
+    Returns
+    -------
+    line : str
+        ``"fits: white ok; channels ok"`` or the SUSPECT reasons ('' without fits).
+    suspect : bool
+    """
+    parts, bad = [], False
+    if res.white is not None:
+        parts.append(f"white {res.white.verdict}")
+        bad |= bool(res.white.suspect)
+    if res.channels is not None:
+        parts.append(f"channels {res.channels.verdict}")
+        bad |= bool(res.channels.suspect.any())
+    elif res.spectrum is not None and getattr(res.spectrum, "suspect", None) is not None:
+        n = int(sum(bool(x) for x in res.spectrum.suspect))
+        parts.append("channels ok" if not n else f"channels SUSPECT: {n} channel(s)")
+        bad |= n > 0
+    return ("fits: " + "; ".join(parts)) if parts else "", bad
