@@ -12,7 +12,6 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
-import time
 
 import pytest
 
@@ -23,10 +22,6 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 #: module -> why its examples are not run (empty: every module runs)
 SKIPPED: dict[str, str] = {}
 
-#: seconds allowed for one module's examples. They are meant to be tiny (the slowest,
-#: simulating and reading a 6-integration visit, takes ~1 s); 5 s leaves room for a
-#: loaded 2-core machine while still catching an example that does real work.
-MODULE_SECONDS = 5.0
 
 
 def _module_names() -> list[str]:
@@ -66,12 +61,10 @@ def test_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)   # an example that writes a file writes it here
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     report: list[str] = []
-    t0 = time.perf_counter()
     for test in doctest.DocTestFinder().find(module, name):
         runner.run(test, out=report.append)
-    seconds = time.perf_counter() - t0
+    # (no time limit: speed is measured in benchmarks/, never by timed tests)
     assert runner.failures == 0, f"{runner.failures} example(s) of {name} failed:\n" + "".join(report)
-    assert seconds < MODULE_SECONDS, f"the examples of {name} took {seconds:.1f} s"
 
 
 def test_a_failing_example_is_reported():

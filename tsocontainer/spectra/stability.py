@@ -110,7 +110,8 @@ def measure_shifts(cube, order=None, method: str = "centroid", halfwidth=None, r
     frame, var = reference if reference is not None else reference_frames(cube)
     ref = refs[order]
     if not ref["detected"]:
-        raise ValueError(f"order {order} is not detected: cannot measure shifts")
+        raise ValueError(f"order {order} is not detected, so its shifts cannot be measured: "
+                         f"{ref.get('why', '')}")
     hw = ref["halfwidth"]
     ny = frame.shape[0]
     rows, w = window_rows(ref["centre"], hw, ny)

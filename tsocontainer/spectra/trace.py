@@ -286,8 +286,13 @@ def trace_reference(frame, var, guess=None, options: TraceOptions | None = None,
                   & (base - hw_ref >= -0.5) & (base + hw_ref <= ny - 0.5)
                   & (np.abs(wide - base) < tol), clean)
     weight = np.where(use, (snr / np.where(np.isfinite(sig), sig, 1.0)) ** 2, 0.0)
-    detected = bool(onchip.any() and np.nanmedian(np.where(onchip, snr, np.nan)) >= min_snr
-                    and use.sum() >= 8)
+    med_snr = float(np.nanmedian(np.where(onchip, snr, np.nan))) if onchip.any() else np.nan
+    detected = bool(onchip.any() and med_snr >= min_snr and use.sum() >= 8)
+    finite = float(np.isfinite(img).mean()) if img.size else 0.0
+    why = ("" if detected else
+           f"median column S/N {med_snr:.2g} (needs >= {min_snr:g}) over {int(onchip.sum())} "
+           f"columns on the detector, {int(use.sum())} usable (needs 8); "
+           f"{100 * finite:.0f} % of the visit-average frame is finite")
     centre = fwhm = np.full(nx, np.nan)
     if detected:
         centre = base + _smooth_extrapolate(x, wide - base, weight, opts.smooth, opts.knot_spacing,
@@ -297,7 +302,8 @@ def trace_reference(frame, var, guess=None, options: TraceOptions | None = None,
         centre[off] = np.nan
         fwhm[off] = np.nan
     return dict(centre=centre, fwhm=fwhm, raw=raw, sigma=sig, weight=weight, snr=snr,
-                offset=offset, detected=detected, bkg_width=int(bkg_width), bkg_halfwidth=hw_ref)
+                offset=offset, detected=detected, bkg_width=int(bkg_width), bkg_halfwidth=hw_ref,
+                why=why)
 
 
 def _start(frame, guess, halfwidth, hw_ref, search, bkg_width):
@@ -507,8 +513,8 @@ def trace_references(cube, orders=None, options: TraceOptions | None = None, ref
         if ref["detected"] and first is None and guess is not None:
             first = ref["offset"]
         if not ref["detected"]:
-            log.warning("order %d: no trace detected (median S/N < %g); its trace is NaN",
-                        order, opts.min_snr)
+            log.warning("order %d: no trace detected (%s); its trace is NaN", order,
+                        ref["why"])
         ref["halfwidth"] = hw
         refs[order] = ref
     return refs, (frame, var)
