@@ -5,7 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["check_option", "jsonable", "now_iso", "reproducible", "drop_timings", "umask_mode", "write_text_atomic", "html_table"]
+__all__ = ["check_option", "jsonable", "now_iso", "reproducible", "drop_timings", "umask_mode", "write_text_atomic", "html_table", "interactive"]
 
 
 def check_option(value, allowed: Sequence[str], name: str) -> str:
@@ -200,3 +200,23 @@ def html_table(title: str, rows) -> str:
                    f"<td style='text-align:left'>{html.escape(str(v))}</td></tr>" for k, v in rows)
     return (f"<div><b>{html.escape(title)}</b><table style='border-collapse:collapse'>"
             f"{body}</table></div>")
+
+
+def interactive() -> bool:
+    """True when someone is watching: stderr is a terminal, or the code runs in a notebook.
+
+    The default of every ``progress=None``: bars in terminals and Jupyter, none in logs,
+    pipes and tests.
+
+    Examples
+    --------
+    >>> isinstance(interactive(), bool)
+    True
+    """
+    import sys
+
+    if sys.stderr.isatty():
+        return True
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"

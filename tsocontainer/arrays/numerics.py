@@ -6,8 +6,9 @@ and :mod:`tsocontainer.cleaning.onef` (re-exported there where they are public).
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
@@ -28,10 +29,10 @@ _CHUNK = 1 << 17
 
 
 def progress(total: int, desc: str):
-    """A tqdm bar over ``total`` blocks, shown only when stderr is a terminal."""
+    """A tqdm bar over ``total`` blocks, shown in a terminal or notebook."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="block", disable=not sys.stderr.isatty(),
+    return tqdm(total=total, desc=desc, unit="block", disable=not interactive(),
                 leave=False)
 
 

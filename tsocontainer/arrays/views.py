@@ -12,6 +12,8 @@ at those rows (one flat ``take``).
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import numpy as np
 
 __all__ = ["dispersion_major", "window_rows", "gather", "default_block_size", "progress_bar",
@@ -115,12 +117,11 @@ def gather(frames, rows):
 
 
 def progress_bar(total, desc, progress):
-    """A tqdm bar over integrations, shown when ``progress`` (default: stderr is a terminal)."""
-    import sys
+    """A tqdm bar over integrations, shown when ``progress`` (default: a terminal or notebook)."""
 
     from tqdm import tqdm
 
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    show = interactive() if progress is None else bool(progress)
     return tqdm(total=total, desc=desc, unit="int", disable=not show, leave=False)
 
 

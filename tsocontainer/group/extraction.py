@@ -316,7 +316,8 @@ class ExtractionSteps:
         width : float or 'optimize', optional
             Full aperture width (px); default per mode.
         orders : int or sequence of int, optional
-            Orders (default: all with a trace).
+            Orders (default: all with a trace, except SOSS: order 1, as the shipped recipe;
+            orders 2 and 3 overlap it and are extracted only when asked for).
         use_traces : bool
             Centre the aperture on the per-integration traces of
             :meth:`fit_all_traces` (else, or when there are none, on the
@@ -349,6 +350,9 @@ class ExtractionSteps:
                 traces = self.traces
             except RuntimeError:
                 traces = None
+        if orders is None and self.geometry.key == "soss":
+            orders = [1]
+            log.info("extract: order 1 (SOSS default; give orders=[1, 2] for order 2)")
         spec = extract(self.as_source(), opts, orders, traces=traces, reference=self._reference(),
                        oot=oot, template=template, regressors=self.regressors)
         self._drop_aux("spec_")

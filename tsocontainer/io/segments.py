@@ -8,6 +8,8 @@ materialise all five cubes of a segment at once. The files are the same ones
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import glob
 import logging
 import os
@@ -408,9 +410,8 @@ def _check_content(info, stats, npix) -> None:
 def _want_progress(progress) -> bool:
     if progress is not None:
         return bool(progress)
-    import sys
 
-    return sys.stderr.isatty()
+    return interactive()
 
 
 class _BlockReader:

@@ -30,8 +30,9 @@ as warnings and marked in every table. ``fit_white``/``fit_channels`` without
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import logging
-import sys
 import time as _time
 import warnings
 from dataclasses import dataclass, replace
@@ -309,6 +310,15 @@ class ChannelFits:
                 f"geometry {self.geometry}, converged {int(self.converged.sum())}/{len(self)}, "
                 f"verdict: {self.verdict}>")
 
+    def _repr_html_(self) -> str:
+        """Verdict and the spectrum of depths, as tables, for notebooks."""
+        from tsocontainer._util import html_table
+
+        head = html_table(f"ChannelFits: {len(self)} channels",
+                          [("geometry", self.geometry), ("verdict", self.verdict),
+                           ("converged", f"{int(self.converged.sum())} / {len(self)}")])
+        return head + self.spectrum._repr_html_()
+
     def model_array(self, time) -> np.ndarray:
         """MAP models of all channels on the time grid of the light curves.
 
@@ -442,7 +452,7 @@ def _run_tasks(tasks: list, workers: int, client, progress):
 
     from tqdm import tqdm
 
-    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    disable = (not interactive()) if progress is None else not progress
     results = [None] * len(tasks)
     if client is not None:
         futures = {client.submit(_fit_task, task): i for i, task in enumerate(tasks)}

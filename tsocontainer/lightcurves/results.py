@@ -151,11 +151,34 @@ class FitResult:
                  f"chi2={self.diagnostics.get('chi2', np.nan):.1f}/{self.diagnostics.get('npoints', 0)} "
                  f"verdict={'SUSPECT' if self.suspect else self.verdict}>"]
         lines += [f"  ! {r}" for r in self.reasons]
-        for n in self.names:
-            if self.status[n] != "fixed":
-                lines.append(f"  {n:>10s} = {_fmt(self.median[n], self.err_lo[n], self.err_hi[n])}"
-                             f" ({self.status[n]})")
+        shown = [n for n in self.names if self.status[n] in ("free", "derived")
+                 and not n.startswith(("c", "reg_", "ramp_amp", "poly"))
+                 or n in ("depth", "rp_rs", "fp", "ramp_tau")]
+        shown = [n for n in shown if self.status[n] != "fixed"][:12]
+        for n in shown:
+            if n == "depth":   # depths in ppm, as in every figure and table
+                lines.append(f"  {'depth':>10s} = {self.median[n] * 1e6:.0f} "
+                             f"-{self.err_lo[n] * 1e6:.0f} +{self.err_hi[n] * 1e6:.0f} ppm "
+                             f"({self.status[n]})")
+                continue
+            lines.append(f"  {n:>10s} = {_fmt(self.median[n], self.err_lo[n], self.err_hi[n])}"
+                         f" ({self.status[n]})")
+        hidden = [n for n in self.names if self.status[n] != "fixed" and n not in shown]
+        if hidden:
+            lines.append(f"  (+ {len(hidden)} systematics terms: {', '.join(hidden[:6])}"
+                         f"{', ...' if len(hidden) > 6 else ''}; see .to_table())")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The fit as a table for notebooks: verdict, then every non-fixed parameter."""
+        from tsocontainer._util import html_table
+
+        rows = [("verdict", self.verdict),
+                ("chi2 / points", f"{self.diagnostics.get('chi2', np.nan):.1f} / "
+                                  f"{self.diagnostics.get('npoints', 0)}")]
+        rows += [(f"{n} ({self.status[n]})", _fmt(self.median[n], self.err_lo[n], self.err_hi[n]))
+                 for n in self.names if self.status[n] != "fixed"]
+        return html_table(f"FitResult: {self.model.get('kind', '')}", rows)
 
     # ------------------------------------------------------------------- io
     def to_table(self) -> "Table":
@@ -389,6 +412,16 @@ class TransmissionSpectrum:
                         else np.asarray(self.suspect, dtype=bool).reshape(n))
         if self.err_common is not None:
             self.err_common = np.asarray(self.err_common, dtype=float).reshape(n)
+
+    def _repr_html_(self) -> str:
+        """The spectrum of depths as a table for notebooks."""
+        from tsocontainer._util import html_table
+
+        rows = [(f"{lo:.3f}-{hi:.3f} micron", f"{d:.0f} +- {e:.0f} ppm"
+                 + (" SUSPECT" if bad else ""))
+                for lo, hi, d, e, bad in zip(self.wave_lo, self.wave_hi, self.depth, self.err,
+                                             self.suspect)]
+        return html_table(f"TransmissionSpectrum: {len(self)} channels", rows)
 
     def __repr__(self) -> str:
         ns = int(self.suspect.sum())

@@ -8,8 +8,9 @@ plus the output cubes (rates and variances, float32) -- the size of the rateints
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import logging
-import sys
 import time
 
 import numpy as np
@@ -127,7 +128,7 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
 
 
 def _want_progress(progress) -> bool:
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    return interactive() if progress is None else bool(progress)
 
 
 def _group(rg, out, params, summary):

@@ -38,10 +38,11 @@ tables, as in INT_TIMES.
 """
 from __future__ import annotations
 
+from tsocontainer._util import interactive
+
 import logging
 import os
 import shutil
-import sys
 import time as _time
 from pathlib import Path
 
@@ -592,7 +593,7 @@ def _write_segments(v: _Visit, folder, nseg: int):
     bounds = np.linspace(0, v.nint, nseg + 1).round().astype(int)
     fixed = _fixed_date(float(v.times["int_end_MJD_UTC"][-1]))
     show = v.opts["progress"]
-    show = sys.stderr.isatty() if show is None else bool(show)
+    show = interactive() if show is None else bool(show)
     nblocks = sum(-(-(b - a) // block) for a, b in zip(bounds[:-1], bounds[1:]))
     bar = tqdm(total=nblocks, unit="block", desc=f"simulate {v.name}", disable=not show)
     tmpdir = None if folder is None else folder / f".tmp-simulate-{os.getpid()}"
