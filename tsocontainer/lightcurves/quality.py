@@ -36,9 +36,10 @@ prior edge
     = 1 % of the prior range from the bound (a flat posterior puts 1 % there;
     a posterior pressed against the bound with a width of 5 % of the range puts
     16 %). Measured in the variable in which the prior is uniform (log for
-    log-uniform). Physical bounds (inclination 90, b 0, q1/q2 in [0, 1],
+    log-uniform and log-normal, ``-1/x`` for 1/x-uniform). Physical bounds (inclination 90, b 0, q1/q2 in [0, 1],
     eccentricity 0, ...) and zero bounds of amplitudes (``rp_rs``, ``fp_fs``,
-    ``ramp_amp``, ``jitter``: an upper limit, not a wrong answer) are exempt,
+    ``ramp_amp``, ``jitter``, ``pc_amp``, ``gp_sigma``: an upper limit, not a
+    wrong answer) are exempt,
     as is the default ``ramp_tau`` range (one cadence to the visit span: beyond
     it the ramp is one point or the trend). A marginalised linear coefficient
     whose draws leave its uniform bounds (the analytic marginalisation ignores
@@ -65,7 +66,7 @@ BETA_QUANTILE = 0.995
 BETA_DRAWS = 400
 _NULL_CACHE: dict = {}
 #: amplitudes whose zero bound means "no signal" (an upper limit, not a wrong answer)
-_ZERO_OK = ("rp_rs", "fp_fs", "ramp_amp", "jitter")
+_ZERO_OK = ("rp_rs", "fp_fs", "ramp_amp", "jitter", "pc_amp", "gp_sigma")
 
 
 def beta_factor(z: np.ndarray, sizes) -> float:
@@ -195,8 +196,11 @@ def edge_masses(samples: dict, priors: dict, defaults=(), marginalised=()) -> di
             continue
         x = np.asarray(samples[name], dtype=float)
         lo, hi = pr.lo, pr.hi
-        if pr.kind == "loguniform":
-            x, lo, hi = np.log(np.clip(x, 1e-300, None)), np.log(lo), np.log(hi)
+        if pr.kind in ("loguniform", "lognormal"):
+            with np.errstate(divide="ignore"):
+                x, lo, hi = np.log(np.clip(x, 1e-300, None)), np.log(lo), np.log(hi)
+        elif pr.kind == "invuniform":  # flat in 1/x: measured in -1/x (same order as x)
+            x, lo, hi = -1.0 / x, -1.0 / lo, -1.0 / hi
         if not (np.isfinite(lo) and np.isfinite(hi)):
             continue
         width = EDGE_WIDTH * (hi - lo)
@@ -225,6 +229,15 @@ def _timescale(med: dict, kind: str) -> float:
 
 
 def _convergence(diag: dict) -> tuple[dict, list]:
+    if diag.get("engine") == "dynesty":  # independent weighted samples: their ESS counts
+        ess = float(diag.get("ess", 0.0))
+        rec = {"ess": ess, "sampler_converged": bool(diag.get("converged", False)),
+               "logz": diag.get("logz"), "logz_err": diag.get("logz_err")}
+        reasons = [f"convergence: {m}" for m in diag.get("messages", [])[:1]]
+        if ess < MIN_ESS and not reasons:
+            reasons.append(f"convergence: effective sample size {ess:.0f} (need {MIN_ESS:g})")
+        rec["ok"] = not reasons
+        return rec, reasons
     tau = max(diag.get("tau", {}).values(), default=np.nan)
     n_tau = float(diag.get("n_tau", np.nan))
     nw = diag.get("nwalkers", 0)
@@ -243,9 +256,15 @@ def _convergence(diag: dict) -> tuple[dict, list]:
     return rec, reasons
 
 
+def _noise_var(result) -> np.ndarray:
+    """Variance of the MAP's white-noise model: ``(err_scale * err)**2 + jitter**2``."""
+    return ((float(result.map.get("err_scale", 1.0)) * result.err) ** 2
+            + float(result.map.get("jitter", 0.0)) ** 2)
+
+
 def _noise(result) -> tuple[dict, list]:
     resid = result.flux - result.model_flux
-    var = result.err**2 + float(result.map.get("jitter", 0.0)) ** 2  # the MAP's noise model
+    var = _noise_var(result)
     dof = max(int(result.diagnostics.get("npoints", resid.size))
               - int(result.diagnostics.get("nfree", 0)), 1)
     chi2 = float(np.sum(resid**2 / var))
@@ -264,8 +283,7 @@ def _noise(result) -> tuple[dict, list]:
 def _red(result, med: dict, kind: str) -> tuple[dict, list]:
     t = result.time
     n = t.size
-    jit = float(result.map.get("jitter", 0.0))
-    z = (result.flux - result.model_flux) / np.sqrt(result.err**2 + jit**2)
+    z = (result.flux - result.model_flux) / np.sqrt(_noise_var(result))
     cadence = float(np.median(np.diff(t))) if n > 1 else np.nan
     scale = _timescale(med, kind)
     if not np.isfinite(scale):
@@ -306,6 +324,7 @@ def assess(result, priors: dict, defaults=(), marginalised=()) -> dict:
     """
     med = dict(result.median)
     kind = result.model.get("kind", "transit")
+    kind = "transit" if kind == "phasecurve" else kind  # its ingress: the transit's
     conv, r1 = _convergence(result.diagnostics)
     noise, r2 = _noise(result)
     red, r3 = _red(result, med, kind)
