@@ -58,6 +58,15 @@ def _sampler_check(value) -> None:
 
     SamplerSettings.coerce(value)
 
+
+def _channel_priors_check(value) -> None:
+    """A mapping name -> per-channel specs, or a limb-darkening table file that reads."""
+    if value is None or isinstance(value, dict):
+        return
+    from tsocontainer.lightcurves.limbdark import read_ld_table
+
+    read_ld_table(value)
+
 if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
     from astropy.table import Table
 
@@ -710,6 +719,8 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
                   "model": Coerced(_model_check, "a fit model mapping (kind, poly, ramp, "
                                    "regressors, jitter, ...)"),
                   "sampler": Coerced(_sampler_check, "sampler settings (nwalkers, nsteps, ...)"),
+                  "channel_priors": Coerced(_channel_priors_check, "per-channel priors {name: "
+                                            "[spec per channel]} or a limb-darkening table file"),
                   "workers": Num(lo=1, integer=True), "progress": Bool()})
     def fit_channels(self, priors=None, *, white=None, geometry: str = "fixed", model=None,
                      sampler=None, channel_priors=None, workers: int = 1, client=None,

@@ -358,13 +358,12 @@ def fit_white(lc, priors=None, *, model=None, sampler=None, wave_range=None) -> 
     t, f, e, regs = _points(wl, 0)
     m, checks = _prepare(t, f, e, priors, spec, regs, "fit_white")
     res = _fit_core(m, SamplerSettings.coerce(sampler), checks)
-    res.wave_lo, res.wave_hi = float(wl.wave_lo[0]), float(wl.wave_hi[0])
+    if wl.has_wavelengths:
+        res.wave_lo, res.wave_hi = float(wl.wave_lo[0]), float(wl.wave_hi[0])
     d = res.diagnostics
-    log.info("fit_white: %.3f-%.3f um, %d points, depth %.1f +/- %.1f ppm, max tau %.1f, "
-             "acceptance %.2f, %d steps, regressors %s, %s (%.1f s)", res.wave_lo, res.wave_hi,
-             d["npoints"], res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
-             max(d["tau"].values()), d["acceptance"], d["nsteps"],
-             ", ".join(d["regressors_used"]) or "none", res.verdict, d["runtime"])
+    log.info("fit_white: %s, %d points, depth %.1f +/- %.1f ppm, %s, regressors %s, %s (%.1f s)",
+             wl._wave_text(), d["npoints"], res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
+             _describe_run(d), ", ".join(d["regressors_used"]) or "none", res.verdict, d["runtime"])
     _warn(res, "fit_white")
     return res
 
@@ -539,6 +538,10 @@ def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: Mode
     if white is not None and depth in white.median and depth not in base:
         base[depth] = parse_prior(depth, {"uniform": [0, 0.5] if depth == "rp_rs" else [-0.1, 0.1],
                                           "init": white.median[depth]})
+    if channel_priors is not None and not isinstance(channel_priors, dict):  # a limb-darkening table
+        from tsocontainer.lightcurves.limbdark import ld_priors
+
+        channel_priors = ld_priors(channel_priors, lc.wave_lo, lc.wave_hi)
     out = []
     for c in range(lc.nchan):
         pc = dict(base)
@@ -610,9 +613,12 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
     sampler : SamplerSettings or dict, optional
         See :func:`fit_lightcurve`. The sampler seed (if given) seeds one
         independent stream per channel, so results do not depend on workers.
-    channel_priors : dict of str to sequence, optional
+    channel_priors : dict of str to sequence, Table, str or path-like, optional
         Per-channel priors (e.g. limb darkening from stellar models): one
-        spec per channel for each name.
+        spec per channel for each name; or a limb-darkening table (or its
+        file) mapped onto the channels by
+        :func:`~tsocontainer.lightcurves.limbdark.ld_priors` (fixed, or
+        normal where it has errors).
     workers : int
         Processes (``concurrent.futures``); 1 runs in this process.
     client : dask.distributed.Client, optional
@@ -665,8 +671,9 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
                              warn=c == 0)
         tasks.append({"index": c, "time": t, "flux": f, "err": e, "regressors": regs,
                       "priors": m.priors, "model": spec, "sampler": replace(st, seed=int(seeds[c])),
-                      "checks": checks, "axes": axes, "wave_lo": float(lc.wave_lo[c]),
-                      "wave_hi": float(lc.wave_hi[c])})
+                      "checks": checks, "axes": axes,
+                      "wave_lo": float(lc.wave_lo[c]) if lc.has_wavelengths else None,
+                      "wave_hi": float(lc.wave_hi[c]) if lc.has_wavelengths else None})
     results = _run_tasks(tasks, int(workers), client, progress)
     meta = {"geometry": geometry}
     if white is not None:

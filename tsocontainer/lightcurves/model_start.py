@@ -104,13 +104,16 @@ class ModelStart:
                 out.append(n)
         return out
 
-    def lsq_residuals(self, theta) -> np.ndarray:
+    def lsq_residuals(self, theta, with_priors: bool = True) -> np.ndarray:
         """Normalised residuals for least squares (noise parameters at their neutral values).
 
         Parameters
         ----------
         theta : array_like, shape (ndim,)
             Sampled parameters (jitter, error scale and GP are ignored).
+        with_priors : bool
+            Append the residuals of the normal priors of the sampled parameters
+            (a joint fit adds those once itself).
 
         Returns
         -------
@@ -125,7 +128,7 @@ class ModelStart:
         sol = self._solve(th, p, full=True, white=True)
         km = len(self.lay.marg)
         extra = [np.sqrt(self._prec) * (sol.beta[0] - self._mu)] if km else []
-        for i, n in enumerate(self.lay.sampled):
+        for i, n in enumerate(self.lay.sampled if with_priors else ()):
             pr = self.priors[n]
             if n in NOISE_NAMES:
                 continue

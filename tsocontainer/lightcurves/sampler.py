@@ -378,8 +378,9 @@ def _summarise(m: LightCurveModel, sampler, diag: dict, st: SamplerSettings, rng
     best = m.model_arrays(chain[i, j])
     status = {n: ("fixed" if m.priors[n].fixed else "marginalised" if n in m.lay.marg else "free")
               for n in m.priors}
-    derived = ["depth"] + [n for n in ("b", "inc", "u1", "u2", "ecc", "w", "fp_night")
-                           if n in vals and n not in status]
+    rank = {n: i for i, n in enumerate(("depth", "b", "inc", "u1", "u2", "ecc", "w", "fp_night"))}
+    derived = sorted((n for n in vals if n not in status),   # joint fits: "depth@<label>", ...
+                     key=lambda n: (rank.get(n.partition("@")[0], len(rank)), n))
     status.update({n: "derived" for n in derived})
     names = list(status)
     med, lo, hi = {}, {}, {}
