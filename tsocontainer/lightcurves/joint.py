@@ -271,8 +271,9 @@ def _parts(res, jm: JointModel) -> list:
         status = {k: res.status[pick[k]] for k in names}
         diag = {k: v for k, v in res.diagnostics.items() if k in ("converged", "messages", "nsteps",
                 "burn", "tau", "n_tau", "ess", "nwalkers", "acceptance", "engine")}
+        var = (res.map.get(pick.get("err_scale"), 1.0) * m.err) ** 2 + res.map.get(pick.get("jitter"), 0.0) ** 2
         diag.update({"npoints": n, "nfree": sum(1 for k in names if status[k] in ("free", "marginalised")),
-                     "label": lab})
+                     "label": lab, "chi2": float(np.sum((m.y - res.model_flux[sl]) ** 2 / var))})
         snames = [k for k in (res.sample_names or []) if k in pick.values()]
         samples = None if res.samples is None else \
             res.samples[:, [res.sample_names.index(k) for k in snames]]

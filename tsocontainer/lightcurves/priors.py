@@ -208,7 +208,7 @@ class PriorVector:
     >>> pv = PriorVector([parse_prior("a", {"uniform": [0, 2]}),
     ...                   parse_prior("b", {"invuniform": [0.5, 1.0]})])
     >>> pv.transform(np.array([[0.5, 0.0], [0.5, 1.0]])).tolist()
-    [[1.0, 1.0], [1.0, 0.5]]
+    [[1.0, 0.5], [1.0, 1.0]]
     >>> bool(np.isinf(pv.logp(np.array([[3.0, 0.7]]))[0]))
     True
     """
@@ -277,7 +277,7 @@ class PriorVector:
         i = self.idx["loguniform"]
         x[..., i] = np.exp(np.log(lo[i]) + u[..., i] * np.log(hi[i] / lo[i]))
         i = self.idx["invuniform"]
-        x[..., i] = 1.0 / (1.0 / hi[i] + u[..., i] * (1.0 / lo[i] - 1.0 / hi[i]))
+        x[..., i] = 1.0 / (1.0 / lo[i] - u[..., i] * (1.0 / lo[i] - 1.0 / hi[i]))
         for kind in ("normal", "lognormal"):
             i = self.idx[kind]
             if not i:
