@@ -101,6 +101,21 @@ def gp_solve(m, p: dict, T: np.ndarray, ypr: np.ndarray, R, var: np.ndarray):
         Cholesky factors of their precision (nb, km, km) or None, chi2,
         log likelihood and residuals (nb, n). A walker whose kernel cannot
         be factorised gets ``-inf``.
+
+    Examples
+    --------
+    Through the model of ``gp="matern32"`` (its :meth:`log_like` calls this):
+
+    >>> import pytest; _ = pytest.importorskip("celerite2")
+    >>> from tsocontainer.lightcurves.model import LightCurveModel
+    >>> t = np.linspace(-0.1, 0.1, 80)
+    >>> m = LightCurveModel(t, np.ones(80), np.full(80, 1e-3),
+    ...                     {"t0": 0.0, "per": 3.0, "a_rs": 10.0, "inc": 89.0, "u1": 0.3,
+    ...                      "u2": 0.2}, {"gp": "matern32", "poly": 0})
+    >>> m.lay.sampled
+    ['rp_rs', 'gp_sigma', 'gp_rho']
+    >>> bool(np.isfinite(m.log_like([[0.1, 1e-3, 0.02]])[0]))
+    True
     """
     nb, n = T.shape
     km = len(m.lay.marg)
@@ -154,6 +169,18 @@ def gp_predict(m, p: dict, resid: np.ndarray, var: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray (n,)
+
+    Examples
+    --------
+    >>> import pytest; _ = pytest.importorskip("celerite2")
+    >>> from tsocontainer.lightcurves.model import LightCurveModel
+    >>> t = np.linspace(-0.1, 0.1, 80)
+    >>> m = LightCurveModel(t, np.ones(80), np.full(80, 1e-3),
+    ...                     {"t0": 0.0, "per": 3.0, "a_rs": 10.0, "inc": 89.0, "u1": 0.3,
+    ...                      "u2": 0.2}, {"gp": "matern32", "poly": 0})
+    >>> p = m.expand([[0.1, 1e-3, 0.02]])
+    >>> gp_predict(m, p, np.zeros(80), np.full(80, 1e-6)).shape
+    (80,)
     """
     gp = _process(m, p, 0, np.broadcast_to(var, resid.shape))
     return np.asarray(gp.predict(resid, include_mean=False), dtype=float)

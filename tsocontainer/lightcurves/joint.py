@@ -73,6 +73,15 @@ class JointModel:
     ValueError
         When a shared name is not a parameter of every model, is a linear
         systematics coefficient, or has different priors in different models.
+
+    Examples
+    --------
+    >>> t = np.linspace(-0.1, 0.1, 50)
+    >>> pri = {"t0": 0.0, "per": 3.0, "a_rs": {"uniform": [5, 20]}, "inc": 89.0, "u1": 0.3,
+    ...        "u2": 0.2, "c1": 0.0}
+    >>> models = [LightCurveModel(t, np.ones(50), np.full(50, 1e-3), pri) for _ in range(2)]
+    >>> JointModel(models, ["a", "b"], ["a_rs"]).lay.sampled
+    ['a_rs', 'rp_rs@a', 'rp_rs@b']
     """
 
     def __init__(self, models, labels, shared):

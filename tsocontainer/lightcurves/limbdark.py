@@ -215,6 +215,19 @@ def exotic_ld_table(wave_lo, wave_hi, *, teff: float, logg: float, mh: float, mo
     ValueError
         When ``ld_data_path`` is missing for a grid model (ExoTiC-LD would
         otherwise try to download it).
+
+    Examples
+    --------
+    A custom stellar model whose intensities follow the quadratic law (0.3, 0.2):
+
+    >>> import pytest; _ = pytest.importorskip("exotic_ld")
+    >>> wl, mus = np.linspace(1e4, 6e4, 50), np.linspace(1.0, 0.05, 20)
+    >>> inten = np.tile(1 - 0.3 * (1 - mus) - 0.2 * (1 - mus) ** 2, (50, 1))
+    >>> tab = exotic_ld_table([3.0], [4.0], teff=5000, logg=4.5, mh=0.0, mode="custom",
+    ...                       ld_model="custom", stellar={"wavelengths": wl, "mus": mus,
+    ...                       "intensities": inten, "throughput": (wl, np.ones(50))})
+    >>> [round(float(tab[n][0]), 3) for n in ("u1", "u2")]
+    [0.3, 0.2]
     """
     from astropy.table import Table
 

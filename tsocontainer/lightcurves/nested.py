@@ -81,6 +81,21 @@ def run_dynesty(m, st, seed: int):
     ------
     ImportError
         When dynesty is not installed.
+
+    Examples
+    --------
+    A one-parameter model and 30 live points (tiny, for the example):
+
+    >>> import pytest; _ = pytest.importorskip("dynesty")
+    >>> from tsocontainer.lightcurves.model import LightCurveModel
+    >>> from tsocontainer.lightcurves.sampler import SamplerSettings
+    >>> t = np.linspace(-0.1, 0.1, 60)
+    >>> m = LightCurveModel(t, np.ones(60), np.full(60, 1e-3),
+    ...                     {"t0": 0.0, "per": 3.0, "a_rs": 10.0, "inc": 89.0, "u1": 0.3, "u2": 0.2,
+    ...                      "rp_rs": {"uniform": [0.0, 0.05]}, "c0": 1.0, "c1": 0.0})
+    >>> view, diag = run_dynesty(m, SamplerSettings(engine="dynesty", nlive=30), seed=1)
+    >>> diag["engine"], bool(np.isfinite(diag["logz"])), view.get_chain().shape[1:]
+    ('dynesty', True, (1, 1))
     """
     if not have_dynesty():
         raise ImportError("sampler engine 'dynesty' needs dynesty: pip install 'tsocontainer[nested]'")

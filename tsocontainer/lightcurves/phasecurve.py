@@ -66,6 +66,18 @@ class PhaseCurveBatch:
     eclipse : BatchLightCurve
         Secondary eclipses on the same times (kind ``"eclipse"``), called with
         unit planet flux to give the visible fraction.
+
+    Examples
+    --------
+    The model of ``kind="phasecurve"`` uses one; at mid-eclipse only the star is seen:
+
+    >>> from tsocontainer.lightcurves.model import LightCurveModel
+    >>> t = np.linspace(0.45, 0.55, 101)
+    >>> m = LightCurveModel(t, np.ones(101), np.full(101, 1e-4),
+    ...                     {"t0": 0.0, "per": 1.0, "a_rs": 4.0, "inc": 85.0, "rp_rs": 0.1,
+    ...                      "u1": 0.3, "u2": 0.2, "c0": 1.0, "c1": 0.0}, {"kind": "phasecurve"})
+    >>> type(m._batch).__name__, float(m.model_arrays([1e-3, 2e-4, 10.0])["astro"][50])
+    ('PhaseCurveBatch', 1.0)
     """
 
     def __init__(self, transit: BatchLightCurve, eclipse: BatchLightCurve):
