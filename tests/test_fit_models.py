@@ -116,6 +116,9 @@ def test_error_scale_recovered_and_recorded(tmp_path):
                              sampler=long)
         assert res.status["err_scale"] == "free" and res.priors["err_scale"] == "loguniform(0.1, 10)"
         assert within(res, "err_scale", 2.0) and within(res, "depth", 0.01)
+        # the verdict judges the scaled noise; the input errors' misfit stays on record
+        q = res.quality["noise"]
+        assert not res.suspect and abs(q["scatter_ratio"] - 1) < 0.1 and q["scatter_ratio_input"] > 1.5
         # the depth error is that of a fit given the errors times the fitted scale: the sum
         # of the two one-sided widths within 10 % (4000 effective samples: a 1-sigma
         # percentile to ~2.5 %, so 10 % is ~3 sigma of the ratio; at 1000 samples two

@@ -14,12 +14,15 @@ convergence
     percentiles scatter by >= 15 % of sigma (binomial error of a quantile), so
     the quoted error bar is not known.
 noise
-    Residual scatter of the best fit over the predicted noise (the input errors)
-    within [1/1.5, 1.5] and reduced chi^2 (noise model with any jitter) below
-    1.5^2. JWST light curves reach 1.0-1.3x their photon + read-noise
-    prediction (README, Performance); 1.5x means errors wrong by half or
-    systematics the model does not describe, and the quoted errors are then
-    too small by that factor.
+    Residual scatter of the best fit over the predicted noise within [1/1.5, 1.5]
+    and reduced chi^2 below 1.5^2, both with the fit's white-noise model: the
+    input errors, times ``err_scale`` and with ``jitter`` in quadrature when the
+    model fits them (a fit that scales its errors quotes errors from the scaled
+    noise, so the input errors being off is not a reason to doubt it; the ratio
+    to the input errors is kept as ``scatter_ratio_input``). JWST light curves
+    reach 1.0-1.3x their photon + read-noise prediction (README, Performance);
+    1.5x means errors wrong by half or systematics the model does not
+    describe, and the quoted errors are then too small by that factor.
 red noise
     Correlated residuals by the time-averaging method (Winn et al. 2008, ApJ 683,
     1076): ``beta`` is the mean over bin sizes of the rms of binned normalised
@@ -268,8 +271,9 @@ def _noise(result) -> tuple[dict, list]:
     dof = max(int(result.diagnostics.get("npoints", resid.size))
               - int(result.diagnostics.get("nfree", 0)), 1)
     chi2 = float(np.sum(resid**2 / var))
-    ratio = float(np.std(resid) / np.sqrt(np.mean(result.err**2)))
-    rec = {"chi2_red": chi2 / dof, "dof": dof, "scatter_ratio": ratio}
+    ratio = float(np.std(resid) / np.sqrt(np.mean(var)))
+    rec = {"chi2_red": chi2 / dof, "dof": dof, "scatter_ratio": ratio,
+           "scatter_ratio_input": float(np.std(resid) / np.sqrt(np.mean(result.err**2)))}
     reasons = []
     if not 1 / MAX_SCATTER_RATIO <= ratio <= MAX_SCATTER_RATIO:
         reasons.append(f"noise: residual scatter {ratio:.2f}x the predicted noise "
