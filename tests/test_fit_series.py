@@ -73,6 +73,11 @@ def test_plain_series_without_wavelengths_and_masked_points(tmp_path):
     assert not back.has_wavelengths and np.array_equal(back.clipped, lc.clipped)
     with pytest.raises(ValueError, match="no wavelengths"):
         lc.white((1.0, 2.0))
+    import matplotlib.pyplot as plt
+
+    assert lc.plot_white().get_title() == "white light"          # no "nan-nan micron"
+    assert lc.plot_waterfall().get_yticklabels()[0].get_text() == "0"
+    plt.close("all")
 
 
 def test_plain_series_input_errors():
