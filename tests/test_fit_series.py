@@ -69,6 +69,8 @@ def test_plain_series_without_wavelengths_and_masked_points(tmp_path):
     again = fit_lightcurve(t, f, np.full(t.size, 1e-3), GEOM, model={"regressors": ["x"]},
                            regressors={"x": reg}, mask=mask, sampler={**QUICK, "seed": 1})
     assert again.median == ref.median and again.diagnostics["masked"] == 4
+    assert lc.copy().unclip().clipped[0].tolist() == [False] * 10 + [True] + [False] * 139 + \
+        [True] + [False] * 99 + [True] + [False] * 49   # NaN flux, and the regressor's gap
     back = LightCurves.read(lc.write(tmp_path / "lc.ecsv"))
     assert not back.has_wavelengths and np.array_equal(back.clipped, lc.clipped)
     with pytest.raises(ValueError, match="no wavelengths"):

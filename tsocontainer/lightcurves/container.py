@@ -656,7 +656,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         return self
 
     def unclip(self) -> "LightCurves":
-        """Restore every clipped point with a finite flux and a positive error.
+        """Restore every clipped point with a finite flux, a positive error and finite regressors.
 
         Returns
         -------
@@ -674,6 +674,8 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         0
         """
         ok = np.isfinite(self.flux) & np.isfinite(self.err) & (self.err > 0)
+        for arr in self.regressors.values():   # an integration without a regressor value stays out
+            ok &= np.isfinite(arr)[None, :]
         n = int((self.clipped & ok).sum())
         self.clipped &= ~ok
         self.meta["NCLIPPED"] = int(self.clipped.sum())
