@@ -43,7 +43,7 @@ from tsocontainer.lightcurves.batch import single_threaded_blas
 from tsocontainer.lightcurves.common import depth_shifts, geometry_axes, posterior_cov
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
 from tsocontainer.lightcurves.model_start import BOUND_SIGMAS
-from tsocontainer.lightcurves.spec import event_time_name, orbit_names
+from tsocontainer.lightcurves.spec import orbit_names
 from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
 from tsocontainer.lightcurves.quality import assess
 from tsocontainer.lightcurves.results import FitResult, TransmissionSpectrum
@@ -273,11 +273,13 @@ def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
     >>> res.diagnostics["masked"], bool(abs(res["rp_rs"] - 0.1) < 0.005)
     (1, True)
     """
-    st = SamplerSettings.coerce(sampler)
-    t, f, e, regs, dropped = usable_points(time, flux, err, regressors, mask)
+    st, spec = SamplerSettings.coerce(sampler), ModelSpec.coerce(model)
+    used = {r.rstrip("?") for r in spec.regressors}   # a regressor the model does not use masks nothing
+    t, f, e, regs, dropped = usable_points(time, flux, err, {k: v for k, v in (regressors or {}).items()
+                                                             if k in used}, mask)
     if dropped:
         log.info("fit_lightcurve: %d masked or non-finite point(s) left out of %d", dropped, t.size + dropped)
-    m, checks = _prepare(t, f, e, priors, ModelSpec.coerce(model), regs, "fit_lightcurve")
+    m, checks = _prepare(t, f, e, priors, spec, regs, "fit_lightcurve")
     checks["masked"] = dropped
     res = _fit_core(m, st, checks)
     d = res.diagnostics
