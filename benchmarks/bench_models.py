@@ -10,6 +10,7 @@ samples below it; expected 0.5 and 0.289 for a calibrated posterior, the right
 measure where a posterior is not Gaussian). Cases:
 
 ``errscale``  transit with the errors given half too small; ``err_scale`` free.
+``eclipse``   secondary eclipse with a free mid-eclipse time and depth.
 ``product``   transit times (level) (1 + regressor) (1 + ramp): product systematics.
 ``phasecurve`` sinusoidal phase curve with transit and eclipse.
 ``eccentric`` phase curve on an eccentric orbit in (sqrt(e) cos w, sqrt(e) sin w).
@@ -77,6 +78,24 @@ def case_errscale(seed):
     f = _batman(t, rp) + rng.normal(0, 1e-3 * scale, t.size)
     res = fit_lightcurve(t, f, np.full(t.size, 1e-3), GEOM, model={"err_scale": True}, sampler={"seed": seed})
     return res, {"rp_rs": rp, "err_scale": scale}
+
+
+def case_eclipse(seed):
+    import batman
+
+    from tsocontainer.lightcurves.fit import fit_lightcurve
+
+    rng = np.random.default_rng(seed)
+    ts = T0 + PER / 2
+    t = ts + np.linspace(-0.15, 0.15, 400)
+    truth = {"fp_fs": rng.uniform(5e-4, 2e-3), "t_sec": ts + rng.normal(0, 2e-3)}
+    p = batman.TransitParams()
+    p.per, p.rp, p.a, p.inc, p.ecc, p.w = PER, 0.1, A_RS, INC, 0.0, 90.0
+    p.t0, p.t_secondary, p.fp, p.limb_dark, p.u = T0, truth["t_sec"], truth["fp_fs"], "uniform", []
+    f = batman.TransitModel(p, t, transittype="secondary").light_curve(p) + rng.normal(0, 3e-4, t.size)
+    pri = {"t_sec": {"uniform": [ts - 0.02, ts + 0.02]}, "per": PER, "a_rs": A_RS, "inc": INC, "rp_rs": 0.1}
+    res = fit_lightcurve(t, f, np.full(t.size, 3e-4), pri, model={"kind": "eclipse"}, sampler={"seed": seed})
+    return res, truth
 
 
 def case_product(seed):
@@ -175,7 +194,7 @@ def case_dynesty(seed):
     return res, truth
 
 
-CASES = {"errscale": case_errscale, "product": case_product, "phasecurve": case_phasecurve,
+CASES = {"errscale": case_errscale, "eclipse": case_eclipse, "product": case_product, "phasecurve": case_phasecurve,
          "eccentric": case_eccentric, "gp": case_gp, "joint": case_joint, "dynesty": case_dynesty}
 
 
