@@ -27,6 +27,7 @@ from tsocontainer._util import drop_timings
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._version import __version__
 from tsocontainer.lightcurves.diagnostics import LightCurveDiagnostics
+from tsocontainer.lightcurves.files import LightCurveFiles
 from tsocontainer.lightcurves.plots import LightCurvePlots
 from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
                                            _spectra_arrays, write_table_atomic)
@@ -57,6 +58,15 @@ def _sampler_check(value) -> None:
 
     SamplerSettings.coerce(value)
 
+
+def _channel_priors_check(value) -> None:
+    """A mapping name -> per-channel specs, or a limb-darkening table file that reads."""
+    if value is None or isinstance(value, dict):
+        return
+    from tsocontainer.lightcurves.limbdark import read_ld_table
+
+    read_ld_table(value)
+
 if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
     from astropy.table import Table
 
@@ -66,6 +76,48 @@ if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
 log = logging.getLogger(__name__)
 
 
+def _plain_arrays(time, flux, err, mask, regressors):
+    """Checked arrays of :meth:`LightCurves.from_arrays`: finite times in order, the good
+    points (``mask``, finite flux, error and regressors) and the input length."""
+    t = np.asarray(time, dtype=float)
+    f = np.atleast_2d(np.asarray(flux, dtype=float))
+    try:
+        e = np.broadcast_to(np.asarray(err, dtype=float), f.shape).copy()
+    except ValueError:
+        e = np.atleast_2d(np.asarray(err, dtype=float))
+    if t.ndim != 1 or f.shape[1] != t.size or e.shape != f.shape or f.ndim != 2:
+        raise ValueError(f"time {t.shape}, flux {f.shape} and err {e.shape} do not match "
+                         "(nint,) and (nchan, nint)")
+    good = np.ones(f.shape, bool)
+    if mask is not None:
+        mk = np.asarray(mask)
+        if mk.dtype != bool or mk.shape not in (t.shape, f.shape):
+            raise ValueError(f"mask must be boolean of shape {t.shape} or {f.shape}")
+        good &= np.broadcast_to(mk, f.shape)
+    regs = {str(k): np.asarray(v, dtype=float) for k, v in (regressors or {}).items()}
+    for k, v in regs.items():
+        if v.shape != t.shape:
+            raise ValueError(f"regressor {k!r} has shape {v.shape}, not {t.shape}")
+        good &= np.isfinite(v)[None, :]
+    good &= np.isfinite(f) & np.isfinite(e)
+    bad = good & ~(e > 0)
+    if bad.any():
+        c, i = np.argwhere(bad)[0]
+        raise ValueError(f"err has {int(bad.sum())} zero or negative value(s) at unmasked points, "
+                         f"first at channel {c}, integration {i}")
+    nint_in = t.size
+    keep = np.isfinite(t)
+    order = np.argsort(np.where(keep, t, np.inf), kind="stable")[: int(keep.sum())]
+    if keep.sum() < t.size or np.any(np.diff(order) < 0):
+        log.info("from_arrays: %d integration(s) with a non-finite time dropped%s",
+                 t.size - int(keep.sum()), ", times sorted" if np.any(np.diff(order) < 0) else "")
+    t, f, e, good = t[order], f[:, order], e[:, order], good[:, order]
+    if np.any(np.diff(t) == 0):
+        raise ValueError("time has repeated values")
+    regs = {k: v[order] for k, v in regs.items()}
+    return t, f, e, good, regs, nint_in
+
+
 def _as_mask(mask, n: int, name: str) -> np.ndarray:
     m = np.asarray(mask)
     if m.dtype != bool or m.shape != (n,):
@@ -73,7 +125,7 @@ def _as_mask(mask, n: int, name: str) -> np.ndarray:
     return m
 
 
-class LightCurves(LightCurveDiagnostics, LightCurvePlots):
+class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
     """Light curves of ``nchan`` wavelength channels sampled at ``nint`` times.
 
     Parameters
@@ -84,12 +136,15 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         Flux per channel (input units, or relative after :meth:`normalize`).
     err : array_like, same shape as ``flux``
         1-sigma errors, finite and positive wherever a point is not clipped.
-    wave_lo, wave_hi : array_like, shape (nchan,)
-        Channel wavelength boundaries (micron).
+    wave_lo, wave_hi : array_like, shape (nchan,), optional
+        Channel wavelength boundaries (micron). Light curves made elsewhere
+        may have none (see :meth:`from_arrays`): they are then NaN, and
+        ``has_wavelengths`` is False.
     meta : dict, optional
         FITS-ready status values, saved with the light curves.
     regressors : dict of str to array_like (nint,), optional
-        Systematics regressors (x/y shift, trace width, PCA components...).
+        Systematics regressors (x/y shift, trace width, PCA components...),
+        finite at every integration that some channel uses.
     clipped : array_like of bool, optional
         Points excluded from every computation (same shape as ``flux``).
     norm : array_like, shape (nchan,), optional
@@ -117,7 +172,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
 
     _ALLOWED = ("meta", "regressors", "clipped", "norm", "oot", "history", "unit")
 
-    def __init__(self, time, flux, err, wave_lo, wave_hi, **kwargs):
+    def __init__(self, time, flux, err, wave_lo=None, wave_hi=None, **kwargs):
         unknown = set(kwargs) - set(self._ALLOWED)
         if unknown:
             raise ValueError(f"unknown argument(s) {sorted(unknown)}; allowed: {list(self._ALLOWED)}")
@@ -132,12 +187,16 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
             raise ValueError(f"flux shape {self.flux.shape} does not match (nchan, {self.time.size})")
         if self.err.shape != self.flux.shape:
             raise ValueError(f"err shape {self.err.shape} differs from flux shape {self.flux.shape}")
-        self.wave_lo = np.atleast_1d(np.asarray(wave_lo, dtype=float)).copy()
-        self.wave_hi = np.atleast_1d(np.asarray(wave_hi, dtype=float)).copy()
+        if (wave_lo is None) != (wave_hi is None):
+            raise ValueError("give both wave_lo and wave_hi, or neither")
+        nan = np.full(self.nchan, np.nan)
+        self.wave_lo = nan.copy() if wave_lo is None else np.atleast_1d(np.asarray(wave_lo, dtype=float)).copy()
+        self.wave_hi = nan.copy() if wave_hi is None else np.atleast_1d(np.asarray(wave_hi, dtype=float)).copy()
         if self.wave_lo.shape != (self.nchan,) or self.wave_hi.shape != (self.nchan,):
             raise ValueError(f"wave_lo and wave_hi need {self.nchan} values each")
-        if not np.all(self.wave_hi > self.wave_lo):
-            raise ValueError("every channel needs wave_hi > wave_lo")
+        none = np.isnan(self.wave_lo) & np.isnan(self.wave_hi)
+        if not (none.all() or np.all(self.wave_hi > self.wave_lo)):
+            raise ValueError("every channel needs wave_hi > wave_lo (or no channel a wavelength)")
         clipped = kwargs.get("clipped")
         self.clipped = (np.zeros(self.flux.shape, bool) if clipped is None
                         else np.asarray(clipped, dtype=bool).reshape(self.flux.shape).copy())
@@ -150,10 +209,12 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         self.history = list(kwargs.get("history") or [])
         self.unit = kwargs.get("unit")
         self.regressors = {}
+        used = ~self.clipped.all(axis=0)
         for name, arr in (kwargs.get("regressors") or {}).items():
             arr = np.asarray(arr, dtype=float)
-            if arr.shape != (self.nint,) or not np.all(np.isfinite(arr)):
-                raise ValueError(f"regressor {name!r} must be {self.nint} finite values")
+            if arr.shape != (self.nint,) or not np.all(np.isfinite(arr[used])):
+                raise ValueError(f"regressor {name!r} must be {self.nint} values, finite wherever "
+                                 "a channel is not clipped")
             self.regressors[str(name)] = arr.copy()
         self.fit_result = None
         self.channel_fits = None
@@ -183,6 +244,16 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         return self.time.size
 
     @property
+    def has_wavelengths(self) -> bool:
+        """Whether the channels have wavelength ranges (light curves made elsewhere may not)."""
+        return bool(np.all(np.isfinite(self.wave_lo) & np.isfinite(self.wave_hi)))
+
+    def _wave_text(self) -> str:
+        if not self.has_wavelengths:
+            return "no wavelengths"
+        return f"{np.min(self.wave_lo):.3f}-{np.max(self.wave_hi):.3f} um"
+
+    @property
     def wave(self) -> np.ndarray:
         """Channel centre wavelengths (micron)."""
         return 0.5 * (self.wave_lo + self.wave_hi)
@@ -206,8 +277,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         """A table of the light curves for notebooks."""
         from tsocontainer._util import html_table
 
-        rows = [("channels", f"{self.nchan}, {self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} "
-                             "micron"),
+        rows = [("channels", f"{self.nchan}, {self._wave_text()}"),
                 ("integrations", self.nint),
                 ("time", f"BJD_TDB {np.min(self.time):.5f} .. {np.max(self.time):.5f}"),
                 ("clipped points", int(self.clipped.sum())),
@@ -216,7 +286,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         return html_table(f"LightCurves: {self.nchan} channels", rows)
 
     def __repr__(self) -> str:
-        wl = f"{self.wave_lo.min():.3f}-{self.wave_hi.max():.3f} um"
+        wl = self._wave_text()
         return (f"<LightCurves nchan={self.nchan} nint={self.nint} {wl} "
                 f"clipped={int(self.clipped.sum())} steps={self.steps}>")
 
@@ -256,6 +326,57 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         return self.nchan
 
     # -------------------------------------------------------- construction
+    @classmethod
+    def from_arrays(cls, time, flux, err, wave_lo=None, wave_hi=None, *, mask=None,
+                    regressors=None, meta: dict | None = None, unit: str | None = None) -> "LightCurves":
+        """Light curves from plain arrays, e.g. one made elsewhere: no wavelengths needed,
+        masked points allowed.
+
+        A point is marked ``clipped`` (kept in the arrays, left out of every
+        computation and fit) where ``mask`` is False, where its flux or error is
+        not finite, or where a regressor is not finite (then in every channel).
+        Integrations with a non-finite time are dropped; times out of order
+        are sorted (both logged).
+
+        Parameters
+        ----------
+        time : array_like, shape (nint,)
+            Times, BJD_TDB (days).
+        flux, err : array_like, shape (nint,) or (nchan, nint)
+            Fluxes and 1-sigma errors (``err`` may be a scalar).
+        wave_lo, wave_hi : array_like (nchan,), optional
+            Channel wavelength ranges (micron).
+        mask : array_like of bool, shape (nint,) or like ``flux``, optional
+            True where a point is good.
+        regressors : dict of str to array_like (nint,), optional
+        meta : dict, optional
+        unit : str, optional
+            Flux unit.
+
+        Returns
+        -------
+        LightCurves
+
+        Raises
+        ------
+        ValueError
+            On inconsistent shapes, repeated times, or a zero or negative
+            error at a point that is not masked.
+
+        Examples
+        --------
+        >>> t = np.linspace(0.0, 0.2, 5)
+        >>> lc = LightCurves.from_arrays(t, [1.0, np.nan, 1.0, 1.0, 1.0], 1e-3,
+        ...                              mask=[True, True, True, False, True])
+        >>> lc
+        <LightCurves nchan=1 nint=5 no wavelengths clipped=2 steps=['from_arrays']>
+        """
+        t, f, e, good, regs, nint_in = _plain_arrays(time, flux, err, mask, regressors)
+        lc = cls(t, f, e, wave_lo, wave_hi, meta=meta, regressors=regs, clipped=~good, unit=unit)
+        lc._record("from_arrays", {"nchan": lc.nchan}, {"clipped": int((~good).sum()),
+                                                        "dropped_times": nint_in - t.size})
+        return lc
+
     @classmethod
     def from_spectra(cls, time, wave, flux, var, bins=30, mask=None, regressors=None, *,
                      meta: dict | None = None, unit: str | None = None,
@@ -372,6 +493,9 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         """
         sel = np.ones(self.nchan, bool)
         if wave_range is not None:
+            if not self.has_wavelengths:
+                raise ValueError("these light curves have no wavelengths: wave_range cannot select "
+                                 "channels (select them by index: lc[i].white())")
             lo, hi = wave_range
             sel = (self.wave_lo >= lo) & (self.wave_hi <= hi)
             if not sel.any():
@@ -384,8 +508,9 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
             template = np.nanmedian(np.where(good, raw, np.nan), axis=0)
         f, v, empty, _ = _binned_sum(np.nan_to_num(raw), np.nan_to_num(rvar), good,
                                      np.nan_to_num(template), [np.arange(idx.size)])
-        wl = LightCurves(self.time, f, np.sqrt(v), [self.wave_lo[idx].min()],
-                         [self.wave_hi[idx].max()], meta=dict(self.meta), regressors=self.regressors,
+        wave = ([self.wave_lo[idx].min()], [self.wave_hi[idx].max()]) if self.has_wavelengths \
+            else (None, None)
+        wl = LightCurves(self.time, f, np.sqrt(v), *wave, meta=dict(self.meta), regressors=self.regressors,
                          clipped=empty, history=list(self.history), unit=self.unit)
         wl.meta["WHITECH"] = int(idx.size)
         wl._record("white", {"wave_range": wave_range}, {"nchan_used": int(idx.size)})
@@ -531,7 +656,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         return self
 
     def unclip(self) -> "LightCurves":
-        """Restore every clipped point with a finite flux and a positive error.
+        """Restore every clipped point with a finite flux, a positive error and finite regressors.
 
         Returns
         -------
@@ -549,6 +674,8 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
         0
         """
         ok = np.isfinite(self.flux) & np.isfinite(self.err) & (self.err > 0)
+        for arr in self.regressors.values():   # an integration without a regressor value stays out
+            ok &= np.isfinite(arr)[None, :]
         n = int((self.clipped & ok).sum())
         self.clipped &= ~ok
         self.meta["NCLIPPED"] = int(self.clipped.sum())
@@ -594,6 +721,8 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
                   "model": Coerced(_model_check, "a fit model mapping (kind, poly, ramp, "
                                    "regressors, jitter, ...)"),
                   "sampler": Coerced(_sampler_check, "sampler settings (nwalkers, nsteps, ...)"),
+                  "channel_priors": Coerced(_channel_priors_check, "per-channel priors {name: "
+                                            "[spec per channel]} or a limb-darkening table file"),
                   "workers": Num(lo=1, integer=True), "progress": Bool()})
     def fit_channels(self, priors=None, *, white=None, geometry: str = "fixed", model=None,
                      sampler=None, channel_priors=None, workers: int = 1, client=None,
@@ -619,111 +748,3 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots):
             model=model, sampler=sampler, channel_priors=channel_priors, workers=workers,
             client=client, progress=progress)
         return self.channel_fits
-
-    # ------------------------------------------------------------------- io
-    def to_table(self) -> "Table":
-        """The light curves as an astropy Table (one row per integration).
-
-        Returns
-        -------
-        astropy.table.Table
-            Columns ``time`` (d, BJD_TDB), ``flux``, ``err`` and ``clipped``
-            of shape (nint, nchan), ``oot`` if set and ``reg_<name>`` per
-            regressor; channel edges, normalisation, meta and history in
-            ``meta``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> tab = lc.to_table()
-        >>> tab.colnames, tab["flux"].shape
-        (['time', 'flux', 'err', 'clipped'], (400, 2))
-        """
-        from astropy.table import Table
-        import astropy.units as u
-
-        funit = u.Unit(self.unit, parse_strict="silent") if self.unit else None
-        t = Table()
-        t["time"] = u.Quantity(self.time, u.d)
-        t["flux"] = self.flux.T if funit is None else u.Quantity(self.flux.T, funit)
-        t["err"] = self.err.T if funit is None else u.Quantity(self.err.T, funit)
-        t["clipped"] = self.clipped.T
-        if self.oot is not None:
-            t["oot"] = self.oot
-        for name, arr in self.regressors.items():
-            t[f"reg_{name}"] = arr
-        t.meta.update({"time_scale": "tdb", "time_ref": "BJD_TDB", "wave_unit": "micron",
-                       "wave_lo": self.wave_lo.tolist(), "wave_hi": self.wave_hi.tolist(),
-                       "norm": self.norm.tolist(), "unit": self.unit,
-                       "regressors": list(self.regressors), "meta": _jsonable(self.meta),
-                       "history": _jsonable(self.history), "tsocontainer": __version__})
-        return t
-
-    def write(self, path, overwrite: bool = False) -> str:
-        """Write the light curves to an ECSV file (atomically).
-
-        Parameters
-        ----------
-        path : str or path-like
-            Output file (``.ecsv``).
-        overwrite : bool
-            Replace an existing file.
-
-        Returns
-        -------
-        str
-            The path written.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> import tempfile
-        >>> path = lc.write(tempfile.mkdtemp() + "/lightcurves.ecsv")
-        >>> bool(np.array_equal(LightCurves.read(path).flux, lc.flux))
-        True
-        """
-        out = write_table_atomic(self.to_table(), path, overwrite)
-        log.info("write: %d channels x %d integrations to %s", self.nchan, self.nint, out)
-        return out
-
-    @classmethod
-    def read(cls, path) -> "LightCurves":
-        """Read light curves written by :meth:`write`.
-
-        Parameters
-        ----------
-        path : str or path-like
-
-        Returns
-        -------
-        LightCurves
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> flux = 1 + np.random.default_rng(0).normal(0, 1e-3, (2, 400))
-        >>> lc = LightCurves(np.linspace(0, 0.3, 400), flux, np.full((2, 400), 1e-3),
-        ...                  [1.0, 2.0], [2.0, 3.0])
-        >>> import tempfile
-        >>> back = LightCurves.read(lc.write(tempfile.mkdtemp() + "/lightcurves.ecsv"))
-        >>> back.nchan, bool(np.array_equal(back.err, lc.err))
-        (2, True)
-        """
-        from astropy.table import Table
-
-        t = Table.read(path, format="ascii.ecsv")
-        m = t.meta
-        flux = np.asarray(t["flux"], float).reshape(len(t), -1).T
-        err = np.asarray(t["err"], float).reshape(len(t), -1).T
-        clipped = np.asarray(t["clipped"], bool).reshape(len(t), -1).T
-        regs = {name: np.asarray(t[f"reg_{name}"], float) for name in m.get("regressors", [])}
-        return cls(np.asarray(t["time"], float), flux, err, m["wave_lo"], m["wave_hi"],
-                   meta=m.get("meta"), regressors=regs, clipped=clipped, norm=m.get("norm"),
-                   oot=np.asarray(t["oot"], bool) if "oot" in t.colnames else None,
-                   history=m.get("history"), unit=m.get("unit"))

@@ -43,6 +43,8 @@ import numpy as np
 from tsocontainer.lightcurves.batch import single_threaded_blas
 from tsocontainer.lightcurves.common import depth_shifts, geometry_axes, posterior_cov
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
+from tsocontainer.lightcurves.model_start import BOUND_SIGMAS
+from tsocontainer.lightcurves.spec import orbit_names
 from tsocontainer.lightcurves.priors import align_time_system, parse_prior, parse_priors
 from tsocontainer.lightcurves.quality import assess
 from tsocontainer.lightcurves.results import FitResult, TransmissionSpectrum
@@ -84,6 +86,20 @@ def _fit_core(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResul
         return _fit_one(m, st, checks)
 
 
+def _start(m: LightCurveModel):
+    """Least-squares start; marginalised coefficients whose bounds the data reach are
+    re-built as sampled ones (see :meth:`LightCurveModel.binding_bounds`)."""
+    theta0, cov, lsq = _least_squares(m)
+    binding = m.binding_bounds(theta0)
+    if binding:
+        log.info("sampling %s instead of marginalising: the data reach their prior bounds "
+                 "(within %g conditional sigma at the least-squares solution)",
+                 ", ".join(binding), BOUND_SIGMAS)
+        m = m.with_sampled_linear(binding)
+        theta0, cov, lsq = _least_squares(m)
+    return m, theta0, cov, lsq, binding
+
+
 def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult:
     t_start = _time.perf_counter()
     if m.ndim == 0:
@@ -91,13 +107,19 @@ def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult
                          f"{[n for n in m.priors if n not in m.lay.linear]}")
     seed = st.seed if st.seed is not None else int(np.random.SeedSequence().generate_state(1)[0])
     rng = np.random.default_rng(seed)
-    theta0, cov, lsq = _least_squares(m)
+    m, theta0, cov, lsq, binding = _start(m)
     nw = st.nwalkers or max(32, 4 * m.ndim)
     nw += nw % 2
-    if nw < 2 * m.ndim:
-        raise ValueError(f"need at least {2 * m.ndim} walkers for {m.ndim} free parameters, got {nw}")
-    p0 = _init_walkers(m, theta0, cov, nw, rng)
-    sampler, diag = _run_emcee(m, p0, st, seed)
+    if st.engine == "dynesty":
+        from tsocontainer.lightcurves.nested import run_dynesty
+
+        sampler, diag = run_dynesty(m, st, seed)
+        nw = 0
+    else:
+        if nw < 2 * m.ndim:
+            raise ValueError(f"need at least {2 * m.ndim} walkers for {m.ndim} free parameters, got {nw}")
+        p0 = _init_walkers(m, theta0, cov, nw, rng)
+        sampler, diag = _run_emcee(m, p0, st, seed)
     names, status, med, lo, hi, best, samples, snames, chain = _summarise(m, sampler, diag, st, rng)
     lsq_vals = m.model_arrays(theta0)["params"]
     diag.update({"nwalkers": nw, "chi2": best["chi2"], "npoints": int(m.t.size),
@@ -105,14 +127,15 @@ def _fit_one(m: LightCurveModel, st: SamplerSettings, checks: dict) -> FitResult
                  "lsq": {n: lsq_vals[n] for n in m.lay.sampled + m.lay.marg},
                  "lsq_err": {n: float(np.sqrt(cov[i, i])) if np.isfinite(cov[i, i]) else None
                              for i, n in enumerate(m.lay.sampled)},
-                 "lsq_status": int(lsq.status), "seed": int(seed),
-                 "regressors_used": [n[4:] for n in m.lay.linear if n.startswith("reg_")],
+                 "lsq_status": int(lsq.status), "seed": int(seed), "sampled_linear": binding,
+                 "regressors_used": [n[4:] for n in m.lay.linear + m._reg_names if n.startswith("reg_")],
                  "time_system": list(checks.get("time_system", [])),
-                 "window": dict(checks.get("window", {}))})
+                 "window": dict(checks.get("window", {})), "masked": int(checks.get("masked", 0))})
+    diag.setdefault("engine", "emcee")
     res = FitResult(names=names, status=status, median=med, err_lo=lo, err_hi=hi,
                     map={n: best["params"][n] for n in names}, priors=m.describe_priors(),
                     model=m.spec.to_dict(), diagnostics=diag, samples=samples,
-                    sample_names=snames, chain=chain if st.keep_chain else None,
+                    sample_names=snames, chain=chain if st.keep_chain and nw else None,
                     time=m.t.copy(), flux=m.y.copy(), err=m.err.copy(),
                     model_flux=best["model"], astro=best["astro"], systematics=best["systematics"])
     diag["posterior_cov"] = posterior_cov(res)
@@ -129,24 +152,86 @@ def _warn(result: FitResult, label: str) -> None:
         log.warning("%s: %s", label, result.verdict)
 
 
-def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
-                   regressors=None) -> FitResult:
-    """Fit one light curve: least squares, then emcee.
+def usable_points(time, flux, err, regressors=None, mask=None):
+    """The points a fit can use: drop masked ones, and those with a non-finite value.
 
     Parameters
     ----------
     time, flux, err : array_like, shape (n,)
-        Times (BJD_TDB), fluxes and 1-sigma errors.
+    regressors : dict of str to array_like (n,), optional
+    mask : array_like of bool (n,), optional
+        True where a point is good.
+
+    Returns
+    -------
+    time, flux, err : ndarray
+        The kept points.
+    regressors : dict
+        The kept values of each.
+    dropped : int
+        Number of points left out.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes, a kept point with a zero or negative error, or
+        no point left.
+
+    Examples
+    --------
+    >>> t, f, e, r, n = usable_points([0.0, 1.0, 2.0], [1.0, np.nan, 1.0], [0.1, 0.1, 0.1])
+    >>> t.tolist(), n
+    ([0.0, 2.0], 1)
+    """
+    t = np.asarray(time, dtype=float)
+    f, e = np.asarray(flux, dtype=float), np.asarray(err, dtype=float)
+    if t.ndim != 1 or f.shape != t.shape or e.shape != t.shape:
+        raise ValueError(f"time, flux and err must be 1D of one length, got {t.shape}, {f.shape}, {e.shape}")
+    keep = np.isfinite(t) & np.isfinite(f) & np.isfinite(e)
+    if mask is not None:
+        mk = np.asarray(mask)
+        if mk.dtype != bool or mk.shape != t.shape:
+            raise ValueError(f"mask must be a boolean array of shape {t.shape}, got {mk.dtype} {mk.shape}")
+        keep &= mk
+    regs = {}
+    for name, arr in (regressors or {}).items():
+        a = np.asarray(arr, dtype=float)
+        if a.shape != t.shape:
+            raise ValueError(f"regressor {name!r} has shape {a.shape}, not {t.shape}")
+        regs[name] = a
+        keep &= np.isfinite(a)
+    bad = keep & ~(e > 0)
+    if bad.any():
+        raise ValueError(f"err has {int(bad.sum())} zero or negative value(s) at unmasked points, "
+                         f"first at index {int(np.flatnonzero(bad)[0])}")
+    if not keep.any():
+        raise ValueError("no usable point: every point is masked or non-finite")
+    return t[keep], f[keep], e[keep], {k: v[keep] for k, v in regs.items()}, int(keep.size - keep.sum())
+
+
+def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
+                   regressors=None, mask=None) -> FitResult:
+    """Fit one light curve: least squares, then emcee (or dynesty).
+
+    Parameters
+    ----------
+    time, flux, err : array_like, shape (n,)
+        Times (BJD_TDB), fluxes and 1-sigma errors. Points with a non-finite
+        time, flux, error or regressor value are left out of the fit (counted
+        in ``diagnostics["masked"]``), as are points where ``mask`` is False.
     priors : dict, str or path-like, optional
         Priors by parameter name (dict, YAML file or YAML text; see
         :mod:`tsocontainer.lightcurves.priors`). Orbital parameters have no default.
     model : ModelSpec or dict, optional
         Model options (kind, limb_darkening, geometry, poly, ramp, regressors,
-        jitter, marginalize).
+        jitter, err_scale, systematics, ecc_param, gp, marginalize; see
+        :mod:`tsocontainer.lightcurves.spec`).
     sampler : SamplerSettings or dict, optional
-        emcee settings.
+        emcee settings, or ``{"engine": "dynesty", ...}``.
     regressors : dict of str to array_like (n,), optional
         Regressor values (those named in ``model["regressors"]`` are used).
+    mask : array_like of bool (n,), optional
+        True where a point is good.
 
     Returns
     -------
@@ -155,8 +240,8 @@ def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
     Raises
     ------
     ValueError
-        On NaNs in flux, non-positive errors, fewer points than parameters,
-        a prior outside its bounds, an unknown parameter or option.
+        On zero or negative errors at used points, fewer points than
+        parameters, a prior outside its bounds, an unknown parameter or option.
     TSOValueError
         (a ValueError) When the predicted event is not in the data or the
         baseline is too short for the model (see
@@ -170,17 +255,48 @@ def fit_lightcurve(time, flux, err, priors=None, *, model=None, sampler=None,
     TimeSystemWarning
         When a ``t0``/``t_sec`` prior was converted between MJD-based and full
         BJD_TDB to match ``time``.
+
+    Examples
+    --------
+    A fixed-geometry transit with a masked (NaN) point:
+
+    >>> import batman
+    >>> t = np.linspace(-0.1, 0.1, 120)
+    >>> bp = batman.TransitParams()
+    >>> bp.t0, bp.per, bp.rp, bp.a, bp.inc, bp.ecc, bp.w = 0.0, 3.0, 0.1, 10.0, 89.0, 0.0, 90.0
+    >>> bp.u, bp.limb_dark = [0.3, 0.2], "quadratic"
+    >>> f = batman.TransitModel(bp, t).light_curve(bp) + np.random.default_rng(1).normal(0, 5e-4, 120)
+    >>> f[7] = np.nan
+    >>> geo = {"t0": 0.0, "per": 3.0, "a_rs": 10.0, "inc": 89.0, "u1": 0.3, "u2": 0.2,
+    ...        "rp_rs": {"uniform": [0.05, 0.15]}}
+    >>> res = fit_lightcurve(t, f, np.full(120, 5e-4), geo, model={"poly": 0},
+    ...                      sampler={"seed": 1})
+    >>> res.diagnostics["masked"], bool(abs(res["rp_rs"] - 0.1) < 0.005)
+    (1, True)
     """
-    st = SamplerSettings.coerce(sampler)
-    m, checks = _prepare(time, flux, err, priors, ModelSpec.coerce(model), regressors, "fit_lightcurve")
+    st, spec = SamplerSettings.coerce(sampler), ModelSpec.coerce(model)
+    used = {r.rstrip("?") for r in spec.regressors}   # a regressor the model does not use masks nothing
+    t, f, e, regs, dropped = usable_points(time, flux, err, {k: v for k, v in (regressors or {}).items()
+                                                             if k in used}, mask)
+    if dropped:
+        log.info("fit_lightcurve: %d masked or non-finite point(s) left out of %d", dropped, t.size + dropped)
+    m, checks = _prepare(t, f, e, priors, spec, regs, "fit_lightcurve")
+    checks["masked"] = dropped
     res = _fit_core(m, st, checks)
     d = res.diagnostics
-    log.info("fit_lightcurve: %d points, %d sampled + %d analytic parameters, %d walkers x %d "
-             "steps, max tau %.1f, acceptance %.2f, chi2 %.1f, %s (%.1f s)", d["npoints"],
-             len(d["tau"]), d["nfree"] - len(d["tau"]), d["nwalkers"], d["nsteps"],
-             max(d["tau"].values()), d["acceptance"], d["chi2"], res.verdict, d["runtime"])
+    log.info("fit_lightcurve: %d points, %d sampled + %d analytic parameters, %s, chi2 %.1f, "
+             "%s (%.1f s)", d["npoints"], len(d["tau"]), d["nfree"] - len(d["tau"]),
+             _describe_run(d), d["chi2"], res.verdict, d["runtime"])
     _warn(res, "fit")
     return res
+
+
+def _describe_run(d: dict) -> str:
+    if d.get("engine") == "dynesty":
+        return (f"dynesty {d['nlive']} live points, {d['ncall']} calls, ESS {d['ess']:.0f}, "
+                f"logz {d['logz']:.2f} +/- {d['logz_err']:.2f}")
+    return (f"{d['nwalkers']} walkers x {d['nsteps']} steps, max tau {max(d['tau'].values()):.1f}, "
+            f"acceptance {d['acceptance']:.2f}")
 
 
 def _points(lc, c: int):
@@ -245,13 +361,12 @@ def fit_white(lc, priors=None, *, model=None, sampler=None, wave_range=None) -> 
     t, f, e, regs = _points(wl, 0)
     m, checks = _prepare(t, f, e, priors, spec, regs, "fit_white")
     res = _fit_core(m, SamplerSettings.coerce(sampler), checks)
-    res.wave_lo, res.wave_hi = float(wl.wave_lo[0]), float(wl.wave_hi[0])
+    if wl.has_wavelengths:
+        res.wave_lo, res.wave_hi = float(wl.wave_lo[0]), float(wl.wave_hi[0])
     d = res.diagnostics
-    log.info("fit_white: %.3f-%.3f um, %d points, depth %.1f +/- %.1f ppm, max tau %.1f, "
-             "acceptance %.2f, %d steps, regressors %s, %s (%.1f s)", res.wave_lo, res.wave_hi,
-             d["npoints"], res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
-             max(d["tau"].values()), d["acceptance"], d["nsteps"],
-             ", ".join(d["regressors_used"]) or "none", res.verdict, d["runtime"])
+    log.info("fit_white: %s, %d points, depth %.1f +/- %.1f ppm, %s, regressors %s, %s (%.1f s)",
+             wl._wave_text(), d["npoints"], res.depth_ppm[0], 0.5 * (res.depth_ppm[1] + res.depth_ppm[2]),
+             _describe_run(d), ", ".join(d["regressors_used"]) or "none", res.verdict, d["runtime"])
     _warn(res, "fit_white")
     return res
 
@@ -413,8 +528,7 @@ def _fit_task(task: dict) -> FitResult:
 
 def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: ModelSpec) -> list:
     base = parse_priors(priors)
-    tname = "t0" if spec.kind == "transit" else "t_sec"
-    geo = [tname, "per", "a_rs", spec.geometry, "ecc", "w"]
+    geo = orbit_names(spec)
     if geometry == "fixed":
         if white is not None:
             for n in geo:
@@ -436,6 +550,10 @@ def _channel_priors(lc, priors, channel_priors, white, geometry: str, spec: Mode
     if white is not None and depth in white.median and depth not in base:
         base[depth] = parse_prior(depth, {"uniform": [0, 0.5] if depth == "rp_rs" else [-0.1, 0.1],
                                           "init": white.median[depth]})
+    if channel_priors is not None and not isinstance(channel_priors, dict):  # a limb-darkening table
+        from tsocontainer.lightcurves.limbdark import ld_priors
+
+        channel_priors = ld_priors(channel_priors, lc.wave_lo, lc.wave_hi)
     out = []
     for c in range(lc.nchan):
         pc = dict(base)
@@ -507,9 +625,12 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
     sampler : SamplerSettings or dict, optional
         See :func:`fit_lightcurve`. The sampler seed (if given) seeds one
         independent stream per channel, so results do not depend on workers.
-    channel_priors : dict of str to sequence, optional
+    channel_priors : dict of str to sequence, Table, str or path-like, optional
         Per-channel priors (e.g. limb darkening from stellar models): one
-        spec per channel for each name.
+        spec per channel for each name; or a limb-darkening table (or its
+        file) mapped onto the channels by
+        :func:`~tsocontainer.lightcurves.limbdark.ld_priors` (fixed, or
+        normal where it has errors).
     workers : int
         Processes (``concurrent.futures``); 1 runs in this process.
     client : dask.distributed.Client, optional
@@ -550,8 +671,7 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
     seeds = np.random.SeedSequence(st.seed).generate_state(lc.nchan)
     axes = None
     if geometry == "fixed" and white is not None:
-        tname = "t0" if spec.kind == "transit" else "t_sec"
-        held = [tname, "per", "a_rs", spec.geometry, "ecc", "w"]
+        held = orbit_names(spec)
         if spec.ramp and cpriors and cpriors[0].get("ramp_tau") is not None \
                 and "ramp_tau" not in parse_priors(priors):
             held.append("ramp_tau")
@@ -563,8 +683,9 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
                              warn=c == 0)
         tasks.append({"index": c, "time": t, "flux": f, "err": e, "regressors": regs,
                       "priors": m.priors, "model": spec, "sampler": replace(st, seed=int(seeds[c])),
-                      "checks": checks, "axes": axes, "wave_lo": float(lc.wave_lo[c]),
-                      "wave_hi": float(lc.wave_hi[c])})
+                      "checks": checks, "axes": axes,
+                      "wave_lo": float(lc.wave_lo[c]) if lc.has_wavelengths else None,
+                      "wave_hi": float(lc.wave_hi[c]) if lc.has_wavelengths else None})
     results = _run_tasks(tasks, int(workers), client, progress)
     meta = {"geometry": geometry}
     if white is not None:
@@ -573,7 +694,8 @@ def fit_channels(lc, priors=None, *, white=None, geometry: str = "fixed", model=
         meta["common_mode"] = {"names": list(axes["names"]), "method": "linearised: channel "
                                "depths re-solved at the white medians +/- 1 sigma along the "
                                "principal axes of the white posterior (err_common)"}
-    fits = ChannelFits(results, TransmissionSpectrum.from_fits(results, spec.kind, meta), geometry)
+    kind = "transit" if spec.kind == "transit" else "eclipse"  # a phase curve's depth: fp_fs
+    fits = ChannelFits(results, TransmissionSpectrum.from_fits(results, kind, meta), geometry)
     bad = np.flatnonzero(~fits.converged)
     log.info("fit_channels: %d channels, geometry %s, %d worker(s)%s, %d not converged, "
              "%d suspect (%.1f s)", lc.nchan, geometry, workers,

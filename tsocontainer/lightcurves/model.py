@@ -1,139 +1,58 @@
-"""Light-curve model: batman transit or eclipse times linear systematics.
+"""Light-curve model: the astrophysical light curve times systematics, for a walker batch.
 
-The model of the flux at time ``t`` is ``A(t) * S(t)``: ``A`` the batman
-transit (``1`` out of transit) or eclipse (``1 + fp_fs`` out of eclipse) light
-curve, and ``S`` the systematics, linear in its coefficients::
+The model of the flux at time ``t`` is ``A(t) * S(t)`` (plus, with a Gaussian
+process, correlated noise; see :mod:`tsocontainer.lightcurves.spec` for every
+option): ``A`` the batman transit (``1`` out of transit), eclipse (``1 +
+fp_fs`` out of eclipse) or phase curve
+(:mod:`tsocontainer.lightcurves.phasecurve`), and ``S`` the systematics. In
+the default ``systematics="sum"`` form ``S`` is linear in its coefficients::
 
     S(t) = sum_k c_k x^k + ramp_amp * exp(-(t - t[0]) / ramp_tau) + sum_j reg_<j> r_j(t)
 
 with ``x = (t - t_mid) / (half the time span)`` in [-1, 1] and ``r_j`` each
 regressor standardised to zero mean and unit standard deviation (so ``c0`` is
 the out-of-event flux level and the other coefficients are in flux units).
-The noise is Gaussian with variance ``err**2 + jitter**2``.
+With ``systematics="product"``, ``S = (sum_k c_k x^k) * (1 + ramp_amp
+exp(...)) * prod_j (1 + reg_<j> r_j)``: the ramp and regressor amplitudes are
+relative and sampled, the polynomial stays linear. The noise is Gaussian with
+variance ``(err_scale * err)**2 + jitter**2`` (each term optional).
 
 The linear coefficients with uniform or normal priors are marginalised
 analytically (``ModelSpec.marginalize=True``, the default): the likelihood of
-the non-linear parameters is the Gaussian integral over them, exact for normal
-priors and for uniform priors whose bounds lie far outside the range the data
-allow (the default priors are +/- the flux level); their posterior samples are
-drawn from the conditional Gaussian. This makes the sampled problem smaller
-(a channel fit with fixed geometry and limb darkening samples only
-``rp_rs``). Log-uniform linear priors, or ``marginalize=False``, sample them.
+the non-linear parameters is the Gaussian integral over them; their posterior
+samples are drawn from the conditional Gaussian. This makes the sampled problem
+smaller (a channel fit with fixed geometry and limb darkening samples only
+``rp_rs``). Log-uniform (or other non-Gaussian) linear priors, or
+``marginalize=False``, sample them.
+
+Bounds of marginalised coefficients are honoured: the Gaussian integral runs
+over all values, which equals the integral within uniform (or truncated
+normal) bounds only when the bounds lie far outside what the data allow (the
+default priors, +/- the flux level, do). The fit checks this at its
+least-squares solution (:meth:`LightCurveModel.binding_bounds`): a coefficient
+whose conditional optimum lies within
+:data:`~tsocontainer.lightcurves.model_start.BOUND_SIGMAS` (5) conditional
+standard deviations of a bound is sampled by emcee with its exact prior
+instead (logged, and listed in ``diagnostics["sampled_linear"]``); beyond 5
+sigma the two integrals differ by less than 3e-7 of the probability. The
+quality check still flags marginalised draws that reach a bound
+(:mod:`tsocontainer.lightcurves.quality`).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tsocontainer.lightcurves.batch import BatchLightCurve
-from tsocontainer.lightcurves.priors import parse_prior, parse_priors
-from tsocontainer._util import check_option
+from tsocontainer.lightcurves.model_start import ModelStart
+from tsocontainer.lightcurves.priors import PriorVector, parse_prior, parse_priors
+from tsocontainer.lightcurves.spec import (GEOMETRIES, KINDS, LD_LAWS, ModelSpec, event_time_name,
+                                           orbit_names)
 
 __all__ = ["ModelSpec", "LightCurveModel", "KINDS", "LD_LAWS", "GEOMETRIES"]
 
-KINDS = ("transit", "eclipse")
-LD_LAWS = ("linear", "quadratic", "nonlinear")
-GEOMETRIES = ("inc", "b")
 _REQUIRED_MSG = "no default: give a value or a prior"
-
-
-@dataclass
-class ModelSpec:
-    """What the light-curve model contains.
-
-    Parameters
-    ----------
-    kind : str
-        ``"transit"`` (parameters ``t0``, ``rp_rs``) or ``"eclipse"``
-        (``t_sec``, ``fp_fs``; ``rp_rs`` must be given).
-    limb_darkening : str
-        ``"linear"``, ``"quadratic"`` or ``"nonlinear"`` (transit only).
-        Coefficients ``u1..`` fixed or with a prior; for linear/quadratic, when
-        no ``u`` is given, Kipping's ``q1, q2`` are free with uniform priors.
-    geometry : str
-        Impact parametrisation: ``"inc"`` (degrees) or ``"b"``.
-    poly : int
-        Degree of the polynomial in time (0 = a constant level).
-    ramp : bool
-        Add an exponential ramp (``ramp_amp``, ``ramp_tau`` in days; default
-        ``ramp_tau`` prior log-uniform from one cadence to the span of the data).
-    regressors : tuple of str
-        Names of regressors of the light curves used linearly (``reg_<name>``).
-        A name ending in ``?`` (e.g. ``"tilt?"``) is optional: used when the
-        light curves have it and it is not constant, skipped otherwise.
-    jitter : bool
-        Fit a white-noise jitter added in quadrature to the errors.
-    marginalize : bool
-        Marginalise linear coefficients analytically (see module docstring).
-    exp_time : float
-        Integration duration (days) over which the model is averaged when
-        ``supersample > 1`` (batman's supersampling).
-    supersample : int
-        Number of sub-exposure points per integration (1: none).
-    """
-
-    kind: str = "transit"
-    limb_darkening: str = "quadratic"
-    geometry: str = "inc"
-    poly: int = 1
-    ramp: bool = False
-    regressors: tuple = ()
-    jitter: bool = False
-    marginalize: bool = True
-    exp_time: float = 0.0
-    supersample: int = 1
-
-    def __post_init__(self):
-        check_option(self.kind, KINDS, "kind")
-        check_option(self.limb_darkening, LD_LAWS, "limb_darkening")
-        check_option(self.geometry, GEOMETRIES, "geometry")
-        if int(self.poly) != self.poly or self.poly < 0:
-            raise ValueError(f"poly must be a non-negative integer, got {self.poly!r}")
-        self.poly = int(self.poly)
-        if isinstance(self.regressors, str):
-            self.regressors = (self.regressors,)
-        self.regressors = tuple(str(r) for r in self.regressors)
-        if int(self.supersample) != self.supersample or self.supersample < 1:
-            raise ValueError(f"supersample must be a positive integer, got {self.supersample!r}")
-        self.supersample = int(self.supersample)
-        if self.supersample > 1 and not self.exp_time > 0:
-            raise ValueError("supersample > 1 needs exp_time > 0 (days)")
-
-    @classmethod
-    def coerce(cls, obj) -> "ModelSpec":
-        """Return a ModelSpec from None, a dict of its fields, or a ModelSpec.
-
-        Parameters
-        ----------
-        obj : None, dict or ModelSpec
-
-        Returns
-        -------
-        ModelSpec
-
-        Raises
-        ------
-        ValueError
-            On unknown fields or values.
-        """
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if isinstance(obj, dict):
-            allowed = [f.name for f in fields(cls)]
-            unknown = set(obj) - set(allowed)
-            if unknown:
-                raise ValueError(f"unknown model option(s) {sorted(unknown)}; allowed: {allowed}")
-            return cls(**obj)
-        raise ValueError(f"model must be a dict or a ModelSpec, got {type(obj).__name__}")
-
-    def to_dict(self) -> dict:
-        """Plain-dict form (JSON-ready)."""
-        d = asdict(self)
-        d["regressors"] = list(self.regressors)
-        return d
 
 
 def _ld_names(spec: ModelSpec, given: set) -> list[str]:
@@ -153,7 +72,7 @@ class _Solution:
     """What :meth:`LightCurveModel._solve` returns for a batch."""
 
     p: dict             # every parameter value (nb,)
-    T: np.ndarray       # astrophysical model (nb, n)
+    T: np.ndarray       # astrophysical model (times any product-form factor) (nb, n)
     w: np.ndarray       # weights 1/var, (n,) or (nb, n)
     resid: np.ndarray | None  # data minus model at the conditional optimum (nb, n)
     beta: np.ndarray    # marginalised linear coefficients, conditional mean (nb, km)
@@ -170,7 +89,7 @@ class _Layout:
     marg: list = field(default_factory=list)       # marginalised linear coefficients
 
 
-class LightCurveModel:
+class LightCurveModel(ModelStart):
     """Log posterior of one light curve under a :class:`ModelSpec` and priors.
 
     Parameters
@@ -183,15 +102,26 @@ class LightCurveModel:
         The model.
     regressors : dict of str to array_like (n,), optional
         Regressor values at the same points.
+    sample_linear : collection of str, optional
+        Linear coefficients to sample rather than marginalise (see
+        :meth:`binding_bounds`).
 
     Raises
     ------
     ValueError
         On non-finite flux, non-positive errors, an unknown parameter name, a
         missing prior, a constant regressor or fewer points than parameters.
+
+    Examples
+    --------
+    >>> t = np.linspace(-0.1, 0.1, 100)
+    >>> m = LightCurveModel(t, np.ones(100), np.full(100, 1e-3),
+    ...                     {"t0": 0.0, "per": 3.0, "a_rs": 10.0, "inc": 89.0, "u1": 0.3, "u2": 0.2})
+    >>> m.lay.sampled, m.lay.marg
+    (['rp_rs'], ['c0', 'c1'])
     """
 
-    def __init__(self, time, flux, err, priors=None, spec=None, regressors=None):
+    def __init__(self, time, flux, err, priors=None, spec=None, regressors=None, sample_linear=()):
         self.spec = ModelSpec.coerce(spec)
         self.t = np.ascontiguousarray(time, dtype=float)
         self.y = np.asarray(flux, dtype=float)
@@ -204,6 +134,9 @@ class LightCurveModel:
         if not np.all(np.isfinite(self.err) & (self.err > 0)):
             raise ValueError(f"err has {np.sum(~(np.isfinite(self.err) & (self.err > 0)))} zero, "
                              "negative or non-finite value(s)")
+        self._sample_linear = set(sample_linear)
+        self._regressors_in = regressors
+        self._product = self.spec.systematics == "product"
         self._set_basis(regressors or {})
         self.priors = self._complete_priors(parse_priors(priors))
         self.lay = self._layout()
@@ -219,6 +152,7 @@ class LightCurveModel:
         half = 0.5 * (t.max() - t.min()) if t.size > 1 else 1.0
         x = (t - 0.5 * (t.max() + t.min())) / (half if half > 0 else 1.0)
         cols, names = [x**k for k in range(self.spec.poly + 1)], [f"c{k}" for k in range(self.spec.poly + 1)]
+        rcols, rnames = [], []
         for rname in self.spec.regressors:
             optional = rname.endswith("?")  # "tilt?": use it when present and not constant
             rname = rname.rstrip("?")
@@ -233,23 +167,37 @@ class LightCurveModel:
                 if optional:
                     continue
                 raise ValueError(f"regressor {rname!r} is constant")
-            cols.append((r - r.mean()) / r.std())
-            names.append(f"reg_{rname}")
+            rcols.append((r - r.mean()) / r.std())
+            rnames.append(f"reg_{rname}")
+        if not self._product:  # regressors are linear columns of the basis
+            cols, names, rcols, rnames = cols + rcols, names + rnames, [], []
         self._basis_static = np.stack(cols, axis=1)       # (n, k) without the ramp column
         self._static_names = names
+        self._reg_cols = np.stack(rcols, axis=1) if rcols else np.zeros((t.size, 0))
+        self._reg_names = rnames                          # product form: relative factors
         self._ramp_t = t - t.min()
 
     def _defaults(self) -> dict:
         level = float(np.median(self.y))
         if level <= 0:
             raise ValueError(f"median flux {level} is not positive")
+        me = float(np.median(self.err))
         d = {"ecc": 0.0, "w": 90.0, "q1": {"uniform": [0, 1]}, "q2": {"uniform": [0, 1]},
              "rp_rs": {"uniform": [0, 0.5]}, "fp_fs": {"uniform": [-0.1, 0.1]},
              "c0": {"uniform": [0.5 * level, 1.5 * level]},
              "ramp_amp": {"uniform": [-level, level]}, "ramp_tau": {"loguniform": self._tau_range()},
-             "jitter": {"uniform": [0, 10 * float(np.median(self.err))]}}
+             "jitter": {"uniform": [0, 10 * me]},
+             "secosw": {"uniform": [-1, 1]}, "sesinw": {"uniform": [-1, 1]},
+             "err_scale": {"loguniform": [0.1, 10.0]},
+             "pc_amp": {"uniform": [0, 0.1]}, "pc_offset": {"uniform": [-180, 180]},
+             "gp_sigma": {"loguniform": [0.01 * me, 100 * me]},
+             "gp_rho": {"loguniform": self._tau_range()}, "gp_q": float(1 / np.sqrt(2))}
         for name in self._static_names[1:]:
             d[name] = {"uniform": [-level, level]}
+        if self._product:  # relative amplitudes of the factors
+            d["ramp_amp"] = {"uniform": [-1, 1]}
+            for name in self._reg_names:
+                d[name] = {"uniform": [-1, 1]}
         return d
 
     def _tau_range(self) -> list:
@@ -263,16 +211,21 @@ class LightCurveModel:
 
     def _all_names(self, given: set) -> list[str]:
         s = self.spec
-        tname = "t0" if s.kind == "transit" else "t_sec"
-        names = [tname, "per", "a_rs", s.geometry, "ecc", "w", "rp_rs"]
-        if s.kind == "eclipse":
+        names = orbit_names(s) + ["rp_rs"]
+        if s.kind in ("eclipse", "phasecurve"):
             names.append("fp_fs")
+        if s.kind == "phasecurve":
+            names += ["pc_amp", "pc_offset"]
         names += _ld_names(s, given)
-        names += self._static_names
+        names += self._static_names + self._reg_names
         if s.ramp:
             names += ["ramp_amp", "ramp_tau"]
         if s.jitter:
             names.append("jitter")
+        if s.err_scale:
+            names.append("err_scale")
+        if s.gp:
+            names += ["gp_sigma", "gp_rho"] + (["gp_q"] if s.gp == "sho" else [])
         return names
 
     def _complete_priors(self, given: dict) -> dict:
@@ -295,12 +248,13 @@ class LightCurveModel:
 
     def _layout(self) -> _Layout:
         lay = _Layout(names=list(self.priors))
-        lin = list(self._static_names) + (["ramp_amp"] if self.spec.ramp else [])
+        lin = list(self._static_names) + (["ramp_amp"] if self.spec.ramp and not self._product else [])
         lay.linear = lin
         for name, pr in self.priors.items():
             if pr.fixed:
                 continue
-            if (name in lin and self.spec.marginalize and pr.kind in ("uniform", "normal")):
+            if (name in lin and self.spec.marginalize and pr.kind in ("uniform", "normal")
+                    and name not in self._sample_linear):
                 lay.marg.append(name)
             else:
                 lay.sampled.append(name)
@@ -324,18 +278,16 @@ class LightCurveModel:
         self._w = 1.0 / self.err**2
         self._fixed = {n: p.a for n, p in self.priors.items() if p.fixed}
         self._fixed_arrays = {}
-        pri = [self.priors[n] for n in lay.sampled]
-        self._lo = np.array([p.lo for p in pri])
-        self._hi = np.array([p.hi for p in pri])
-        self._norm_idx = [i for i, p in enumerate(pri) if p.kind == "normal"]
-        self._norm_mu = np.array([pri[i].a for i in self._norm_idx])
-        self._norm_sd = np.array([pri[i].b for i in self._norm_idx])
-        self._logu_idx = [i for i, p in enumerate(pri) if p.kind == "loguniform"]
+        self._pv = PriorVector([self.priors[n] for n in lay.sampled])
+        #: sampled parameters the sampler walks in log x (log-uniform, log-normal, 1/x-uniform)
+        self.log_walk_idx = list(self._pv.log_idx)
+        self._noisy = self.spec.jitter or self.spec.err_scale
         # columns that are the same for every walker: the static basis, and the ramp when its
         # time constant is fixed (channel fits); a free ramp_tau makes one ramp column per walker
         cols = self._basis_static
-        self._ramp_free = self.spec.ramp and not self.priors["ramp_tau"].fixed
-        if self.spec.ramp and not self._ramp_free:
+        ramp_lin = self.spec.ramp and not self._product
+        self._ramp_free = ramp_lin and not self.priors["ramp_tau"].fixed
+        if ramp_lin and not self._ramp_free:
             cols = np.column_stack([cols, np.exp(-self._ramp_t / self.priors["ramp_tau"].a)])
         ks = cols.shape[1]
         self._cols = cols
@@ -346,8 +298,10 @@ class LightCurveModel:
         self._Bm = np.ascontiguousarray(cols[:, self._ms])
         # products of the marginalised static columns, (n, m*m): C = (T^2 w) @ P in one GEMM
         self._P = (self._Bm[:, :, None] * self._Bm[:, None, :]).reshape(self.t.size, -1)
+        self._has_factor = self._product and (self.spec.ramp or bool(self._reg_names))
         self._cums = None
-        if self._ms and not self._ks_known and not self._ramp_known and not self.spec.jitter:
+        if (self._ms and not self._ks_known and not self._ramp_known and not self._noisy
+                and not self.spec.gp and not self._has_factor and self.spec.kind != "phasecurve"):
             self._cums = self._window_sums()
 
     def _window_sums(self) -> dict:
@@ -373,68 +327,54 @@ class LightCurveModel:
         return c[-1] - (c[sl.stop] - c[sl.start])
 
     def _init_batman(self) -> None:
-        import batman
-
-        p = batman.TransitParams()
-        v = {n: self.priors[n].start for n in self.priors}
-        tname = "t0" if self.spec.kind == "transit" else "t_sec"
-        p.t0 = v[tname]
-        p.t_secondary = v[tname]
-        p.per, p.a, p.rp, p.ecc, p.w = v["per"], v["a_rs"], v["rp_rs"], v["ecc"], v["w"]
-        p.inc = v["inc"] if "inc" in v else float(np.degrees(np.arccos(min(v["b"] / v["a_rs"], 1))))
-        p.fp = v.get("fp_fs", 0.0)
+        start = self.expand(np.array([[self.priors[n].start for n in self.lay.sampled]]))
+        v = {k: float(a[0]) for k, a in start.items()}
         smear = {}
         if self.spec.supersample > 1:
             smear = {"supersample_factor": self.spec.supersample, "exp_time": self.spec.exp_time}
-        start = self.expand(np.array([[self.priors[n].start for n in self.lay.sampled]]))
-        if self.spec.kind == "eclipse":
+        fixed = all(self.priors[n].fixed for n in orbit_names(self.spec))
+        tname = event_time_name(self.spec)
+        if self.spec.kind == "phasecurve":
+            from tsocontainer.lightcurves.phasecurve import PhaseCurveBatch
+
+            tr = self._batman_batch("transit", v, tname, smear, fixed)
+            bm, bp = tr.bm, tr.bp
+            t_sec = float(bm.get_t_secondary(bp)) if v["ecc"] else v["t0"] + 0.5 * v["per"]
+            ecl = self._batman_batch("eclipse", {**v, "t_sec": t_sec, "fp_fs": 1.0}, "t_sec", smear, fixed)
+            self._batch = PhaseCurveBatch(tr, ecl)
+        else:
+            self._batch = self._batman_batch(self.spec.kind, v, tname, smear, fixed)
+        if self._valid(start)[0]:
+            self._batch.self_check(start)
+
+    def _batman_batch(self, kind: str, v: dict, tname: str, smear: dict, fixed: bool) -> BatchLightCurve:
+        """A :class:`BatchLightCurve` of ``kind`` started at the values ``v``."""
+        import batman
+
+        p = batman.TransitParams()
+        p.t0 = p.t_secondary = v[tname]
+        p.per, p.a, p.rp, p.ecc, p.w = v["per"], v["a_rs"], v["rp_rs"], v["ecc"], v["w"]
+        p.inc = v["inc"]
+        p.fp = v.get("fp_fs", 0.0)
+        if kind == "eclipse":
             p.limb_dark, p.u = "uniform", []
-            self._bm = batman.TransitModel(p, self.t, transittype="secondary", **smear)
+            bm = batman.TransitModel(p, self.t, transittype="secondary", **smear)
         else:
             p.limb_dark = self.spec.limb_darkening
             nu = {"linear": 1, "quadratic": 2, "nonlinear": 4}[p.limb_dark]
-            p.u = [float(start[f"u{k + 1}"][0]) for k in range(nu)]  # batman's step size uses u
-            self._bm = batman.TransitModel(p, self.t, **smear)
-        self._bp = p
-        tname = "t0" if self.spec.kind == "transit" else "t_sec"
-        orbit = [tname, "per", "a_rs", self.spec.geometry, "ecc", "w"]
+            p.u = [v[f"u{k + 1}"] for k in range(nu)]  # batman's step size uses u
+            bm = batman.TransitModel(p, self.t, **smear)
         fixed_orbit = None
-        if all(self.priors[n].fixed for n in orbit):
-            fixed_orbit = {n: float(start[n][0]) for n in (tname, "per", "a_rs", "inc", "ecc", "w")}
-        self._batch = BatchLightCurve(self.t, self.spec.kind, self.spec.limb_darkening, self._bm, p,
-                                      fixed_orbit, rp_max=float(self.priors["rp_rs"].hi))
-        if self._valid(start)[0]:
-            self._batch.self_check(start)
+        if fixed:
+            fixed_orbit = {n: v[n] for n in (tname, "per", "a_rs", "inc", "ecc", "w")}
+        return BatchLightCurve(self.t, kind, self.spec.limb_darkening, bm, p, fixed_orbit,
+                               rp_max=float(self.priors["rp_rs"].hi))
 
     # -------------------------------------------------------- evaluation
     @property
     def ndim(self) -> int:
         """Number of sampled parameters."""
         return len(self.lay.sampled)
-
-    def start(self) -> np.ndarray:
-        """Starting values of the sampled parameters.
-
-        ``init`` when given, else the prior's centre, except (transit only):
-        ``rp_rs`` starts from the depth of the median-filtered data, and
-        ``inc`` from an impact parameter of 0.5 when the prior centre would
-        give no transit (least squares cannot leave a flat model).
-        """
-        vals = {n: self.priors[n].start for n in self.priors}
-        free = {n for n in self.lay.sampled if self.priors[n].init is None}
-        if self.spec.kind == "transit" and "inc" in free:
-            if vals["a_rs"] * np.cos(np.radians(vals["inc"])) > 0.8:
-                vals["inc"] = float(np.degrees(np.arccos(min(0.5 / vals["a_rs"], 1.0))))
-        if self.spec.kind == "transit" and "rp_rs" in free and self.t.size >= 10:
-            from scipy.ndimage import median_filter
-
-            smooth = median_filter(self.y, size=max(3, self.t.size // 20), mode="mirror")
-            depth = 1.0 - smooth.min() / np.median(self.y)
-            vals["rp_rs"] = float(np.sqrt(max(depth, 1e-6)))
-        for n in free:
-            pr = self.priors[n]
-            vals[n] = float(np.clip(vals[n], pr.lo, pr.hi))
-        return np.array([vals[n] for n in self.lay.sampled])
 
     def expand(self, theta) -> dict:
         """All parameter values (sampled and fixed) for a batch of sampled vectors.
@@ -446,7 +386,10 @@ class LightCurveModel:
         Returns
         -------
         dict of str to ndarray (nb,)
-            Includes the limb-darkening ``u`` from ``q`` and both ``inc`` and ``b``.
+            Includes the limb-darkening ``u`` from ``q``, both ``inc`` and ``b``
+            (the transit's impact parameter, ``a cos(i) (1 - e^2) / (1 + e sin w)``;
+            an eclipse's for kind ``eclipse``), and ``ecc``, ``w`` (degrees)
+            from ``secosw``, ``sesinw``.
         """
         theta = np.atleast_2d(theta)
         nb = theta.shape[0]
@@ -455,11 +398,18 @@ class LightCurveModel:
         p = dict(self._fixed_arrays[nb])
         for i, n in enumerate(self.lay.sampled):
             p[n] = theta[:, i]
+        if "secosw" in p:
+            p["ecc"] = p["secosw"] ** 2 + p["sesinw"] ** 2
+            p["w"] = np.degrees(np.arctan2(p["sesinw"], p["secosw"]))
+        a = p["a_rs"]
+        if np.any(p["ecc"] != 0):  # impact parameter of the event on an eccentric orbit
+            esw = p["ecc"] * np.sin(np.radians(p["w"]))
+            a = a * (1 - p["ecc"] ** 2) / (1 - esw if self.spec.kind == "eclipse" else 1 + esw)
         with np.errstate(invalid="ignore"):
             if "b" in p:
-                p["inc"] = np.degrees(np.arccos(p["b"] / p["a_rs"]))
+                p["inc"] = np.degrees(np.arccos(p["b"] / a))
             else:
-                p["b"] = p["a_rs"] * np.cos(np.radians(p["inc"]))
+                p["b"] = a * np.cos(np.radians(p["inc"]))
         if "q1" in p:
             sq = np.sqrt(p["q1"])
             if "q2" in p:
@@ -482,8 +432,30 @@ class LightCurveModel:
         """
         return self._batch(p)
 
+    def factor(self, p: dict) -> np.ndarray | None:
+        """Product-form systematics factor ``(1 + ramp) * prod_j (1 + reg_j r_j)``.
+
+        Parameters
+        ----------
+        p : dict of str to ndarray (nb,)
+
+        Returns
+        -------
+        ndarray (nb, n) or None
+            None when the model has no such factor.
+        """
+        if not self._has_factor:
+            return None
+        nb = len(p["per"])
+        F = np.ones((nb, self.t.size))
+        for j, name in enumerate(self._reg_names):
+            F *= 1.0 + p[name][:, None] * self._reg_cols[None, :, j]
+        if self.spec.ramp:
+            F *= 1.0 + p["ramp_amp"][:, None] * self._ramp(p)
+        return F
+
     def basis(self, p: dict) -> np.ndarray:
-        """Systematics basis functions.
+        """Linear systematics basis functions.
 
         Parameters
         ----------
@@ -497,17 +469,29 @@ class LightCurveModel:
         """
         nb = len(next(iter(p.values())))
         B = np.broadcast_to(self._basis_static, (nb,) + self._basis_static.shape)
-        if self.spec.ramp:
+        if self.spec.ramp and not self._product:
             ramp = np.exp(-self._ramp_t[None, :] / p["ramp_tau"][:, None])
             B = np.concatenate([B, ramp[..., None]], axis=2)
         return B
 
     def _valid(self, p: dict) -> np.ndarray:
-        return np.isfinite(p["inc"]) & (p["b"] < p["a_rs"])
+        ok = np.isfinite(p["inc"]) & (p["b"] < p["a_rs"])
+        if np.any(p["ecc"] != 0):  # bound orbit that does not graze the star
+            ok &= (p["ecc"] <= 0.999) & (p["a_rs"] * (1 - p["ecc"]) > 1)
+        return ok
 
     def _ramp(self, p: dict) -> np.ndarray:
         """Ramp column of every walker, (nb, n)."""
         return np.exp(-self._ramp_t[None, :] / p["ramp_tau"][:, None])
+
+    def _variance(self, p: dict, white: bool = False) -> np.ndarray | None:
+        """White-noise variance per walker (nb, n), or None for the input errors alone."""
+        if white or not self._noisy:
+            return None
+        var = self.err**2 if "err_scale" not in p else (p["err_scale"][:, None] * self.err) ** 2
+        if "jitter" in p:
+            var = var + p["jitter"][:, None] ** 2
+        return var
 
     def _solve_window(self, p: dict, T: np.ndarray, R, win: slice, sumlog) -> _Solution:
         """:meth:`_solve` with the sums outside the event window from running sums.
@@ -557,7 +541,7 @@ class LightCurveModel:
         logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
         return _Solution(p, T, self._w, None, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog)
 
-    def _solve(self, theta, p=None, full: bool = False) -> _Solution:
+    def _solve(self, theta, p=None, full: bool = False, white: bool = False) -> _Solution:
         """Core: astro model, conditional linear solution and log likelihood.
 
         Every product over the data points is one matrix product over the
@@ -565,11 +549,15 @@ class LightCurveModel:
         astrophysical model is constant outside an event window (see
         :class:`BatchLightCurve`), the sums outside come from running sums
         (:meth:`_window_sums`) unless ``full`` (the residuals are then not
-        computed: ``resid`` is None).
+        computed: ``resid`` is None). ``white`` uses the input errors alone
+        (no jitter, error scale or GP: the least-squares start).
         """
         if p is None:
             p = self.expand(theta)
         T = self.astro(p)
+        F = self.factor(p)
+        if F is not None:
+            T = T * F
         nb = T.shape[0]
         R = self._ramp(p) if self._ramp_free else None
         if self._ks_known or self._ramp_known:
@@ -582,8 +570,14 @@ class LightCurveModel:
             ypr = self.y[None, :] - T * sys_known
         else:  # data, broadcast against the batch
             ypr = self.y
-        if "jitter" in p:
-            var = self.err**2 + p["jitter"][:, None] ** 2
+        var = self._variance(p, white)
+        if self.spec.gp and not white:
+            from tsocontainer.lightcurves.gp import gp_solve
+
+            v = self.err**2 if var is None else var
+            beta, L, chi2, ll, r = gp_solve(self, p, T, ypr, R, v)
+            return _Solution(p, T, 1.0 / v, r, beta, L, chi2, ll)
+        if var is not None:
             sumlog = np.sum(np.log(var), axis=1)
             w = 1.0 / var
         else:  # weights (n,) broadcast against the batch
@@ -622,6 +616,11 @@ class LightCurveModel:
         logdet = 2 * np.sum(np.log(np.diagonal(L, axis1=1, axis2=2)), axis=1)
         return _Solution(p, T, w, r, beta, L, chi2, -0.5 * chi2 - 0.5 * logdet - 0.5 * sumlog)
 
+    @property
+    def prior_vector(self):
+        """The :class:`~tsocontainer.lightcurves.priors.PriorVector` of the sampled parameters."""
+        return self._pv
+
     def log_prior(self, theta) -> np.ndarray:
         """Sum of the log priors of the sampled parameters.
 
@@ -633,16 +632,36 @@ class LightCurveModel:
         -------
         ndarray, shape (nb,)
         """
-        theta = np.atleast_2d(theta)
-        inside = np.all((theta >= self._lo) & (theta <= self._hi), axis=1)
-        lp = np.zeros(theta.shape[0])
-        if self._norm_idx:
-            lp -= 0.5 * np.sum(((theta[:, self._norm_idx] - self._norm_mu) / self._norm_sd) ** 2, axis=1)
-        if self._logu_idx:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lp -= np.sum(np.log(theta[:, self._logu_idx]), axis=1)
-        lp[~inside] = -np.inf
-        return lp
+        return self._pv.logp(np.atleast_2d(theta))
+
+    def log_like(self, theta) -> np.ndarray:
+        """Log likelihood, marginal over the analytic linear terms, vectorised.
+
+        Parameters
+        ----------
+        theta : array_like, shape (nb, ndim)
+            Inside the priors' support.
+
+        Returns
+        -------
+        ndarray, shape (nb,)
+            ``-inf`` for impossible geometries.
+        """
+        theta = np.atleast_2d(np.asarray(theta, dtype=float))
+        out = np.full(theta.shape[0], -np.inf)
+        if not theta.shape[0]:
+            return out
+        p = self.expand(theta)
+        ok = self._valid(p)
+        if not ok.all():
+            p = {k: v[ok] for k, v in p.items()}
+        if ok.any():
+            try:
+                ll = self._solve(theta[ok], p).loglike
+            except np.linalg.LinAlgError:
+                ll = np.array([self._safe_ll(th) for th in theta[ok]])
+            out[ok] = np.where(np.isfinite(ll), ll, -np.inf)
+        return out
 
     def log_prob(self, theta) -> np.ndarray:
         """Log posterior (marginal over the analytic linear terms), vectorised.
@@ -659,18 +678,8 @@ class LightCurveModel:
         theta = np.atleast_2d(np.asarray(theta, dtype=float))
         out = self.log_prior(theta)
         ok = np.isfinite(out)
-        p = self.expand(theta[ok]) if ok.any() else None
-        if p is not None:
-            valid = self._valid(p)
-            if not valid.all():
-                ok[ok] = valid
-                p = {k: v[valid] for k, v in p.items()}
         if ok.any():
-            try:
-                ll = self._solve(theta[ok], p).loglike
-            except np.linalg.LinAlgError:
-                ll = np.array([self._safe_ll(th) for th in theta[ok]])
-            out[ok] += np.where(np.isfinite(ll), ll, -np.inf)
+            out[ok] += self.log_like(theta[ok])
         out[~ok] = -np.inf
         return out
 
@@ -679,38 +688,6 @@ class LightCurveModel:
             return float(self._solve(th[None]).loglike[0])
         except np.linalg.LinAlgError:
             return -np.inf
-
-    def lsq_residuals(self, theta, jitter: float = 0.0) -> np.ndarray:
-        """Normalised residuals for least squares.
-
-        Parameters
-        ----------
-        theta : array_like, shape (ndim,)
-            Sampled parameters (a jitter among them is replaced by ``jitter``).
-        jitter : float
-            Jitter used during least squares.
-
-        Returns
-        -------
-        ndarray
-            Data residuals over their errors, then those of the normal priors;
-            a large constant vector outside the priors.
-        """
-        th = np.asarray(theta, dtype=float)[None]
-        p = self.expand(th)
-        if not self._valid(p)[0] or not np.isfinite(self.log_prior(th)[0]):
-            return np.full(self.t.size, 1e6)
-        if "jitter" in self.lay.sampled:
-            th = th.copy()
-            th[0, self.lay.sampled.index("jitter")] = jitter
-        sol = self._solve(th, full=True)
-        km = len(self.lay.marg)
-        extra = [np.sqrt(self._prec) * (sol.beta[0] - self._mu)] if km else []
-        for i, n in enumerate(self.lay.sampled):
-            pr = self.priors[n]
-            if pr.kind == "normal" and n != "jitter":
-                extra.append(np.atleast_1d((th[0, i] - pr.a) / pr.b))
-        return np.concatenate([sol.resid[0] * np.sqrt(np.broadcast_to(sol.w, sol.T.shape)[0])] + extra)
 
     def conditional(self, theta, rng=None) -> dict:
         """All parameters for sampled vectors ``theta``, with the linear terms.
@@ -725,7 +702,9 @@ class LightCurveModel:
         Returns
         -------
         dict of str to ndarray (nb,)
-            Every parameter plus ``depth`` (and ``u``, ``b``/``inc`` derived).
+            Every parameter plus ``depth`` (``rp_rs**2`` of a transit, else
+            ``fp_fs``), ``fp_night`` of a phase curve, and ``u``, ``b``/``inc``,
+            ``ecc``/``w`` derived.
         """
         theta = np.atleast_2d(theta)
         sol = self._solve(theta)
@@ -736,7 +715,9 @@ class LightCurveModel:
         out = dict(p)
         for i, n in enumerate(self.lay.marg):
             out[n] = beta[:, i]
-        out["depth"] = p["fp_fs"] if self.spec.kind == "eclipse" else p["rp_rs"] ** 2
+        out["depth"] = p["rp_rs"] ** 2 if self.spec.kind == "transit" else p["fp_fs"]
+        if self.spec.kind == "phasecurve":
+            out["fp_night"] = p["fp_fs"] - p["pc_amp"] * (1 + np.cos(np.radians(p["pc_offset"])))
         return out
 
     def model_arrays(self, theta) -> dict:
@@ -748,8 +729,9 @@ class LightCurveModel:
 
         Returns
         -------
-        dict with ``model``, ``astro``, ``systematics`` (n,), the parameters
-        (floats), ``chi2`` and ``loglike``.
+        dict with ``model``, ``astro``, ``systematics`` (n,; ``model = astro *
+        systematics``, a GP's conditional mean folded into the systematics),
+        the parameters (floats), ``chi2`` and ``loglike``.
         """
         th = np.atleast_2d(theta)[:1]
         vals = self.conditional(th)
@@ -758,14 +740,37 @@ class LightCurveModel:
         B = self.basis(p)[0]
         coef = np.array([vals[n][0] for n in self.lay.linear])
         S = B @ coef
+        F = self.factor(p)
+        if F is not None:
+            S = S * F[0]
         model = T * S
-        var = self.err**2 + (vals["jitter"][0] ** 2 if "jitter" in vals else 0.0)
+        var = self._variance(p)
+        var = self.err**2 if var is None else var[0]
+        if self.spec.gp:
+            from tsocontainer.lightcurves.gp import gp_predict
+
+            g = gp_predict(self, p, self.y - model, var)
+            model = model + g
+            S = model / T
         chi2 = float(np.sum((self.y - model) ** 2 / var))
         return {"model": model, "astro": T, "systematics": S, "chi2": chi2,
                 "params": {k: float(v[0]) for k, v in vals.items()},
                 "loglike": float(self._solve(th).loglike[0])}
 
+    def with_sampled_linear(self, names) -> "LightCurveModel":
+        """The same model with the linear coefficients ``names`` sampled, not marginalised.
+
+        Parameters
+        ----------
+        names : collection of str
+
+        Returns
+        -------
+        LightCurveModel
+        """
+        return LightCurveModel(self.t, self.y, self.err, self.priors, self.spec,
+                               self._regressors_in, sample_linear=set(names) | self._sample_linear)
+
     def describe_priors(self) -> dict:
         """Text form of every prior, by name."""
         return {n: p.describe() for n, p in self.priors.items()}
-

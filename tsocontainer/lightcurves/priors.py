@@ -10,9 +10,32 @@ same content)::
     rp_rs: {uniform: [0, 0.3]}
     jitter: {loguniform: [1.0e-6, 1.0e-2]}
 
-Kinds: ``fixed``, ``uniform [lo, hi]``, ``normal [mu, sigma]`` (truncated to
-the parameter's physical bounds, optionally ``bounds: [lo, hi]``) and
-``loguniform [lo, hi]``. ``init`` sets the starting value of the fit.
+Kinds (:data:`PRIOR_KINDS`):
+
+``fixed v``
+    The parameter is held at ``v`` (a bare number means the same).
+``uniform [lo, hi]``
+    Flat in the parameter.
+``normal [mu, sigma]``
+    Gaussian, truncated to the parameter's physical bounds (``inc <= 90``,
+    ``rp_rs >= 0``, ...) and to ``bounds: [lo, hi]`` when given.
+``truncnormal [mu, sigma, lo, hi]``
+    The same as ``{normal: [mu, sigma], bounds: [lo, hi]}``.
+``loguniform [lo, hi]``
+    Flat in ``log x`` (``lo > 0``): a scale over decades (jitter, error scale).
+``lognormal [mu, sigma]``
+    ``log x`` is Gaussian with mean ``mu`` and standard deviation ``sigma``
+    (median ``exp(mu)``); optionally ``bounds``.
+``invuniform [lo, hi]``
+    Flat in ``1 / x`` for ``x`` in ``[lo, hi]`` (``lo > 0``), density
+    ``~ 1 / x**2``: the usual prior of a ramp's time constant, flat in its
+    decay rate, which weighs short and long time constants as the data
+    resolve them rather than per decade.
+
+``init`` sets the starting value of the fit. Every kind is a proper
+(normalisable) distribution on its support, so the nested-sampling engine
+(:mod:`tsocontainer.lightcurves.nested`) maps the unit cube onto it with
+:meth:`PriorVector.transform`.
 
 Time system
 -----------
@@ -45,10 +68,12 @@ import numpy as np
 
 from tsocontainer._util import check_option
 
-__all__ = ["Prior", "PRIOR_KINDS", "physical_bounds", "parse_prior", "parse_priors",
+__all__ = ["Prior", "PriorVector", "PRIOR_KINDS", "physical_bounds", "parse_prior", "parse_priors",
            "TimeSystemWarning", "MJD_OFFSET", "time_system", "align_time_system"]
 
-PRIOR_KINDS = ("fixed", "uniform", "normal", "loguniform")
+PRIOR_KINDS = ("fixed", "uniform", "normal", "loguniform", "truncnormal", "lognormal", "invuniform")
+#: kinds on positive parameters that the sampler walks in log x (see sampler._LogSpace)
+LOG_KINDS = ("loguniform", "lognormal", "invuniform")
 
 _INF = np.inf
 
@@ -58,7 +83,9 @@ _BOUNDS = {
     "inc": (0.0, 90.0), "b": (0.0, 2.0), "rp_rs": (0.0, 1.0), "fp_fs": (-1.0, 1.0),
     "ecc": (0.0, 0.999), "w": (-360.0, 360.0), "q1": (0.0, 1.0), "q2": (0.0, 1.0),
     "u1": (-3.0, 3.0), "u2": (-3.0, 3.0), "u3": (-3.0, 3.0), "u4": (-3.0, 3.0),
-    "ramp_tau": (0.0, _INF), "jitter": (0.0, _INF),
+    "ramp_tau": (0.0, _INF), "jitter": (0.0, _INF), "err_scale": (0.0, _INF),
+    "secosw": (-1.0, 1.0), "sesinw": (-1.0, 1.0), "pc_offset": (-180.0, 180.0),
+    "gp_sigma": (0.0, _INF), "gp_rho": (0.0, _INF), "gp_q": (0.0, _INF),
 }
 
 
@@ -86,13 +113,17 @@ class Prior:
     kind : str
         One of :data:`PRIOR_KINDS`.
     a, b : float
-        ``fixed``: value, unused; ``uniform``/``loguniform``: lower and upper
-        bound; ``normal``: mean and standard deviation.
+        ``fixed``: value, unused; ``uniform``/``loguniform``/``invuniform``:
+        lower and upper bound; ``normal``: mean and standard deviation;
+        ``lognormal``: mean and standard deviation of ``log x``.
     lo, hi : float
         Support (the uniform range, or the physical/explicit truncation of a
         normal prior).
     init : float, optional
         Starting value of the fit.
+    bounded : bool
+        A normal or log-normal prior truncated by explicit ``bounds`` (shown in
+        :meth:`describe`).
     """
 
     kind: str
@@ -101,6 +132,7 @@ class Prior:
     lo: float = -_INF
     hi: float = _INF
     init: float | None = None
+    bounded: bool = False
 
     @property
     def fixed(self) -> bool:
@@ -116,6 +148,10 @@ class Prior:
             return float(self.a)
         if self.kind == "loguniform":
             return float(np.sqrt(self.a * self.b))
+        if self.kind == "lognormal":
+            return float(np.clip(np.exp(self.a), self.lo, self.hi))
+        if self.kind == "invuniform":
+            return float(2.0 / (1.0 / self.a + 1.0 / self.b))
         return 0.5 * (self.a + self.b)
 
     @property
@@ -125,6 +161,8 @@ class Prior:
             return float(self.b)
         if self.kind == "fixed":
             return 0.0
+        if self.kind == "lognormal":
+            return float(self.start * self.b)
         return float(self.b - self.a) / np.sqrt(12.0)
 
     def logp(self, x: np.ndarray) -> np.ndarray:
@@ -141,21 +179,117 @@ class Prior:
             Unnormalised for normal priors (constants dropped).
         """
         x = np.asarray(x, dtype=float)
-        inside = (x >= self.lo) & (x <= self.hi)
-        if self.kind == "normal":
-            val = -0.5 * ((x - self.a) / self.b) ** 2
-        elif self.kind == "loguniform":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                val = -np.log(x)
-        else:
-            val = np.zeros_like(x)
-        return np.where(inside, val, -np.inf)
+        flat = PriorVector([self]).logp(x.reshape(-1, 1)) if not self.fixed else \
+            np.where(x.reshape(-1) == self.a, 0.0, -np.inf)
+        return flat.reshape(x.shape)
 
     def describe(self) -> str:
-        """Short text form, e.g. ``uniform(0, 0.3)``."""
+        """Short text form, e.g. ``uniform(0, 0.3)``; a normal or log-normal prior
+        with bounds of its own reads ``truncnormal(mu, sigma, lo, hi)`` or
+        ``lognormal(mu, sigma, lo, hi)``."""
         if self.kind == "fixed":
             return f"fixed({self.a:.10g})"
+        if self.bounded:
+            name = "truncnormal" if self.kind == "normal" else self.kind
+            return f"{name}({self.a:.10g}, {self.b:.10g}, {self.lo:.10g}, {self.hi:.10g})"
         return f"{self.kind}({self.a:.10g}, {self.b:.10g})"
+
+
+class PriorVector:
+    """The priors of a parameter vector, evaluated for a batch at once.
+
+    Parameters
+    ----------
+    priors : sequence of Prior
+        One per element of the vector (none fixed).
+
+    Examples
+    --------
+    >>> pv = PriorVector([parse_prior("a", {"uniform": [0, 2]}),
+    ...                   parse_prior("b", {"invuniform": [0.5, 1.0]})])
+    >>> pv.transform(np.array([[0.5, 0.0], [0.5, 1.0]])).tolist()
+    [[1.0, 0.5], [1.0, 1.0]]
+    >>> bool(np.isinf(pv.logp(np.array([[3.0, 0.7]]))[0]))
+    True
+    """
+
+    def __init__(self, priors):
+        self.priors = list(priors)
+        pri = self.priors
+        self.lo = np.array([p.lo for p in pri], dtype=float)
+        self.hi = np.array([p.hi for p in pri], dtype=float)
+        self.idx = {k: [i for i, p in enumerate(pri) if p.kind == k] for k in PRIOR_KINDS}
+        self.a = np.array([p.a for p in pri], dtype=float)
+        self.b = np.array([p.b for p in pri], dtype=float)
+        #: elements walked in log x by the sampler (positive parameters with log-type priors)
+        self.log_idx = [i for i, p in enumerate(pri) if p.kind in LOG_KINDS]
+
+    def logp(self, theta) -> np.ndarray:
+        """Log prior density of each row (constants dropped; -inf outside the support).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (nb, n)
+
+        Returns
+        -------
+        ndarray, shape (nb,)
+        """
+        theta = np.atleast_2d(theta)
+        inside = np.all((theta >= self.lo) & (theta <= self.hi), axis=1)
+        lp = np.zeros(theta.shape[0])
+        i = self.idx["normal"]
+        if i:
+            lp -= 0.5 * np.sum(((theta[:, i] - self.a[i]) / self.b[i]) ** 2, axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            i = self.idx["loguniform"]
+            if i:
+                lp -= np.sum(np.log(theta[:, i]), axis=1)
+            i = self.idx["invuniform"]
+            if i:
+                lp -= 2 * np.sum(np.log(theta[:, i]), axis=1)
+            i = self.idx["lognormal"]
+            if i:
+                lx = np.log(theta[:, i])
+                lp -= np.sum(lx + 0.5 * ((lx - self.a[i]) / self.b[i]) ** 2, axis=1)
+        lp[~inside] = -np.inf
+        return lp
+
+    def transform(self, u) -> np.ndarray:
+        """Map points of the unit cube onto the priors (inverse CDF, for nested sampling).
+
+        Parameters
+        ----------
+        u : ndarray, shape (nb, n) or (n,)
+            Values in [0, 1].
+
+        Returns
+        -------
+        ndarray, same shape
+        """
+        from scipy.special import ndtr, ndtri
+
+        u = np.asarray(u, dtype=float)
+        x = np.empty_like(u)
+        lo, hi = self.lo, self.hi
+        i = self.idx["uniform"]
+        x[..., i] = lo[i] + u[..., i] * (hi[i] - lo[i])
+        i = self.idx["loguniform"]
+        x[..., i] = np.exp(np.log(lo[i]) + u[..., i] * np.log(hi[i] / lo[i]))
+        i = self.idx["invuniform"]
+        x[..., i] = 1.0 / (1.0 / lo[i] - u[..., i] * (1.0 / lo[i] - 1.0 / hi[i]))
+        for kind in ("normal", "lognormal"):
+            i = self.idx[kind]
+            if not i:
+                continue
+            a, b = self.a[i], self.b[i]
+            with np.errstate(divide="ignore"):
+                zl = (lo[i] if kind == "normal" else np.log(lo[i])) - a
+                zh = (hi[i] if kind == "normal" else np.log(hi[i])) - a
+            cl, ch = ndtr(zl / b), ndtr(zh / b)   # truncation: the CDF between the bounds
+            z = a + b * ndtri(np.clip(cl + u[..., i] * (ch - cl), 1e-300, 1 - 1e-16))
+            x[..., i] = np.clip(z if kind == "normal" else np.exp(z), lo[i], hi[i])
+        return x
 
 
 def _spec_kind(spec):
@@ -187,8 +321,10 @@ def parse_prior(name: str, spec) -> Prior:
         Parameter name (its physical bounds apply).
     spec : float, dict, tuple or Prior
         ``0.1`` (fixed), ``{"uniform": [lo, hi]}``, ``{"normal": [mu, sd],
-        "bounds": [lo, hi]}``, ``{"loguniform": [lo, hi]}``,
-        ``{"fixed": v}``, ``("normal", mu, sd)``; any dict may add ``init``.
+        "bounds": [lo, hi]}``, ``{"truncnormal": [mu, sd, lo, hi]}``,
+        ``{"loguniform": [lo, hi]}``, ``{"lognormal": [mu, sd]}`` (of ``log x``),
+        ``{"invuniform": [lo, hi]}`` (flat in ``1/x``), ``{"fixed": v}``,
+        ``("normal", mu, sd)``; any dict may add ``init``.
 
     Returns
     -------
@@ -200,38 +336,48 @@ def parse_prior(name: str, spec) -> Prior:
         On an unknown kind, wrong number of values, a range outside the
         parameter's physical bounds, a non-positive sigma or an ``init``
         outside the support.
+
+    Examples
+    --------
+    >>> parse_prior("ramp_tau", {"invuniform": [0.01, 0.2]}).describe()
+    'invuniform(0.01, 0.2)'
+    >>> parse_prior("inc", {"truncnormal": [88, 1, 85, 90]}).describe()
+    'truncnormal(88, 1, 85, 90)'
+    >>> round(parse_prior("err_scale", {"lognormal": [0.0, 0.1]}).start, 3)
+    1.0
     """
     kind, values, extras = _spec_kind(spec)
     check_option(kind, PRIOR_KINDS, f"prior kind for {name!r}")
-    plo, phi = physical_bounds(name)
     if isinstance(spec, Prior):
         values, extras = [spec.a, spec.b][: 1 if kind == "fixed" else 2], {"init": spec.init}
-        if kind == "normal":
+        if spec.bounded:
             extras["bounds"] = [spec.lo, spec.hi]
+    if kind == "truncnormal":  # [mu, sigma, lo, hi]: a normal prior with bounds
+        if len(values) != 4:
+            raise ValueError(f"truncnormal prior of {name!r} needs 4 values [mu, sigma, lo, hi], "
+                             f"got {values!r}")
+        kind, values, extras = "normal", values[:2], {**extras, "bounds": values[2:]}
     need = 1 if kind == "fixed" else 2
     if len(values) != need:
         raise ValueError(f"{kind} prior of {name!r} needs {need} value(s), got {values!r}")
     vals = [float(v) for v in values]
     if not np.all(np.isfinite(vals)):
         raise ValueError(f"prior of {name!r} has non-finite values {vals}")
+    plo, phi = physical_bounds(name)
     if kind == "fixed":
         v = vals[0]
         if not plo <= v <= phi:
             raise ValueError(f"fixed {name}={v} is outside its bounds [{plo}, {phi}]")
         return Prior("fixed", v, lo=v, hi=v)
     a, b = vals
-    if kind == "normal":
-        if b <= 0:
-            raise ValueError(f"normal prior of {name!r} needs sigma > 0, got {b}")
-        lo, hi = extras.get("bounds") or (plo, phi)
-        lo, hi = max(float(lo), plo), min(float(hi), phi)
-        if not lo <= a <= hi:
-            raise ValueError(f"normal prior of {name!r}: mean {a} is outside its bounds [{lo}, {hi}]")
+    bounded = False
+    if kind in ("normal", "lognormal"):
+        lo, hi, bounded = _normal_support(name, kind, a, b, extras.get("bounds"), (plo, phi))
     else:
         if not a < b:
             raise ValueError(f"{kind} prior of {name!r} needs lower < upper, got [{a}, {b}]")
-        if kind == "loguniform" and a <= 0:
-            raise ValueError(f"loguniform prior of {name!r} needs a positive lower bound, got {a}")
+        if kind in ("loguniform", "invuniform") and a <= 0:
+            raise ValueError(f"{kind} prior of {name!r} needs a positive lower bound, got {a}")
         if a < plo or b > phi:
             raise ValueError(f"{kind} prior of {name!r} [{a}, {b}] is outside its bounds "
                              f"[{plo}, {phi}]")
@@ -239,7 +385,24 @@ def parse_prior(name: str, spec) -> Prior:
     init = extras.get("init")
     if init is not None and not lo <= float(init) <= hi:
         raise ValueError(f"init {init} of {name!r} is outside its prior [{lo}, {hi}]")
-    return Prior(kind, a, b, lo, hi, None if init is None else float(init))
+    return Prior(kind, a, b, lo, hi, None if init is None else float(init), bounded)
+
+
+def _normal_support(name, kind, a, b, bounds, physical) -> tuple:
+    """Support ``(lo, hi, explicit)`` of a normal or log-normal prior, checked."""
+    plo, phi = physical
+    if b <= 0:
+        raise ValueError(f"{kind} prior of {name!r} needs sigma > 0, got {b}")
+    if kind == "lognormal":
+        plo = max(plo, 0.0)  # log x needs x > 0
+    lo, hi = bounds if bounds is not None else (plo, phi)
+    lo, hi = max(float(lo), plo), min(float(hi), phi)
+    if not lo < hi:
+        raise ValueError(f"{kind} prior of {name!r}: empty bounds [{lo}, {hi}]")
+    centre = a if kind == "normal" else np.exp(a)
+    if kind == "normal" and not lo <= centre <= hi:
+        raise ValueError(f"normal prior of {name!r}: mean {a} is outside its bounds [{lo}, {hi}]")
+    return lo, hi, bounds is not None
 
 
 def parse_priors(priors) -> dict[str, Prior]:

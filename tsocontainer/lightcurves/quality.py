@@ -14,12 +14,15 @@ convergence
     percentiles scatter by >= 15 % of sigma (binomial error of a quantile), so
     the quoted error bar is not known.
 noise
-    Residual scatter of the best fit over the predicted noise (the input errors)
-    within [1/1.5, 1.5] and reduced chi^2 (noise model with any jitter) below
-    1.5^2. JWST light curves reach 1.0-1.3x their photon + read-noise
-    prediction (README, Performance); 1.5x means errors wrong by half or
-    systematics the model does not describe, and the quoted errors are then
-    too small by that factor.
+    Residual scatter of the best fit over the predicted noise within [1/1.5, 1.5]
+    and reduced chi^2 below 1.5^2, both with the fit's white-noise model: the
+    input errors, times ``err_scale`` and with ``jitter`` in quadrature when the
+    model fits them (a fit that scales its errors quotes errors from the scaled
+    noise, so the input errors being off is not a reason to doubt it; the ratio
+    to the input errors is kept as ``scatter_ratio_input``). JWST light curves
+    reach 1.0-1.3x their photon + read-noise prediction (README, Performance);
+    1.5x means errors wrong by half or systematics the model does not
+    describe, and the quoted errors are then too small by that factor.
 red noise
     Correlated residuals by the time-averaging method (Winn et al. 2008, ApJ 683,
     1076): ``beta`` is the mean over bin sizes of the rms of binned normalised
@@ -36,9 +39,10 @@ prior edge
     = 1 % of the prior range from the bound (a flat posterior puts 1 % there;
     a posterior pressed against the bound with a width of 5 % of the range puts
     16 %). Measured in the variable in which the prior is uniform (log for
-    log-uniform). Physical bounds (inclination 90, b 0, q1/q2 in [0, 1],
+    log-uniform and log-normal, ``-1/x`` for 1/x-uniform). Physical bounds (inclination 90, b 0, q1/q2 in [0, 1],
     eccentricity 0, ...) and zero bounds of amplitudes (``rp_rs``, ``fp_fs``,
-    ``ramp_amp``, ``jitter``: an upper limit, not a wrong answer) are exempt,
+    ``ramp_amp``, ``jitter``, ``pc_amp``, ``gp_sigma``: an upper limit, not a
+    wrong answer) are exempt,
     as is the default ``ramp_tau`` range (one cadence to the visit span: beyond
     it the ramp is one point or the trend). A marginalised linear coefficient
     whose draws leave its uniform bounds (the analytic marginalisation ignores
@@ -65,7 +69,7 @@ BETA_QUANTILE = 0.995
 BETA_DRAWS = 400
 _NULL_CACHE: dict = {}
 #: amplitudes whose zero bound means "no signal" (an upper limit, not a wrong answer)
-_ZERO_OK = ("rp_rs", "fp_fs", "ramp_amp", "jitter")
+_ZERO_OK = ("rp_rs", "fp_fs", "ramp_amp", "jitter", "pc_amp", "gp_sigma")
 
 
 def beta_factor(z: np.ndarray, sizes) -> float:
@@ -195,8 +199,11 @@ def edge_masses(samples: dict, priors: dict, defaults=(), marginalised=()) -> di
             continue
         x = np.asarray(samples[name], dtype=float)
         lo, hi = pr.lo, pr.hi
-        if pr.kind == "loguniform":
-            x, lo, hi = np.log(np.clip(x, 1e-300, None)), np.log(lo), np.log(hi)
+        if pr.kind in ("loguniform", "lognormal"):
+            with np.errstate(divide="ignore"):
+                x, lo, hi = np.log(np.clip(x, 1e-300, None)), np.log(lo), np.log(hi)
+        elif pr.kind == "invuniform":  # flat in 1/x: measured in -1/x (same order as x)
+            x, lo, hi = -1.0 / x, -1.0 / lo, -1.0 / hi
         if not (np.isfinite(lo) and np.isfinite(hi)):
             continue
         width = EDGE_WIDTH * (hi - lo)
@@ -225,6 +232,15 @@ def _timescale(med: dict, kind: str) -> float:
 
 
 def _convergence(diag: dict) -> tuple[dict, list]:
+    if diag.get("engine") == "dynesty":  # independent weighted samples: their ESS counts
+        ess = float(diag.get("ess", 0.0))
+        rec = {"ess": ess, "sampler_converged": bool(diag.get("converged", False)),
+               "logz": diag.get("logz"), "logz_err": diag.get("logz_err")}
+        reasons = [f"convergence: {m}" for m in diag.get("messages", [])[:1]]
+        if ess < MIN_ESS and not reasons:
+            reasons.append(f"convergence: effective sample size {ess:.0f} (need {MIN_ESS:g})")
+        rec["ok"] = not reasons
+        return rec, reasons
     tau = max(diag.get("tau", {}).values(), default=np.nan)
     n_tau = float(diag.get("n_tau", np.nan))
     nw = diag.get("nwalkers", 0)
@@ -243,14 +259,21 @@ def _convergence(diag: dict) -> tuple[dict, list]:
     return rec, reasons
 
 
+def _noise_var(result) -> np.ndarray:
+    """Variance of the MAP's white-noise model: ``(err_scale * err)**2 + jitter**2``."""
+    return ((float(result.map.get("err_scale", 1.0)) * result.err) ** 2
+            + float(result.map.get("jitter", 0.0)) ** 2)
+
+
 def _noise(result) -> tuple[dict, list]:
     resid = result.flux - result.model_flux
-    var = result.err**2 + float(result.map.get("jitter", 0.0)) ** 2  # the MAP's noise model
+    var = _noise_var(result)
     dof = max(int(result.diagnostics.get("npoints", resid.size))
               - int(result.diagnostics.get("nfree", 0)), 1)
     chi2 = float(np.sum(resid**2 / var))
-    ratio = float(np.std(resid) / np.sqrt(np.mean(result.err**2)))
-    rec = {"chi2_red": chi2 / dof, "dof": dof, "scatter_ratio": ratio}
+    ratio = float(np.std(resid) / np.sqrt(np.mean(var)))
+    rec = {"chi2_red": chi2 / dof, "dof": dof, "scatter_ratio": ratio,
+           "scatter_ratio_input": float(np.std(resid) / np.sqrt(np.mean(result.err**2)))}
     reasons = []
     if not 1 / MAX_SCATTER_RATIO <= ratio <= MAX_SCATTER_RATIO:
         reasons.append(f"noise: residual scatter {ratio:.2f}x the predicted noise "
@@ -264,8 +287,7 @@ def _noise(result) -> tuple[dict, list]:
 def _red(result, med: dict, kind: str) -> tuple[dict, list]:
     t = result.time
     n = t.size
-    jit = float(result.map.get("jitter", 0.0))
-    z = (result.flux - result.model_flux) / np.sqrt(result.err**2 + jit**2)
+    z = (result.flux - result.model_flux) / np.sqrt(_noise_var(result))
     cadence = float(np.median(np.diff(t))) if n > 1 else np.nan
     scale = _timescale(med, kind)
     if not np.isfinite(scale):
@@ -306,6 +328,7 @@ def assess(result, priors: dict, defaults=(), marginalised=()) -> dict:
     """
     med = dict(result.median)
     kind = result.model.get("kind", "transit")
+    kind = "transit" if kind == "phasecurve" else kind  # its ingress: the transit's
     conv, r1 = _convergence(result.diagnostics)
     noise, r2 = _noise(result)
     red, r3 = _red(result, med, kind)

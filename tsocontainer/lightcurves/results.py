@@ -67,6 +67,18 @@ class FitResult:
         ``suspect``, ``reasons``, ``convergence`` (tau, ESS), ``noise``
         (reduced chi2, scatter / predicted), ``red_noise`` (beta),
         ``prior_edges``, ``thresholds``. Empty for a result not made by the fitter.
+    parts : list of FitResult, optional
+        A joint fit's result per light curve (see
+        :func:`~tsocontainer.lightcurves.joint.fit_joint`); written and read
+        with the result.
+
+    Examples
+    --------
+    >>> r = FitResult(["rp_rs", "depth"], {"rp_rs": "free", "depth": "derived"},
+    ...               {"rp_rs": 0.1, "depth": 0.01}, {"rp_rs": 1e-3, "depth": 2e-4},
+    ...               {"rp_rs": 1e-3, "depth": 2e-4}, {"rp_rs": 0.1, "depth": 0.01})
+    >>> FitResult.from_dict(r.to_dict()).median == r.median
+    True
     """
 
     names: list
@@ -90,6 +102,7 @@ class FitResult:
     wave_lo: float | None = None
     wave_hi: float | None = None
     quality: dict = field(default_factory=dict)
+    parts: list | None = None
 
     def __getitem__(self, name: str) -> float:
         """Posterior median of ``name``."""
@@ -201,6 +214,8 @@ class FitResult:
                        "diagnostics": _jsonable(drop_timings(self.diagnostics)),
                        "quality": _jsonable(self.quality), "suspect": self.suspect,
                        "wave_lo": self.wave_lo, "wave_hi": self.wave_hi, "wave_unit": "micron"})
+        if self.parts:
+            t.meta["parts"] = [p.to_dict() for p in self.parts]
         return t
 
     def to_dict(self) -> dict:
@@ -211,15 +226,19 @@ class FitResult:
         dict
             ``{"params": {name: {"status", "median", "err_lo", "err_hi", "map",
             "prior"}}, "model", "diagnostics", "suspect", "quality", "wave_lo",
-            "wave_hi"}`` with the parameters in order.
+            "wave_hi"}`` with the parameters in order (and ``"parts"`` of a
+            joint fit, each in this form).
         """
         params = {n: {"status": self.status[n], "median": self.median[n], "err_lo": self.err_lo[n],
                       "err_hi": self.err_hi[n], "map": self.map[n], "prior": self.priors.get(n, "")}
                   for n in self.names}
-        return {"params": params, "model": _jsonable(self.model),
-                "diagnostics": _jsonable(drop_timings(self.diagnostics)),
-                "suspect": self.suspect, "quality": _jsonable(self.quality),
-                "wave_lo": self.wave_lo, "wave_hi": self.wave_hi}
+        out = {"params": params, "model": _jsonable(self.model),
+               "diagnostics": _jsonable(drop_timings(self.diagnostics)),
+               "suspect": self.suspect, "quality": _jsonable(self.quality),
+               "wave_lo": self.wave_lo, "wave_hi": self.wave_hi}
+        if self.parts:
+            out["parts"] = [p.to_dict() for p in self.parts]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitResult":
@@ -236,10 +255,11 @@ class FitResult:
         params = d["params"]
         names = list(params)
         cols = {c: {n: params[n][c] for n in names} for c in ("status", "median", "err_lo", "err_hi", "map")}
+        parts = [cls.from_dict(p) for p in d["parts"]] if d.get("parts") else None
         return cls(names=names, priors={n: params[n]["prior"] for n in names if params[n]["prior"]},
                    model=d.get("model", {}), diagnostics=d.get("diagnostics", {}),
                    quality=d.get("quality", {}), wave_lo=d.get("wave_lo"), wave_hi=d.get("wave_hi"),
-                   **cols)
+                   parts=parts, **cols)
 
     def write(self, path, overwrite: bool = False) -> str:
         """Write the summary to ``.ecsv`` or ``.json`` (atomically).
@@ -290,7 +310,9 @@ class FitResult:
                    model=dict(t.meta.get("model", {})),
                    diagnostics=dict(t.meta.get("diagnostics", {})),
                    quality=dict(t.meta.get("quality", {})),
-                   wave_lo=t.meta.get("wave_lo"), wave_hi=t.meta.get("wave_hi"), **cols)
+                   wave_lo=t.meta.get("wave_lo"), wave_hi=t.meta.get("wave_hi"),
+                   parts=[cls.from_dict(p) for p in t.meta["parts"]] if t.meta.get("parts") else None,
+                   **cols)
 
     # ---------------------------------------------------------------- plots
     def plot(self, axes=None, nbin: int | None = None):

@@ -17,15 +17,17 @@ from their conditional Gaussian), percentiles and the best fit.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, fields
 
 import numpy as np
 
 from tsocontainer.lightcurves.model import LightCurveModel
 
-__all__ = ["ConvergenceWarning", "SamplerSettings", "MOVES"]
+__all__ = ["ConvergenceWarning", "SamplerSettings", "MOVES", "ENGINES"]
 
 MOVES = ("de-stretch", "de", "stretch")
+ENGINES = ("emcee", "dynesty")
 #: steps of the first block of an adaptive run: enough for a first estimate of tau of the
 #: transit posteriors here (10-40 steps); later blocks follow the estimate
 _FIRST_BLOCK = 100
@@ -76,6 +78,22 @@ class SamplerSettings:
         Seed of the walker initialisation and of emcee.
     keep_chain : bool
         Keep the full chain in the result.
+    engine : str
+        ``"emcee"`` (the default) or ``"dynesty"``: nested sampling, which
+        also returns the evidence (``diagnostics["logz"]``; see
+        :mod:`tsocontainer.lightcurves.nested`). Needs dynesty installed.
+    nlive : int
+        Live points of dynesty.
+    dlogz : float
+        dynesty stops when the evidence of the remaining prior volume is
+        below this (in log units).
+    maxcall : int, optional
+        Upper limit of dynesty's likelihood calls.
+
+    Examples
+    --------
+    >>> SamplerSettings.coerce({"engine": "dynesty", "nlive": 200}).nlive
+    200
     """
 
     nwalkers: int | None = None
@@ -91,6 +109,10 @@ class SamplerSettings:
     max_samples: int = 20000
     seed: int | None = None
     keep_chain: bool = False
+    engine: str = "emcee"
+    nlive: int = 500
+    dlogz: float = 0.1
+    maxcall: int | None = None
 
     def __post_init__(self):
         for name in ("nwalkers", "nsteps", "burn"):
@@ -103,6 +125,17 @@ class SamplerSettings:
             raise ValueError("need check_every >= 1 and max_steps >= check_every")
         if self.moves not in MOVES:
             raise ValueError(f"moves must be one of {', '.join(MOVES)}, got {self.moves!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine == "dynesty" and importlib.util.find_spec("dynesty") is None:
+            raise ValueError("sampler engine 'dynesty' needs dynesty, which is not installed: "
+                             "pip install 'tsocontainer[nested]' (or dynesty)")
+        if int(self.nlive) != self.nlive or self.nlive < 2:
+            raise ValueError(f"nlive must be an integer >= 2, got {self.nlive!r}")
+        if not self.dlogz > 0:
+            raise ValueError(f"dlogz must be positive, got {self.dlogz!r}")
+        if self.maxcall is not None and (int(self.maxcall) != self.maxcall or self.maxcall < 1):
+            raise ValueError(f"maxcall must be a positive integer, got {self.maxcall!r}")
 
     @classmethod
     def coerce(cls, obj) -> "SamplerSettings":
@@ -140,7 +173,8 @@ def _least_squares(m: LightCurveModel):
 
     names = m.lay.sampled
     start = m.start()
-    free = [i for i, n in enumerate(names) if n != "jitter"]
+    noise = set(m.noise_names)
+    free = [i for i, n in enumerate(names) if n not in noise]
     scale = np.array([m.priors[names[i]].scale for i in free])
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     lo = np.array([(m.priors[names[i]].lo - start[i]) / s for i, s in zip(free, scale)])
@@ -160,14 +194,11 @@ def _least_squares(m: LightCurveModel):
         cov[np.ix_(free, free)] = cz * np.outer(scale, scale)
     except np.linalg.LinAlgError:
         pass
-    if "jitter" in names:
-        j = names.index("jitter")
-        arr = m.model_arrays(np.where(np.arange(len(names)) == j, 0.0, theta))
-        excess = np.var(m.y - arr["model"]) - np.mean(m.err**2)
-        pj = m.priors["jitter"]
-        theta[j] = np.clip(np.sqrt(max(excess, (0.1 * np.median(m.err)) ** 2)), pj.lo, pj.hi)
+    theta, sd = m.init_noise(theta)   # jitter, error scale, GP: from the residuals
+    for n, s in sd.items():
+        j = names.index(n)
         cov[j, :] = cov[:, j] = 0.0
-        cov[j, j] = (0.2 * theta[j]) ** 2
+        cov[j, j] = s**2
     return theta, cov, res
 
 
@@ -251,13 +282,14 @@ class _LogSpace:
     """emcee's view of a model whose log-uniform parameters it walks in log space.
 
     A parameter with a log-uniform prior over decades (``ramp_tau``, ``jitter``)
-    is flat in its logarithm; the stretch move mixes it far better there (a
+    is flat in its logarithm (log-normal and 1/x-uniform priors are walked the
+    same way: positive and spread over a range of scales); the stretch move mixes it far better there (a
     linear walk across three decades gave autocorrelation times of ~1000
     steps). ``log_prob`` adds the Jacobian, so the posterior is unchanged.
     """
 
     def __init__(self, m: LightCurveModel):
-        self.m, self.idx = m, list(m._logu_idx)
+        self.m, self.idx = m, list(m.log_walk_idx)
 
     def to_walk(self, theta):
         u = np.array(theta, dtype=float, copy=True)
@@ -346,7 +378,9 @@ def _summarise(m: LightCurveModel, sampler, diag: dict, st: SamplerSettings, rng
     best = m.model_arrays(chain[i, j])
     status = {n: ("fixed" if m.priors[n].fixed else "marginalised" if n in m.lay.marg else "free")
               for n in m.priors}
-    derived = ["depth"] + [n for n in ("b", "inc", "u1", "u2") if n in vals and n not in status]
+    rank = {n: i for i, n in enumerate(("depth", "b", "inc", "u1", "u2", "ecc", "w", "fp_night"))}
+    derived = sorted((n for n in vals if n not in status),   # joint fits: "depth@<label>", ...
+                     key=lambda n: (rank.get(n.partition("@")[0], len(rank)), n))
     status.update({n: "derived" for n in derived})
     names = list(status)
     med, lo, hi = {}, {}, {}

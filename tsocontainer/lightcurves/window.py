@@ -16,6 +16,9 @@ checks them against the data:
   extrapolated under the event and trades off against the depth), and with a
   ramp at least 3 points before the first event (the ramp decays at the start).
 
+A phase curve (``kind="phasecurve"``) needs its transit or its eclipse in the
+data, with no baseline rule (the orbit is its baseline).
+
 Otherwise a :class:`~tsocontainer.errors.TSOValueError` is raised whose one-line
 message gives the data span, the predicted mid-times and the likely cause
 (a time in another convention, a wrong epoch or period, a partial event).
@@ -98,11 +101,20 @@ def prior_support(prior: Prior, nsigma: float = 5.0) -> tuple[float, float]:
     return float(prior.lo), float(prior.hi)
 
 
+def _ecc_w(priors: dict) -> tuple[float, float]:
+    """Starting eccentricity and argument of periastron (degrees), from ``ecc``/``w`` or
+    ``secosw``/``sesinw``."""
+    if "secosw" in priors:
+        c, s = float(priors["secosw"].start), float(priors["sesinw"].start)
+        return min(c * c + s * s, 0.999), float(np.degrees(np.arctan2(s, c)))
+    return float(priors["ecc"].start), float(priors["w"].start)
+
+
 def _impact(priors: dict, geometry: str, kind: str) -> float:
     a = priors["a_rs"].start
     if geometry == "b":
         return float(priors["b"].start)
-    ecc, w = priors["ecc"].start, priors["w"].start
+    ecc, w = _ecc_w(priors)
     esw = ecc * np.sin(np.radians(w))
     return float(a * np.cos(np.radians(priors["inc"].start)) * (1 - ecc**2)
                  / (1 + esw if kind == "transit" else 1 - esw))
@@ -193,6 +205,8 @@ def check_event_window(time, priors: dict, spec, label: str = "fit", notes=()) -
     True
     """
     t = np.sort(np.asarray(time, dtype=float))
+    if spec.kind == "phasecurve":
+        return _check_phasecurve(t, priors, spec, label, notes)
     event = "transit" if spec.kind == "transit" else "eclipse"
     tname = "t0" if spec.kind == "transit" else "t_sec"
     c0, p0 = float(priors[tname].start), float(priors["per"].start)
@@ -202,8 +216,8 @@ def check_event_window(time, priors: dict, spec, label: str = "fit", notes=()) -
     b = _impact(priors, spec.geometry, spec.kind)
     if b >= 1 + k:  # the start would give no event: the fit starts from b = 0.5 (model.start)
         b = 0.5
-    t14, _ = event_durations(p0, float(priors["a_rs"].start), b, k, float(priors["ecc"].start),
-                             float(priors["w"].start), spec.kind)
+    ecc, w = _ecc_w(priors)
+    t14, _ = event_durations(p0, float(priors["a_rs"].start), b, k, ecc, w, spec.kind)
     half = 0.5 * t14
     span = (f"data span {t[0]:.5f}-{t[-1]:.5f} ({t[-1] - t[0]:.3f} d, {t.size} points)")
     if not half > 0:
@@ -248,3 +262,27 @@ def check_event_window(time, priors: dict, spec, label: str = "fit", notes=()) -
                             f"cannot be separated from the {event}: {where}; drop the ramp or "
                             f"check t0")
     return info
+
+
+def _check_phasecurve(t, priors: dict, spec, label: str, notes) -> dict:
+    """A phase curve needs its transit or its eclipse in the data (no baseline checks: the
+    orbit is the baseline). The eclipse is predicted at ``t0 + per / 2`` (plus the
+    first-order eccentric shift ``per / pi * 2 e cos w``)."""
+    from dataclasses import replace as _replace
+
+    from tsocontainer.lightcurves.priors import _shift
+
+    plain = _replace(spec, kind="transit", poly=0, ramp=False)
+    try:
+        return {**check_event_window(t, priors, plain, label, notes), "event": "transit"}
+    except TSOValueError as exc:
+        first = str(exc)
+    ecc, w = _ecc_w(priors)
+    shift = 0.5 * float(priors["per"].start) * (1 + 4 / np.pi * ecc * np.cos(np.radians(w)))
+    pri = {k: v for k, v in priors.items() if k != "t0"}
+    pri["t_sec"] = _shift(priors["t0"], shift)
+    try:
+        info = check_event_window(t, pri, _replace(plain, kind="eclipse"), label, notes)
+    except TSOValueError:
+        raise TSOValueError(f"{first}; no eclipse either (predicted at t0 + {shift:.4f} d)") from None
+    return {**info, "event": "eclipse"}

@@ -42,18 +42,20 @@ def plot_lc_waterfall(lc, ax=None, offset=None, cmap: str = "viridis", **kwargs)
     if offset is None:
         span = np.nanpercentile(rel, 99, axis=1) - np.nanpercentile(rel, 1, axis=1)
         offset = 1.1 * float(np.nanmax(span)) if np.isfinite(span).any() else 1000.0
-    norm = Normalize(lc.wave.min(), lc.wave.max() if lc.nchan > 1 else lc.wave.min() + 1)
+    has_wave = bool(np.all(np.isfinite(lc.wave)))   # light curves made elsewhere may have none
+    key = lc.wave if has_wave else np.arange(lc.nchan, dtype=float)
+    norm = Normalize(key.min(), key.max() if lc.nchan > 1 else key.min() + 1)
     colours = plt.get_cmap(cmap)
     opts = dict(lw=0.8)
     opts.update(kwargs)
     for c in range(lc.nchan):
-        ax.plot(th, rel[c] - c * offset, color=colours(norm(lc.wave[c])), **opts)
+        ax.plot(th, rel[c] - c * offset, color=colours(norm(key[c])), **opts)
     sm = plt.cm.ScalarMappable(norm=norm, cmap=colours)
-    ax.figure.colorbar(sm, ax=ax, label="wavelength [micron]")
+    ax.figure.colorbar(sm, ax=ax, label="wavelength [micron]" if has_wave else "channel")
     step = max(1, lc.nchan // 10)   # at most ~10 tick labels
     ticks = np.arange(0, lc.nchan, step)
     ax.set_yticks(-ticks * offset)
-    ax.set_yticklabels([f"{lc.wave[c]:.2f}" for c in ticks])
+    ax.set_yticklabels([f"{key[c]:.2f}" if has_wave else str(c) for c in ticks])
     bar = _nice(offset / 2)
     x0 = th.min() if th.size else 0.0
     ax.plot([x0, x0], [0.5 * offset, 0.5 * offset - bar], color="k", lw=2)
@@ -102,7 +104,8 @@ def plot_white(lc, ax=None, wave_range=None, nbin: int | None = None, **kwargs):
         ax.errorbar(xb, yb, eb, ls="none", marker="o", ms=4, color="k", label=f"bins of {nbin}")
     ax.set_xlabel(f"time - {ref:.5f} [h, BJD_TDB]")
     ax.set_ylabel("relative flux" if wl.unit == "" else f"flux [{wl.unit or 'input units'}]")
-    ax.set_title(f"white light {wl.wave_lo[0]:.3f}-{wl.wave_hi[0]:.3f} micron")
+    ax.set_title(f"white light {wl.wave_lo[0]:.3f}-{wl.wave_hi[0]:.3f} micron"
+                 if np.isfinite(wl.wave_lo[0]) else "white light")
     ax.legend(loc="best", fontsize="small")
     return ax
 
