@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from tsocontainer._disk import release
+
 
 __all__ = ["THREADS", "progress", "run_blocks", "reflect_index", "block_ranges",
            "median_network", "window_median", "running_median", "dispersion_median",
@@ -54,13 +56,20 @@ def run_blocks(func, ranges, desc: str) -> list:
     """
     out = [None] * len(ranges)
     bar = progress(len(ranges), desc)
+
+    def call(a, b):
+        try:
+            return func(a, b)
+        finally:   # streaming mode: drop the mapped pages the block read (in the worker,
+            release()   # which may run ahead of the thread collecting the results)
+
     if THREADS == 1 or len(ranges) == 1:
         for k, (a, b) in enumerate(ranges):
-            out[k] = func(a, b)
+            out[k] = call(a, b)
             bar.update()
     else:
         with ThreadPoolExecutor(THREADS) as pool:
-            futures = [pool.submit(func, a, b) for a, b in ranges]
+            futures = [pool.submit(call, a, b) for a, b in ranges]
             for k, fut in enumerate(futures):
                 out[k] = fut.result()
                 bar.update()

@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from tsocontainer._disk import release
 from tsocontainer.registry import Bool, Choice, Num, OneOf, step
 
 from tsocontainer.group.working import CORRECTION_KEYS, POINTS, WorkingSource
@@ -57,8 +58,8 @@ class CleaningSteps:
         src = self._detection_source()
         if src.plain:
             return self.sci
-        return self._cached("detect", lambda: self._source_block(
-            0, self.N, skip=self._detection_skip(), need_var=False)[0])
+        return self._cached("detect", lambda: self._working_cube(self._detection_skip(),
+                                                                 "detect"))
 
     def _detection_skip(self) -> tuple:
         """Corrections the detection data leave out: the replacement, and stale ones (a
@@ -369,7 +370,8 @@ class CleaningSteps:
         deep, dvar = self._deep()
         _, onef = self._axes()
         flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,
-                              window, nsigma, onef, self._motion_modes())
+                              window, nsigma, onef, self._motion_modes(),
+                              out=self._new_cube(bool, "time_outliers"))
         return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
                                 "flag_time_outliers")
 
@@ -693,6 +695,7 @@ class CleaningSteps:
             good = mask[a:b] & np.isfinite(self.sci[a:b])
             count += good.sum(axis=0, dtype=np.int32)
             flats.append(np.flatnonzero(~good) + a * npix)
+            release()
         return (np.concatenate(flats) if flats else np.zeros(0, np.int64)), count
 
     @step("state", target="TSOGroup", reads=("mask",), writes=("replace",), plot="plot_replaced",
@@ -753,6 +756,7 @@ class CleaningSteps:
             arrays["replace_int"][c0:c1] = self.int_numbers[ints]
             arrays["replace_pix"][c0:c1] = pix
             arrays["replace_val"][c0:c1], arrays["replace_var"][c0:c1] = values, variances
+            release()
         if np.any(np.diff(arrays["replace_int"]) < 0):   # sorted unless the numbers are not
             order = np.argsort(arrays["replace_int"], kind="stable")
             arrays = {k: v[order] for k, v in arrays.items()}

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tsocontainer._disk import release
 from tsocontainer.errors import SegmentMismatchError, TSOReadError, TSOValueError
 from tsocontainer.flags import FlagStore, SparseDQ
 from tsocontainer.geometry import match_subarray
@@ -330,7 +331,7 @@ class SegmentData:
 
 
 def load_segments(paths_or_glob, *, block_size: int | None = None,
-                  progress: bool | None = None) -> SegmentData:
+                  progress: bool | None = None, scratch=None) -> SegmentData:
     """Check and read the rateints/calints segments of one visit into plain arrays.
 
     Every segment's headers are checked before any cube is read (see
@@ -344,6 +345,9 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         Integrations read at a time (default: about 64 MB per block).
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal).
+    scratch : tsocontainer._disk.Scratch, optional
+        Put SCI and VAR in memory-mapped files of this folder (streaming mode;
+        the pages read are released block by block) instead of memory.
 
     Returns
     -------
@@ -359,8 +363,12 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     _check_consistent(infos)
     n_total = sum(i["shape"][0] for i in infos)
     ny, nx = infos[0]["shape"][1:]
-    sci = np.empty((n_total, ny, nx), np.float32)
-    var = np.empty((n_total, ny, nx), np.float32)
+    if scratch is None:
+        sci = np.empty((n_total, ny, nx), np.float32)
+        var = np.empty((n_total, ny, nx), np.float32)
+    else:
+        sci = scratch.zeros((n_total, ny, nx), np.float32, "sci")
+        var = scratch.zeros((n_total, ny, nx), np.float32, "var")
     npix = ny * nx
     if block_size is None:
         block_size = max(1, int(16e6 // npix))
@@ -377,7 +385,8 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     bar.close()
     dqs = SparseDQ(reader.static, np.concatenate(reader.dq_index) if reader.dq_index else [],
                    np.concatenate(reader.dq_value) if reader.dq_value else [], n_total)
-    flags = FlagStore(sci.shape)
+    flags = FlagStore(sci.shape, alloc=None if scratch is None else (
+        lambda n: scratch.zeros((n,), np.uint8, "flag")))
     invalid = np.concatenate(reader.invalid) if reader.invalid else np.zeros(0, np.int64)
     flags.set_indices("invalid", invalid)
     meta = _meta(infos, timesrc)
@@ -436,6 +445,7 @@ class _BlockReader:
                     self._read_block(hdul, names, i0, i1)
                 except (OSError, ValueError, TypeError) as exc:
                     raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})", path=path) from None
+                release()
                 bar.update(i1 - i0)
             self.offset += nint
         finally:

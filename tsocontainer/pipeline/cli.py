@@ -164,6 +164,9 @@ def _add_run(sub) -> None:
     p.add_argument("--workers", type=_positive_int, default=1,
                    help="processes for the channel fits (at most one per channel is used)")
     p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
+    p.add_argument("--memmap", default=None, metavar="DIR",
+                   help="streaming mode: keep the visit's cubes in memory-mapped files in DIR "
+                        "(peak memory independent of the number of integrations)")
     p.set_defaults(func=_run_run)
 
 
@@ -172,7 +175,7 @@ def _run_run(args) -> int:
 
     files = args.files[0] if len(args.files) == 1 else args.files
     res = run_recipe(files, args.recipe, out=args.out, priors=args.priors, force=args.force,
-                     workers=args.workers, plots=not args.no_plots)
+                     workers=args.workers, plots=not args.no_plots, memmap=args.memmap)
     print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
           f"{', '.join(res.skipped) or 'nothing'}")
     print(f"outputs in {res.out}")

@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 
+from tsocontainer._disk import release
 from tsocontainer.arrays.views import default_block_size, dispersion_major, progress_bar
 
 __all__ = ["iter_blocks", "reference_frames"]
@@ -87,6 +88,7 @@ def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=Non
             elif finite:
                 good = good & np.isfinite(data) & np.isfinite(var)
             yield i0, i1, data, var, good
+            release()   # streaming mode: drop the mapped pages of the block
             bar.update(i1 - i0)
 
 
