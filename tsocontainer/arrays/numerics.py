@@ -29,15 +29,15 @@ _CHUNK = 1 << 17
 # ---------------------------------------------------------------- helpers
 
 
-def progress(total: int, desc: str):
-    """A tqdm bar over ``total`` blocks, shown only when stderr is a terminal."""
+def progress(total: int, desc: str, show: bool | None = None):
+    """A tqdm bar over ``total`` blocks, shown if ``show`` (None: when stderr is a terminal)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="block", disable=not sys.stderr.isatty(),
-                leave=False)
+    show = sys.stderr.isatty() if show is None else bool(show)
+    return tqdm(total=total, desc=desc, unit="block", disable=not show, leave=False)
 
 
-def run_blocks(func, ranges, desc: str) -> list:
+def run_blocks(func, ranges, desc: str, show: bool | None = None) -> list:
     """Call ``func(a, b)`` for every ``(a, b)`` in ``ranges`` on worker threads.
 
     Parameters
@@ -48,6 +48,8 @@ def run_blocks(func, ranges, desc: str) -> list:
         Block bounds.
     desc : str
         Progress-bar label.
+    show : bool, optional
+        Show the bar (None: when stderr is a terminal).
 
     Returns
     -------
@@ -55,7 +57,7 @@ def run_blocks(func, ranges, desc: str) -> list:
         ``func``'s return values in block order.
     """
     out = [None] * len(ranges)
-    bar = progress(len(ranges), desc)
+    bar = progress(len(ranges), desc, show)
 
     def call(a, b):
         try:
