@@ -12,6 +12,7 @@ import glob
 import logging
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -423,7 +424,15 @@ def _want_progress(progress) -> bool:
 
 
 class _BlockReader:
-    """Copies segment cubes block by block into the preallocated arrays."""
+    """Copies segment cubes block by block into the preallocated arrays.
+
+    The first block of a file is read alone (it sets the static DQ plane); the
+    others on two threads, each with its own file handle (astropy sections seek
+    and read on the handle). Per-block results are combined in block order, so
+    the outcome does not depend on the threads.
+    """
+
+    THREADS = max(1, min(2, os.cpu_count() or 1))
 
     def __init__(self, sci, var, npix):
         self.sci, self.var, self.npix = sci, var, npix
@@ -434,24 +443,48 @@ class _BlockReader:
         self.stats: dict = {}
 
     def read_file(self, info, block_size, bar) -> None:
-        path, names = info["path"], info["names"]
-        self.stats[path] = self._current = [0, 0, np.inf, -np.inf]
-        hdul = _open(path)
-        try:
-            nint = info["shape"][0]
-            for i0 in range(0, nint, block_size):
-                i1 = min(nint, i0 + block_size)
-                try:
-                    self._read_block(hdul, names, i0, i1)
-                except (OSError, ValueError, TypeError) as exc:
-                    raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})", path=path) from None
-                release()
-                bar.update(i1 - i0)
-            self.offset += nint
-        finally:
-            hdul.close()
+        from concurrent.futures import ThreadPoolExecutor
 
-    def _read_block(self, hdul, names, i0, i1) -> None:
+        path, names = info["path"], info["names"]
+        self.stats[path] = st = [0, 0, np.inf, -np.inf]
+        nint = info["shape"][0]
+        blocks = [(i0, min(nint, i0 + block_size)) for i0 in range(0, nint, block_size)]
+        local, handles, lock = threading.local(), [], threading.Lock()
+
+        def one(i0, i1):
+            if not hasattr(local, "hdul"):
+                local.hdul = _open(path)
+                with lock:
+                    handles.append(local.hdul)
+            try:
+                res = self._read_block(local.hdul, names, i0, i1)
+            except (OSError, ValueError, TypeError) as exc:
+                raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})",
+                                   path=path) from None
+            release()
+            return res
+
+        try:
+            results = [one(*blocks[0])]
+            with ThreadPoolExecutor(self.THREADS) as pool:
+                futures = [pool.submit(one, a, b) for a, b in blocks[1:]]
+                bar.update(blocks[0][1] - blocks[0][0])
+                for (a, b), fut in zip(blocks[1:], futures):
+                    results.append(fut.result())
+                    bar.update(b - a)
+        finally:
+            for h in handles:
+                h.close()
+        for inv, idx, val, (nbad, ndnu, lo, hi) in results:
+            self.invalid.append(inv)
+            self.dq_index.append(idx)
+            self.dq_value.append(val)
+            st[0] += nbad
+            st[1] += ndnu
+            st[2], st[3] = min(st[2], lo), max(st[3], hi)
+        self.offset += nint
+
+    def _read_block(self, hdul, names, i0, i1):
         o0, o1 = self.offset + i0, self.offset + i1
         sci = self.sci[o0:o1]
         sci[...] = hdul["SCI"].section[i0:i1]
@@ -469,22 +502,20 @@ class _BlockReader:
             bad |= ~(var > 0)
             bad |= ~np.isfinite(var)
             bad |= np.abs(sci) > _HUGE    # float32-overflow garbage, not a measurement
-        self.invalid.append(np.flatnonzero(bad) + o0 * self.npix)
-        st = self._current
-        st[0] += int(np.count_nonzero(bad))
+        invalid = np.flatnonzero(bad) + o0 * self.npix
+        nbad, lo, hi = int(np.count_nonzero(bad)), np.inf, -np.inf
         if not bad.all():
-            st[2] = min(st[2], float(np.min(sci, where=~bad, initial=np.inf)))
-            st[3] = max(st[3], float(np.max(sci, where=~bad, initial=-np.inf)))
+            lo = float(np.min(sci, where=~bad, initial=np.inf))
+            hi = float(np.max(sci, where=~bad, initial=-np.inf))
         if "DQ" in names:
             dq = np.asarray(hdul["DQ"].section[i0:i1], dtype=np.uint32)
         else:
             dq = np.zeros(sci.shape, np.uint32)
-        st[1] += int(np.count_nonzero(dq & np.uint32(1)))
+        ndnu = int(np.count_nonzero(dq & np.uint32(1)))
         if self.static is None:  # DQ shared by all integrations of the first block
             self.static = np.bitwise_and.reduce(dq, axis=0)
         idx = np.flatnonzero(dq != self.static[None])
-        self.dq_index.append(idx + o0 * self.npix)
-        self.dq_value.append(dq.reshape(-1)[idx])
+        return invalid, idx + o0 * self.npix, dq.reshape(-1)[idx], (nbad, ndnu, lo, hi)
 
 
 def _meta(infos, timesrc) -> dict:
