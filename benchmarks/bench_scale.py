@@ -204,24 +204,30 @@ def import_seconds() -> float:
 
 # ------------------------------------------------------------------ compare products
 def compare(run_a: str, run_b: str) -> dict:
-    """Largest differences between the products of two run directories."""
+    """Largest differences between the products of two run directories.
+
+    Every image extension of the two state files (flag planes, DQ, aux products:
+    traces, shifts, corrections, replacement values; SCI and VAR unless stripped),
+    the spectra and the light curves.
+    """
     import numpy as np
+    from astropy.io import fits
     from astropy.table import Table
 
-    from tsocontainer.group.container import TSOGroup
     from tsocontainer.spectra.container import Spectra
 
-    a, b = TSOGroup.read(Path(run_a) / "state.fits"), TSOGroup.read(Path(run_b) / "state.fits")
-    out = {"flags_equal": sorted(a._flags.planes) == sorted(b._flags.planes) and all(
-        np.array_equal(a._flags.planes[k], b._flags.planes[k]) for k in a._flags.planes)}
-    aux = {}
-    for k in sorted(set(a.aux) | set(b.aux)):
-        if k not in a.aux or k not in b.aux:
-            aux[k] = "missing in one"
-            continue
-        x, y = np.asarray(a.aux.raw(k)), np.asarray(b.aux.raw(k))
-        aux[k] = _maxdiff(x, y)
-    out["aux"] = aux
+    out = {"state": {}}
+    fa, fb = (_state_file(run_a), _state_file(run_b))
+    with fits.open(fa, memmap=False) as ha, fits.open(fb, memmap=False) as hb:
+        na = [h.name for h in ha if h.name not in ("PRIMARY", "TIME", "STATE")]
+        nb = [h.name for h in hb if h.name not in ("PRIMARY", "TIME", "STATE")]
+        stripped = {"SCI", "VAR"} - (set(na) & set(nb))   # strip_state removed them
+        out["extensions_same"] = sorted(set(na) - stripped) == sorted(set(nb) - stripped)
+        for name in na:
+            if name in nb:
+                out["state"][name] = _maxdiff(np.asarray(ha[name].data), np.asarray(hb[name].data))
+    out["flags_equal"] = all(v == "equal" for k, v in out["state"].items()
+                             if k.startswith("FLAG_"))
     sa = Spectra.read(Path(run_a) / "spectra_x1dints.fits")
     sb = Spectra.read(Path(run_b) / "spectra_x1dints.fits")
     out["spectra"] = {f"order{o}": {"flux": _maxdiff(sa.flux[o], sb.flux[o]),
@@ -230,7 +236,26 @@ def compare(run_a: str, run_b: str) -> dict:
     tb = Table.read(Path(run_b) / "lightcurves.ecsv")
     out["lightcurves"] = {c: _maxdiff(np.asarray(ta[c]), np.asarray(tb[c])) for c in ta.colnames
                           if ta[c].dtype.kind == "f"}
+    out["all_equal"] = out["extensions_same"] and all(
+        v == "equal" for v in list(out["state"].values()) + list(out["lightcurves"].values())
+        + [x for o in out["spectra"].values() for x in o.values()])
     return out
+
+
+def _state_file(run) -> Path:
+    light = Path(run) / "state-light.fits"
+    return light if light.is_file() else Path(run) / "state.fits"
+
+
+def strip_state(run) -> None:
+    """Replace a run's state.fits by a copy without SCI and VAR (disk is shared)."""
+    from astropy.io import fits
+
+    src = Path(run) / "state.fits"
+    with fits.open(src, memmap=False, lazy_load_hdus=True) as h:
+        fits.HDUList([x for x in h if x.name not in ("SCI", "VAR")]).writeto(
+            Path(run) / "state-light.fits", overwrite=True)
+    src.unlink()
 
 
 def _maxdiff(x, y):
@@ -267,6 +292,8 @@ def scaling(nints, tmp_parent, modes=("memory", "memmap")) -> list:
                     os.makedirs(mm, exist_ok=True)
                 r = cli(f"{tmp}/visit", f"{tmp}/run-{mode}", memmap=mm)
                 r.update(nint=n, mode=mode, simulate_s=sim["wall_s"])
+                if "error" not in r:
+                    strip_state(f"{tmp}/run-{mode}")
                 rows.append(r)
                 log(f"  {r.get('wall_s')} s, peak {r.get('peak_rss', 0) / GB:.2f} GB")
             if len(modes) == 2 and all("error" not in r for r in rows[-2:]):
@@ -277,16 +304,19 @@ def scaling(nints, tmp_parent, modes=("memory", "memmap")) -> list:
 
 
 def print_scaling(rows) -> None:
-    print("| ints | SCI GB | mode | wall s | peak RSS GB | peak / SCI | stages (s) | load |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| ints | SCI GB | mode | wall s | peak RSS GB | peak / SCI | stages (s) | products "
+          "= in memory | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if "error" in r:
             print(f"| {r['nint']} | | {r['mode']} | error: {r['error'][-200:]} ||||")
             continue
         st = ", ".join(f"{k} {v:.1f}" for k, v in r["stages"].items())
+        same = ("" if "compare" not in r else
+                "identical" if r["compare"]["all_equal"] else "DIFFER (see JSON)")
         print(f"| {r['nint']} | {r['sci_bytes'] / GB:.2f} | {r['mode']} | {r['wall_s']:.1f} | "
               f"{r['peak_rss'] / GB:.2f} | {r['peak_rss'] / r['sci_bytes']:.2f} | {st} | "
-              f"{r['load1']:.1f}-{r['load1_end']:.1f} |")
+              f"{same} | {r['load1']:.1f}-{r['load1_end']:.1f} |")
 
 
 # ------------------------------------------------------------------ main

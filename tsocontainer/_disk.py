@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Scratch", "release", "is_mapped", "read_across", "write_across"]
+__all__ = ["Scratch", "release", "is_mapped", "read_across", "write_across",
+           "is_sorted"]
 
 #: mmap objects of the live scratch cubes (dropped with their arrays)
 _LIVE: "weakref.WeakSet" = weakref.WeakSet()
@@ -141,3 +142,18 @@ def write_across(cube, index, values, chunk: int = 32) -> None:
     for i in range(0, cube.shape[0], chunk):
         cube[i:i + chunk][(slice(None),) + rest] = values[i:i + chunk]
         release()
+
+
+def is_sorted(a, chunk: int = 1 << 22) -> bool:
+    """True if the 1D array ``a`` never decreases (checked in chunks: no full-size temporary).
+
+    Examples
+    --------
+    >>> is_sorted(np.array([1, 2, 2, 5])), is_sorted(np.array([3, 1]))
+    (True, False)
+    """
+    for i in range(0, max(a.size - 1, 0), chunk):
+        part = a[i:i + chunk + 1]
+        if np.any(part[1:] < part[:-1]):
+            return False
+    return True

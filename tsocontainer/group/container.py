@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from tsocontainer._disk import read_across, release
+from tsocontainer._disk import is_mapped, read_across, release
 from tsocontainer._util import jsonable as _jsonable
 from tsocontainer._util import drop_timings, now_iso
 from tsocontainer._version import __version__
@@ -327,6 +327,12 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
             return np.zeros(self.shape, dtype) if zero else np.empty(self.shape, dtype)
         return self._scratch.zeros(self.shape, dtype, name)
 
+    def _new_array(self, shape, dtype, name: str) -> np.ndarray:
+        """An uninitialised array in memory, or a zero-filled scratch file when streaming."""
+        if self._scratch is None:
+            return np.empty(shape, dtype)
+        return self._scratch.zeros(np.atleast_1d(shape), dtype, name)
+
     def _working_cube(self, skip=(), name: str = "data") -> np.ndarray:
         """Working data of all integrations (corrections but ``skip``) as one cube.
 
@@ -510,6 +516,10 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
             If ``per_integration`` and the first axis is not ``N`` long.
         """
         array = np.asarray(array)
+        if self._scratch is not None and array.nbytes > 16e6 and not is_mapped(array):
+            mapped = self._scratch.zeros(array.shape, array.dtype, "aux")   # streaming: large
+            mapped[...] = array                                               # products on disk
+            array = mapped
         if per_integration and (array.ndim == 0 or array.shape[0] != self.N):
             raise ValueError(f"aux {name!r}: first axis {array.shape[:1]} is not N={self.N}")
         self.aux[name] = array
