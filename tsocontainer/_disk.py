@@ -81,7 +81,21 @@ class Scratch:
 
 
 def is_mapped(array) -> bool:
-    """True if ``array`` (or what it views) is a memory-mapped file."""
+    """True if ``array`` (or what it views) is a memory-mapped file.
+
+    Parameters
+    ----------
+    array : ndarray
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_mapped(np.zeros(3)), is_mapped(Scratch(True).zeros((3,), np.uint8, "x")[1:])
+    (False, True)
+    """
     a = array
     while a is not None:
         if isinstance(a, np.memmap) or isinstance(a, mmap.mmap):
@@ -96,6 +110,14 @@ def release() -> None:
     Safe at any moment, also while other threads read or write the cubes:
     for a shared file mapping the page cache holds the data (dirty pages
     included), so the next access only maps the page again.
+
+    Examples
+    --------
+    >>> a = Scratch(True).zeros((4,), np.float32, "x")
+    >>> a[:] = 2.0
+    >>> release()
+    >>> a.tolist()
+    [2.0, 2.0, 2.0, 2.0]
     """
     if not _LIVE:
         return
@@ -134,7 +156,15 @@ def read_across(cube, index, chunk: int = 32):
 
 
 def write_across(cube, index, values, chunk: int = 32) -> None:
-    """``cube[index] = values`` for an index over all integrations (see :func:`read_across`)."""
+    """``cube[index] = values`` for an index over all integrations (see :func:`read_across`).
+
+    Examples
+    --------
+    >>> a = np.zeros((3, 2, 2))
+    >>> write_across(a, np.s_[:, 1:], np.ones((3, 1, 2)))
+    >>> float(a.sum())
+    6.0
+    """
     if not is_mapped(cube):
         cube[index] = values
         return

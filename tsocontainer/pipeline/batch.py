@@ -190,6 +190,13 @@ def connect(scheduler=None, n_workers: int = 2, timeout: float = 3.0):
     TSOValueError
         dask.distributed is not installed, or no scheduler answers at the
         address within ``timeout`` seconds.
+
+    Examples
+    --------
+    >>> connect("tcp://127.0.0.1:9")          # doctest: +SKIP
+    Traceback (most recent call last):
+    ...
+    tsocontainer.errors.TSOValueError: scheduler tcp://127.0.0.1:9: no dask scheduler answered ...
     """
     try:
         from distributed import Client, LocalCluster
@@ -261,6 +268,12 @@ def run_batch(batch, *, scheduler=None, n_workers: int = 2, serial: bool = False
     ------
     TSOInputError
         As :func:`load_batch` and :func:`connect`, before any visit runs.
+
+    Examples
+    --------
+    >>> results = run_batch("visits.yaml", n_workers=2)   # doctest: +SKIP
+    >>> [r["ran"] for r in results]                        # doctest: +SKIP
+    [['state', 'spectra', 'lightcurves'], ['state', 'spectra', 'lightcurves']]
     """
     if not isinstance(batch, Batch):
         batch = load_batch(batch)
