@@ -404,8 +404,9 @@ def markdown(report) -> str:
                          key=lambda kv: -kv[1])[:3])
                      + f" | {r['load1'][0]:.1f}-{r['load1'][1]:.1f} |")
         L.append("")
-        L.append("There is no streaming mode yet: the whole visit is in memory, so peak memory "
-                 "grows with the number of integrations (see peak / input).")
+        L.append("In-memory mode (the default): peak memory grows with the number of "
+                 "integrations (see peak / input). The streaming mode (run --memmap) and its "
+                 "scaling are measured by benchmarks/bench_scale.py.")
     prof = (report.get("speed") or {}).get("profile")
     if prof and "error" not in prof:
         L += ["", f"## Profile (py-spy, {prof['rate_hz']} Hz, read -> white-light fit of the speed visit)",

@@ -19,7 +19,7 @@ PKG = Path(tsocontainer.__file__).parent
 
 #: room -> floor: a room imports only rooms on lower floors (none on its own floor but itself)
 FLOORS = {
-    "_version": 0, "errors": 0,
+    "_version": 0, "errors": 0, "_disk": 0,
     "_util": 1, "registry": 1, "flags": 1, "modes": 1,
     "geometry": 2,
     "arrays": 3, "io": 3,

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsocontainer._disk import is_sorted, release
+
 __all__ = [
     "STEP_FLAGS",
     "INFO_FLAGS",
@@ -357,9 +359,11 @@ class FlagStore:
     float32 visit needs 33 MB per step flag instead of a second full cube.
     """
 
-    def __init__(self, shape, planes=None):
+    def __init__(self, shape, planes=None, alloc=None):
         self.shape = tuple(int(s) for s in shape)
         self.planes: dict[str, np.ndarray] = {}
+        #: ``alloc(nbytes)`` -> zero-filled uint8 array for new planes (None: memory)
+        self.alloc = alloc
         for name, plane in (planes or {}).items():
             self.planes[validate_flag_name(name)] = np.asarray(plane, np.uint8)
 
@@ -368,65 +372,119 @@ class FlagStore:
         """Number of pixels in the cube."""
         return int(np.prod(self.shape))
 
-    def get(self, name: str) -> np.ndarray:
-        """Boolean cube of ``name`` (all False if the step never ran)."""
+    def _new_plane(self) -> np.ndarray:
+        n = (self.size + 7) // 8
+        return np.zeros(n, np.uint8) if self.alloc is None else self.alloc(n)
+
+    def _blocks(self, i0: int = 0, i1: int | None = None) -> list:
+        """Integration blocks (~16 M pixels) starting on whole bytes of the planes."""
+        i1 = self.shape[0] if i1 is None else i1
+        npix = max(1, self.size // max(self.shape[0], 1))
+        size = max(8, int(16e6 // npix) // 8 * 8)
+        return [(a, min(i1, a + size)) for a in range(i0, i1, size)]
+
+    def _unpack(self, plane, i0: int, i1: int) -> np.ndarray:
+        """Boolean cube of integrations ``i0:i1`` of a packed plane."""
+        npix = self.size // max(self.shape[0], 1)
+        return self._unpack_part(plane[(i0 * npix) // 8:(i1 * npix + 7) // 8], i0, i1)
+
+    def get(self, name: str, i0: int = 0, i1: int | None = None) -> np.ndarray:
+        """Boolean cube of ``name`` for integrations ``i0:i1`` (all False if the step never ran)."""
         validate_flag_name(name)
+        i1 = self.shape[0] if i1 is None else i1
         plane = self.planes.get(name)
         if plane is None:
-            return np.zeros(self.shape, bool)
-        return np.unpackbits(plane, count=self.size).view(bool).reshape(self.shape)
+            return np.zeros((i1 - i0,) + self.shape[1:], bool)
+        return self._unpack(plane, i0, i1)
 
     def set(self, name: str, cube) -> int:
-        """Replace flag ``name`` by the boolean ``cube``; return its count."""
+        """Replace flag ``name`` by the boolean ``cube``; return its count.
+
+        Packed by blocks of integrations (a memory-mapped ``cube`` is never
+        read whole into memory).
+        """
         validate_flag_name(name)
-        cube = np.asarray(cube, bool)
-        if cube.shape != self.shape:
-            raise ValueError(f"flag {name!r} has shape {cube.shape}, expected {self.shape}")
-        if not cube.any():
+        if np.shape(cube) != self.shape:
+            raise ValueError(f"flag {name!r} has shape {np.shape(cube)}, expected {self.shape}")
+        npix = self.size // max(self.shape[0], 1)
+        plane, count = None, 0
+        for i0, i1 in self._blocks():
+            blk = np.asarray(cube[i0:i1], bool)
+            c = int(np.count_nonzero(blk))
+            if c:
+                if plane is None:
+                    plane = self._new_plane()
+                packed = np.packbits(blk.reshape(-1))
+                b0 = i0 * npix // 8
+                plane[b0:b0 + packed.size] |= packed
+            count += c
+            release()
+        if plane is None:
             self.planes.pop(name, None)
             return 0
-        self.planes[name] = np.packbits(cube.reshape(-1))
-        return int(np.count_nonzero(cube))
+        self.planes[name] = plane
+        return count
 
-    def set_indices(self, name: str, flat_index) -> int:
-        """Replace flag ``name`` by the pixels at ``flat_index`` (flat cube indices)."""
+    def set_indices(self, name: str, flat_index, chunk: int = 1 << 22) -> int:
+        """Replace flag ``name`` by the pixels at ``flat_index`` (flat cube indices).
+
+        Sorted indices (what the block loops make) are packed in chunks, with no
+        temporary of their size; others are sorted first.
+        """
         validate_flag_name(name)
-        idx = np.sort(np.asarray(flat_index, dtype=np.int64).ravel())
-        if idx.size:  # drop repeats (np.unique took 7.4 s for 6.3 million indices, a sort 0.5 s)
-            keep = np.empty(idx.size, bool)
-            keep[0] = True
-            np.not_equal(idx[1:], idx[:-1], out=keep[1:])
-            idx = idx[keep]
+        idx = np.asarray(flat_index, dtype=np.int64).ravel()
+        if not is_sorted(idx):
+            idx = np.sort(idx)
         if idx.size == 0:
             self.planes.pop(name, None)
             return 0
         if idx[0] < 0 or idx[-1] >= self.size:
             raise ValueError(f"flag {name!r}: index out of range for shape {self.shape}")
-        plane = np.zeros((self.size + 7) // 8, np.uint8)
-        byte = idx >> 3
-        bits = (128 >> (idx & 7)).astype(np.uint8)
-        # idx is sorted: OR the bits of each byte's run at once (np.bitwise_or.at
-        # took 7.3 s for 6.3 million pixels)
-        first = np.flatnonzero(np.diff(byte, prepend=-1))
-        plane[byte[first]] = np.bitwise_or.reduceat(bits, first)
+        plane = self._new_plane()
+        count, last = 0, -1
+        for i in range(0, idx.size, chunk):
+            part = idx[i:i + chunk]
+            keep = np.empty(part.size, bool)   # drop repeats (np.unique: 7.4 s for 6.3 M)
+            keep[0] = part[0] != last
+            np.not_equal(part[1:], part[:-1], out=keep[1:])
+            part, last = part[keep], part[-1]
+            count += part.size
+            if not part.size:
+                continue
+            byte = part >> 3
+            bits = (128 >> (part & 7)).astype(np.uint8)
+            # sorted: OR the bits of each byte's run at once (np.bitwise_or.at: 7.3 s for
+            # 6.3 M pixels); a byte split between two chunks is OR-ed twice
+            first = np.flatnonzero(np.diff(byte, prepend=-1))
+            plane[byte[first]] |= np.bitwise_or.reduceat(bits, first)
+            release()
         self.planes[name] = plane
-        return int(idx.size)
+        return int(count)
 
     def clear(self, name: str) -> None:
         """Remove flag ``name``."""
         self.planes.pop(validate_flag_name(name), None)
 
-    def any_of(self, names=None) -> np.ndarray:
-        """Boolean cube: any of ``names`` (default all masking flags) set."""
+    def any_of(self, names=None, i0: int = 0, i1: int | None = None) -> np.ndarray:
+        """Boolean cube of integrations ``i0:i1``: any of ``names`` (default all masking flags) set."""
         if names is None:
             names = [n for n in self.planes if n not in INFO_FLAGS]
+        i1 = self.shape[0] if i1 is None else i1
         planes = [self.planes[n] for n in names if n in self.planes]
         if not planes:
-            return np.zeros(self.shape, bool)
-        acc = planes[0].copy()
+            return np.zeros((i1 - i0,) + self.shape[1:], bool)
+        npix = self.size // max(self.shape[0], 1)
+        b0, b1 = (i0 * npix) // 8, (i1 * npix + 7) // 8
+        acc = np.array(planes[0][b0:b1])
         for p in planes[1:]:
-            acc |= p
-        return np.unpackbits(acc, count=self.size).view(bool).reshape(self.shape)
+            acc |= p[b0:b1]
+        return self._unpack_part(acc, i0, i1)
+
+    def _unpack_part(self, part, i0, i1) -> np.ndarray:
+        npix = self.size // max(self.shape[0], 1)
+        bit0, bit1 = i0 * npix, i1 * npix
+        bits = np.unpackbits(part, count=bit1 - (bit0 // 8) * 8)[bit0 % 8:]
+        return bits.view(bool).reshape((i1 - i0,) + self.shape[1:])
 
     def to_bits(self) -> np.ndarray:
         """Return all flags as one ``uint16`` cube (bit = STEP_FLAGS[name])."""

@@ -6,13 +6,14 @@ and :mod:`tsocontainer.cleaning.onef` (re-exported there where they are public).
 """
 from __future__ import annotations
 
-from tsocontainer._util import interactive
-
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
+
+from tsocontainer._disk import release
+from tsocontainer._util import interactive
 
 
 __all__ = ["THREADS", "progress", "run_blocks", "reflect_index", "block_ranges",
@@ -28,15 +29,15 @@ _CHUNK = 1 << 17
 # ---------------------------------------------------------------- helpers
 
 
-def progress(total: int, desc: str):
-    """A tqdm bar over ``total`` blocks, shown in a terminal or notebook."""
+def progress(total: int, desc: str, show: bool | None = None):
+    """A tqdm bar over ``total`` blocks, shown if ``show`` (None: in a terminal or notebook)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="block", disable=not interactive(),
-                leave=False)
+    show = interactive() if show is None else bool(show)
+    return tqdm(total=total, desc=desc, unit="block", disable=not show, leave=False)
 
 
-def run_blocks(func, ranges, desc: str) -> list:
+def run_blocks(func, ranges, desc: str, show: bool | None = None) -> list:
     """Call ``func(a, b)`` for every ``(a, b)`` in ``ranges`` on worker threads.
 
     Parameters
@@ -47,6 +48,8 @@ def run_blocks(func, ranges, desc: str) -> list:
         Block bounds.
     desc : str
         Progress-bar label.
+    show : bool, optional
+        Show the bar (None: when stderr is a terminal).
 
     Returns
     -------
@@ -54,14 +57,21 @@ def run_blocks(func, ranges, desc: str) -> list:
         ``func``'s return values in block order.
     """
     out = [None] * len(ranges)
-    bar = progress(len(ranges), desc)
+    bar = progress(len(ranges), desc, show)
+
+    def call(a, b):
+        try:
+            return func(a, b)
+        finally:   # streaming mode: drop the mapped pages the block read (in the worker,
+            release()   # which may run ahead of the thread collecting the results)
+
     if THREADS == 1 or len(ranges) == 1:
         for k, (a, b) in enumerate(ranges):
-            out[k] = func(a, b)
+            out[k] = call(a, b)
             bar.update()
     else:
         with ThreadPoolExecutor(THREADS) as pool:
-            futures = [pool.submit(func, a, b) for a, b in ranges]
+            futures = [pool.submit(call, a, b) for a, b in ranges]
             for k, fut in enumerate(futures):
                 out[k] = fut.result()
                 bar.update()

@@ -17,7 +17,7 @@ from tsocontainer._util import interactive
 import numpy as np
 
 __all__ = ["dispersion_major", "window_rows", "gather", "default_block_size", "progress_bar",
-           "nanmedian_quiet"]
+           "nanmedian_quiet", "nanmedian_short"]
 
 
 def nanmedian_quiet(a, axis=None):
@@ -27,6 +27,28 @@ def nanmedian_quiet(a, axis=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(a, axis=axis)
+
+
+def nanmedian_short(a, axis: int = -1):
+    """``np.nanmedian`` along a short axis, by one sort (the same values, NaN where all-NaN).
+
+    ``np.nanmedian`` goes through masked arrays for axes shorter than 600
+    values, which is several times slower than sorting (NaN sort last) and
+    picking the middle of the non-NaN values.
+
+    Examples
+    --------
+    >>> a = np.array([[1.0, np.nan, 3.0, 2.0], [np.nan] * 4])
+    >>> nanmedian_short(a, axis=1)
+    array([ 2., nan])
+    """
+    s = np.sort(np.moveaxis(np.asarray(a), axis, -1), axis=-1)
+    n = s.shape[-1] - np.count_nonzero(np.isnan(s), axis=-1)
+    lo = np.take_along_axis(s, (np.maximum(n - 1, 0) // 2)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(s, np.minimum(n // 2, max(s.shape[-1] - 1, 0))[..., None], -1)[..., 0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        med = (lo + hi) / 2
+    return np.where(n > 0, med, np.nan).astype(med.dtype, copy=False)
 
 
 def dispersion_major(array, dispersion_axis: int):
@@ -80,8 +102,11 @@ def window_rows(centre, halfwidth, ny: int):
     first = np.floor(lo + 0.5)
     offs = np.arange(k, dtype=float)[:, None]
     rowf = first + offs
-    w = np.minimum(rowf + 0.5, hi)
-    w -= np.maximum(rowf - 0.5, lo)
+    w = rowf + 0.5                      # the same arithmetic as min(r + .5, hi) - max(r - .5, lo),
+    np.minimum(w, hi, out=w)            # in place (fewer cube-sized temporaries)
+    low = rowf - 0.5
+    np.maximum(low, lo, out=low)
+    w -= low
     np.clip(w, 0.0, 1.0, out=w)
     w *= (rowf >= 0) & (rowf <= ny - 1)
     rows = first.astype(np.intp) + np.arange(k, dtype=np.intp)[:, None]

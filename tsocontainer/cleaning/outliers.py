@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsocontainer._disk import read_across, write_across
+
 from tsocontainer.arrays.numerics import (block_ranges, dispersion_median, residual_scale, robust_factor,
                                           run_blocks, running_median)
 from tsocontainer.arrays.numerics import _finite_fill, _sigma  # noqa: F401
@@ -404,7 +406,7 @@ def spatial_outliers(cube, var, deep, wl, dispersion_axis: int = 1, filter_size:
 
 
 def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, onef_axis=None,
-                  shift=None):
+                  shift=None, out=None):
     """Per-pixel outliers in time against a running median of the normalised series.
 
     Each integration is divided by the smoothed white-light curve ``wl`` (so
@@ -439,10 +441,13 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     shift : ndarray, shape (N,) or (N, K), optional
         Motion regressors per integration: the cross-dispersion trace
         position (pixels), or ``K`` motion modes (position, width, ...).
+    out : ndarray of bool, shape (N, ny, nx), optional
+        Zero-filled output (e.g. a memory-mapped file); default: a new array.
 
     Returns
     -------
     ndarray of bool, shape (N, ny, nx)
+        ``out`` when given.
 
     Examples
     --------
@@ -455,7 +460,7 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
     [[4, 5, 12]]
     """
     n, ny, nx = cube.shape
-    flags = np.zeros(cube.shape, bool)
+    flags = np.zeros(cube.shape, bool) if out is None else out
     inv_wl = (1.0 / wl).astype(np.float32)[:, None, None]
     fill = np.nan_to_num(fill).astype(np.float32)
     scale = residual_scale(window)
@@ -474,7 +479,7 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
 
     def work(c0, c1):
         sl = np.s_[:, :, c0:c1] if col_blocks else np.s_[:, c0:c1]
-        y, bad = _finite_fill(cube[sl], fill[sl[1:]] * wl3)
+        y, bad = _finite_fill(read_across(cube, sl), fill[sl[1:]] * wl3)
         y *= inv_wl
         y -= running_median(y, window)
         y *= wl3   # back to data units: the noise of a pixel does not follow the transit
@@ -493,7 +498,7 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
         np.abs(y, out=y)
         emp = np.sqrt(np.pi / 2) * np.minimum(y, 5).mean(axis=0) - 2 * 0.755 / np.sqrt(n)
         y /= np.maximum(robust_factor(y), emp)[None]
-        flags[sl] = (y > nsigma) & ~bad
+        write_across(flags, sl, (y > nsigma) & ~bad)
 
     size = max(64 if col_blocks else 1, 2_000_000 // max(n * (ny if col_blocks else nx), 1))
     run_blocks(work, block_ranges(nx if col_blocks else ny, size), "time outliers")

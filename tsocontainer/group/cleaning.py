@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 
+from tsocontainer._disk import is_sorted, release
 from tsocontainer.registry import Bool, Choice, Num, OneOf, step
 
 from tsocontainer.group.working import CORRECTION_KEYS, POINTS, WorkingSource
@@ -57,8 +58,8 @@ class CleaningSteps:
         src = self._detection_source()
         if src.plain:
             return self.sci
-        return self._cached("detect", lambda: self._source_block(
-            0, self.N, skip=self._detection_skip(), need_var=False)[0])
+        return self._cached("detect", lambda: self._working_cube(self._detection_skip(),
+                                                                 "detect"))
 
     def _detection_skip(self) -> tuple:
         """Corrections the detection data leave out: the replacement, and stale ones (a
@@ -369,7 +370,8 @@ class CleaningSteps:
         deep, dvar = self._deep()
         _, onef = self._axes()
         flags = time_outliers(self._detection_cube(), dvar, self._white_light(window), deep,
-                              window, nsigma, onef, self._motion_modes())
+                              window, nsigma, onef, self._motion_modes(),
+                              out=self._new_cube(bool, "time_outliers"))
         return self._apply_flag("time_outliers", flags, {"window": window, "nsigma": nsigma}, t0,
                                 "flag_time_outliers")
 
@@ -684,16 +686,33 @@ class CleaningSteps:
 
     def _bad_pixel_indices(self, mask, block: int = 16):
         """Flat indices of the masked or non-finite pixels of the cube, and per pixel the
-        number of integrations in which it is usable (blockwise: no cube-sized temporary)."""
+        number of integrations in which it is usable (blockwise: no cube-sized temporary;
+        in streaming mode the indices go to a scratch file, counted in a first pass)."""
         npix = self.sh[0] * self.sh[1]
         count = np.zeros(self.sh, np.int32)
-        flats = []
-        for a in range(0, self.N, block):
-            b = min(self.N, a + block)
+        ranges = [(a, min(self.N, a + block)) for a in range(0, self.N, block)]
+
+        def bad(a, b):
             good = mask[a:b] & np.isfinite(self.sci[a:b])
-            count += good.sum(axis=0, dtype=np.int32)
-            flats.append(np.flatnonzero(~good) + a * npix)
-        return (np.concatenate(flats) if flats else np.zeros(0, np.int64)), count
+            return ~good
+
+        flats, sizes = [], []
+        for a, b in ranges:
+            nb = bad(a, b)
+            count += (b - a) - nb.sum(axis=0, dtype=np.int32)
+            if self._scratch is None:
+                flats.append(np.flatnonzero(nb) + a * npix)
+            else:
+                sizes.append(int(np.count_nonzero(nb)))
+            release()
+        if self._scratch is None:
+            return (np.concatenate(flats) if flats else np.zeros(0, np.int64)), count
+        flat, pos = self._new_array(sum(sizes), np.int64, "bad"), 0
+        for (a, b), n in zip(ranges, sizes):
+            flat[pos:pos + n] = np.flatnonzero(bad(a, b)) + a * npix
+            pos += n
+            release()
+        return flat, count
 
     @step("state", target="TSOGroup", reads=("mask",), writes=("replace",), plot="plot_replaced",
           params={"method": Choice("spatial", "temporal", "profile"),
@@ -740,10 +759,10 @@ class CleaningSteps:
         def good_at(i, p):   # usable: unmasked and finite (no good cube is made)
             return mflat[i, p] & np.isfinite(sflat[i, p])
 
-        arrays = {"replace_int": np.empty(flat.size, self.int_numbers.dtype),
-                  "replace_pix": np.empty(flat.size, np.int64),
-                  "replace_val": np.empty(flat.size, np.float32),
-                  "replace_var": np.empty(flat.size, np.float32)}
+        arrays = {"replace_int": self._new_array(flat.size, self.int_numbers.dtype, "rint"),
+                  "replace_pix": self._new_array(flat.size, np.int64, "rpix"),
+                  "replace_val": self._new_array(flat.size, np.float32, "rval"),
+                  "replace_var": self._new_array(flat.size, np.float32, "rvar")}
         wl = self._white_light(5)
         for c0 in range(0, flat.size, 1_000_000):   # chunks: temporaries of ~1e6 points
             c1 = min(flat.size, c0 + 1_000_000)
@@ -753,7 +772,8 @@ class CleaningSteps:
             arrays["replace_int"][c0:c1] = self.int_numbers[ints]
             arrays["replace_pix"][c0:c1] = pix
             arrays["replace_val"][c0:c1], arrays["replace_var"][c0:c1] = values, variances
-        if np.any(np.diff(arrays["replace_int"]) < 0):   # sorted unless the numbers are not
+            release()
+        if not is_sorted(arrays["replace_int"]):   # sorted unless the numbers are not
             order = np.argsort(arrays["replace_int"], kind="stable")
             arrays = {k: v[order] for k, v in arrays.items()}
         self._store_correction("replace", arrays, set(), {"REPLMETH": method})

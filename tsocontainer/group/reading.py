@@ -13,7 +13,7 @@ log = logging.getLogger("tsocontainer.io")
 
 
 def read_segments(paths_or_glob, *, block_size: int | None = None,
-                  progress: bool | None = None) -> TSOGroup:
+                  progress: bool | None = None, memmap=None) -> TSOGroup:
     """Read the rateints/calints segments of one visit into a :class:`TSOGroup`.
 
     Parameters
@@ -25,6 +25,13 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal); also the
         group's :attr:`~TSOGroup.progress` setting for its later steps.
+    memmap : str, path-like or True, optional
+        Streaming mode: ``sci``, ``var``, the mask, the flag planes and the
+        detection data live in memory-mapped files in this folder (True: the
+        system's temporary folder; files are unlinked once mapped, so nothing
+        is left behind), and every block loop drops the pages it read, so the
+        peak memory does not grow with the number of integrations. Results
+        are the same as in memory. Default: everything in memory.
 
     Returns
     -------
@@ -54,10 +61,17 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     (6, 'miri', False)
     """
     t0 = _time.perf_counter()
-    d = load_segments(paths_or_glob, block_size=block_size, progress=progress)
+    scratch = None
+    if memmap is not None and memmap is not False:
+        from tsocontainer._disk import Scratch
+
+        scratch = Scratch(memmap)
+    d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
+    if scratch is not None:
+        g._stream_to(scratch)
     g.progress = progress
     dt = _time.perf_counter() - t0
     g._record("read_segments", {"files": d.files},

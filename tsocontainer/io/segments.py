@@ -14,12 +14,14 @@ import glob
 import logging
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tsocontainer._disk import release
 from tsocontainer.errors import SegmentMismatchError, TSOReadError, TSOValueError
 from tsocontainer.flags import FlagStore, SparseDQ
 from tsocontainer.geometry import match_subarray
@@ -332,7 +334,7 @@ class SegmentData:
 
 
 def load_segments(paths_or_glob, *, block_size: int | None = None,
-                  progress: bool | None = None) -> SegmentData:
+                  progress: bool | None = None, scratch=None) -> SegmentData:
     """Check and read the rateints/calints segments of one visit into plain arrays.
 
     Every segment's headers are checked before any cube is read (see
@@ -346,6 +348,9 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         Integrations read at a time (default: about 64 MB per block).
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal).
+    scratch : tsocontainer._disk.Scratch, optional
+        Put SCI and VAR in memory-mapped files of this folder (streaming mode;
+        the pages read are released block by block) instead of memory.
 
     Returns
     -------
@@ -361,8 +366,12 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     _check_consistent(infos)
     n_total = sum(i["shape"][0] for i in infos)
     ny, nx = infos[0]["shape"][1:]
-    sci = np.empty((n_total, ny, nx), np.float32)
-    var = np.empty((n_total, ny, nx), np.float32)
+    if scratch is None:
+        sci = np.empty((n_total, ny, nx), np.float32)
+        var = np.empty((n_total, ny, nx), np.float32)
+    else:
+        sci = scratch.zeros((n_total, ny, nx), np.float32, "sci")
+        var = scratch.zeros((n_total, ny, nx), np.float32, "var")
     npix = ny * nx
     if block_size is None:
         block_size = max(1, int(16e6 // npix))
@@ -379,7 +388,8 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     bar.close()
     dqs = SparseDQ(reader.static, np.concatenate(reader.dq_index) if reader.dq_index else [],
                    np.concatenate(reader.dq_value) if reader.dq_value else [], n_total)
-    flags = FlagStore(sci.shape)
+    flags = FlagStore(sci.shape, alloc=None if scratch is None else (
+        lambda n: scratch.zeros((n,), np.uint8, "flag")))
     invalid = np.concatenate(reader.invalid) if reader.invalid else np.zeros(0, np.int64)
     flags.set_indices("invalid", invalid)
     meta = _meta(infos, timesrc)
@@ -415,7 +425,15 @@ def _want_progress(progress) -> bool:
 
 
 class _BlockReader:
-    """Copies segment cubes block by block into the preallocated arrays."""
+    """Copies segment cubes block by block into the preallocated arrays.
+
+    The first block of a file is read alone (it sets the static DQ plane); the
+    others on two threads, each with its own file handle (astropy sections seek
+    and read on the handle). Per-block results are combined in block order, so
+    the outcome does not depend on the threads.
+    """
+
+    THREADS = max(1, min(2, os.cpu_count() or 1))
 
     def __init__(self, sci, var, npix):
         self.sci, self.var, self.npix = sci, var, npix
@@ -426,23 +444,48 @@ class _BlockReader:
         self.stats: dict = {}
 
     def read_file(self, info, block_size, bar) -> None:
-        path, names = info["path"], info["names"]
-        self.stats[path] = self._current = [0, 0, np.inf, -np.inf]
-        hdul = _open(path)
-        try:
-            nint = info["shape"][0]
-            for i0 in range(0, nint, block_size):
-                i1 = min(nint, i0 + block_size)
-                try:
-                    self._read_block(hdul, names, i0, i1)
-                except (OSError, ValueError, TypeError) as exc:
-                    raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})", path=path) from None
-                bar.update(i1 - i0)
-            self.offset += nint
-        finally:
-            hdul.close()
+        from concurrent.futures import ThreadPoolExecutor
 
-    def _read_block(self, hdul, names, i0, i1) -> None:
+        path, names = info["path"], info["names"]
+        self.stats[path] = st = [0, 0, np.inf, -np.inf]
+        nint = info["shape"][0]
+        blocks = [(i0, min(nint, i0 + block_size)) for i0 in range(0, nint, block_size)]
+        local, handles, lock = threading.local(), [], threading.Lock()
+
+        def one(i0, i1):
+            if not hasattr(local, "hdul"):
+                local.hdul = _open(path)
+                with lock:
+                    handles.append(local.hdul)
+            try:
+                res = self._read_block(local.hdul, names, i0, i1)
+            except (OSError, ValueError, TypeError) as exc:
+                raise TSOReadError(f"{path}: cannot read integrations {i0}-{i1 - 1} ({exc})",
+                                   path=path) from None
+            release()
+            return res
+
+        try:
+            results = [one(*blocks[0])]
+            with ThreadPoolExecutor(self.THREADS) as pool:
+                futures = [pool.submit(one, a, b) for a, b in blocks[1:]]
+                bar.update(blocks[0][1] - blocks[0][0])
+                for (a, b), fut in zip(blocks[1:], futures):
+                    results.append(fut.result())
+                    bar.update(b - a)
+        finally:
+            for h in handles:
+                h.close()
+        for inv, idx, val, (nbad, ndnu, lo, hi) in results:
+            self.invalid.append(inv)
+            self.dq_index.append(idx)
+            self.dq_value.append(val)
+            st[0] += nbad
+            st[1] += ndnu
+            st[2], st[3] = min(st[2], lo), max(st[3], hi)
+        self.offset += nint
+
+    def _read_block(self, hdul, names, i0, i1):
         o0, o1 = self.offset + i0, self.offset + i1
         sci = self.sci[o0:o1]
         sci[...] = hdul["SCI"].section[i0:i1]
@@ -460,22 +503,20 @@ class _BlockReader:
             bad |= ~(var > 0)
             bad |= ~np.isfinite(var)
             bad |= np.abs(sci) > _HUGE    # float32-overflow garbage, not a measurement
-        self.invalid.append(np.flatnonzero(bad) + o0 * self.npix)
-        st = self._current
-        st[0] += int(np.count_nonzero(bad))
+        invalid = np.flatnonzero(bad) + o0 * self.npix
+        nbad, lo, hi = int(np.count_nonzero(bad)), np.inf, -np.inf
         if not bad.all():
-            st[2] = min(st[2], float(np.min(sci, where=~bad, initial=np.inf)))
-            st[3] = max(st[3], float(np.max(sci, where=~bad, initial=-np.inf)))
+            lo = float(np.min(sci, where=~bad, initial=np.inf))
+            hi = float(np.max(sci, where=~bad, initial=-np.inf))
         if "DQ" in names:
             dq = np.asarray(hdul["DQ"].section[i0:i1], dtype=np.uint32)
         else:
             dq = np.zeros(sci.shape, np.uint32)
-        st[1] += int(np.count_nonzero(dq & np.uint32(1)))
+        ndnu = int(np.count_nonzero(dq & np.uint32(1)))
         if self.static is None:  # DQ shared by all integrations of the first block
             self.static = np.bitwise_and.reduce(dq, axis=0)
         idx = np.flatnonzero(dq != self.static[None])
-        self.dq_index.append(idx + o0 * self.npix)
-        self.dq_value.append(dq.reshape(-1)[idx])
+        return invalid, idx + o0 * self.npix, dq.reshape(-1)[idx], (nbad, ndnu, lo, hi)
 
 
 def _meta(infos, timesrc) -> dict:

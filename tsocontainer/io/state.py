@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from tsocontainer._disk import is_mapped, release
 from tsocontainer._version import __version__
 from tsocontainer.errors import TSOReadError
 
@@ -109,21 +111,54 @@ def write_state_file(path, arrays: dict, time_columns: dict, state: dict, *, met
     ph["TSOCVER"] = (__version__, "tsocontainer version")
     ph["TSOCSTAT"] = (True, "tsocontainer saved state")
     _header_cards(ph, meta or {})
+    streamed = {k: a for k, a in arrays.items() if is_mapped(a) and np.ndim(a) >= 1}
     for name, arr in arrays.items():
-        hdus.append(fits.ImageHDU(np.asarray(arr), name=name))
+        if name not in streamed:
+            hdus.append(fits.ImageHDU(np.asarray(arr), name=name))
     cols = [fits.Column(name=k, format=f, array=np.asarray(a)) for k, (f, a) in time_columns.items()]
     hdus.append(fits.BinTableHDU.from_columns(cols, name="TIME"))
     blob = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
     hdus.append(fits.ImageHDU(blob, name="STATE"))
     tmp = atomic_path(path)
+    t0 = time.perf_counter()
     try:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        for name, arr in streamed.items():
+            _append_streamed(tmp, name, arr)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    log.info("wrote state to %s", path)
+    log.info("wrote state to %s (%.1f s)", path, time.perf_counter() - t0)
     return str(path)
+
+
+_BITPIX = {"f4": -32, "f8": -64, "u1": 8, "i2": 16, "i4": 32, "i8": 64}
+
+
+def _append_streamed(path, name: str, arr) -> None:
+    """Append image ``name`` to the FITS file ``path`` in ~64 MB blocks (memory-mapped
+    cubes of the streaming mode: astropy would byteswap the whole cube in place)."""
+    from astropy.io import fits
+
+    arr = np.asarray(arr)
+    if arr.dtype.str[1:] not in _BITPIX:   # e.g. bool: written as a whole (small)
+        arr = np.asarray(arr, np.uint8)
+    header = fits.ImageHDU(data=None, name=name).header
+    header["BITPIX"] = _BITPIX[arr.dtype.str[1:]]
+    header["NAXIS"] = arr.ndim
+    after = "NAXIS"
+    for k, n in enumerate(arr.shape[::-1], start=1):
+        header.insert(after, (f"NAXIS{k}", int(n)), after=True)
+        after = f"NAXIS{k}"
+    per = max(1, int(64e6 // max(arr[:1].nbytes, 1)))
+    out = fits.StreamingHDU(str(path), header)
+    try:
+        for i in range(0, arr.shape[0], per):
+            out.write(np.ascontiguousarray(arr[i:i + per]))
+            release()
+    finally:
+        out.close()
 
 
 def read_state_file(path) -> dict:

@@ -1,4 +1,4 @@
-"""Command line: ``tsocontainer demo | run | simulate | info | report | recipe``.
+"""Command line: ``tsocontainer demo | run | batch | simulate | info | report | recipe``.
 
 Every sub-command exits 0 on success; on bad input it prints one line naming the file
 and the cause and exits 2; on a failure of the package itself one line and exit 1.
@@ -167,6 +167,9 @@ def _add_run(sub) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit with code 3 when a fit is marked suspect (default: exit 0 and "
                         "say so on the last line)")
+    p.add_argument("--memmap", default=None, metavar="DIR",
+                   help="streaming mode: keep the visit's cubes in memory-mapped files in DIR "
+                        "(peak memory independent of the number of integrations)")
     p.set_defaults(func=_run_run)
 
 
@@ -175,7 +178,7 @@ def _run_run(args) -> int:
 
     files = args.files[0] if len(args.files) == 1 else args.files
     res = run_recipe(files, args.recipe, out=args.out, priors=args.priors, force=args.force,
-                     workers=args.workers, plots=not args.no_plots)
+                     workers=args.workers, plots=not args.no_plots, memmap=args.memmap)
     print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
           f"{', '.join(res.skipped) or 'nothing'}")
     print(f"outputs in {res.out}")
@@ -186,6 +189,37 @@ def _run_run(args) -> int:
         print(line)
     return 3 if suspect and args.strict else 0
 
+
+def _add_batch(sub) -> None:
+    p = sub.add_parser("batch", help="reduce several visits (a batch file), one run directory "
+                                     "each, as dask tasks; resumable")
+    p.add_argument("batch_file", help="YAML file listing the visits (see "
+                                      "tsocontainer.pipeline.batch)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running dask scheduler (tcp://host:port); default: a LocalCluster")
+    p.add_argument("--n-workers", type=_positive_int, default=2,
+                   help="worker processes of the LocalCluster (one visit each at a time)")
+    p.add_argument("--serial", action="store_true", help="one visit after the other, no dask")
+    p.add_argument("--force", action="store_true", help="redo stages whose outputs exist")
+    p.add_argument("--no-plots", action="store_true", help="skip plots and report.html")
+    p.set_defaults(func=_run_batch)
+
+
+def _run_batch(args) -> int:
+    from tsocontainer.pipeline.batch import load_batch, run_batch
+
+    batch = load_batch(args.batch_file)
+    results = run_batch(batch, scheduler=args.scheduler, n_workers=args.n_workers,
+                        serial=args.serial, force=args.force, plots=not args.no_plots)
+    failed = [r for r in results if "error" in r]
+    for r in results:
+        what = (f"error: {r['error']}" if "error" in r else
+                f"ran: {', '.join(r['ran']) or 'nothing'}; skipped: "
+                f"{', '.join(r['skipped']) or 'nothing'}")
+        print(f"{r['name']}: {what} ({r['out']})")
+    print(f"{len(results) - len(failed)} of {len(results)} visit(s) done; summary in "
+          f"{batch.out / 'batch.json'}")
+    return 1 if failed else 0
 
 
 def _add_demo(sub) -> None:
@@ -239,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_recipe(sub)
     _add_run(sub)
+    _add_batch(sub)
     _add_demo(sub)
     return parser
 

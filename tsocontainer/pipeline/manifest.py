@@ -137,6 +137,19 @@ class Manifest:
         for name, p in staged.items():
             os.replace(p, self.folder / name)
 
+    def record(self, stage: str, key: str, parent: str | None, staged: dict) -> None:
+        """Record ``stage`` with the fingerprints of ``staged`` files, without writing the
+        manifest or moving the files: the next :meth:`commit` (of a later stage that
+        stages the same files) does both, so the two stages commit together.
+
+        Parameters
+        ----------
+        stage, key, parent, staged
+            As :meth:`commit`.
+        """
+        outputs = {name: fingerprint(p) for name, p in staged.items()}
+        self.stages[stage] = {"key": key, "parent": parent, "outputs": outputs}
+
     def forget_from(self, stages) -> None:
         """Drop the records of ``stages`` (they will run again)."""
         for s in stages:

@@ -349,7 +349,8 @@ def _stage_keys(stages: dict, inputs) -> dict:
 
 # ------------------------------------------------------------------ the run
 def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force: bool = False,
-               workers: int = 1, plots: bool = True, progress: bool | None = None) -> RunResult:
+               workers: int = 1, plots: bool = True, progress: bool | None = None,
+               memmap=None) -> RunResult:
     """Run ``recipe`` on a visit and write every product into ``out``.
 
     Parameters
@@ -374,6 +375,11 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         Write diagnostic plots and ``report.html``.
     progress : bool, optional
         Progress bars (default: when on a terminal).
+    memmap : str, path-like or True, optional
+        Streaming mode: the visit's cubes live in memory-mapped files in this
+        folder (True: the temporary folder), see
+        :func:`~tsocontainer.group.read_segments`. Same products; peak memory
+        independent of the number of integrations.
 
     Returns
     -------
@@ -409,6 +415,7 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         if removed:
             rlog.step("run", f"removed {len(removed)} temporary file(s) of an interrupted run")
         ctx = _Context(group_or_files, out, rlog, force, res, progress, keys)
+        ctx.memmap = memmap
         for stage in _ORDER:
             if stage in keys:
                 run = getattr(ctx, "stage1" if stage == "ramps" else stage)
@@ -436,6 +443,10 @@ class _Context:
         self.source, self.out, self.rlog = source, out, rlog
         self.force, self.res, self.progress, self.keys = force, res, progress, keys
         self.manifest = Manifest(out)
+        #: seconds of a state stage whose state.fits the spectra stage writes (None: none)
+        self.deferred_state = None
+        #: streaming folder for read_segments (None: in memory)
+        self.memmap = None
 
     def _skip(self, stage: str) -> bool:
         key = self.keys[stage][0]
@@ -493,15 +504,18 @@ class _Context:
         elif isinstance(src, TSOGroup):
             g = src.copy()
         else:
-            g = read_segments(src, progress=self.progress)
+            g = read_segments(src, progress=self.progress, memmap=self.memmap)
         if self.progress is not None:   # the run's setting, for every step of the group
             g.progress = self.progress
         for name, kwargs in steps:
             log.info("step %s %s", name, kwargs)
             getattr(g, name)(**kwargs)
+        self.res.group = g
+        if "spectra" in self.keys:   # state.fits is written once, with the extraction
+            self.deferred_state = time.perf_counter() - t0
+            return
         path = self._staging() / "state.fits"
         g.write(path, overwrite=True)
-        self.res.group = g
         self._commit("state", {"state.fits": path}, t0)
 
     def spectra(self, steps) -> None:
@@ -518,6 +532,17 @@ class _Context:
         stage = self._staging()
         self.res.spectra.write_x1dints(stage / "spectra_x1dints.fits", overwrite=True)
         g.write(stage / "state.fits", overwrite=True)   # the state now holds the extraction
+        if self.deferred_state is not None:
+            # the state stage ran in this run: its output is this same state.fits (a
+            # second copy of sci and var would cost seconds per GB). Both stages are
+            # recorded by the one manifest write of the commit below; a kill before it
+            # reruns both.
+            key, parent = self.keys["state"]
+            self.manifest.record("state", key, parent, {"state.fits": stage / "state.fits"})
+            self.rlog.step("state", f"done ({self.deferred_state:.1f} s, state.fits written "
+                                    "with the spectra stage)")
+            self.res.ran.append("state")
+            self.deferred_state = None
         self._commit("spectra", {"spectra_x1dints.fits": stage / "spectra_x1dints.fits",
                                  "state.fits": stage / "state.fits"}, t0)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsocontainer._util import check_option
-from tsocontainer.arrays.views import gather, window_rows
+from tsocontainer.arrays.views import gather, nanmedian_short, window_rows
 
 __all__ = ["TRACE_METHODS", "SMOOTH_METHODS", "column_centres", "local_background", "walk_trace",
            "smooth_trace"]
@@ -223,11 +223,7 @@ def local_background(frames, centre, halfwidth: float, width: int):
     rows = np.rint(c[..., None, :] + off[:, None])
     ok = (rows >= 0) & (rows <= ny - 1)
     vals = np.where(ok, gather(frames, np.clip(rows, 0, ny - 1).astype(np.intp)), np.nan)
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nan_to_num(np.nanmedian(vals, axis=-2))
+    return np.nan_to_num(nanmedian_short(vals, axis=-2))
 
 
 def walk_trace(frame, start: int | None = None, start_row: float | None = None,

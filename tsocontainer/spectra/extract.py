@@ -56,7 +56,7 @@ import numpy as np
 
 from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
-from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.blocks import for_blocks, iter_blocks, reference_frames
 from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
 from tsocontainer.spectra.profile import (OrderProfile, motion_regressors, profile_motion,
                                           spatial_profile)
@@ -658,8 +658,9 @@ def _extract_blocks(cube, opts, traces, widths, excl, prof, models):
     flux = {o: np.full((cube.N, nx), np.nan) for o in orders}
     fvar = {o: np.full((cube.N, nx), np.nan) for o in orders}
     good = {o: np.zeros((cube.N, nx), bool) for o in orders}
-    nrej = 0
-    for i0, i1, data, var, gd in iter_blocks(cube, desc=f"{opts.method} extraction", finite=False):
+
+    def work(i0, i1, data, var, gd):
+        nrej = 0
         for o in orders:
             tr = np.asarray(traces[o][i0:i1], float)
             if models is None:
@@ -671,6 +672,9 @@ def _extract_blocks(cube, opts, traces, widths, excl, prof, models):
                                             width=wd[i0:i1], nsigma=opts.nsigma)
                 nrej += n
             flux[o][i0:i1], fvar[o][i0:i1], good[o][i0:i1] = f, v, ok
+        return nrej
+
+    nrej = sum(for_blocks(cube, work, desc=f"{opts.method} extraction", finite=False))
     return flux, fvar, good, nrej
 
 

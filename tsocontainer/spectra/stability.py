@@ -12,7 +12,7 @@ import time as _time
 import numpy as np
 
 from tsocontainer.arrays.views import gather, window_rows
-from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.blocks import for_blocks, iter_blocks, reference_frames
 from tsocontainer.spectra.trace import (TraceOptions, _basis, _block_traces, _orders_of, mode_defaults,
                                         trace_references)
 
@@ -123,11 +123,13 @@ def measure_shifts(cube, order=None, method: str = "centroid", halfwidth=None, r
                order=order)
     basis = _basis(frame.shape[1], 0)
     fw0 = np.nanmedian(ref["fwhm"])
-    for i0, i1, data, _, _ in iter_blocks(cube, fill=frame, desc="shifts"):
+    def work(i0, i1, data, var, good):
         _, _, dy, ratio = _block_traces(data, ref, method, hw, basis)
         spec = (w[None] * gather(data, rows)).sum(1)
         dx, _ = _spectral_shift(spec, wts[None], fspec)
         out["shift_x"][i0:i1], out["shift_y"][i0:i1], out["fwhm"][i0:i1] = dx, dy, fw0 * ratio
+
+    for_blocks(cube, work, fill=frame, desc="shifts")
     for key in ("shift_x", "shift_y"):
         out[key] -= np.nanmedian(out[key])
     log.info("measure_shifts: order %d, rms x %.4f px, y %.4f px, width %.3f px, %.1f s", order,

@@ -26,7 +26,7 @@ import numpy as np
 
 from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
-from tsocontainer.spectra.blocks import iter_blocks, reference_frames
+from tsocontainer.spectra.blocks import for_blocks, reference_frames
 from tsocontainer.spectra.centring import (FWHM_SIGMA, SMOOTH_METHODS, TRACE_METHODS, column_centres,
                                            local_background, smooth_trace, walk_trace)
 
@@ -577,12 +577,14 @@ def fit_traces(cube, orders=None, options: TraceOptions | None = None, *, deg_in
     live = [o for o, r in refs.items() if r["detected"]]
     if per_integration and live:
         basis = _basis(nx, deg_int)
-        for i0, i1, data, _, _ in iter_blocks(cube, fill=frame, desc="tracing"):
+        def work(i0, i1, data, var, good):
             for o in live:
                 tr, fw, dy, ratio = _block_traces(data, refs[o], opts.method, refs[o]["halfwidth"],
                                                   basis)
                 out[o]["trace"][i0:i1], out[o]["fwhm"][i0:i1] = tr, fw
                 out[o]["shift_y"][i0:i1], out[o]["width_ratio"][i0:i1] = dy, ratio
+
+        for_blocks(cube, work, fill=frame, desc="tracing")
     for o in refs:
         bad = ~np.isfinite(refs[o]["centre"])
         out[o]["trace"][:, bad] = np.nan
