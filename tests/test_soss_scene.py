@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsocontainer.sim.soss_scene import (FRAME_PWCPOS, ONEF_RMS, box_depths, pixel_owners,
+from tsocontainer.sim.soss_truth import box_depths
+from tsocontainer.sim.soss_scene import (FRAME_PWCPOS, ONEF_RMS, pixel_owners,
                                          simulate_soss_scene, split_frame)
 
 QUIET = {"poisson": False, "read": False}

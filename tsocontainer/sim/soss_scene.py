@@ -80,7 +80,7 @@ from tsocontainer.sim import noise as simnoise
 from tsocontainer.sim.truth import SimulatedVisit, clear_previous, write_truth
 from tsocontainer.sim.write import INT_TIMES_DTYPE, SegmentFile, SegmentMemory
 
-__all__ = ["FrameSplit", "split_frame", "simulate_soss_scene", "box_depths", "TIMING",
+__all__ = ["FrameSplit", "split_frame", "simulate_soss_scene", "pixel_owners", "TIMING",
            "ONEF_RMS", "CR_RATE", "FRAME_PWCPOS"]
 
 log = logging.getLogger(__name__)
@@ -493,7 +493,9 @@ class _SceneVisit:
         u1, u2 = simastro.limb_darkening(self.depth_wave, law)
         info = dict(orders=list(_ORDERS), dispersion_axis=1, aperture_halfwidth_px=20.0,
                     electrons_per_dn_s=self.escale, var_rnoise=self.var_rn)
-        white = _box_depths(arrays, self._truth_stub(), None, None, 20.0, 1)[0]
+        from tsocontainer.sim.soss_truth import box_depths_from
+
+        white = float(box_depths_from(arrays, self._truth_stub(), None, None, 20.0, 1)[0])
         return {
             "format": "tsocontainer simulated visit truth", "version": 1,
             "generator": "tsocontainer.sim.soss_scene (real SUBSTRIP256 frame)",
@@ -699,72 +701,3 @@ def simulate_soss_scene(nint: int, out=None, *, nseg: int = 1, seed: int = 0, co
     return SimulatedVisit(files=files if folder is not None else [],
                           truth=truth, folder=None if folder is None else str(folder),
                           models=models, _arrays=arrays)
-
-
-# ------------------------------------------------------------------ truth of a box
-def _box_depths(arrays, truth, edges, centre, halfwidth, order):
-    ds = truth["depth_spectrum"]
-    star = np.asarray(arrays["MODEL"], float).sum(axis=0)
-    owner = np.asarray(arrays["OWNER"])
-    depth = np.where(owner > 0, np.interp(np.asarray(arrays["PIXWAVE"], float),
-                                          np.asarray(ds["wave_um"], float),
-                                          np.asarray(ds["depth_ppm"], float)), 0.0)
-    if centre is None:
-        centre = np.nanmedian(np.asarray(arrays["TRACE"][order - 1], float), axis=0)
-    centre = np.asarray(centre, float)
-    rows = np.arange(star.shape[0], dtype=float)[:, None]
-    w = np.clip(np.minimum(rows + 0.5, centre[None] + halfwidth)
-                - np.maximum(rows - 0.5, centre[None] - halfwidth), 0.0, 1.0)
-    w = np.where(np.isfinite(w), w, 0.0) * (np.asarray(arrays["REFPIX"]) == 0)
-    s_col = (w * star).sum(axis=0)
-    sd_col = (w * star * depth).sum(axis=0)
-    wave = np.asarray(arrays["WAVE"][order - 1], float)
-    ok = np.isfinite(wave) & (s_col > 0)
-    if edges is None:
-        edges = [np.min(wave[ok]), np.max(wave[ok]) * (1 + 1e-12)]
-    edges = np.asarray(edges, float)
-    idx = np.searchsorted(edges, np.where(ok, wave, np.nan), side="right") - 1
-    use = ok & (idx >= 0) & (idx < edges.size - 1)
-    s = np.bincount(idx[use], weights=s_col[use], minlength=edges.size - 1)
-    sd = np.bincount(idx[use], weights=sd_col[use], minlength=edges.size - 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(s > 0, sd / s, np.nan)
-
-
-def box_depths(vis, edges=None, centre=None, halfwidth: float = 20.0, order: int = 1):
-    """Injected depth (ppm) of wavelength bins of a box extraction of a scene.
-
-    A channel's flux is the sum, over its columns (by the wavelength of
-    ``order`` at the column), of the box-weighted pixels -- starlight of every
-    order that falls in the box, each pixel with the depth of its own
-    wavelength. So its depth is the star-weighted mean of the pixel depths.
-
-    Parameters
-    ----------
-    vis : SimulatedVisit or path-like
-        The scene (or its folder).
-    edges : array_like, optional
-        Bin edges (micron); default one bin over the order (white light).
-    centre : array_like, optional
-        Box centre per column (default the truth trace of ``order``).
-    halfwidth : float
-        Box half-width (pixels; fractional edge pixels as the box extraction).
-    order : int
-        Order whose column wavelengths define the bins.
-
-    Returns
-    -------
-    ndarray
-        Depth per bin (NaN for empty bins).
-
-    Examples
-    --------
-    >>> box_depths(vis, [1.0, 1.5, 2.0])  # doctest: +SKIP
-    """
-    from tsocontainer.sim.truth import load_truth, load_truth_arrays
-
-    if isinstance(vis, SimulatedVisit):
-        truth, arrays = vis.truth, vis.truth_arrays()
-    else:
-        truth, arrays = load_truth(vis), load_truth_arrays(vis)
-    return _box_depths(arrays, truth, edges, centre, halfwidth, order)
