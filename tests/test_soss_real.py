@@ -10,7 +10,8 @@ sooner. The 500-integration full-frame numbers with the recipe's own fits are
 in ``benchmarks/bench_soss_real.py``.
 
 Small scene: columns 1000-1512 (1.53-2.05 micron, one side of the background
-step, the wings bright), 100 integrations, 10 channels; ~12 s per reduction.
+step, the wings bright), 100 integrations, 10 channels; ~12 s per reduction
+(each scene is made and reduced once per module: the fixtures).
 """
 from __future__ import annotations
 
@@ -97,6 +98,7 @@ def _check_pulls(vis, lcs, centre):
     return r
 
 
+@pytest.mark.slow
 def test_sky_scale_is_the_light_that_does_not_transit(clean):
     vis, (g, _, _) = clean
     truth = vis.truth["background"]["scales"][1]   # the scene's zodiacal scale right of the step
@@ -110,6 +112,7 @@ def test_sky_scale_is_the_light_that_does_not_transit(clean):
     assert np.median(ratio.aux["sky_params"]) / truth > 1.5
 
 
+@pytest.mark.slow
 def test_sky_and_onef_do_not_see_the_transit(clean):
     vis, (g, lcs, centre) = clean
     ratio, bb = _check_background(vis, g, lcs, centre)
@@ -117,6 +120,7 @@ def test_sky_and_onef_do_not_see_the_transit(clean):
     assert np.all(np.abs(bb["out_pct"]) < 0.1)       # and the sky is right: < 0.1 % of the star
 
 
+@pytest.mark.slow
 def test_reduction_keeps_the_depth(clean):
     vis, (g, lcs, centre) = clean
     _check_pulls(vis, lcs, centre)
@@ -125,6 +129,7 @@ def test_reduction_keeps_the_depth(clean):
     assert star_model == ["reference"]
 
 
+@pytest.mark.slow
 def test_reduction_keeps_the_depth_with_onef_and_cosmic_rays(noisy):
     vis, (g, lcs, centre) = noisy
     r = _check_pulls(vis, lcs, centre)
@@ -146,6 +151,7 @@ def test_reduction_keeps_the_depth_with_onef_and_cosmic_rays(noisy):
     assert abs(float(np.median(g.aux["sky_params"])) / truth - 1) < 0.03
 
 
+@pytest.mark.slow
 def test_legacy_sky_and_onef_see_the_transit(clean):
     """The same check fails with the sky and 1/f of before issue 16: the test can fail
     (measured: mean +0.36, largest +1.06 of the depth error on this scene)."""
