@@ -29,7 +29,7 @@ import pytest
 
 from tsocontainer.errors import TSOValueError
 from tsocontainer.lightcurves.container import LightCurves
-from tsocontainer.lightcurves.fit import ConvergenceWarning, fit_channels, fit_lightcurve, fit_white
+from tsocontainer.lightcurves.fit import ConvergenceWarning, fit_channels, fit_lightcurve
 from tsocontainer.lightcurves.model import LightCurveModel, ModelSpec
 from tsocontainer.lightcurves.priors import (MJD_OFFSET, TimeSystemWarning, align_time_system,
                                              parse_priors)

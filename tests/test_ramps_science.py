@@ -7,7 +7,6 @@ cosmic-ray hit). The statistical precision of every tolerance is stated where it
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from test_ramps_sims import refs, visit
 from tsocontainer.ramps import RampGroup, read_uncal

@@ -8,8 +8,13 @@ Pure functions on cubes ``(n, ny, nx)``; the TSOGroup methods live in
 Methods (``estimate_sky(method=...)``):
 
 * ``model``: a 2D background model (SOSS: the stepped SUBSTRIP96/256 zodiacal
-  model shipped in ``tsocontainer/data``) scaled to the data by the median
-  ratio over sky pixels, per group of columns (SOSS: the two sides of the step);
+  model shipped in ``tsocontainer/data``) scaled to the data per group of
+  columns (SOSS: the two sides of the step), either by the median ratio over
+  sky pixels -- which takes the star's wings for sky: on a scene built from a
+  real SOSS frame they reach every pixel, and the ratio overestimated the sky
+  by 23-120 % -- or (``scale_by="light-curve"``, the default when the light
+  curve allows it) by the light of the sky pixels that does not follow the
+  star's light curve (:func:`nonvarying_scales`);
 * ``rows`` / ``columns``: median of the sky pixels of each row / column
   (ExoTiC-MIRI's row-wise background for MIRI LRS);
 * ``polynomial``: per dispersion line, a low-order polynomial across the
@@ -30,7 +35,7 @@ from tsocontainer.arrays.numerics import disp_view as _disp_view
 
 __all__ = ["TRACE_WIDTH", "SKY_METHODS", "trace_centres", "trace_mask", "line_median",
            "median_last_axis", "background_outliers", "order0_mask", "soss_background_model", "fit_sky",
-           "sky_block", "sky_points", "apply_sky"]
+           "sky_block", "sky_points", "apply_sky", "nonvarying_scales", "SCALE_BY"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ TRACE_WIDTH = {"soss": 40, "nirspec": 10, "nircam": 34, "miri": 20}
 #: flipped: full-frame rows 1802-1897, SUBSTRIP256 starting at row 1792)
 SUBSTRIP96_ROW0 = 10
 SKY_METHODS = ("model", "rows", "columns", "polynomial", "spline")
+#: how the ``model`` sky is scaled (see ``estimate_sky``)
+SCALE_BY = ("auto", "light-curve", "ratio")
 #: default sky method per mode key
 DEFAULT_SKY = {"soss": "model", "miri": "rows", "nirspec": "polynomial", "nircam": "polynomial"}
 
@@ -427,6 +434,103 @@ def fit_sky(method, cube, good, sky, dispersion_axis=1, model=None, groups=None,
     if method == "polynomial":
         return _fit_poly(cube, use, dispersion_axis, deg)
     return _fit_spline(cube, use, dispersion_axis, bin_size)
+
+
+def nonvarying_scales(b, b_var, mean, model, groups, columns, min_pixels: int = 5,
+                      block: int = 64):
+    """Scales of a 2D sky model from the non-varying light of sky pixels.
+
+    ``b`` (per pixel, from :func:`tsocontainer.cleaning.timemodel.separate`) is
+    the part of each pixel that does not follow the white light ``W``. ``W``
+    itself is diluted -- the sky and contaminants are in it -- so the star
+    leaves ``-r a`` in ``b`` (``r`` the non-varying fraction of ``W``, ``a``
+    the pixel's starlight), and ``b = B m / (1 - r) - r / (1 - r) mean`` with
+    ``mean`` the pixel's mean level. The slopes on ``mean`` (``gamma = -r /
+    (1 - r)``) and on the model's variation along the column are fitted
+    *within* columns (:func:`tsocontainer.cleaning.timemodel.column_slopes`),
+    because 1/f noise moves the ``b`` of a whole column together. Each column
+    then gives a scale ``(b - gamma mean) / ((1 - gamma) m)`` (weighted over
+    its pixels); the scale of a column group is the median over its columns.
+    Its variance is the larger of ``(1.2533 * 1.4826 MAD)^2 / n`` over the
+    columns and over the medians of blocks of ``block`` columns (when there
+    are at least three): 1/f noise,
+    which no single column beats, is correlated between neighbouring columns
+    (its power is at low frequencies), so columns alone understate it.
+
+    Parameters
+    ----------
+    b, b_var : ndarray, shape (npix,)
+        Non-varying light and its variance of the sky pixels.
+    mean : ndarray, shape (npix,)
+        Mean level of each pixel over the visit.
+    model : ndarray, shape (npix,)
+        Sky model at those pixels.
+    groups : ndarray of int, shape (npix,)
+        Column group of each pixel.
+    columns : ndarray of int, shape (npix,)
+        Detector column (1/f line) of each pixel.
+    min_pixels : int
+        Fewest pixels for a column to count.
+    block : int
+        Columns per block of the error estimate.
+
+    Returns
+    -------
+    scales, scales_var : ndarray, shape (ngroups,)
+        NaN for a group without columns.
+    gamma : float
+        Slope on the mean level (``r = -gamma / (1 - gamma)``).
+    npix : int
+        Pixels kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(1)
+    >>> col = np.repeat(np.arange(100), 30)
+    >>> m, mean = rng.uniform(4, 6, col.size), rng.uniform(5, 20, col.size)
+    >>> r = 0.05                      # 5 % of the white light does not vary
+    >>> b = 0.6 * m / (1 - r) - r / (1 - r) * mean
+    >>> s, _, _, _ = nonvarying_scales(b, np.ones(col.size), mean, m, np.zeros(col.size, int), col)
+    >>> np.round(s, 6).tolist()
+    [0.6]
+    """
+    from tsocontainer.cleaning.timemodel import column_slopes
+
+    ng = int(groups.max()) + 1 if groups.size else 1
+    onehot = np.zeros((b.size, ng))
+    onehot[np.arange(b.size), groups] = model
+    gamma, _, keep = column_slopes(b, b_var, mean, columns, extra=onehot)
+    ok = keep & (model > 0)
+    w = np.where(ok, 1.0 / np.where(ok, b_var, 1.0), 0.0)
+    level = np.where(ok, (b - gamma * mean) / (1.0 - gamma), 0.0)
+    ncol = int(columns.max()) + 1 if columns.size else 1
+    num = np.bincount(columns, w * model * level, minlength=ncol)
+    den = np.bincount(columns, w * model * model, minlength=ncol)
+    count = np.bincount(columns, ok, minlength=ncol)
+    col_group = np.zeros(ncol, int)
+    col_group[columns] = groups
+    rho = np.where((count >= min_pixels) & (den > 0), num / np.where(den > 0, den, 1.0), np.nan)
+    scales = np.full(ng, np.nan)
+    svar = np.full(ng, np.nan)
+    for k in range(ng):
+        cols = np.flatnonzero((col_group == k) & np.isfinite(rho))
+        if cols.size:
+            scales[k] = np.median(rho[cols])
+            blocks = np.array([np.median(rho[c]) for c in np.split(cols, np.flatnonzero(
+                np.diff(cols // block)) + 1)])
+            svar[k] = _median_var(rho[cols])
+            if blocks.size >= 3:          # too few blocks say nothing of the correlations
+                svar[k] = max(svar[k], _median_var(blocks))
+    return scales, svar, gamma, int(ok.sum())
+
+
+def _median_var(values) -> float:
+    """Variance of the median of ``values``: (1.2533 * 1.4826 MAD)^2 / n (inf if n < 3)."""
+    if values.size < 3:
+        return float("inf")
+    mad = 1.4826 * np.median(np.abs(values - np.median(values)))
+    return float((1.2533 * mad) ** 2 / values.size)
 
 
 def _fit_model(cube, use, model, groups):

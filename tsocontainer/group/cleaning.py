@@ -23,25 +23,20 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 
 import numpy as np
 
-from tsocontainer._disk import is_sorted, release
-from tsocontainer.registry import Bool, Choice, Num, OneOf, step
-
-from tsocontainer.group.working import CORRECTION_KEYS, POINTS, WorkingSource
+from tsocontainer.group.corrections import _POS, _WIDTH, _WIN, CorrectionSteps
+from tsocontainer.group.working import WorkingSource
+from tsocontainer.registry import Num, step
 
 __all__ = ["CleaningSteps"]
 
-_POS = Num(lo=0, lo_open=True)             # a threshold or scale > 0
-_WIN = Num(lo=1, integer=True)              # a window or size in pixels / integrations
-_WIDTH = OneOf(_POS)                        # a band width in pixels
-
 log = logging.getLogger("tsocontainer.cleaning")
 
-class CleaningSteps:
-    """Mixin of :class:`~tsocontainer.TSOGroup` with the cleaning steps."""
+class CleaningSteps(CorrectionSteps):
+    """Mixin of :class:`~tsocontainer.TSOGroup` with the cleaning steps (flags; the
+    corrections come from :class:`~tsocontainer.group.corrections.CorrectionSteps`)."""
 
     # ------------------------------------------------------------ helpers
     def _axes(self) -> tuple[int, int]:
@@ -66,20 +61,6 @@ class CleaningSteps:
         re-run correction makes the later ones stale; until they are run again the
         detection data are what the valid corrections make)."""
         return ("replace",) + tuple(c for c in self.corrections if self.derived.stale(c))
-
-    def _source_points(self, ints, pix, stop="replace") -> np.ndarray:
-        """Working data at (integration, flat pixel) points, corrections before ``stop``."""
-        import importlib
-
-        vals = self.sci.reshape(self.N, -1)[ints, pix].astype(np.float32)
-        for name in self.corrections:
-            if name == stop:
-                break
-            self.derived.check(name)
-            module, func = POINTS[name].split(":")
-            vals -= getattr(importlib.import_module(module), func)(self._correction_model(name),
-                                                                  ints, pix)
-        return vals
 
     def _deep(self):
         """Deep frame and its per-integration variance of the detection data (cached)."""
@@ -152,8 +133,9 @@ class CleaningSteps:
         modes[:, 2] *= -1
         return modes
 
-    def _trace_band(self, width=None) -> np.ndarray:
-        """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide."""
+    def _trace_band(self, width=None, orders=None) -> np.ndarray:
+        """Static trace mask: the fitted (``aux``) or nominal traces, ``width`` px wide
+        (of ``orders``, default all)."""
         from tsocontainer.cleaning.background import TRACE_WIDTH, trace_centres, trace_mask
 
         geom = self.geometry
@@ -163,7 +145,7 @@ class CleaningSteps:
         if not self.derived.stale("traces"):
             fitted = {int(k[len("trace_order"):]): self.aux.raw(k) for k in self.aux
                       if k.startswith("trace_order")}
-        centres = trace_centres(geom, fitted)
+        centres = trace_centres(geom, fitted, orders)
         return trace_mask(self.sh, geom.dispersion_axis, centres, float(width),
                           frame=self._deep()[0])
 
@@ -179,43 +161,6 @@ class CleaningSteps:
         log.info("%s: %d pixels flagged (%.3g %%) in %.2f s", what, n,
                  100 * n / max(self.sci.size, 1), dt)
         return self
-
-    def _register_correction(self, name) -> str | None:
-        """Where the data of correction ``name`` stop: ``name`` itself when it is re-run
-        (its model is made from the corrections before it), else None (all of them).
-
-        A re-run leaves the later corrections in place; their stamps make them stale
-        (:mod:`tsocontainer.group.state`), so the working data refuse to use them until
-        they are run again.
-        """
-        return name if name in self.corrections else None
-
-    def _store_correction(self, name, arrays: dict, per_int: set, meta: dict) -> None:
-        keys, metas = CORRECTION_KEYS[name]
-        for k in keys:
-            dict.pop(self.aux, k, None)
-            self.aux_per_int.discard(k)
-        for k, v in arrays.items():
-            self.set_aux(k, v, per_integration=k in per_int)
-        for k in metas:
-            self.meta.pop(k, None)
-        self.meta.update(meta)
-        if name not in self.corrections:
-            self.corrections.append(name)
-        before = self.corrections[:self.corrections.index(name)]
-        # sky and 1/f are robust fits: the mask of their time is an input of the fit, not
-        # of the model's meaning. The replacement fills exactly the masked pixels, so a
-        # later flag leaves it incomplete: it reads the mask.
-        self.derived.stamp(name, (["mask"] if name == "replace" else []) + before)
-        self._warn_stale_after(name)
-
-    def _warn_stale_after(self, name) -> None:
-        later = [c for c in self.corrections[self.corrections.index(name) + 1:]
-                 if self.derived.stale(c)]
-        if later:
-            warnings.warn(f"re-running {name!r} makes the later correction(s) {later} stale: "
-                          "run those steps again before using the working data", UserWarning,
-                          stacklevel=4)
 
     # --------------------------------------------------------------- flags
     @step("state", target="TSOGroup", writes=("mask",), plot="plot_hot_cold_pixels",
@@ -484,303 +429,3 @@ class CleaningSteps:
                                 {"nsigma": nsigma, "grow": grow, "box": box,
                                  "exclude_trace": exclude_trace, "pixels": int(det.sum())}, t0,
                                 f"make_order0_mask ({det.sum()} pixels per integration)")
-
-    # --------------------------------------------------------- corrections
-    def _block_ints(self) -> int:
-        return max(1, int(4_000_000 // max(self.sh[0] * self.sh[1], 1)))
-
-    @step("state", target="TSOGroup", writes=("sky",), plot="plot_sky",
-          params={"method": Choice("model", "rows", "columns", "polynomial", "spline"),
-                  "width": _WIDTH, "column_groups": Num(lo=1, integer=True),
-                  "deg": Num(lo=0, integer=True), "bin_size": _WIN, "per_integration": Bool()})
-    def estimate_sky(self, method: str | None = None, model=None, region=None, width=None,
-                     column_groups: int | None = None, deg: int = 1, bin_size: int = 32,
-                     per_integration: bool | None = None) -> "CleaningSteps":
-        """Fit a sky background model and subtract it in the working data (correction ``sky``).
-
-        Sky pixels: good pixels outside the trace band (and inside ``region``).
-        The model is kept compactly in ``aux`` (``sky_params``, ``sky_pvar``,
-        for ``model`` also ``sky_frame`` and ``sky_groups``); its variance is
-        added to the working variance. See :mod:`tsocontainer.cleaning.background`.
-
-        Parameters
-        ----------
-        method : {'model', 'rows', 'columns', 'polynomial', 'spline'}, optional
-            Default per mode: SOSS ``model``, MIRI ``rows``, others ``polynomial``.
-        model : ndarray, shape (ny, nx), optional
-            2D model for ``model`` (default for SOSS: the shipped stepped
-            SUBSTRIP96/256 background).
-        region : tuple (y0, y1, x0, x1) or ndarray of bool, optional
-            Restrict the sky pixels to this box or mask.
-        width : float, optional
-            Trace band masked (pixels); default per mode.
-        column_groups : int, optional
-            ``model``: 1 for one scale; default: one per side of the model's step.
-        deg : int
-            ``polynomial`` degree.
-        bin_size : int
-            ``spline`` bin size along dispersion (pixels).
-        per_integration : bool, optional
-            True: fit every integration (the fit then also absorbs the mean 1/f
-            offset of the sky pixels); False: one model for the visit (the
-            median over time of the per-integration fits). Default: False for
-            ``model`` (the zodiacal light does not change during a visit, as
-            exoTEDRF scales its model once), True for the others (ExoTiC-MIRI's
-            row-wise sky per integration).
-
-        Returns
-        -------
-        TSOGroup
-            ``self``.
-        """
-        from tsocontainer.cleaning.background import DEFAULT_SKY, SKY_METHODS, _region_mask
-        from tsocontainer._util import check_option
-
-        t0 = time.perf_counter()
-        key = self.mode.key if self.mode is not None else ""
-        method = check_option(method or DEFAULT_SKY.get(key, "polynomial"), SKY_METHODS,
-                              "sky method")
-        if per_integration is None:
-            per_integration = method != "model"
-        disp, _ = self._axes()
-        frame, groups = self._sky_frame(method, model, column_groups)
-        sky = ~self._trace_band(width) & _region_mask(region, self.sh) & self._static_good()
-        stop = self._register_correction("sky")   # after the checks: a bad call changes nothing
-        params, pvars = self._sky_params(method, stop, sky, disp, frame, groups, deg, bin_size)
-        if not per_integration:
-            params = np.broadcast_to(np.median(params, axis=0), params.shape).copy()
-            pvars = np.broadcast_to(np.median(pvars, axis=0) / self.N, pvars.shape).copy()
-        arrays = {"sky_params": params, "sky_pvar": pvars}
-        meta = {"SKYMETH": method}
-        if method == "model":
-            arrays.update(sky_frame=frame, sky_groups=groups)
-        else:
-            meta["SKYAXIS"] = {"rows": 0, "columns": 1}.get(method, disp)
-        self._store_correction("sky", arrays, {"sky_params", "sky_pvar"}, meta)
-        dt = time.perf_counter() - t0
-        summary = {"median_params": np.median(params.reshape(self.N, -1), axis=0)[:8].tolist(),
-                   "sky_pixels": int(sky.sum()), "seconds": round(dt, 3)}
-        self._record("estimate_sky", {"method": method, "region": region, "width": width,
-                                      "column_groups": column_groups, "deg": deg,
-                                      "bin_size": bin_size, "per_integration": per_integration},
-                     summary)
-        log.info("estimate_sky (%s): %d sky pixels per frame in %.2f s", method, sky.sum(), dt)
-        return self
-
-    def _sky_params(self, method, stop, sky, disp, frame, groups, deg, bin_size):
-        """Sky model parameters and their variances of every integration, block by block."""
-        from tsocontainer.cleaning.background import fit_sky
-        from tsocontainer.cleaning.outliers import block_ranges, run_blocks
-
-        mask, source = self.mask, WorkingSource(self, stop)
-
-        def work(a, b):
-            return fit_sky(method, source[a:b], mask[a:b], sky, disp, frame, groups, deg, bin_size)
-
-        res = run_blocks(work, block_ranges(self.N, self._block_ints()), "sky")
-        return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
-
-    def _sky_frame(self, method, model, column_groups):
-        """2D model and column groups of the ``model`` sky method (None, None otherwise)."""
-        from tsocontainer.cleaning.background import soss_background_model, step_groups
-
-        if method != "model":
-            return None, None
-        key = self.mode.key if self.mode is not None else ""
-        if model is None:
-            if key != "soss":
-                raise ValueError("method='model' needs model= (a 2D background) for "
-                                 f"mode {key or 'unknown'}")
-            model = soss_background_model(self.mode.subarray, self.sh, self.geometry.x_offset)
-        frame = np.asarray(model, np.float32)
-        if frame.shape != tuple(self.sh):
-            raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")
-        return frame, step_groups(frame, column_groups)
-
-    def sky_model(self, integration: int = 0) -> np.ndarray:
-        """The stored sky model of one integration, shape ``(ny, nx)``.
-
-        Raises
-        ------
-        RuntimeError
-            If :meth:`estimate_sky` has not run.
-        """
-        from tsocontainer.cleaning.background import sky_block
-
-        if "sky_params" not in self.aux:
-            raise RuntimeError("no sky model: run estimate_sky() first")
-        disp, _ = self._axes()
-        return np.array(sky_block(self.meta, self.aux, integration, integration + 1, self.sh,
-                                  disp)[0][0])
-
-    @step("state", target="TSOGroup", writes=("onef",), plot="plot_one_over_f_psd",
-          params={"method": Choice("median", "masked-median", "scale-achromatic",
-                                   "scale-chromatic", "solve"),
-                  "width": _WIDTH, "window": Num(lo=1, integer=True), "bin_size": _WIN})
-    def correct_one_over_f(self, method: str = "masked-median", width=None,
-                           window: int | None = None, bin_size: int = 16) -> "CleaningSteps":
-        """Estimate 1/f offsets per integration and line; subtract them in the working data.
-
-        Lines run along the mode's ``onef_axis`` (columns for SOSS/NIRSpec,
-        rows for NIRCam/MIRI); the offsets ``(N, nlines)`` are kept in
-        ``aux["onef"]`` and their variance is added to the working variance.
-        See :mod:`tsocontainer.cleaning.onef` for the methods.
-
-        Parameters
-        ----------
-        method : {'median', 'masked-median', 'scale-achromatic', 'scale-chromatic', 'solve'}
-            Estimator.
-        width : float, optional
-            Trace band masked (pixels); default per mode.
-        window : int, optional
-            Smoothing (integrations) of the light curves of the ``scale-*``
-            methods; default ``max(5, N // 50)`` (2 % of the visit, as exoTEDRF).
-        bin_size : int
-            ``scale-chromatic``: dispersion pixels per light curve.
-
-        Returns
-        -------
-        TSOGroup
-            ``self``.
-        """
-        from tsocontainer.cleaning.onef import ONEF_METHODS, chromatic_light_curves, onef_offsets
-        from tsocontainer.cleaning.outliers import block_ranges, deep_frame, run_blocks, white_light
-        from tsocontainer._util import check_option
-
-        t0 = time.perf_counter()
-        check_option(method, ONEF_METHODS, "1/f method")
-        disp, onef = self._axes()
-        stop = self._register_correction("onef")
-        band = self._trace_band(width)
-        static = self._static_good()   # no reference / non-science pixels
-        window = max(5, self.N // 50) if window is None else int(window)
-        deep = scale = None
-        source = WorkingSource(self, stop)
-        if method.startswith("scale") or method == "solve":
-            deep = self._deep()[0] if stop is None else deep_frame(source, self.var)[0]
-            if method == "scale-achromatic":
-                scale = white_light(source, self._static_good(), window)
-            elif method == "scale-chromatic":
-                scale = chromatic_light_curves(source, deep, band, disp, bin_size, window)
-        mask = self.mask
-
-        def work(a, b):
-            data = source[a:b]
-            s = None if scale is None else scale[a:b]
-            return onef_offsets(method, data, self.var[a:b], mask[a:b] & static, band, onef, deep,
-                                s, disp)
-
-        res = run_blocks(work, block_ranges(self.N, self._block_ints()), "1/f")
-        off = np.concatenate([r[0] for r in res])
-        ovar = np.concatenate([r[1] for r in res])
-        self._store_correction("onef", {"onef": off, "onef_var": ovar}, {"onef", "onef_var"},
-                               {"ONEFCORR": method, "ONEFAXIS": onef})
-        dt = time.perf_counter() - t0
-        rms = float(np.sqrt(np.mean(off.astype(np.float64) ** 2)))
-        self._record("correct_one_over_f", {"method": method, "width": width, "window": window,
-                                            "bin_size": bin_size},
-                     {"rms_offset": rms, "seconds": round(dt, 3)})
-        log.info("correct_one_over_f (%s): %d x %d offsets, rms %.3g, in %.2f s", method,
-                 off.shape[0], off.shape[1], rms, dt)
-        return self
-
-    def _bad_pixel_indices(self, mask, block: int = 16):
-        """Flat indices of the masked or non-finite pixels of the cube, and per pixel the
-        number of integrations in which it is usable (blockwise: no cube-sized temporary;
-        in streaming mode the indices go to a scratch file, counted in a first pass)."""
-        npix = self.sh[0] * self.sh[1]
-        count = np.zeros(self.sh, np.int32)
-        ranges = [(a, min(self.N, a + block)) for a in range(0, self.N, block)]
-
-        def bad(a, b):
-            good = mask[a:b] & np.isfinite(self.sci[a:b])
-            return ~good
-
-        flats, sizes = [], []
-        for a, b in ranges:
-            nb = bad(a, b)
-            count += (b - a) - nb.sum(axis=0, dtype=np.int32)
-            if self._scratch is None:
-                flats.append(np.flatnonzero(nb) + a * npix)
-            else:
-                sizes.append(int(np.count_nonzero(nb)))
-            release()
-        if self._scratch is None:
-            return (np.concatenate(flats) if flats else np.zeros(0, np.int64)), count
-        flat, pos = self._new_array(sum(sizes), np.int64, "bad"), 0
-        for (a, b), n in zip(ranges, sizes):
-            flat[pos:pos + n] = np.flatnonzero(bad(a, b)) + a * npix
-            pos += n
-            release()
-        return flat, count
-
-    @step("state", target="TSOGroup", reads=("mask",), writes=("replace",), plot="plot_replaced",
-          params={"method": Choice("spatial", "temporal", "profile"),
-                  "var_inflation": Num(lo=1), "reach": _WIN})
-    def replace_bad_pixels(self, method: str = "spatial", var_inflation: float = 4.0,
-                           reach: int = 2) -> "CleaningSteps":
-        """Fill every masked pixel in the working data (correction ``replace``).
-
-        The values (and variances ``var_inflation`` times the pixel's typical
-        variance) are stored sparsely in ``aux`` and put in by the working
-        data; the pixels get the informational flag ``replaced`` and stay
-        masked in ``mask``. ``sci`` is never changed. Pixels flagged later are
-        not replaced until this step runs again.
-
-        Parameters
-        ----------
-        method : {'spatial', 'temporal', 'profile'}
-            See :class:`tsocontainer.cleaning.replacement.ReplaceOptions`.
-        var_inflation : float
-            Variance factor of replaced pixels (>= 1).
-        reach : int
-            ``spatial``: neighbours on each side along dispersion.
-
-        Returns
-        -------
-        TSOGroup
-            ``self``.
-        """
-        from tsocontainer.cleaning.outliers import profile_model
-        from tsocontainer.cleaning.replacement import ReplaceOptions, clean_deep, replacement_values
-
-        t0 = time.perf_counter()
-        opts = ReplaceOptions(method, reach, var_inflation)   # checked before any work
-        disp, _ = self._axes()
-        self._register_correction("replace")
-        mask = self.mask
-        npix = self.sh[0] * self.sh[1]
-        flat, count = self._bad_pixel_indices(mask)
-        deep, deep_var = self._deep()
-        deep = clean_deep(deep, count < 0.5 * self.N, disp)
-        prof = profile_model(deep, self._trace_band(), disp) if method == "profile" else None
-        mflat, sflat = mask.reshape(self.N, -1), self.sci.reshape(self.N, -1)
-
-        def good_at(i, p):   # usable: unmasked and finite (no good cube is made)
-            return mflat[i, p] & np.isfinite(sflat[i, p])
-
-        arrays = {"replace_int": self._new_array(flat.size, self.int_numbers.dtype, "rint"),
-                  "replace_pix": self._new_array(flat.size, np.int64, "rpix"),
-                  "replace_val": self._new_array(flat.size, np.float32, "rval"),
-                  "replace_var": self._new_array(flat.size, np.float32, "rvar")}
-        wl = self._white_light(5)
-        for c0 in range(0, flat.size, 1_000_000):   # chunks: temporaries of ~1e6 points
-            c1 = min(flat.size, c0 + 1_000_000)
-            ints, pix = np.divmod(flat[c0:c1], npix)
-            values, variances = replacement_values(ints, pix, self._source_points, good_at, deep,
-                                                   wl, deep_var, prof, disp, opts)
-            arrays["replace_int"][c0:c1] = self.int_numbers[ints]
-            arrays["replace_pix"][c0:c1] = pix
-            arrays["replace_val"][c0:c1], arrays["replace_var"][c0:c1] = values, variances
-            release()
-        if not is_sorted(arrays["replace_int"]):   # sorted unless the numbers are not
-            order = np.argsort(arrays["replace_int"], kind="stable")
-            arrays = {k: v[order] for k, v in arrays.items()}
-        self._store_correction("replace", arrays, set(), {"REPLMETH": method})
-        self._flags.set_indices("replaced", flat)
-        dt = time.perf_counter() - t0
-        self._record("replace_bad_pixels", {"method": method, "var_inflation": var_inflation,
-                                            "reach": reach},
-                     {"replaced": int(flat.size), "seconds": round(dt, 3)})
-        log.info("replace_bad_pixels (%s): %d pixels replaced in %.2f s", method, flat.size, dt)
-        return self

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import warnings
 
 import numpy as np
 

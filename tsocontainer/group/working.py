@@ -9,7 +9,8 @@ __all__ = ["WorkingSource", "CORRECTION_KEYS", "POINTS"]
 
 #: aux arrays and meta keys of each correction (dropped together)
 CORRECTION_KEYS = {
-    "sky": (("sky_params", "sky_pvar", "sky_frame", "sky_groups"), ("SKYMETH", "SKYAXIS")),
+    "sky": (("sky_params", "sky_pvar", "sky_frame", "sky_groups"),
+            ("SKYMETH", "SKYAXIS", "SKYSCAL")),
     "onef": (("onef", "onef_var"), ("ONEFCORR", "ONEFAXIS")),
     "replace": (("replace_int", "replace_pix", "replace_val", "replace_var"), ("REPLMETH",)),
 }

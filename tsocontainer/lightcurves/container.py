@@ -30,7 +30,7 @@ from tsocontainer.lightcurves.diagnostics import LightCurveDiagnostics
 from tsocontainer.lightcurves.files import LightCurveFiles
 from tsocontainer.lightcurves.plots import LightCurvePlots
 from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
-                                           _spectra_arrays, write_table_atomic)
+                                           _spectra_arrays)
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
 
 __all__ = ["LightCurves"]
@@ -68,7 +68,6 @@ def _channel_priors_check(value) -> None:
     read_ld_table(value)
 
 if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
-    from astropy.table import Table
 
     from tsocontainer.lightcurves.fit import ChannelFits
     from tsocontainer.lightcurves.results import FitResult

@@ -29,7 +29,6 @@ import logging
 
 import numpy as np
 
-from tsocontainer.lightcurves.model import LightCurveModel
 from tsocontainer.lightcurves.priors import PriorVector, parse_priors
 from tsocontainer.lightcurves.sampler import SamplerSettings
 from tsocontainer.lightcurves.quality import assess
