@@ -68,7 +68,6 @@ def _channel_priors_check(value) -> None:
     read_ld_table(value)
 
 if TYPE_CHECKING:  # for type hints only; nothing heavy at import time
-
     from tsocontainer.lightcurves.fit import ChannelFits
     from tsocontainer.lightcurves.results import FitResult
 

@@ -75,6 +75,7 @@ class JointModel:
 
     Examples
     --------
+    >>> from tsocontainer.lightcurves.model import LightCurveModel
     >>> t = np.linspace(-0.1, 0.1, 50)
     >>> pri = {"t0": 0.0, "per": 3.0, "a_rs": {"uniform": [5, 20]}, "inc": 89.0, "u1": 0.3,
     ...        "u2": 0.2, "c1": 0.0}
