@@ -201,7 +201,7 @@ def _line_median(p, window: int) -> np.ndarray:
 
 
 def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_height: int = 3,
-                   noise=None, clip: float = 5.0, clip_rel: float = 0.002, niter: int = 3,
+                   noise=None, clip: tuple = (5.0, 0.002), niter: int = 3,
                    min_snr: float = 10.0, sky_percentile: float = 25.0, slope=None):
     """Model of a static frame: the local profile predicted along dispersion times the local flux.
 
@@ -217,13 +217,13 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     half_height : int
         Half-height ``h`` of the cross-dispersion box of the local flux.
     noise : ndarray, shape (ny, nx), optional
-        Noise of ``frame``; with it, a pixel more than ``clip * noise +
-        clip_rel * |model|`` off the model, and the most deviant of its
+        Noise of ``frame``; with it, a pixel more than ``clip[0] * noise +
+        clip[1] * |model|`` off the model, and the most deviant of its
         cross-dispersion box and dispersion neighbours, is replaced by its
         prediction from the rest of the box before the local flux and the
         profile are recomputed (``niter`` passes).
-    clip, clip_rel : float
-        Clipping limit (see ``noise``).
+    clip : (float, float)
+        Clipping limit: sigmas and fraction of the model (see ``noise``).
     niter : int
         Passes (the first one without clipping).
     min_snr : float
@@ -269,7 +269,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
             # limit, and the most deviant of its box and neighbours (a defect also moves
             # their model, by less), is from now on replaced by its prediction from the
             # rest of its box, pm * (local - itself) / (1 - pm)
-            dev = np.abs(gc - model) / (clip * nz + clip_rel * np.abs(model + sky))
+            dev = np.abs(gc - model) / (clip[0] * nz + clip[1] * np.abs(model + sky))
             clipped |= (dev > 1) & (dev >= maximum_filter(dev, (box, filter_size), mode="nearest"))
             with np.errstate(all="ignore"):
                 pred = pm * (local - gc) / (1.0 - pm)
