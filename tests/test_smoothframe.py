@@ -74,3 +74,34 @@ def test_profile_smooth_keeps_the_end_of_the_light():
     model = profile_smooth(frame, 1, noise=np.full(frame.shape, 0.01))
     # a flux step is not a defect: no residual above 1 % anywhere
     assert np.max(np.abs(model - frame) / frame) < 1e-2
+
+
+def test_neighbour_median_follows_a_steep_trace():
+    from tsocontainer.cleaning.smoothframe import trace_slopes
+
+    # a narrow (sigma 1.5 px) trace climbing 0.5 line per column: neighbours along the
+    # line cross it; along the trace (cubic across lines) they predict it to 1 % of its peak
+    yy, xx = np.mgrid[0:30, 0:20].astype(float)
+    centre = 8 + 0.5 * xx[0]
+    p = np.exp(-0.5 * ((yy - centre) / 1.5) ** 2)
+    slope = trace_slopes(p.shape, 1, {1: centre})
+    assert np.allclose(slope[np.abs(yy - centre) < 40], 0.5)
+    plain = np.abs(neighbour_median(p, 7) - p)[:, 3:-3].max()
+    along = np.abs(neighbour_median(p, 7, slope=slope) - p)[:, 3:-3].max()
+    assert plain > 0.15 and along < 0.015
+    # slope 0 is exactly the plain median; along the other axis too
+    assert np.array_equal(neighbour_median(p, 7, slope=np.zeros_like(p)), neighbour_median(p, 7))
+    tr = trace_slopes(p.T.shape, 0, {1: centre})
+    assert np.allclose(tr.T, slope)
+
+
+def test_trace_slopes_take_the_nearest_order_within_reach():
+    from tsocontainer.cleaning.smoothframe import trace_slopes
+
+    x = np.arange(100.0)
+    centres = {1: np.full(100, 10.0), 2: 60 + 0.002 * (x - 50) ** 2,
+               3: np.where(x < 50, 90.0, np.nan)}
+    s = trace_slopes((120, 100), 1, centres, reach=15.0)
+    assert abs(s[12, 70]) < 1e-12                       # order 1: flat
+    assert np.isclose(s[62, 80], 0.004 * 30, atol=1e-6)  # order 2's local derivative
+    assert abs(s[90, 20]) < 1e-12 and s[40, 80] == 0.0   # order 3 flat; beyond every reach

@@ -173,7 +173,7 @@ class HotColdOptions:
 
 
 def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1,
-                    options: HotColdOptions | None = None, *, good=None):
+                    options: HotColdOptions | None = None, *, good=None, slope=None):
     """Pixels consistently above (hot) or below (cold) their smooth neighbourhood.
 
     Each integration's deviation from the deep frame (scaled by the white-light
@@ -210,6 +210,11 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1,
     good : ndarray of bool, shape (ny, nx), optional
         Light-sensitive pixels (reference pixels excluded): the others are
         neither flagged nor part of the local spread.
+    slope : ndarray, shape (ny, nx), optional
+        Local trace direction (cross-dispersion pixels per dispersion pixel,
+        :func:`tsocontainer.cleaning.smoothframe.trace_slopes`): the smooth
+        model predicts each pixel from its neighbours along the trace, so a
+        steep trace (SOSS orders 2 and 3) is followed instead of crossed.
 
     Returns
     -------
@@ -263,7 +268,8 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1,
                        dispersion_axis)
     mean = np.where(np.isfinite(mean), mean, plain)
     noise = np.where(np.isfinite(noise), noise, np.nanmedian(np.where(np.isfinite(noise), noise, np.nan)))
-    smooth = profile_smooth(mean, dispersion_axis, filter_size, opts.half_height, noise=noise)
+    smooth = profile_smooth(mean, dispersion_axis, filter_size, opts.half_height, noise=noise,
+                            slope=slope)
     with np.errstate(all="ignore"):
         # structure tolerance on the star only: the smooth model above its line's median
         base = np.median(_disp_view(smooth, dispersion_axis), axis=0)

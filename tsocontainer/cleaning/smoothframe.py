@@ -24,7 +24,7 @@ from scipy.ndimage import maximum_filter, uniform_filter1d
 
 from tsocontainer.arrays.numerics import disp_view, dispersion_median
 
-__all__ = ["profile_smooth", "neighbour_median", "edge_line_median"]
+__all__ = ["profile_smooth", "neighbour_median", "edge_line_median", "trace_slopes"]
 
 
 def edge_line_median(p, half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +61,41 @@ def edge_line_median(p, half: int) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0) -> np.ndarray:
+def _along(p, k: int, half: int, tilt=None, outside=None) -> np.ndarray:
+    """Values ``k`` columns away from the inner columns ``half .. m - half - 1`` of ``p``.
+
+    Without ``tilt``, the same line. With it (shape of the inner columns:
+    cross-dispersion shift per dispersion pixel), the point ``tilt * k`` lines
+    away, interpolated by the cubic convolution kernel (Keys 1981, ``a =
+    -0.5``: exact on quadratics, four lines) across lines; points beyond the
+    first or last line take that line's value, or ``outside`` when given.
+    """
+    m = p.shape[-1]
+    cols = p[:, half + k:m - half + k]
+    if tilt is None:
+        return cols
+    ny = p.shape[0]
+    r = np.arange(ny, dtype=np.float64)[:, None] + tilt * k
+    r0 = np.floor(r)
+    f = r - r0
+    r0 = r0.astype(np.intp)
+    f2, f3 = f * f, f * f * f
+    weights = ((-f3 + 2 * f2 - f) / 2, (3 * f3 - 5 * f2 + 2) / 2,
+               (-3 * f3 + 4 * f2 + f) / 2, (f3 - f2) / 2)
+    with np.errstate(all="ignore"):
+        val = np.take_along_axis(cols, np.clip(r0, 0, ny - 1), axis=0)   # f = 0: the line
+        frac = f > 0
+        if frac.any():
+            taps = sum(w * np.take_along_axis(cols, np.clip(r0 + j, 0, ny - 1), axis=0)
+                       for j, w in zip((-1, 0, 1, 2), weights))
+            val = np.where(frac, taps, val)
+    if outside is not None:
+        val[(r < 0) | (r > ny - 1)] = outside
+    return val
+
+
+def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0,
+                     slope=None) -> np.ndarray:
     """Median along the last axis of the ``window - 1`` neighbours of each value, itself left out.
 
     With an even count the median is the mean of the two middle neighbours,
@@ -86,10 +120,29 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0) -> np.n
         NaN.
     max_ratio : float
         See ``scale``.
+    slope : ndarray, shape (ny, m), optional
+        Local direction of the structure (a trace): cross-dispersion pixels
+        per dispersion pixel. The neighbour ``k`` columns away is then taken
+        ``slope * k`` lines away (linear interpolation between lines), so the
+        prediction follows a steep trace instead of crossing it. Zero or None:
+        the same line. (The edge columns keep the straight line of their own
+        line.)
 
     Returns
     -------
     ndarray of float64, shape (ny, m)
+
+    Examples
+    --------
+    A ramp that runs one line down per column is predicted along it, not across it:
+
+    >>> import numpy as np
+    >>> yy, xx = np.mgrid[0:30, 0:20].astype(float)
+    >>> p = np.exp(-0.5 * ((yy - 8 - 0.5 * xx) / 1.5) ** 2)
+    >>> err = [np.abs(neighbour_median(p, 7, slope=s) - p)[:, 3:-3].max()
+    ...        for s in (None, np.full(p.shape, 0.5))]
+    >>> [round(float(e), 3) for e in err]
+    [0.199, 0.012]
     """
     from tsocontainer.arrays.numerics import window_median
 
@@ -101,15 +154,16 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0) -> np.n
     out = np.empty_like(p)
     inner = slice(half, m - half)
     ks = [k for k in range(-half, half + 1) if k]
-    shifted = [p[:, half + k:m - half + k] for k in ks]
+    tilt = None if slope is None else np.asarray(slope, np.float64)[:, inner]
+    shifted = [_along(p, k, half, tilt) for k in ks]
     out[:, inner] = window_median(shifted)
     out[:, :half], out[:, -half:] = edge_line_median(p, half)
     if scale is not None:
         sc = np.asarray(scale, np.float64)
         mid = sc[:, inner]
         with np.errstate(all="ignore"):
-            usable = np.stack([(sc[:, half + k:m - half + k] < max_ratio * mid)
-                               & (sc[:, half + k:m - half + k] > mid / max_ratio) for k in ks])
+            near = [_along(sc, k, half, tilt, outside=np.nan) for k in ks]
+            usable = np.stack([(s < max_ratio * mid) & (s > mid / max_ratio) for s in near])
         n_use = usable.sum(axis=0)
         # a line through two or three noisy neighbours extrapolates badly
         need = min(len(ks), max(2, half))
@@ -147,8 +201,8 @@ def _line_median(p, window: int) -> np.ndarray:
 
 
 def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_height: int = 3,
-                   noise=None, clip: float = 5.0, clip_rel: float = 0.002, niter: int = 3,
-                   min_snr: float = 10.0, sky_percentile: float = 25.0):
+                   noise=None, clip: tuple = (5.0, 0.002), niter: int = 3,
+                   min_snr: float = 10.0, sky_percentile: float = 25.0, slope=None):
     """Model of a static frame: the local profile predicted along dispersion times the local flux.
 
     Parameters
@@ -163,13 +217,13 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     half_height : int
         Half-height ``h`` of the cross-dispersion box of the local flux.
     noise : ndarray, shape (ny, nx), optional
-        Noise of ``frame``; with it, a pixel more than ``clip * noise +
-        clip_rel * |model|`` off the model, and the most deviant of its
+        Noise of ``frame``; with it, a pixel more than ``clip[0] * noise +
+        clip[1] * |model|`` off the model, and the most deviant of its
         cross-dispersion box and dispersion neighbours, is replaced by its
         prediction from the rest of the box before the local flux and the
         profile are recomputed (``niter`` passes).
-    clip, clip_rel : float
-        Clipping limit (see ``noise``).
+    clip : (float, float)
+        Clipping limit: sigmas and fraction of the model (see ``noise``).
     niter : int
         Passes (the first one without clipping).
     min_snr : float
@@ -181,6 +235,12 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     sky_percentile : float
         Percentile across dispersion taken as each line's sky, removed before
         the profile is formed (the traces must cover less than the rest).
+    slope : ndarray, shape (ny, nx), optional
+        Local trace direction at each pixel (cross-dispersion pixels per
+        dispersion pixel, see :func:`trace_slopes`): the profile is then
+        predicted from its neighbours along the trace, not along the line
+        (:func:`neighbour_median`), which a steep trace crosses within a few
+        pixels.
 
     Returns
     -------
@@ -189,6 +249,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         frame's running median along dispersion (it keeps steps).
     """
     f = np.asarray(disp_view(frame, dispersion_axis), np.float64)
+    tilt = None if slope is None else np.asarray(disp_view(slope, dispersion_axis), np.float64)
     nz = None if noise is None else np.asarray(disp_view(noise, dispersion_axis), np.float64)
     plain = _line_median(f, filter_size)   # keeps steps (light onset, gaps)
     # the star's local profile: the sky (a low percentile of each line across dispersion)
@@ -208,7 +269,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
             # limit, and the most deviant of its box and neighbours (a defect also moves
             # their model, by less), is from now on replaced by its prediction from the
             # rest of its box, pm * (local - itself) / (1 - pm)
-            dev = np.abs(gc - model) / (clip * nz + clip_rel * np.abs(model + sky))
+            dev = np.abs(gc - model) / (clip[0] * nz + clip[1] * np.abs(model + sky))
             clipped |= (dev > 1) & (dev >= maximum_filter(dev, (box, filter_size), mode="nearest"))
             with np.errstate(all="ignore"):
                 pred = pm * (local - gc) / (1.0 - pm)
@@ -218,9 +279,69 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         ok = local > floor
         with np.errstate(all="ignore"):
             prof = np.where(ok, gc / np.where(ok, local, 1.0), 0.0)   # defects: predicted
-        pm = neighbour_median(prof, filter_size, scale=np.where(ok, local, np.nan))
+        pm = neighbour_median(prof, filter_size, scale=np.where(ok, local, np.nan), slope=tilt)
         # a profile predicted from neighbours with similar light, else the plain median
         ok &= np.isfinite(pm)
         model = np.where(ok, pm * local, plain - sky)
     model = model + sky
     return np.ascontiguousarray(disp_view(model.astype(np.float32), dispersion_axis))
+
+
+def trace_slopes(shape, dispersion_axis: int, centres: dict, reach: float = 40.0,
+                 smooth: int = 11) -> np.ndarray:
+    """Local direction of the nearest trace at every pixel of a frame.
+
+    Parameters
+    ----------
+    shape : tuple (ny, nx)
+        Frame shape.
+    dispersion_axis : int
+        Frame axis of the dispersion.
+    centres : dict
+        order -> cross-dispersion centre per dispersion pixel (NaN where the
+        order is off the frame), e.g. from
+        :func:`tsocontainer.cleaning.background.trace_centres`.
+    reach : float
+        Pixels farther than this from every centre get slope 0.
+    smooth : int
+        Span (dispersion pixels, odd) of the local quadratic fits that give
+        the centres' derivative (fitted traces carry noise).
+
+    Returns
+    -------
+    ndarray of float64, shape (ny, nx)
+        Cross-dispersion pixels per dispersion pixel of the nearest order's
+        centre at that dispersion pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(50.0)
+    >>> s = trace_slopes((40, 50), 1, {1: 5 + 0.5 * x, 2: np.full(50, np.nan)})
+    >>> round(float(s[15, 20]), 6), round(float(s[39, 0]), 6)   # on order 1; 34 px from it
+    (0.5, 0.5)
+    >>> float(trace_slopes((40, 50), 1, {1: 5 + 0.5 * x}, reach=20.0)[39, 0])
+    0.0
+    """
+    from scipy.signal import savgol_filter
+
+    n_cross, n_disp = (shape[0], shape[1]) if dispersion_axis == 1 else shape[::-1]
+    best = np.full((n_cross, n_disp), np.inf)
+    out = np.zeros((n_cross, n_disp))
+    rows = np.arange(n_cross, dtype=np.float64)[:, None]
+    for c in centres.values():
+        c = np.asarray(c, np.float64)
+        if c.shape != (n_disp,) or not np.isfinite(c).any():
+            continue
+        ok = np.isfinite(c)
+        filled = np.interp(np.arange(n_disp), np.flatnonzero(ok), c[ok])
+        span = min(int(smooth) | 1, (n_disp - 1) | 1 if n_disp > 1 else 1)
+        if span >= 3:   # local quadratic fits: exact on a straight or bending trace
+            grad = savgol_filter(filled, span, 2, deriv=1, mode="interp")
+        else:
+            grad = np.gradient(filled) if n_disp > 1 else np.zeros(n_disp)
+        dist = np.where(ok[None], np.abs(rows - c[None]), np.inf)
+        near = (dist < best) & (dist <= reach)
+        out = np.where(near, grad[None], out)
+        best = np.where(near, dist, best)
+    return np.ascontiguousarray(disp_view(out, dispersion_axis))

@@ -28,7 +28,7 @@ import numpy as np
 
 from tsocontainer.group.corrections import _POS, _WIDTH, _WIN, CorrectionSteps
 from tsocontainer.group.working import WorkingSource
-from tsocontainer.registry import Num, step
+from tsocontainer.registry import Bool, Num, step
 
 __all__ = ["CleaningSteps"]
 
@@ -149,6 +149,25 @@ class CleaningSteps(CorrectionSteps):
         return trace_mask(self.sh, geom.dispersion_axis, centres, float(width),
                           frame=self._deep()[0])
 
+    def _trace_slopes(self):
+        """Local direction of the nearest trace per pixel (None without any trace)."""
+        from tsocontainer.cleaning.background import trace_centres
+        from tsocontainer.cleaning.smoothframe import trace_slopes
+
+        geom = self.geometry
+        fitted = {}
+        if not self.derived.stale("traces"):
+            fitted = {int(k[len("trace_order"):]): self.aux.raw(k) for k in self.aux
+                      if k.startswith("trace_order")}
+        try:
+            centres = trace_centres(geom, fitted)
+        except (ValueError, KeyError, NotImplementedError) as exc:   # no trace model
+            log.debug("no trace direction: %s", exc)
+            return None
+        if not centres:
+            return None
+        return trace_slopes(self.sh, geom.dispersion_axis, centres)
+
     def _apply_flag(self, name, cube, params, t0, what) -> "CleaningSteps":
         """Replace flag ``name`` (as ``set_flag``) and log one line with the timing."""
         from tsocontainer.flags import validate_flag_name
@@ -164,9 +183,10 @@ class CleaningSteps(CorrectionSteps):
 
     # --------------------------------------------------------------- flags
     @step("state", target="TSOGroup", writes=("mask",), plot="plot_hot_cold_pixels",
-          params={"filter_size": _WIN, "nsigma": _POS, "rel_tol": Num(lo=0)})
+          params={"filter_size": _WIN, "nsigma": _POS, "rel_tol": Num(lo=0),
+                  "follow_trace": Bool()})
     def flag_hot_cold_pixels(self, filter_size: int = 7, nsigma: float = 5.0,
-                             rel_tol: float = 0.002) -> "CleaningSteps":
+                             rel_tol: float = 0.002, follow_trace: bool = True) -> "CleaningSteps":
         """Flag pixels hot or cold in most integrations (flag ``hot_cold``).
 
         The clipped time-mean frame (white-light normalised, cosmic rays
@@ -185,6 +205,12 @@ class CleaningSteps(CorrectionSteps):
             Threshold on the time-averaged significance.
         rel_tol : float
             Fractional tolerance of the smooth model (sharp trace structure).
+        follow_trace : bool
+            Predict each pixel from its neighbours along the local direction
+            of the nearest trace (the fitted traces when current, else the
+            mode's nominal ones; pixels more than 40 px from every trace:
+            along the line), not along the detector line that a steep trace
+            (SOSS orders 2 and 3) crosses within a few pixels.
 
         Returns
         -------
@@ -196,10 +222,12 @@ class CleaningSteps(CorrectionSteps):
         t0 = time.perf_counter()
         disp, _ = self._axes()
         deep, dvar = self._deep()
+        slope = self._trace_slopes() if follow_trace else None
         hot, cold, _ = hot_cold_pixels(self._detection_source(), dvar, deep, self._white_light(5),
                                        disp, HotColdOptions(filter_size, nsigma, rel_tol=rel_tol),
-                                       good=self._light_sensitive())
+                                       good=self._light_sensitive(), slope=slope)
         params = {"filter_size": filter_size, "nsigma": nsigma, "rel_tol": rel_tol,
+                  "follow_trace": bool(follow_trace),
                   "hot": int(hot.sum()), "cold": int(cold.sum())}
         self._hot_cold = (hot, cold)
         cube = np.broadcast_to(hot | cold, self.shape)
