@@ -73,9 +73,12 @@ def _chromium():
 
 
 @pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (.ci/run installs it)")
-def test_report_of_a_run_renders_in_a_headless_browser(tmp_path):
-    """A real run's report opened in headless Chromium: every image decodes, the truth and
-    the units are on the page; a screenshot is kept as a test artefact."""
+@pytest.mark.parametrize("mode", ["soss", "nirspec-prism", "nirspec-g395h", "nircam-f322w2",
+                                  "miri-lrs"])
+def test_report_of_a_run_renders_in_a_headless_browser(tmp_path, mode):
+    """A real run's report of every mode opened in headless Chromium: every image decodes,
+    the truth and the units are on the page; a screenshot per mode is kept as a test
+    artefact (``test-artefacts/report_<mode>.png``)."""
     import subprocess
     import warnings
     from pathlib import Path
@@ -84,7 +87,7 @@ def test_report_of_a_run_renders_in_a_headless_browser(tmp_path):
     from tsocontainer.sim.simulate import simulate_visit
     from tsocontainer.sim.truth import priors_from_truth
 
-    vis = simulate_visit("miri-lrs", nint=40, nseg=1, seed=4, out=tmp_path / "sim")
+    vis = simulate_visit(mode, nint=40, nseg=1, seed=4, out=tmp_path / "sim")
     fast = {"nwalkers": 16, "nsteps": 300, "seed": 1}
     recipe = {"steps": [{"flag_dq": {}}, {"fit_all_traces": {}}, {"extract": {}},
                         {"to_lightcurves": {"bins": 4}}, {"fit_white": {"sampler": fast}},
@@ -105,7 +108,7 @@ def test_report_of_a_run_renders_in_a_headless_browser(tmp_path):
     assert "transit depth (Rp/Rs)^2" in dom and "BJD_TDB" in dom and "ppm" in dom
     shots = Path(__file__).resolve().parent.parent / "test-artefacts"
     shots.mkdir(exist_ok=True)
-    shot = shots / "report_miri-lrs.png"
+    shot = shots / f"report_{mode}.png"
     subprocess.run([_chromium(), *flags, "--window-size=1200,3000", f"--screenshot={shot}",
                     page.as_uri()], capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 50_000
