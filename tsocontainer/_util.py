@@ -220,3 +220,52 @@ def interactive() -> bool:
     shell = sys.modules.get("IPython")
     ip = shell.get_ipython() if shell is not None and hasattr(shell, "get_ipython") else None
     return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def coerce_dataclass(cls, obj, what: str):
+    """``obj`` as an instance of the dataclass ``cls``: None gives the defaults, a dict its fields.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass.
+    obj : None, dict or cls
+        The value given by the user.
+    what : str
+        What it is, for the messages (e.g. ``"model"``).
+
+    Returns
+    -------
+    cls
+
+    Raises
+    ------
+    ValueError
+        On unknown fields or another type.
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Opts:
+    ...     poly: int = 1
+    >>> coerce_dataclass(Opts, {"poly": 2}, "model").poly
+    2
+    >>> coerce_dataclass(Opts, {"ploy": 2}, "model")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown model option(s) ['ploy']; allowed: ['poly']
+    """
+    from dataclasses import fields
+
+    if obj is None:
+        return cls()
+    if isinstance(obj, cls):
+        return obj
+    if isinstance(obj, dict):
+        allowed = [f.name for f in fields(cls)]
+        unknown = set(obj) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown {what} option(s) {sorted(unknown)}; allowed: {allowed}")
+        return cls(**obj)
+    raise ValueError(f"{what} must be a dict or a {cls.__name__}, got {type(obj).__name__}")

@@ -18,7 +18,7 @@ from their conditional Gaussian), percentiles and the best fit.
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -154,17 +154,9 @@ class SamplerSettings:
         ValueError
             On unknown fields.
         """
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if isinstance(obj, dict):
-            allowed = [f.name for f in fields(cls)]
-            unknown = set(obj) - set(allowed)
-            if unknown:
-                raise ValueError(f"unknown sampler option(s) {sorted(unknown)}; allowed: {allowed}")
-            return cls(**obj)
-        raise ValueError(f"sampler must be a dict or SamplerSettings, got {type(obj).__name__}")
+        from tsocontainer._util import coerce_dataclass
+
+        return coerce_dataclass(cls, obj, "sampler")
 
 
 def _least_squares(m: LightCurveModel):

@@ -41,7 +41,7 @@ noise
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 from tsocontainer._util import check_option
 
@@ -177,17 +177,9 @@ class ModelSpec:
         >>> ModelSpec.coerce({"poly": 2}).poly
         2
         """
-        if obj is None:
-            return cls()
-        if isinstance(obj, cls):
-            return obj
-        if isinstance(obj, dict):
-            allowed = [f.name for f in fields(cls)]
-            unknown = set(obj) - set(allowed)
-            if unknown:
-                raise ValueError(f"unknown model option(s) {sorted(unknown)}; allowed: {allowed}")
-            return cls(**obj)
-        raise ValueError(f"model must be a dict or a ModelSpec, got {type(obj).__name__}")
+        from tsocontainer._util import coerce_dataclass
+
+        return coerce_dataclass(cls, obj, "model")
 
     def to_dict(self) -> dict:
         """Plain-dict form (JSON-ready).
