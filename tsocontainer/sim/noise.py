@@ -336,7 +336,7 @@ def soss_contaminants(substrt2: int = _SOSS_ROW1["SUBSTRIP256"], ny: int = 256):
     --------
     >>> c256 = soss_contaminants()
     >>> c96 = soss_contaminants(1803, 96)
-    >>> bool(np.array_equal(c96, c256[10:106])), soss_contaminants(1, 2048)[:1792].any()
+    >>> bool(np.array_equal(c96, c256[10:106])), bool(soss_contaminants(1, 2048)[:1792].any())
     (True, False)
     """
     from tsocontainer.modes._tables import load_npz
