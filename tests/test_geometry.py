@@ -279,3 +279,32 @@ def test_reader_refuses_an_unknown_window_before_reading_cubes(prism_visit, tmp_
     monkeypatch.setattr(segments._BlockReader, "read_file", no_read)
     with pytest.raises(TSOValueError, match=r"old/.*SUBSTRT1=1, SUBSTRT2=1.*not inside SUB512"):
         read_segments(path, progress=False)
+
+
+def test_soss_substrip96_file_reads_at_its_corner(tmp_path):
+    """A simulated SUBSTRIP96 visit (real corner 1, 1803) reads with SUBSTRIP96's own tables."""
+    from tsocontainer.group import read_segments
+    from tsocontainer.sim.simulate import simulate_visit
+
+    vis = simulate_visit("soss", nint=2, seed=4, out=tmp_path, subarray="SUBSTRIP96",
+                         columns=(0, 512), noiseless=True)
+    strip = known_subarrays("NIRISS", name="SUBSTRIP96")[0]
+    with fits.open(vis.files[0]) as hdul:
+        hdr = hdul[0].header
+        assert (hdr["SUBARRAY"], hdr["SUBSTRT1"], hdr["SUBSTRT2"], hdr["SUBSIZE1"],
+                hdr["SUBSIZE2"]) == ("SUBSTRIP96", 1, strip.substrt2, 512, 96)
+    g = read_segments(vis.files, progress=False)
+    geo = g.geometry
+    assert geo.known == strip and (geo.x_offset, geo.y_offset) == (0, 0) and g.sh == (96, 512)
+    arrays = vis.truth_arrays()
+    for k, order in enumerate(vis.truth["orders"]):
+        want = arrays["WAVE"][k]
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(geo.wavelength(order)[ok], want[ok], rtol=2e-7)  # float32
+    # the guess is the injected trace less the pointing jitter (|dy| < 0.2 px here)
+    np.testing.assert_allclose(geo.trace_guess(1), arrays["TRACE"][0, 0], atol=0.2)
+    # and it lies on the detector rows of the SUBSTRIP256 trace (1803 - 1793 = 10 rows)
+    ref = geometry_from_meta(_mode("soss", subarray="SUBSTRIP256"),
+                             {"SUBSTRT1": 1, "SUBSTRT2": 1793, "PWCPOS": hdr["PWCPOS"]},
+                             (256, 512))
+    assert np.nanmedian(np.abs(geo.trace_guess(1) + 10 - ref.trace_guess(1))) < 0.6

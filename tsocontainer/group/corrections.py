@@ -237,9 +237,10 @@ class CorrectionSteps:
         source = WorkingSource(self, stop)
         wl = self._star_light_curve(source)
         scales = svar = None
+        levelled = self._reference_levelled(source)
         if np.isfinite(separation_error(wl)):
             pix = np.flatnonzero(sky & (frame > 0))
-            sums = light_curve_sums(self._reference_levelled(source), self.mask, wl, pixels=pix)
+            sums = light_curve_sums(levelled, self.mask, wl, pixels=pix)
             _, b, b_var = separate(sums)
             mean = sums["d"] / np.maximum(sums["n"], 1)
             cols = pix % self.sh[1]
@@ -252,9 +253,12 @@ class CorrectionSteps:
                 raise ValueError("scale_by='light-curve': the light curve does not fix the sky "
                                  "scales to 2 % (too little contrast -- no transit or eclipse? "
                                  "-- or 1/f noise without reference pixels); use scale_by='ratio'")
-            log.warning("estimate_sky: the light curve fixes the sky scales to %s only (flat "
-                        "white light, or strong 1/f noise?); scaling by the data/model ratio "
-                        "instead", "?" if svar is None else np.round(np.sqrt(svar), 4))
+            why = ("flat white light, or strong 1/f noise?" if levelled is not source else
+                   "no reference-pixel lines to level the 1/f noise, as in SOSS SUBSTRIP96, "
+                   "or a flat white light?")
+            log.warning("estimate_sky: the light curve fixes the sky scales to %s only (%s); "
+                        "scaling by the data/model ratio instead",
+                        "?" if svar is None else np.round(np.sqrt(svar), 4), why)
             return None
         log.info("estimate_sky: scales %s +- %s from the light that does not transit "
                  "(%d pixels, white-light dilution %.3f)", np.round(scales, 4),

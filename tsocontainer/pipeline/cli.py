@@ -42,6 +42,9 @@ def _add_simulate(sub) -> None:
                         "pixels, group 1/f and jumps, for stage 1)")
     p.add_argument("--depth-spectrum", default=None,
                    help="text table of wavelength (micron) and depth (ppm) to inject")
+    p.add_argument("--subarray", default=None,
+                   help="subarray to read out (soss: SUBSTRIP256, the default, SUBSTRIP96 or "
+                        "FULL; other modes: their own); written at its real corner")
     p.set_defaults(func=_run_simulate)
 
 
@@ -53,7 +56,8 @@ def _run_simulate(args) -> int:
 
     vis = simulate(mode=args.mode, nint=args.nint, nseg=args.nseg, seed=args.seed,
                    out=args.out, noiseless=args.noiseless, systematics=not args.no_systematics,
-                   depth_spectrum=args.depth_spectrum)
+                   depth_spectrum=args.depth_spectrum,
+                   **({} if args.subarray is None else {"subarray": args.subarray}))
     for f in vis.files:
         print(f)
     folder = Path(args.out)

@@ -27,12 +27,14 @@ Used by :mod:`tsocontainer.sim.simulate`.
   model ramp exceeds it by the last group, plus DO_NOT_USE (SCI = NaN) where
   it does so within two groups.
 * **Background**: SOSS: the exoTEDRF SUBSTRIP96 zodiacal model with its step,
-  placed at rows 10-105 of SUBSTRIP256 and continued outside by repeating its
-  edge rows. NIRSpec: the star's band shape along the slit rows. NIRCam: a
+  placed at its detector rows (rows 10-105 of SUBSTRIP256) and continued outside
+  by repeating its edge rows (for FULL too: an extrapolation, no full-frame model
+  is shipped). NIRSpec: the star's band shape along the slit rows. NIRCam: a
   flat level with a 10 % gradient along x. MIRI: rising as (lambda/10)**3 with
   the row wavelength. All scaled by the ``background`` option.
 * **SOSS contaminants**: the order-0 images of field stars from a real F277W
-  exposure (exoTEDRF), cleaned by :func:`clean_contaminant_frame`.
+  SUBSTRIP256 exposure (exoTEDRF), cleaned by :func:`clean_contaminant_frame`,
+  cut to the window's rows (none outside SUBSTRIP256's rows).
 """
 from __future__ import annotations
 
@@ -214,15 +216,21 @@ def saturation_levels(rng, shape, level: float):
     return level * (1.0 + 0.03 * rng.standard_normal(shape))
 
 
-def _soss_background256():
+#: 1-based detector rows (DMS) of the first row of SOSS SUBSTRIP96 and SUBSTRIP256
+_SOSS_ROW1 = {"SUBSTRIP96": 1803, "SUBSTRIP256": 1793}
+
+
+def _soss_background(substrt2: int, ny: int):
+    """The SUBSTRIP96 model on detector rows ``substrt2 .. substrt2 + ny - 1`` (edges held)."""
     from tsocontainer.modes._tables import load_npz
 
     m96 = np.asarray(load_npz("soss_model_background96.npz", "background"), float)
-    rows = np.clip(np.arange(256) - 10, 0, m96.shape[0] - 1)  # SUBSTRIP96 row 0 = row 10
+    rows = np.clip(np.arange(ny) + substrt2 - _SOSS_ROW1["SUBSTRIP96"], 0, m96.shape[0] - 1)
     return m96[rows]
 
 
-def background_model(name: str, shape_full, wave_disp, throughput_disp, level: float):
+def background_model(name: str, shape_full, wave_disp, throughput_disp, level: float,
+                     substrt2: int = _SOSS_ROW1["SUBSTRIP256"]):
     """Background count rate (DN/s) on the full (uncropped) subarray.
 
     Parameters
@@ -237,17 +245,26 @@ def background_model(name: str, shape_full, wave_disp, throughput_disp, level: f
         Throughput of each pixel along the dispersion axis (order 1).
     level : float
         Scale (``background`` option; 0 = none).
+    substrt2 : int
+        ``SUBSTRT2`` of the subarray (SOSS: where its rows fall on the model).
 
     Returns
     -------
     ndarray
         Background in detector orientation.
+
+    Examples
+    --------
+    >>> b96 = background_model("soss", (96, 2048), None, None, 1.0, substrt2=1803)
+    >>> b256 = background_model("soss", (256, 2048), None, None, 1.0)
+    >>> bool(np.array_equal(b96, b256[10:106]))
+    True
     """
     ny, nx = shape_full
     if level == 0:
         return np.zeros(shape_full)
     if name == "soss":
-        return level * _soss_background256()
+        return level * _soss_background(int(substrt2), ny)
     if name.startswith("nirspec"):
         band = throughput_disp / max(throughput_disp.max(), 1e-30)
         return level * np.broadcast_to(band[None, :], shape_full).copy()
@@ -298,8 +315,38 @@ def clean_contaminant_frame(raw, nsigma: float = 5.0, min_pixels: int = 6):
     return out.astype(np.float32)
 
 
-def soss_contaminants():
-    """The shipped cleaned F277W contaminant frame (256, 2048), DN/s."""
+def soss_contaminants(substrt2: int = _SOSS_ROW1["SUBSTRIP256"], ny: int = 256):
+    """The shipped cleaned F277W contaminant frame (DN/s) on a SOSS window's rows.
+
+    The frame is a SUBSTRIP256 exposure; rows of the window outside it get no
+    contaminant light.
+
+    Parameters
+    ----------
+    substrt2 : int
+        ``SUBSTRT2`` of the window (1803 for SUBSTRIP96, 1 for FULL).
+    ny : int
+        Rows of the window.
+
+    Returns
+    -------
+    ndarray, shape (ny, 2048)
+
+    Examples
+    --------
+    >>> c256 = soss_contaminants()
+    >>> c96 = soss_contaminants(1803, 96)
+    >>> bool(np.array_equal(c96, c256[10:106])), bool(soss_contaminants(1, 2048)[:1792].any())
+    (True, False)
+    """
     from tsocontainer.modes._tables import load_npz
 
-    return np.asarray(load_npz("soss_f277w_contaminants.npz", "frame"), float)
+    frame = np.asarray(load_npz("soss_f277w_contaminants.npz", "frame"), float)
+    first = _SOSS_ROW1["SUBSTRIP256"]
+    if (substrt2, ny) == (first, frame.shape[0]):
+        return frame
+    out = np.zeros((ny, frame.shape[1]))
+    rows = np.arange(ny) + substrt2 - first
+    ok = (rows >= 0) & (rows < frame.shape[0])
+    out[ok] = frame[rows[ok]]
+    return out

@@ -44,7 +44,8 @@ from tsocontainer.modes import Mode, get_mode
 from tsocontainer.modes._tables import data_path, load_columns
 
 __all__ = ["SIM_MODES", "Scene", "OrderScene", "build_scene", "render", "stellar_photons",
-           "throughput", "sim_mode", "subarray_of"]
+           "throughput", "sim_mode", "subarray_of", "SIM_SUBARRAYS", "with_subarray",
+           "orders_in_window"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ SIM_MODES = {
         wave_range=(4.0, 14.2)),
 }
 
+#: subarrays each mode can be simulated in (the first is the default, ``SIM_MODES``'s own)
+SIM_SUBARRAYS = {"soss": ("SUBSTRIP256", "SUBSTRIP96", "FULL")}
+
 #: stellar absorption features: centre (micron), fractional depth, Gaussian sigma (micron)
 STELLAR_LINES = (
     (1.0941, 0.05, 0.0015), (1.2822, 0.07, 0.0015), (1.5040, 0.03, 0.0015),
@@ -126,6 +130,102 @@ def subarray_of(cfg: dict):
 
     return nominal_subarray(cfg["instrument"], cfg["subarray"], cfg["detector"],
                             cfg["grating"] or None)
+
+
+def with_subarray(cfg: dict, name: str, subarray) -> dict:
+    """A copy of ``cfg`` read out in ``subarray`` (its real shape), or raise listing the allowed.
+
+    Parameters
+    ----------
+    cfg : dict
+        A :data:`SIM_MODES` entry (possibly with overrides).
+    name : str
+        Simulated mode.
+    subarray : str or None
+        ``SUBARRAY`` to simulate (case-insensitive); None keeps the mode's default.
+
+    Returns
+    -------
+    dict
+        The configuration with ``subarray`` and ``shape`` from the shipped table.
+
+    Raises
+    ------
+    ValueError
+        When the mode cannot be simulated in that subarray (the message lists the allowed).
+
+    Examples
+    --------
+    >>> with_subarray(sim_mode("soss"), "soss", "substrip96")["shape"]
+    (96, 2048)
+    >>> with_subarray(sim_mode("miri-lrs"), "miri-lrs", "FULL")
+    Traceback (most recent call last):
+    ...
+    ValueError: subarray='FULL' is not simulated for miri-lrs; allowed: SLITLESSPRISM
+    """
+    out = dict(cfg)
+    if subarray is None:
+        return out
+    allowed = SIM_SUBARRAYS.get(name, (SIM_MODES[name]["subarray"],))
+    sub = str(subarray).strip().upper()
+    if sub not in allowed:
+        raise ValueError(f"subarray={subarray!r} is not simulated for {name}; allowed: "
+                         f"{', '.join(allowed)}")
+    out["subarray"] = sub
+    out["shape"] = tuple(subarray_of(out).shape)
+    return out
+
+
+def orders_in_window(name: str, cfg: dict, orders, pwcpos=None, explicit=False) -> tuple:
+    """The orders whose light reaches the frame of ``cfg``'s subarray.
+
+    An order counts when its nominal centre lies within ``halfwidth`` pixels of the
+    frame (its wing reaches in) at some pixel along the dispersion.
+
+    Parameters
+    ----------
+    name : str
+        Simulated mode.
+    cfg : dict
+        Its configuration (``subarray`` and ``shape`` set).
+    orders : sequence of int
+        Candidate orders.
+    pwcpos : float, optional
+        SOSS pupil-wheel position (deg).
+    explicit : bool
+        The orders were asked for: one that misses the frame is an error.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValueError
+        When an asked-for order (or every order) misses the frame.
+
+    Examples
+    --------
+    >>> cfg = with_subarray(sim_mode("soss"), "soss", "SUBSTRIP96")
+    >>> orders_in_window("soss", cfg, (1, 2, 3))
+    (1, 2)
+    """
+    spec = get_mode(cfg["spec"])
+    mode = Mode(spec=spec, filter=cfg["filter"], pupil=cfg["pupil"], grating=cfg["grating"],
+                detector=cfg["detector"], subarray=cfg["subarray"])
+    ncross = cfg["shape"][1 - spec.dispersion_axis]
+    reach = float(cfg["halfwidth"])
+    keep = []
+    for o in orders:
+        centre = _order_geometry(name, cfg, mode, o, pwcpos)[1]
+        if np.any((centre > -0.5 - reach) & (centre < ncross - 0.5 + reach)):
+            keep.append(int(o))
+        elif explicit:
+            raise ValueError(f"order {o} falls outside {cfg['subarray']} "
+                             f"({cfg['shape'][0]} x {cfg['shape'][1]} pixels)")
+    if not keep:
+        raise ValueError(f"no order of {name} falls inside {cfg['subarray']}")
+    return tuple(keep)
 
 
 def sim_mode(name: str) -> dict:

@@ -14,7 +14,8 @@ contaminants) and :mod:`tsocontainer.sim.write` (streaming file writer).
 
 Headers are those of real exposures: the subarray's real corner and size
 (``SUBSTRT1/2``, ``SUBSIZE1/2``, ``FASTAXIS``/``SLOWAXIS`` from the shipped subarray
-table, shifted by a ``columns=`` crop), ``EXSEGNUM``/``EXSEGTOT``, ``INTSTART``/``INTEND``
+table, shifted by a ``columns=`` crop; SOSS also in SUBSTRIP96 and FULL with
+``subarray=``), ``EXSEGNUM``/``EXSEGTOT``, ``INTSTART``/``INTEND``
 and an ``INT_TIMES`` table whose ``int_*_BJD_TDB`` columns hold BJD_TDB - 2400000.5, as
 the JWST pipeline writes them.
 
@@ -69,7 +70,7 @@ OPTION_DEFAULTS = {
     "background": None, "contaminants": 1.0, "reference_pixels": True, "columns": None,
     "orders": None, "ngroups": None, "peak_fraction": 0.6, "pwcpos": None, "detector": None,
     "teff": None, "transit_fraction": 0.4, "start_mjd": 60300.25, "block": None,
-    "progress": None,
+    "progress": None, "subarray": None,
 }
 #: noise components (``noise=`` option); ``one_over_f`` None = the per-pixel read-noise sigma
 NOISE_DEFAULTS = {"poisson": True, "read": True, "one_over_f": None, "cosmic_rays": 2e-6,
@@ -126,11 +127,12 @@ def _options(mode: str, nint: int, nseg: int, options: dict) -> dict:
         raise ValueError(f"detector={opts['detector']!r}; allowed: NRS1, NRS2")
     if opts["pwcpos"] is not None and mode != "soss":
         raise ValueError("pwcpos= is only for soss")
+    simscene.with_subarray(simscene.sim_mode(mode), mode, opts["subarray"])  # check the name
     return opts
 
 
-def _config(mode: str, opts: dict) -> dict:
-    cfg = simscene.sim_mode(mode)
+def _config(mode: str, opts: dict, pwcpos=None) -> dict:
+    cfg = simscene.with_subarray(simscene.sim_mode(mode), mode, opts["subarray"])
     for key in ("ngroups", "teff"):
         if opts[key] is not None:
             cfg[key] = opts[key]
@@ -145,6 +147,9 @@ def _config(mode: str, opts: dict) -> dict:
         if not orders or set(orders) - set(cfg["orders"]):
             raise ValueError(f"orders={opts['orders']!r}; allowed: subsets of {cfg['orders']}")
         cfg["orders"] = orders
+    # only the orders whose light reaches the window (SOSS SUBSTRIP96: orders 1 and 2)
+    cfg["orders"] = simscene.orders_in_window(mode, cfg, cfg["orders"], pwcpos,
+                                              explicit=opts["orders"] is not None)
     return cfg
 
 
@@ -167,14 +172,19 @@ class _Visit:
 
         self.name, self.nint, self.seed, self.noiseless = mode, int(nint), int(seed), noiseless
         self.opts = opts
-        cfg = self.cfg = _config(mode, opts)
-        spec = get_mode(cfg["spec"])
-        self.disp_axis, self.onef_axis = spec.dispersion_axis, spec.onef_axis
-        self.crop = _crop(cfg, opts["columns"], self.disp_axis)
         self.pwcpos = None
         if mode == "soss":
             self.pwcpos = float(opts["pwcpos"] if opts["pwcpos"] is not None
                                 else simscene.SOSS_FRAME_PWCPOS)
+        cfg = self.cfg = _config(mode, opts, self.pwcpos)
+        spec = get_mode(cfg["spec"])
+        self.disp_axis, self.onef_axis = spec.dispersion_axis, spec.onef_axis
+        self.crop = _crop(cfg, opts["columns"], self.disp_axis)
+        self.substrt = simscene.subarray_of(cfg).corner
+        # the default subarrays draw an order only where its centre is on the frame (kept
+        # so their files stay as they were); other windows (SOSS SUBSTRIP96 cuts order 2
+        # through its core) also get the wing of an order centred just off the frame
+        self.cut_light = cfg["subarray"] == simscene.SIM_MODES[mode]["subarray"]
         self.scene = simscene.build_scene(mode, cfg, orders=cfg["orders"], crop=self.crop,
                                           peak_fraction=float(opts["peak_fraction"]),
                                           pwcpos=self.pwcpos)
@@ -256,13 +266,14 @@ class _Visit:
         self.sl = tuple(sl)
         tput = simscene.throughput(self.name, o1.order, o1.wave)
         self.bkg = simnoise.background_model(self.name, cfg["shape"], o1.wave, tput,
-                                             cfg["background"])[self.sl]
+                                             cfg["background"], self.substrt[1])[self.sl]
         self.contam = np.zeros(self.shape)
         if self.name == "soss" and self.opts["contaminants"]:
-            self.contam = float(self.opts["contaminants"]) * simnoise.soss_contaminants()[self.sl]
+            self.contam = float(self.opts["contaminants"]) * simnoise.soss_contaminants(
+                self.substrt[1], cfg["shape"][0])[self.sl]
         self.refmask, self.refbits = np.zeros(self.shape, bool), 0
         if self.opts["reference_pixels"]:
-            corner = list(simscene.subarray_of(cfg).corner)
+            corner = list(self.substrt)
             corner[1 - self.disp_axis] += self.crop[0]   # the crop runs along the dispersion
             self.refmask, self.refbits = simnoise.reference_pixels(
                 self.name, self.shape, cfg["instrument"], tuple(corner))
@@ -299,10 +310,12 @@ class _Visit:
         for k, osc in enumerate(sc.orders):
             flux = np.interp(src, self.xfull, osc.counts) * self.lc[k][i] * self.sys["flux"][i]
             centre = np.interp(src, self.xfull, osc.centre) + self.sys["dy"][i]
-            centre[(centre < -0.5) | (centre > sc.ncross - 0.5)] = np.nan
+            off = (centre < -0.5) | (centre > sc.ncross - 0.5)
+            drawn = centre.copy()
+            centre[off] = np.nan
             self.trace[k, i] = centre
-            simscene.render(osc, flux, centre, float(self.sys["width"][i]), frame,
-                            sc.halfwidth, cols=cols)
+            simscene.render(osc, flux, centre if self.cut_light else drawn,
+                            float(self.sys["width"][i]), frame, sc.halfwidth, cols=cols)
         return frame if self.disp_axis == 1 else frame.T
 
     def integration(self, i: int):
@@ -545,7 +558,10 @@ def simulate_visit(mode: str, nint: int, nseg: int = 1, seed: int = 0, out=None,
         ``pwcpos`` (SOSS pupil-wheel position, deg), ``detector`` (G395H:
         "NRS1"|"NRS2"), ``teff``, ``transit_fraction`` (transit / visit
         duration when ``per`` is not given, 0.4), ``start_mjd``, ``block``
-        (integrations per block), ``progress`` (bool).
+        (integrations per block), ``progress`` (bool), ``subarray`` (SOSS:
+        "SUBSTRIP256", the default, "SUBSTRIP96" or "FULL"; written at its real
+        corner, with only the orders whose light reaches it: SUBSTRIP96 holds
+        order 1 and the red part of order 2 at its top rows).
 
     Returns
     -------

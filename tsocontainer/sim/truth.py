@@ -318,7 +318,7 @@ def truth_json(v, files, arrays, systematics_on) -> dict:
     rp_white = float(np.sqrt(white_depth * 1e-6)) if v.opts["event"] == "transit" else p["rp_rs"]
     t0 = p["t0"] + simastro.BJD_MJD_OFFSET  # INT_TIMES are MJD-based; the truth is BJD_TDB
     opts = {k: (list(val) if isinstance(val, tuple) else val) for k, val in v.opts.items()
-            if k not in ("progress", "block")}
+            if k not in ("progress", "block") and not (k == "subarray" and val is None)}
     cfg = v.cfg
     return {
         "format": "tsocontainer simulated visit truth", "version": 1,

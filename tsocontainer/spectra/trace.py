@@ -441,6 +441,13 @@ def _orders_of(cube, orders):
     return tuple(int(o) for o in orders)
 
 
+def _columns_in_frame(guess, halfwidth: float, ny: int) -> int:
+    """Columns where the window ``guess +- halfwidth`` lies inside ``ny`` rows."""
+    g = np.asarray(guess, float)
+    with np.errstate(invalid="ignore"):
+        return int(np.sum((g - halfwidth >= -0.5) & (g + halfwidth <= ny - 0.5)))
+
+
 def _clean_columns(guesses: dict, order: int, distance: float):
     """Columns where no other order's nominal trace is within ``distance``."""
     mine = guesses.get(order)
@@ -512,7 +519,14 @@ def trace_references(cube, orders=None, options: TraceOptions | None = None, ref
                               clean=clean, bkg_width=int(dflt["bkg_width"]))
         if ref["detected"] and first is None and guess is not None:
             first = ref["offset"]
-        if not ref["detected"]:
+        if (not ref["detected"] and allg.get(order) is not None
+                and _columns_in_frame(allg[order], hw, frame.shape[0]) < 8):
+            # expected, not a failure: e.g. SOSS SUBSTRIP96 holds order 1 and only the edge
+            # of order 2 (its core at the top rows), no order 3
+            log.info("order %d: not in the %s frame (fewer than 8 columns where its nominal "
+                     "trace +- %g px fits in it); its trace is NaN", order,
+                     cube.geometry.subarray or "", hw)
+        elif not ref["detected"]:
             log.warning("order %d: no trace detected (%s); its trace is NaN", order,
                         ref["why"])
         ref["halfwidth"] = hw
