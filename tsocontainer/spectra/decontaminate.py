@@ -417,13 +417,17 @@ def fit_amplitudes(data, var, good, model: OverlapModel):
 
 
 # ------------------------------------------------------------------ decontamination
-def _window_sum(a, columns, window: int):
-    """Sum of ``a`` (..., m) over the columns within ``window // 2`` of each column."""
-    h = int(window) // 2
-    lo = np.searchsorted(columns, columns - h, side="left")
-    hi = np.searchsorted(columns, columns + h, side="right")
+def _window_sum(a, window: int):
+    """Sum of ``a`` (..., m) over ``window`` neighbouring overlap columns of each column.
+
+    The window is centred where it can be and shifted inwards at the ends, so
+    that every column's sum has the same number of columns (the same noise).
+    """
+    m = a.shape[-1]
+    n = min(int(window), m)
+    lo = np.clip(np.arange(m) - n // 2, 0, m - n)
     cs = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, axis=-1)], axis=-1)
-    return cs[..., hi] - cs[..., lo]
+    return cs[..., lo + n] - cs[..., lo]
 
 
 def _amplitudes(cube, model: OverlapModel):
@@ -447,11 +451,11 @@ def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int):
     for q in range(len(model.orders)):
         if q == k:
             continue
-        total = _window_sum(model.static[q], model.columns, model.window)
+        total = _window_sum(model.static[q], model.window)
         with np.errstate(invalid="ignore", divide="ignore"):
             g = np.where(total > 0, model.share[q, k] * model.static[q] / total, 0.0)
-        corr += g * _window_sum(amp[:, q], model.columns, model.window)
-        cvar += g**2 * _window_sum(amp_var[:, q], model.columns, model.window)
+        corr += g * _window_sum(amp[:, q], model.window)
+        cvar += g**2 * _window_sum(amp_var[:, q], model.window)
         cvar -= 2.0 * g * box_cov[:, q, k]
     return corr, cvar
 
@@ -532,6 +536,9 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
         columns[o].update(contamination=np.zeros(nx), order3=np.zeros(nx),
                           decontaminated=np.zeros(nx), flagged=np.zeros(nx))
     if model is not None:
+        for k in np.flatnonzero(model.missing.any(1)):
+            log.warning("order %d has no clean column to take its profile from: the %d overlap "
+                        "columns it reaches are flagged", model.orders[k], model.missing[k].sum())
         amp, amp_var, box_cov = _amplitudes(cube, model)
         ref_box = model.box_flux(frame)
         cols = model.columns
