@@ -276,3 +276,18 @@ def test_extract_step_declares_decontaminate_for_recipes():
         {"fit_all_traces": {}}, {"extract": {"method": "box", "orders": [1, 2], "decontaminate": True}},
         {"to_lightcurves": {"bins": 10, "order": 2}}]})
     validate_recipe(recipe)
+
+
+def test_without_clean_columns_order1_keeps_its_box_and_order2_is_flagged():
+    # order 2 runs 8 px from order 1 everywhere: it has no clean column to take its profile
+    # from (a crop of the overlap region), so nothing can be separated
+    rows = np.arange(60.0)[:, None]
+    c1, c2 = np.full(80, 20.0), np.full(80, 28.0)
+    cube = np.stack([1000 * _gauss(rows, c1) + 300 * _gauss(rows, c2)] * 2)
+    cen = {1: c1, 2: c2}
+    src, spec = _two_orders(cube, cen)
+    out = D.decontaminate(src, spec, cen, {1: 12.0, 2: 12.0}, (cube[0], cube[0] + 10), pad=2.0)
+    np.testing.assert_array_equal(out.flux[1], spec.flux[1])
+    assert out.mask[1].all() and not out.mask[2].any()
+    assert np.isnan(out.columns[1]["contamination"]).all()
+    assert not out.columns[1]["decontaminated"].any()

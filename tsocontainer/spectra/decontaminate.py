@@ -495,9 +495,12 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
     Spectra
         The spectra with the overlap columns decontaminated (flux and
         variance), and per order the columns ``contamination`` (fraction of
-        the box flux from other orders before decontamination), ``order3``
-        (order 3's part of it), ``decontaminated`` (1 where corrected) and
-        ``flagged`` (1 where masked: too much order 3 or other light).
+        the box flux from other orders before decontamination; NaN where it
+        could not be fitted), ``order3`` (order 3's part of it),
+        ``decontaminated`` (1 where corrected) and ``flagged`` (1 where masked:
+        too much order 3 or other light). Where an order has no profile (no
+        clean column in the visit, e.g. a crop), the first order keeps its
+        plain box and the others are flagged (logged).
 
     Examples
     --------
@@ -537,21 +540,25 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
                           decontaminated=np.zeros(nx), flagged=np.zeros(nx))
     if model is not None:
         for k in np.flatnonzero(model.missing.any(1)):
-            log.warning("order %d has no clean column to take its profile from: the %d overlap "
-                        "columns it reaches are flagged", model.orders[k], model.missing[k].sum())
+            log.warning("order %d has no clean column to take its profile from: in the %d "
+                        "overlap columns it reaches, order %d keeps its plain box and the other "
+                        "orders are flagged", model.orders[k], model.missing[k].sum(),
+                        spec.orders[0])
         amp, amp_var, box_cov = _amplitudes(cube, model)
         ref_box = model.box_flux(frame)
         cols = model.columns
         for o in [o for o in spec.orders if o in model.orders]:
             k = model.orders.index(o)
             corr, cvar = _corrections(model, amp, amp_var, box_cov, k)
-            flux[o][:, cols] -= corr
-            fvar[o][:, cols] = np.maximum(fvar[o][:, cols] + cvar, 0.0)
-            flags = _flags(model, ref_box, k, max_order3, max_contamination)
-            for name in ("contamination", "order3", "flagged"):
-                columns[o][name][cols] = flags[name]
+            flags = _flags(model, ref_box, k, max_order3, max_contamination,
+                           primary=o == spec.orders[0])
+            fit = flags.pop("fitted")
+            flux[o][:, cols] -= corr * fit
+            fvar[o][:, cols] = np.maximum(fvar[o][:, cols] + cvar * fit, 0.0)
+            for name, val in flags.items():
+                columns[o][name][cols] = val
             mask[o][:, cols[flags["flagged"] > 0]] = False
-            columns[o]["decontaminated"][cols] = 1.0 - flags["flagged"]
+            columns[o]["decontaminated"][cols] = fit * (1.0 - flags["flagged"])
     meta = dict(spec.meta, DECONTAM=True, DCWINDOW=int(window))
     out = Spectra(spec.time, spec.wave, flux, fvar, mask, int_numbers=spec.int_numbers,
                   regressors=spec.regressors, meta=meta, columns=columns)
@@ -561,19 +568,27 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
     return out
 
 
-def _flags(model: OverlapModel, ref_box, k: int, max_order3: float, max_cont: float) -> dict:
-    """Contamination fractions of order ``k``'s box and the columns flagged."""
+def _flags(model: OverlapModel, ref_box, k: int, max_order3: float, max_cont: float,
+           primary: bool) -> dict:
+    """Contamination fractions of order ``k``'s box, the columns flagged and those fitted.
+
+    Where an order on the detector has no profile (no clean column to take it
+    from), the joint fit is not valid: the primary order keeps its plain box
+    there (``fitted`` 0, contamination unknown: NaN), the others are flagged.
+    """
     n = len(model.orders)
     with np.errstate(invalid="ignore", divide="ignore"):
         part = np.array([model.share[q, k] * model.static[q] / ref_box[k] for q in range(n)])
     part = np.where(np.isfinite(part), part, 0.0)
     part[k] = 0.0
     o3 = part[model.orders.index(3)] if 3 in model.orders and model.orders[k] != 3 else 0 * part[0]
-    # an order on the detector here without a profile (it has no clean column) cannot be
-    # removed, and the fit gives its light to the others: flag the column
-    lost = np.delete(model.missing, k, axis=0).any(0)
-    flagged = (o3 > max_order3) | (part.sum(0) > max_cont) | lost
-    return {"contamination": part.sum(0), "order3": o3, "flagged": flagged.astype(float)}
+    invalid = model.missing.any(0)
+    flagged = ((o3 > max_order3) | (part.sum(0) > max_cont)) & ~invalid
+    if not primary:
+        flagged |= invalid
+    return {"contamination": np.where(invalid, np.nan, part.sum(0)),
+            "order3": np.where(invalid, np.nan, o3), "flagged": flagged.astype(float),
+            "fitted": (~invalid).astype(float)}
 
 
 # ------------------------------------------------------------------ driver
