@@ -265,10 +265,9 @@ def test_order2_depths_recovered_and_light_curves():
 
 
 def test_extract_step_declares_decontaminate_for_recipes():
-    from tsocontainer.pipeline.recipe import load_recipe, validate_recipe
-    from tsocontainer.registry import get_step
+    from tsocontainer.pipeline.recipe import load_recipe, registered_steps, validate_recipe
 
-    step = get_step("extract")
+    step = registered_steps()["extract"]
     step.check_kwargs({"method": "box", "orders": [1, 2], "decontaminate": True})
     with pytest.raises(ValueError, match="decontaminate"):
         step.check_kwargs({"decontaminate": "yes please"})
@@ -276,6 +275,8 @@ def test_extract_step_declares_decontaminate_for_recipes():
         {"fit_all_traces": {}}, {"extract": {"method": "box", "orders": [1, 2], "decontaminate": True}},
         {"to_lightcurves": {"bins": 10, "order": 2}}]})
     validate_recipe(recipe)
+    shipped = dict(load_recipe("soss").steps)["extract"]   # the shipped recipe uses it
+    assert shipped["decontaminate"] is True and list(shipped["orders"]) == [1, 2]
 
 
 def test_without_clean_columns_order1_keeps_its_box_and_order2_is_flagged():

@@ -317,9 +317,8 @@ class ExtractionSteps:
         width : float or 'optimize', optional
             Full aperture width (px); default per mode.
         orders : int or sequence of int, optional
-            Orders (default: all with a trace, except SOSS: order 1, as the shipped recipe;
-            orders 2 and 3 overlap it and are extracted only when asked for; with
-            ``decontaminate``: orders 1 and 2).
+            Orders (default: all with a trace, except SOSS: order 1, as orders 2 and 3
+            overlap it; with ``decontaminate``, as the shipped SOSS recipe: orders 1 and 2).
         use_traces : bool
             Centre the aperture on the per-integration traces of
             :meth:`fit_all_traces` (else, or when there are none, on the

@@ -616,9 +616,15 @@ def _centres(cube, traces, reference):
     offsets = [float(nanmedian_quiet(c - guesses[o])) for o, c in measured.items()
                if guesses[o] is not None]
     out = dict(measured)
+    ny = reference[0].shape[0]
     for o in every:
         if o not in out and guesses[o] is not None and offsets:
-            out[o] = guesses[o] + offsets[0]
+            c = guesses[o] + offsets[0]
+            with np.errstate(invalid="ignore"):
+                c = np.where((c > -0.5) & (c < ny - 0.5), c, np.nan)   # on the detector only
+            if not np.isfinite(c).any():
+                continue
+            out[o] = c
             log.warning("order %d: no measured trace; using the mode's trace shifted by %.2f px "
                         "(measured on order %d)", o, offsets[0], next(iter(measured)))
     return out
