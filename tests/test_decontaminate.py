@@ -275,6 +275,9 @@ def test_extract_step_declares_decontaminate_for_recipes():
         {"fit_all_traces": {}}, {"extract": {"method": "box", "orders": [1, 2], "decontaminate": True}},
         {"to_lightcurves": {"bins": 10, "order": 2}}]})
     validate_recipe(recipe)
+    with pytest.raises(ValueError, match="box"):   # the decontamination corrects box spectra
+        D.extract_decontaminated(CubeSource.from_arrays(np.ones((2, 8, 40)), np.ones((2, 8, 40))),
+                                 ExtractOptions("optimal"))
     shipped = dict(load_recipe("soss").steps)["extract"]   # the shipped recipe uses it
     assert shipped["decontaminate"] is True and list(shipped["orders"]) == [1, 2]
 

@@ -242,7 +242,28 @@ class OverlapModel:
     estimator: np.ndarray
 
     def box_flux(self, frame) -> np.ndarray:
-        """Box flux ``(n, m)`` of every order in a dispersion-major frame (reference rows)."""
+        """Box flux of every order in the overlap columns of a frame.
+
+        Parameters
+        ----------
+        frame : ndarray, shape (ny, nx)
+            Dispersion-major frame.
+
+        Returns
+        -------
+        ndarray, shape (n, m)
+            Each order's box (reference trace, fractional edges) summed.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rows = np.arange(60.0)[:, None]
+        >>> c1, c2 = np.full(80, 20.0), np.linspace(30.0, 60.0, 80)
+        >>> frame = np.exp(-0.5 * ((rows - c1) / 2) ** 2) + np.exp(-0.5 * ((rows - c2) / 2) ** 2)
+        >>> m = build_overlap_model(frame, frame + 1, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, pad=2.0)
+        >>> m.box_flux(frame)[:, 0].round(3)      # order 2's wing in order 1's box, and back
+        array([5.122, 5.122])
+        """
         d = np.nan_to_num(np.asarray(frame, float)[self.rows, self.columns[None, :]])
         return (self.box * d[None]).sum(1)
 
