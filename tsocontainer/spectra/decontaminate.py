@@ -473,8 +473,10 @@ def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int):
         if q == k:
             continue
         total = _window_sum(model.static[q], model.window)
+        # a contaminant fitted with no light (or less than none: profile errors) is not removed
         with np.errstate(invalid="ignore", divide="ignore"):
-            g = np.where(total > 0, model.share[q, k] * model.static[q] / total, 0.0)
+            g = np.where((total > 0) & (model.static[q] > 0),
+                         model.share[q, k] * model.static[q] / total, 0.0)
         corr += g * _window_sum(amp[:, q], model.window)
         cvar += g**2 * _window_sum(amp_var[:, q], model.window)
         cvar -= 2.0 * g * box_cov[:, q, k]
