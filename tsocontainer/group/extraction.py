@@ -20,7 +20,7 @@ import logging
 
 import numpy as np
 
-from tsocontainer.registry import Choice, IntList, Num, OneOf, step
+from tsocontainer.registry import Bool, Choice, IntList, Num, OneOf, step
 
 log = logging.getLogger(__name__)
 
@@ -303,10 +303,11 @@ class ExtractionSteps:
     @step("spectra", target="TSOGroup", reads=("mask", "sky", "onef", "replace", "traces", "shifts", "tilt", "pca"),
           writes=("spectra",), plot="plot_spectra", once=True,
           params={"method": Choice("box", "optimal"), "width": OneOf(_POS, Choice("optimize")),
-                  "orders": IntList(lo=1), "nsigma": _POS, "wave_shift": Num()})
+                  "orders": IntList(lo=1), "nsigma": _POS, "wave_shift": Num(),
+                  "decontaminate": Bool()})
     def extract(self, method: str = "box", width=None, orders=None, *, use_traces: bool = True,
                 exclude_overlap: bool = True, nsigma: float = 5.0, oot=None,
-                wave_shift: float = 0.0, template=None):
+                wave_shift: float = 0.0, template=None, decontaminate: bool = False):
         """Extract per-integration spectra (:func:`extract.extract`).
 
         Parameters
@@ -316,8 +317,8 @@ class ExtractionSteps:
         width : float or 'optimize', optional
             Full aperture width (px); default per mode.
         orders : int or sequence of int, optional
-            Orders (default: all with a trace, except SOSS: order 1, as the shipped recipe;
-            orders 2 and 3 overlap it and are extracted only when asked for).
+            Orders (default: all with a trace, except SOSS: order 1, as orders 2 and 3
+            overlap it; with ``decontaminate``, as the shipped SOSS recipe: orders 1 and 2).
         use_traces : bool
             Centre the aperture on the per-integration traces of
             :meth:`fit_all_traces` (else, or when there are none, on the
@@ -334,12 +335,25 @@ class ExtractionSteps:
             absolute offset here or use ``template``).
         template : tuple of array_like, optional
             ``(wave, flux)`` stellar template for a CCF wavelength offset.
+        decontaminate : bool
+            Box spectra with the other orders' light removed where orders
+            overlap: their spatial profiles (from this visit's reference frame)
+            fitted jointly per column and integration
+            (:func:`tsocontainer.spectra.decontaminate.extract_decontaminated`);
+            columns where order 3 contaminates are masked. Box only;
+            ``exclude_overlap`` is then ignored.
 
         Returns
         -------
         Spectra
             Also kept in ``aux`` (see :attr:`spectra`).
+
+        Raises
+        ------
+        ValueError
+            ``decontaminate`` with a method other than a box.
         """
+        from tsocontainer.spectra.decontaminate import extract_decontaminated
         from tsocontainer.spectra.extract import ExtractOptions, extract
 
         opts = ExtractOptions(method, width, exclude_overlap, nsigma, wave_shift=wave_shift)
@@ -351,11 +365,23 @@ class ExtractionSteps:
             except RuntimeError:
                 traces = None
         if orders is None and self.geometry.key == "soss":
-            orders = [1]
-            log.info("extract: order 1 (SOSS default; give orders=[1, 2] for order 2)")
-        spec = extract(self.as_source(), opts, orders, traces=traces, reference=self._reference(),
-                       oot=oot, template=template, regressors=self.regressors)
+            orders = [1, 2] if decontaminate else [1]
+            log.info("extract: orders %s (SOSS default)", orders)
+        run = extract_decontaminated if decontaminate else extract
+        spec = run(self.as_source(), opts, orders, traces=traces, reference=self._reference(),
+                   oot=oot, template=template, regressors=self.regressors)
+        self._store_spectra(spec)
+        self._record("extract", {"method": method, "width": width, "orders": list(spec.orders),
+                                 "use_traces": traces is not None, "nsigma": nsigma,
+                                 "decontaminate": bool(decontaminate)},
+                     {f"order{o}": {"good": float(spec.mask[o].mean())} for o in spec.orders})
+        return spec
+
+    def _store_spectra(self, spec) -> None:
+        """Keep ``spec`` in ``aux`` (replacing the last extraction) and its header values in ``meta``."""
         self._drop_aux("spec_")
+        for k in ("DECONTAM", "DCWINDOW"):   # of an earlier decontaminated extraction
+            self.meta.pop(k, None)
         for o in spec.orders:
             self.set_aux(f"spec_wave_order{o}", spec.wave[o])
             self.set_aux(f"spec_flux_order{o}", spec.flux[o], per_integration=True)
@@ -364,10 +390,6 @@ class ExtractionSteps:
             for k, v in spec.columns.get(o, {}).items():
                 self.set_aux(f"spec_col_{k}_order{o}", v)
         self.meta.update({k: v for k, v in spec.meta.items() if k.isupper() and len(k) <= 8})
-        self._record("extract", {"method": method, "width": width, "orders": list(spec.orders),
-                                 "use_traces": traces is not None, "nsigma": nsigma},
-                     {f"order{o}": {"good": float(spec.mask[o].mean())} for o in spec.orders})
-        return spec
 
     @property
     def spectra(self):

@@ -44,7 +44,9 @@ SOSS orders 1 and 2
     that remains inside the aperture is not removed;
     :func:`~tsocontainer.spectra.overlap.order_contamination` estimates its
     fraction per column (the other order's profile mirrored about its
-    centre), reported with the spectra. A proper decontamination (ATOCA-class) is out of scope here.
+    centre), reported with the spectra. The decontamination of the box by a joint fit of
+    the orders' profiles is :mod:`tsocontainer.spectra.decontaminate`
+    (``TSOGroup.extract(decontaminate=True)``).
 """
 from __future__ import annotations
 
