@@ -5,10 +5,13 @@ segment file names and the priors file point to a simulated visit (60 integratio
 segments, as a new user would simulate one with ``tsocontainer simulate``). The white
 depth must be within 2 sigma of the injected one and the channel pulls must have a
 spread of 0.7-1.3 (20 channels: the standard deviation of 20 unit normals is within
-0.7-1.3 with probability ~0.98).
+0.7-1.3 with probability ~0.98). What the tour displays (its bare expressions, as a
+notebook shows them, and the group, spectra, light curves and fits it makes) prints in
+at most 15 lines, and the package's containers also render as HTML.
 """
 from __future__ import annotations
 
+import ast
 import re
 import warnings
 from pathlib import Path
@@ -25,6 +28,26 @@ def _tour_code() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+def _displaying(code: str) -> str:
+    """The tour with every bare expression ``x`` turned into ``_display(x)`` (a notebook
+    shows the value of a cell's last expression; the tour's comments show it for each)."""
+    tree = ast.parse(code)
+    for i, node in enumerate(tree.body):
+        if isinstance(node, ast.Expr):
+            call = ast.Call(ast.Name("_display", ast.Load()), [node.value], [])
+            tree.body[i] = ast.copy_location(ast.Expr(call), node)
+    return ast.unparse(ast.fix_missing_locations(tree))
+
+
+def _check_display(value) -> str:
+    text = repr(value)
+    assert len(text.splitlines()) <= 15, text
+    html = getattr(value, "_repr_html_", None)
+    if html is not None and type(value).__module__.startswith("tsocontainer"):
+        assert html().lstrip().startswith("<"), type(value)
+    return text
+
+
 @pytest.mark.slow
 def test_readme_tour_recovers_the_injected_depth(tmp_path, monkeypatch):
     if not README.is_file():
@@ -38,10 +61,14 @@ def test_readme_tour_recovers_the_injected_depth(tmp_path, monkeypatch):
     code = code.replace(f'"{pattern}"', repr([str(f) for f in vis.files]))
     code = code.replace('"planet.yaml"', repr(str(Path(vis.folder) / "planet.yaml")))
     monkeypatch.chdir(tmp_path)
-    scope: dict = {}
+    shown: list = []
+    scope: dict = {"_display": lambda v: shown.append(_check_display(v))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        exec(compile(code, "README.md tour", "exec"), scope)
+        exec(compile(_displaying(code), "README.md tour", "exec"), scope)
+    assert any(s.startswith("<TSOGroup NIRISS SOSS SUBSTRIP256") for s in shown), shown
+    for name in ("g", "spec", "lc", "white", "fits"):
+        _check_display(scope[name])
     white, fits = scope["white"], scope["fits"]
     depth, lo, hi = white.depth_ppm
     injected = float(binned_depth(vis, [white.wave_lo, white.wave_hi * (1 + 1e-9)])[0])
