@@ -162,13 +162,16 @@ def line_median(block, good, axis: int):
     count : ndarray of int, shape (n, nlines)
         Number of good values.
     """
-    good = np.broadcast_to(good, block.shape)
+    block = np.asarray(block, dtype=np.float32)
+    ok = np.isfinite(block)
+    ok &= good
+    # bad values as +inf in one pass, in the block's own order; counted along the frame axis;
+    # then one transposing copy so that each line is contiguous for the sort
+    a = np.where(ok, block, np.float32(np.inf))
+    count = np.count_nonzero(ok, axis=1 + axis)
     if axis == 0:
-        block, good = np.swapaxes(block, 1, 2), np.swapaxes(good, 1, 2)
-    a = np.array(block, dtype=np.float32, order="C")
-    ok = np.array(good, order="C")
-    ok &= np.isfinite(a)
-    return median_last_axis(a, ok)
+        a = np.ascontiguousarray(np.swapaxes(a, 1, 2))
+    return _sorted_median(a, count)
 
 
 def median_last_axis(a, ok):
@@ -181,8 +184,13 @@ def median_last_axis(a, ok):
     count : ndarray of int
     """
     np.copyto(a, np.inf, where=~ok)
+    return _sorted_median(a, ok.sum(axis=-1))
+
+
+def _sorted_median(a, count):
+    """Median of the first ``count`` values of each line of ``a`` once sorted (bad ones are
+    +inf); ``a`` is sorted in place."""
     a.sort(axis=-1)
-    count = ok.sum(axis=-1)
     last = a.shape[-1] - 1
     lo = np.take_along_axis(a, (np.maximum(count - 1, 0) // 2)[..., None], -1)[..., 0]
     hi = np.take_along_axis(a, np.minimum(count // 2, last)[..., None], -1)[..., 0]
