@@ -613,7 +613,7 @@ def _fit_spline(cube, use, dispersion_axis, bin_size):
     return lines.astype(np.float32), var.astype(np.float32)
 
 
-def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
+def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1, variance: bool = True):
     """Sky model and its variance for integrations ``i0:i1`` from the stored parameters.
 
     Parameters
@@ -629,6 +629,8 @@ def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
         Frame shape.
     dispersion_axis : int
         0 or 1 (``polynomial``).
+    variance : bool
+        False: ``sky_var`` is None for the ``model`` method (not computed).
 
     Returns
     -------
@@ -639,7 +641,8 @@ def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
     pv = aux["sky_pvar"][i0:i1]
     if method == "model":
         frame, groups = aux["sky_frame"], aux["sky_groups"]
-        return p[:, groups][:, None, :] * frame[None], pv[:, groups][:, None, :] * frame[None] ** 2
+        sky = p[:, groups][:, None, :] * frame[None]
+        return sky, (pv[:, groups][:, None, :] * frame[None] ** 2 if variance else None)
     if method == "polynomial":
         ncross = shape[0] if dispersion_axis == 1 else shape[1]
         c = (np.arange(ncross) - (ncross - 1) / 2) / max(ncross / 2, 1)
@@ -704,7 +707,8 @@ def apply_sky(model, data, var, i0, i1) -> None:
         return
     disp = model.geometry.dispersion_axis
     for k in range(i1 - i0):  # one frame at a time: no cube-sized temporaries
-        sky, sky_var = sky_block(model.meta, model.aux, i0 + k, i0 + k + 1, model.sh, disp)
+        sky, sky_var = sky_block(model.meta, model.aux, i0 + k, i0 + k + 1, model.sh, disp,
+                                 variance=var is not None)
         data[k] -= sky[0]
         if var is not None:
             var[k] += sky_var[0]
