@@ -232,7 +232,7 @@ def along_stencils(slope, window: int, shape) -> dict:
 
     Parameters
     ----------
-    slope : ndarray, shape (ny, m)
+    slope : ndarray, shape (ny, m), or None
         Local direction, as for :func:`neighbour_median`.
     window : int
         Span of the neighbours.
@@ -241,12 +241,15 @@ def along_stencils(slope, window: int, shape) -> dict:
 
     Returns
     -------
-    dict
+    dict or None
         Line range ``(a, b)`` -> one stencil per neighbour offset ``k``
-        (``-half .. half``, 0 left out).
+        (``-half .. half``, 0 left out); None without ``slope`` or when the
+        lines are shorter than the window (no interpolation then).
     """
     half = max(1, int(window) // 2)
     ny, m = shape
+    if slope is None or m < 2 * half + 1:
+        return None
     tilt = np.asarray(slope, np.float64)[:, half:m - half]
     return {(a, b): [_stencil(tilt[a:b], k, half, ny, m, a) for k in range(-half, half + 1) if k]
             for a, b in _row_chunks(ny)}
@@ -338,9 +341,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         floor = min_snr * np.sqrt(uniform_filter1d(nz * nz, box, axis=0, mode="constant") * box)
     clipped = np.zeros(f.shape, bool)
     gc, pm, local, ok = g, None, None, None
-    # the interpolation along the trace depends on its direction only: made once for the passes
-    stencils = (along_stencils(tilt, filter_size, f.shape)
-                if tilt is not None and f.shape[1] >= 2 * max(1, filter_size // 2) + 1 else None)
+    stencils = along_stencils(tilt, filter_size, f.shape)   # made once for all passes
     for it in range(max(1, int(niter))):
         if it and nz is not None:
             # the local flux without the defects: a pixel off the model by more than the
