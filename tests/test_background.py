@@ -59,6 +59,44 @@ def test_line_median_exact():
         assert np.array_equal(count, good.sum(axis=1 + axis))
 
 
+def test_line_median_skips_non_finite_values():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 12, 10))
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[0, 3, 3], a[1, 4, 4] = np.inf, -np.inf
+    good = rng.random(a.shape[1:]) > 0.2                        # one static mask for all
+    for axis in (0, 1):
+        med, count = line_median(a, good, axis)
+        vals = np.where(good & np.isfinite(a), a.astype(np.float32), np.nan)
+        ref = np.nanmedian(vals, axis=1 + axis)
+        assert med.dtype == np.float32
+        np.testing.assert_allclose(med, ref, rtol=1e-6, equal_nan=True)
+        assert np.array_equal(count, np.isfinite(vals).sum(axis=1 + axis))
+
+
+def test_reference_levelled_pixels_as_blocks():
+    """The sky pixels of the reference-levelled data (take_pixels) are those of its blocks,
+    and the light-curve sums over them are the same either way."""
+    from tsocontainer.cleaning.timemodel import light_curve_sums
+    from tsocontainer.group.corrections import _LineLevelSource
+
+    rng = np.random.default_rng(2)
+    cube = rng.normal(10.0, 1.0, (20, 16, 12)).astype(np.float32)
+    cube[3, 14, 5] = np.nan                                     # in a reference row
+    refline = np.zeros((16, 12), bool)
+    refline[-4:] = True
+    src = _LineLevelSource(cube, refline, 0)
+    pix = np.flatnonzero(rng.random((16, 12)) > 0.5)
+    np.testing.assert_array_equal(src.take_pixels(2, 9, pix),
+                                  src[2:9].reshape(7, -1)[:, pix])
+    good = rng.random(cube.shape) > 0.1
+    wl = 1 - 0.01 * (np.abs(np.arange(20) - 10) < 4)
+    a = light_curve_sums(src, good, wl, pixels=pix, block=6)
+    b = light_curve_sums(np.asarray(src[0:20]), good, wl, pixels=pix, block=6)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+
+
 def test_miri_rows_within_one_percent():
     g, truth = miri_visit(N=80)
     sci0 = g.sci.copy()

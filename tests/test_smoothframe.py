@@ -105,3 +105,36 @@ def test_trace_slopes_take_the_nearest_order_within_reach():
     assert abs(s[12, 70]) < 1e-12                       # order 1: flat
     assert np.isclose(s[62, 80], 0.004 * 30, atol=1e-6)  # order 2's local derivative
     assert abs(s[90, 20]) < 1e-12 and s[40, 80] == 0.0   # order 3 flat; beyond every reach
+
+
+def test_quadratic_slope_matches_savitzky_golay():
+    """The numpy derivative of trace_slopes is the Savitzky-Golay one (quadratic, fitted ends)."""
+    from scipy.signal import savgol_filter
+
+    from tsocontainer.cleaning.smoothframe import _quadratic_slope
+
+    rng = np.random.default_rng(3)
+    for n, span in ((500, 11), (11, 11), (12, 11), (3, 3), (40, 5)):
+        y = 80 + np.cumsum(rng.normal(0, 1, n)) + 1e-3 * np.arange(n) ** 2
+        ref = savgol_filter(y, span, 2, deriv=1, mode="interp")
+        np.testing.assert_allclose(_quadratic_slope(y, span), ref, rtol=0, atol=1e-9)
+
+
+def test_neighbour_median_same_in_line_chunks_and_with_stencils():
+    """Lines worked on in parallel chunks and stencils made once give the one-pass result."""
+    from tsocontainer.cleaning.smoothframe import _neighbour_rows, _stencil, along_stencils
+
+    rng = np.random.default_rng(4)
+    p = gaussian_trace(ny=96, nx=150, slope=0.3) * (1 + 0.01 * rng.normal(size=(96, 150)))
+    scale = np.where(rng.random(p.shape) < 0.05, 50.0, 1.0) * p
+    slope = np.full(p.shape, 0.3)
+    slope[:, :20] = np.nan
+    got = neighbour_median(p, 7, scale=scale, slope=slope)
+    one = np.empty_like(got)
+    tilt = slope[:, 3:-3]
+    sts = [_stencil(tilt, k, 3, 96, 150) for k in (-3, -2, -1, 1, 2, 3)]
+    _neighbour_rows(p, scale, 3, 4.0, sts, (0, 96), one)
+    np.testing.assert_array_equal(got, one)
+    reused = neighbour_median(p, 7, scale=scale, slope=slope,
+                              stencils=along_stencils(slope, 7, p.shape))
+    np.testing.assert_array_equal(reused, got)

@@ -324,12 +324,18 @@ def residual_scale(window: int, reference_frames: int = 0) -> float:
     return scale
 
 
-def _finite_fill(block, fill):
-    """Copy of ``block`` with non-finite values replaced by ``fill`` (broadcast)."""
+def _finite_fill(block, fill, scale=None):
+    """Copy of ``block`` with non-finite values replaced by ``fill`` (broadcast), or by
+    ``fill * scale[:, None, None]`` (float32, computed at those values only) when ``scale``
+    is given."""
     bad = ~np.isfinite(block)
     out = np.array(block, dtype=np.float32, copy=True)
     if bad.any():
-        out[bad] = np.broadcast_to(fill, block.shape)[bad]
+        if scale is None:
+            out[bad] = np.broadcast_to(fill, block.shape)[bad]
+        else:
+            i, y, x = np.nonzero(bad)
+            out[i, y, x] = np.asarray(fill, np.float32)[y, x] * np.asarray(scale, np.float32)[i]
     return out, bad
 
 

@@ -108,8 +108,10 @@ def window_rows(centre, halfwidth, ny: int):
     np.maximum(low, lo, out=low)
     w -= low
     np.clip(w, 0.0, 1.0, out=w)
-    w *= (rowf >= 0) & (rowf <= ny - 1)
-    rows = first.astype(np.intp) + np.arange(k, dtype=np.intp)[:, None]
+    inside = rowf >= 0
+    inside &= rowf <= ny - 1
+    w *= inside
+    rows = rowf.astype(np.intp)         # whole numbers: first + offset exactly
     np.clip(rows, 0, ny - 1, out=rows)
     return rows, w
 
@@ -124,14 +126,17 @@ def gather(frames, rows):
     frames = np.asarray(frames)
     ny, nx = frames.shape[-2:]
     if frames.flags.c_contiguous and frames.ndim <= 3 and rows.ndim <= 3:
-        flat = rows * nx + np.arange(nx)
+        flat = np.multiply(rows, nx, dtype=np.intp)   # flat indices built in place
+        flat += np.arange(nx)
         if frames.ndim == 3:
             nb = frames.shape[0]
+            start = (np.arange(nb) * (ny * nx)).reshape(nb, 1, 1)
             if rows.ndim == 2:
-                flat = np.broadcast_to(flat, (nb,) + flat.shape)
+                flat = flat + start
             elif rows.shape[0] != nb:
                 raise ValueError(f"cannot gather {rows.shape} rows from {frames.shape} frames")
-            flat = flat + (np.arange(nb) * (ny * nx)).reshape(nb, 1, 1)
+            else:
+                flat += start
         return np.take(frames.ravel(), flat)
     if rows.ndim < frames.ndim:
         rows = rows.reshape((1,) * (frames.ndim - rows.ndim) + rows.shape)

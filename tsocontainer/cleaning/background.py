@@ -162,13 +162,16 @@ def line_median(block, good, axis: int):
     count : ndarray of int, shape (n, nlines)
         Number of good values.
     """
-    good = np.broadcast_to(good, block.shape)
+    block = np.asarray(block, dtype=np.float32)
+    ok = np.isfinite(block)
+    ok &= good
+    # bad values as +inf in one pass, in the block's own order; counted along the frame axis;
+    # then one transposing copy so that each line is contiguous for the sort
+    a = np.where(ok, block, np.float32(np.inf))
+    count = np.count_nonzero(ok, axis=1 + axis)
     if axis == 0:
-        block, good = np.swapaxes(block, 1, 2), np.swapaxes(good, 1, 2)
-    a = np.array(block, dtype=np.float32, order="C")
-    ok = np.array(good, order="C")
-    ok &= np.isfinite(a)
-    return median_last_axis(a, ok)
+        a = np.ascontiguousarray(np.swapaxes(a, 1, 2))
+    return _sorted_median(a, count)
 
 
 def median_last_axis(a, ok):
@@ -181,8 +184,13 @@ def median_last_axis(a, ok):
     count : ndarray of int
     """
     np.copyto(a, np.inf, where=~ok)
+    return _sorted_median(a, ok.sum(axis=-1))
+
+
+def _sorted_median(a, count):
+    """Median of the first ``count`` values of each line of ``a`` once sorted (bad ones are
+    +inf); ``a`` is sorted in place."""
     a.sort(axis=-1)
-    count = ok.sum(axis=-1)
     last = a.shape[-1] - 1
     lo = np.take_along_axis(a, (np.maximum(count - 1, 0) // 2)[..., None], -1)[..., 0]
     hi = np.take_along_axis(a, np.minimum(count // 2, last)[..., None], -1)[..., 0]
@@ -605,7 +613,7 @@ def _fit_spline(cube, use, dispersion_axis, bin_size):
     return lines.astype(np.float32), var.astype(np.float32)
 
 
-def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
+def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1, variance: bool = True):
     """Sky model and its variance for integrations ``i0:i1`` from the stored parameters.
 
     Parameters
@@ -621,6 +629,8 @@ def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
         Frame shape.
     dispersion_axis : int
         0 or 1 (``polynomial``).
+    variance : bool
+        False: ``sky_var`` is None for the ``model`` method (not computed).
 
     Returns
     -------
@@ -631,7 +641,8 @@ def sky_block(meta, aux, i0, i1, shape, dispersion_axis=1):
     pv = aux["sky_pvar"][i0:i1]
     if method == "model":
         frame, groups = aux["sky_frame"], aux["sky_groups"]
-        return p[:, groups][:, None, :] * frame[None], pv[:, groups][:, None, :] * frame[None] ** 2
+        sky = p[:, groups][:, None, :] * frame[None]
+        return sky, (pv[:, groups][:, None, :] * frame[None] ** 2 if variance else None)
     if method == "polynomial":
         ncross = shape[0] if dispersion_axis == 1 else shape[1]
         c = (np.arange(ncross) - (ncross - 1) / 2) / max(ncross / 2, 1)
@@ -696,7 +707,8 @@ def apply_sky(model, data, var, i0, i1) -> None:
         return
     disp = model.geometry.dispersion_axis
     for k in range(i1 - i0):  # one frame at a time: no cube-sized temporaries
-        sky, sky_var = sky_block(model.meta, model.aux, i0 + k, i0 + k + 1, model.sh, disp)
+        sky, sky_var = sky_block(model.meta, model.aux, i0 + k, i0 + k + 1, model.sh, disp,
+                                 variance=var is not None)
         data[k] -= sky[0]
         if var is not None:
             var[k] += sky_var[0]

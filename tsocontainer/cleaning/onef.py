@@ -47,7 +47,7 @@ import logging
 import numpy as np
 
 from tsocontainer.cleaning.background import line_median
-from tsocontainer.arrays.numerics import _sigma, block_ranges, run_blocks, running_median
+from tsocontainer.arrays.numerics import THREADS, _sigma, block_ranges, run_blocks, running_median
 from tsocontainer._util import check_option
 from tsocontainer.arrays.numerics import disp_view as _disp_view
 
@@ -280,17 +280,32 @@ def reference_frame(cube, good, wl, fraction: float = 1.0, dispersion_axis: int 
             return w[:, None, :] if dispersion_axis == 1 else w[:, :, None]
     total = np.zeros(cube.shape[1:])
     count = np.zeros(cube.shape[1:])
-    for a in range(0, idx.size, 8):
-        sel = idx[a:a + 8]
-        d = np.concatenate([np.asarray(cube[i:i + 1], np.float64) for i in sel])
-        g = np.concatenate([np.asarray(good[i:i + 1], bool) for i in sel]) & np.isfinite(d)
+    groups = [idx[a:a + 8] for a in range(0, idx.size, 8)]
+
+    def part(k, _):   # sums of one group of 8 integrations
+        sel = groups[k]
+        d = np.asarray(_rows_of(cube, sel), np.float64)
+        g = np.asarray(_rows_of(good, sel), bool) & np.isfinite(d)
         q = d / per(sel)
         g &= np.isfinite(q)
-        total += np.where(g, q, 0.0).sum(axis=0)
-        count += g.sum(axis=0)
+        return np.where(g, q, 0.0).sum(axis=0), g.sum(axis=0)
+
+    # groups in parallel, a wave of THREADS at a time, added in their order (the same sums)
+    for w in range(0, len(groups), THREADS):
+        for t, c in run_blocks(part, [(k, k + 1) for k in range(w, min(w + THREADS, len(groups)))],
+                               "reference frame"):
+            total += t
+            count += c
     with np.errstate(all="ignore"):
         frame = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     return frame.astype(np.float32), used
+
+
+def _rows_of(cube, sel):
+    """``cube`` at the integrations ``sel``: one slice when they are consecutive."""
+    if sel.size and sel[-1] - sel[0] == sel.size - 1:
+        return np.asarray(cube[int(sel[0]):int(sel[-1]) + 1])
+    return np.concatenate([np.asarray(cube[i:i + 1]) for i in sel])
 
 
 def onef_offsets(method, cube, var, good, band, onef_axis, deep=None, scale=None,

@@ -485,7 +485,7 @@ def time_outliers(cube, var, wl, fill, window: int = 5, nsigma: float = 4.0, one
 
     def work(c0, c1):
         sl = np.s_[:, :, c0:c1] if col_blocks else np.s_[:, c0:c1]
-        y, bad = _finite_fill(read_across(cube, sl), fill[sl[1:]] * wl3)
+        y, bad = _finite_fill(read_across(cube, sl), fill[sl[1:]], wl3[:, 0, 0])
         y *= inv_wl
         y -= running_median(y, window)
         y *= wl3   # back to data units: the noise of a pixel does not follow the transit

@@ -16,6 +16,7 @@ import numpy as np
 from tsocontainer._util import check_option
 from tsocontainer.arrays.numerics import disp_view as _disp_view
 from tsocontainer.arrays.numerics import masked_row_median as _masked_row_median
+from tsocontainer.arrays.views import nanmedian_short
 
 __all__ = ["clean_deep", "REPLACE_METHODS", "ReplaceOptions", "replacement_values",
            "apply_replacement"]
@@ -60,7 +61,7 @@ def clean_deep(deep, static_bad, dispersion_axis: int = 1, reach: int = 3):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        est = np.nanmedian(np.stack(vals), axis=0)
+        est = nanmedian_short(np.stack(vals), axis=0)   # np.nanmedian's values, by one sort
         fallback = np.nanmedian(np.where(bad, np.nan, d)) if (~bad).any() else 0.0
     est = np.where(np.isfinite(est), est, fallback)
     d[bad] = est[bad]

@@ -22,9 +22,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import maximum_filter, uniform_filter1d
 
-from tsocontainer.arrays.numerics import disp_view, dispersion_median
+from tsocontainer.arrays.numerics import (THREADS, block_ranges, disp_view, dispersion_median,
+                                          run_blocks)
 
-__all__ = ["profile_smooth", "neighbour_median", "edge_line_median", "trace_slopes"]
+__all__ = ["profile_smooth", "neighbour_median", "along_stencils", "edge_line_median",
+           "trace_slopes"]
 
 
 def edge_line_median(p, half: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,7 +63,36 @@ def edge_line_median(p, half: int) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-def _along(p, k: int, half: int, tilt=None, outside=None) -> np.ndarray:
+def _stencil(tilt, k: int, half: int, ny: int, m: int, row0: int = 0):
+    """Flat indices and weights with which :func:`_along` reads the point ``tilt * k`` lines
+    away, ``k`` columns from the inner columns of a ``(ny, m)`` frame, for the lines
+    ``row0 .. row0 + len(tilt) - 1`` (they depend on the tilt only: one stencil serves
+    every frame and pass)."""
+    r = np.arange(row0, row0 + tilt.shape[0], dtype=np.float64)[:, None] + tilt * k
+    with np.errstate(all="ignore"):
+        r0 = np.floor(r)
+        f = r - r0
+        r0 = r0.astype(np.intp)
+        f2, f3 = f * f, f * f * f
+        weights = ((-f3 + 2 * f2 - f) / 2, (3 * f3 - 5 * f2 + 2) / 2,
+                   (-3 * f3 + 4 * f2 + f) / 2, (f3 - f2) / 2)
+    at = (half + k) + np.arange(r.shape[1])      # columns of the inner columns in the frame
+
+    small = np.int32 if ny * m < 2**31 else np.intp   # indices kept for every pass: compact
+
+    def flat(j):
+        idx = np.clip(r0 + j, 0, ny - 1)
+        idx *= m
+        idx += at
+        return idx.astype(small, copy=False)
+
+    frac = f > 0                                 # off the line: four taps, where needed only
+    taps = [(w[frac], flat(j)[frac]) for j, w in zip((-1, 0, 1, 2), weights)] if (
+        frac.any()) else None
+    return flat(0), frac, taps, (r < 0) | (r > ny - 1)
+
+
+def _along(p, k: int, half: int, tilt=None, outside=None, stencil=None, rows=None) -> np.ndarray:
     """Values ``k`` columns away from the inner columns ``half .. m - half - 1`` of ``p``.
 
     Without ``tilt``, the same line. With it (shape of the inner columns:
@@ -69,33 +100,26 @@ def _along(p, k: int, half: int, tilt=None, outside=None) -> np.ndarray:
     away, interpolated by the cubic convolution kernel (Keys 1981, ``a =
     -0.5``: exact on quadratics, four lines) across lines; points beyond the
     first or last line take that line's value, or ``outside`` when given.
+    ``rows`` ``(a, b)``: for the lines ``a:b`` only (default all); ``stencil`` is
+    ``_stencil(tilt[a:b], k, half, *p.shape, a)`` when already made.
     """
-    m = p.shape[-1]
-    cols = p[:, half + k:m - half + k]
-    if tilt is None:
-        return cols
-    ny = p.shape[0]
-    r = np.arange(ny, dtype=np.float64)[:, None] + tilt * k
-    r0 = np.floor(r)
-    f = r - r0
-    r0 = r0.astype(np.intp)
-    f2, f3 = f * f, f * f * f
-    weights = ((-f3 + 2 * f2 - f) / 2, (3 * f3 - 5 * f2 + 2) / 2,
-               (-3 * f3 + 4 * f2 + f) / 2, (f3 - f2) / 2)
-    with np.errstate(all="ignore"):
-        val = np.take_along_axis(cols, np.clip(r0, 0, ny - 1), axis=0)   # f = 0: the line
-        frac = f > 0
-        if frac.any():
-            taps = sum(w * np.take_along_axis(cols, np.clip(r0 + j, 0, ny - 1), axis=0)
-                       for j, w in zip((-1, 0, 1, 2), weights))
-            val = np.where(frac, taps, val)
+    ny, m = p.shape
+    a, b = (0, ny) if rows is None else rows
+    if tilt is None and stencil is None:
+        return p[a:b, half + k:m - half + k]
+    line, frac, taps, off = stencil or _stencil(tilt[a:b], k, half, ny, m, a)
+    flat = np.ascontiguousarray(p).ravel()
+    val = np.take(flat, line)                    # f = 0: the line itself
+    if taps is not None:
+        with np.errstate(all="ignore"):
+            val[frac] = sum(w * np.take(flat, idx) for w, idx in taps)
     if outside is not None:
-        val[(r < 0) | (r > ny - 1)] = outside
+        val[off] = outside
     return val
 
 
 def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0,
-                     slope=None) -> np.ndarray:
+                     slope=None, stencils=None) -> np.ndarray:
     """Median along the last axis of the ``window - 1`` neighbours of each value, itself left out.
 
     With an even count the median is the mean of the two middle neighbours,
@@ -127,6 +151,9 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0,
         prediction follows a steep trace instead of crossing it. Zero or None:
         the same line. (The edge columns keep the straight line of their own
         line.)
+    stencils : list, optional
+        The interpolation stencils of ``slope`` (:func:`along_stencils`), when
+        made once for several calls with the same slope, window and shape.
 
     Returns
     -------
@@ -144,37 +171,88 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0,
     >>> [round(float(e), 3) for e in err]
     [0.199, 0.012]
     """
-    from tsocontainer.arrays.numerics import window_median
-
     half = max(1, int(window) // 2)
     p = np.asarray(p, np.float64)
     m = p.shape[-1]
     if m < 2 * half + 1:
         return dispersion_median(p, window)
     out = np.empty_like(p)
+    chunks = _row_chunks(p.shape[0])
+    if stencils is None and slope is not None:
+        stencils = along_stencils(slope, window, p.shape)
+    sc = None if scale is None else np.asarray(scale, np.float64)
+
+    def work(a, b):   # every output value depends on its own line's inputs only
+        sts = None if stencils is None else stencils[(a, b)]
+        _neighbour_rows(p, sc, half, max_ratio, sts, (a, b), out)
+
+    run_blocks(work, chunks, "neighbour median", show=False)
+    return out
+
+
+def _row_chunks(ny: int) -> list:
+    """Line ranges that :func:`neighbour_median` works on in parallel."""
+    return block_ranges(ny, -(-ny // THREADS) if ny >= 64 else ny)
+
+
+def _neighbour_rows(p, sc, half, max_ratio, sts, rows, out) -> None:
+    """:func:`neighbour_median` of the lines ``rows`` (a, b) into ``out``."""
+    from tsocontainer.arrays.numerics import window_median
+
+    a, b = rows
+    m = p.shape[-1]
     inner = slice(half, m - half)
     ks = [k for k in range(-half, half + 1) if k]
-    tilt = None if slope is None else np.asarray(slope, np.float64)[:, inner]
-    shifted = [_along(p, k, half, tilt) for k in ks]
-    out[:, inner] = window_median(shifted)
-    out[:, :half], out[:, -half:] = edge_line_median(p, half)
-    if scale is not None:
-        sc = np.asarray(scale, np.float64)
-        mid = sc[:, inner]
-        with np.errstate(all="ignore"):
-            near = [_along(sc, k, half, tilt, outside=np.nan) for k in ks]
-            usable = np.stack([(s < max_ratio * mid) & (s > mid / max_ratio) for s in near])
-        n_use = usable.sum(axis=0)
-        # a line through two or three noisy neighbours extrapolates badly
-        need = min(len(ks), max(2, half))
-        fix = n_use < len(ks)
-        out[:, inner][fix & (n_use < need)] = np.nan
-        fit = fix & (n_use >= need)
-        if fit.any():
-            vals = np.stack(shifted)[:, fit]
-            vals[~usable[:, fit]] = np.nan
-            out[:, inner][fit] = _theil_sen_at_zero(np.asarray(ks, np.float64), vals)
-    return out
+    sts = [None] * len(ks) if sts is None else sts
+    shifted = [_along(p, k, half, stencil=st, rows=rows) for k, st in zip(ks, sts)]
+    res = out[a:b]
+    res[:, inner] = window_median(shifted)
+    res[:, :half], res[:, -half:] = edge_line_median(p[a:b], half)
+    if sc is None:
+        return
+    mid = sc[a:b, inner]
+    with np.errstate(all="ignore"):
+        near = [_along(sc, k, half, outside=np.nan, stencil=st, rows=rows)
+                for k, st in zip(ks, sts)]
+        usable = np.stack([(s < max_ratio * mid) & (s > mid / max_ratio) for s in near])
+    n_use = usable.sum(axis=0)
+    # a line through two or three noisy neighbours extrapolates badly
+    need = min(len(ks), max(2, half))
+    fix = n_use < len(ks)
+    res[:, inner][fix & (n_use < need)] = np.nan
+    fit = fix & (n_use >= need)
+    if fit.any():
+        vals = np.stack(shifted)[:, fit]
+        vals[~usable[:, fit]] = np.nan
+        res[:, inner][fit] = _theil_sen_at_zero(np.asarray(ks, np.float64), vals)
+
+
+def along_stencils(slope, window: int, shape) -> dict:
+    """Interpolation stencils of :func:`neighbour_median` along ``slope``.
+
+    Parameters
+    ----------
+    slope : ndarray, shape (ny, m), or None
+        Local direction, as for :func:`neighbour_median`.
+    window : int
+        Span of the neighbours.
+    shape : tuple (ny, m)
+        Shape of the values.
+
+    Returns
+    -------
+    dict or None
+        Line range ``(a, b)`` -> one stencil per neighbour offset ``k``
+        (``-half .. half``, 0 left out); None without ``slope`` or when the
+        lines are shorter than the window (no interpolation then).
+    """
+    half = max(1, int(window) // 2)
+    ny, m = shape
+    if slope is None or m < 2 * half + 1:
+        return None
+    tilt = np.asarray(slope, np.float64)[:, half:m - half]
+    return {(a, b): [_stencil(tilt[a:b], k, half, ny, m, a) for k in range(-half, half + 1) if k]
+            for a, b in _row_chunks(ny)}
 
 
 def _theil_sen_at_zero(k, vals) -> np.ndarray:
@@ -263,6 +341,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         floor = min_snr * np.sqrt(uniform_filter1d(nz * nz, box, axis=0, mode="constant") * box)
     clipped = np.zeros(f.shape, bool)
     gc, pm, local, ok = g, None, None, None
+    stencils = along_stencils(tilt, filter_size, f.shape)   # made once for all passes
     for it in range(max(1, int(niter))):
         if it and nz is not None:
             # the local flux without the defects: a pixel off the model by more than the
@@ -279,12 +358,33 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         ok = local > floor
         with np.errstate(all="ignore"):
             prof = np.where(ok, gc / np.where(ok, local, 1.0), 0.0)   # defects: predicted
-        pm = neighbour_median(prof, filter_size, scale=np.where(ok, local, np.nan), slope=tilt)
+        pm = neighbour_median(prof, filter_size, scale=np.where(ok, local, np.nan), slope=tilt,
+                              stencils=stencils)
         # a profile predicted from neighbours with similar light, else the plain median
         ok &= np.isfinite(pm)
         model = np.where(ok, pm * local, plain - sky)
     model = model + sky
     return np.ascontiguousarray(disp_view(model.astype(np.float32), dispersion_axis))
+
+
+def _quadratic_slope(y, span: int) -> np.ndarray:
+    """Derivative of least-squares quadratics through ``span`` (odd) neighbouring values.
+
+    Centred windows inside; the first and last ``span // 2`` values take the
+    quadratic through the first or last ``span`` values (Savitzky-Golay, first
+    derivative, with fitted ends; numpy only: ``scipy.signal`` costs ~0.5 s to import).
+    On a centred window the quadratic term is orthogonal to the offsets, so the
+    derivative is that of the straight-line fit, ``sum(k y_k) / sum(k^2)``.
+    """
+    h = span // 2
+    k = np.arange(-h, h + 1, dtype=np.float64)
+    out = np.empty(y.size)
+    out[h:y.size - h] = np.correlate(y, k, mode="valid") / (k @ k)
+    x = np.arange(span, dtype=np.float64)
+    for part, at, sl in ((y[:span], x[:h], slice(0, h)), (y[-span:], x[span - h:], slice(-h, None))):
+        c2, c1, _ = np.polyfit(x, part, 2)
+        out[sl] = 2 * c2 * at + c1
+    return out
 
 
 def trace_slopes(shape, dispersion_axis: int, centres: dict, reach: float = 40.0,
@@ -323,8 +423,6 @@ def trace_slopes(shape, dispersion_axis: int, centres: dict, reach: float = 40.0
     >>> float(trace_slopes((40, 50), 1, {1: 5 + 0.5 * x}, reach=20.0)[39, 0])
     0.0
     """
-    from scipy.signal import savgol_filter
-
     n_cross, n_disp = (shape[0], shape[1]) if dispersion_axis == 1 else shape[::-1]
     best = np.full((n_cross, n_disp), np.inf)
     out = np.zeros((n_cross, n_disp))
@@ -337,7 +435,7 @@ def trace_slopes(shape, dispersion_axis: int, centres: dict, reach: float = 40.0
         filled = np.interp(np.arange(n_disp), np.flatnonzero(ok), c[ok])
         span = min(int(smooth) | 1, (n_disp - 1) | 1 if n_disp > 1 else 1)
         if span >= 3:   # local quadratic fits: exact on a straight or bending trace
-            grad = savgol_filter(filled, span, 2, deriv=1, mode="interp")
+            grad = _quadratic_slope(filled, span)
         else:
             grad = np.gradient(filled) if n_disp > 1 else np.zeros(n_disp)
         dist = np.where(ok[None], np.abs(rows - c[None]), np.inf)

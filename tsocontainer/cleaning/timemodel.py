@@ -46,7 +46,8 @@ def light_curve_sums(cube, good, wl, pixels=None, block: int = 16) -> dict:
     Parameters
     ----------
     cube : ndarray or block source, shape (N, ny, nx)
-        Data (sliced ``cube[i:j]``).
+        Data (sliced ``cube[i:j]``; with ``pixels``, a source's
+        ``take_pixels(i, j, pixels)`` is used when it has one).
     good : ndarray or block source of bool, shape (N, ny, nx)
         Usable values (non-finite values are skipped too).
     wl : ndarray, shape (N,)
@@ -67,18 +68,29 @@ def light_curve_sums(cube, good, wl, pixels=None, block: int = 16) -> dict:
     shape = (ny, nx) if pixels is None else (len(pixels),)
 
     def pick(arr, i, j):
+        if pixels is not None and hasattr(arr, "take_pixels"):   # no full block made
+            return arr.take_pixels(i, j, pixels)
         arr = np.asarray(arr[i:j])
-        return arr if pixels is None else arr.reshape(j - i, -1)[:, pixels]
+        return arr if pixels is None else np.take(arr.reshape(j - i, -1), pixels, axis=1)
 
     def work(i, j):
-        d = pick(cube, i, j).astype(np.float64)
-        g = pick(good, i, j).astype(bool) & np.isfinite(d)
-        d = np.where(g, d, 0.0)
-        w = wl[i:j].reshape((-1,) + (1,) * (d.ndim - 1))
-        gw = g * w
-        return {"n": g.sum(axis=0, dtype=np.float64), "w": gw.sum(axis=0),
-                "ww": (gw * w).sum(axis=0), "d": d.sum(axis=0), "dw": (d * w).sum(axis=0),
-                "dd": (d * d).sum(axis=0)}
+        # one integration at a time (frame-sized temporaries stay in cache), summed in the
+        # order of a sum over the block's first axis
+        dblk, gblk = pick(cube, i, j), pick(good, i, j)
+        acc = None
+        for t in range(j - i):
+            d = np.asarray(dblk[t], np.float64)
+            g = np.asarray(gblk[t]).astype(bool) & np.isfinite(d)
+            d = np.where(g, d, 0.0)
+            w = wl[i + t]
+            gw = g * w
+            terms = (g.astype(np.float64), gw, gw * w, d, d * w, d * d)
+            if acc is None:
+                acc = [x.copy() if x is d else x for x in terms]
+            else:
+                for a, x in zip(acc, terms):
+                    a += x
+        return dict(zip(SUM_KEYS, acc))
 
     out = {k: np.zeros(shape) for k in SUM_KEYS}
     for part in run_blocks(work, ranges, "light-curve sums"):

@@ -115,8 +115,13 @@ class CleaningSteps(CorrectionSteps):
         prof = np.empty((self.N, n_cross))
         spec = np.empty((self.N, n_disp))
 
-        def work(a, b):
-            blk = np.where(good, np.nan_to_num(np.asarray(src[a:b])), 0)
+        def work(a, b):   # np.where(good, np.nan_to_num(x), 0) without a full nan_to_num pass
+            x = np.asarray(src[a:b])
+            fin = np.isfinite(x)
+            blk = np.where(good & fin, x, 0)
+            if not fin.all():
+                odd = ~fin & good
+                blk[odd] = np.nan_to_num(x[odd])
             prof[a:b] = blk.sum(axis=1 + disp, dtype=np.float64)
             spec[a:b] = blk.sum(axis=2 - disp, dtype=np.float64)
 

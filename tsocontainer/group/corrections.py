@@ -46,11 +46,32 @@ class _LineLevelSource:
         self.shape = source.shape
         self.count = np.maximum(refline.sum(axis=onef_axis), 1)   # per line
 
+        # rows holding reference pixels (lines along columns): the level sums only these,
+        # in the same order (the other rows add exact zeros), so no full-block temporaries
+        self.rows = np.flatnonzero(refline.any(axis=1)) if onef_axis == 0 else None
+
+    def _level(self, d):
+        """Reference level per integration and line of block ``d``, shape (n, nlines)."""
+        if self.rows is not None:
+            d, ref = d[:, self.rows], self.refline[self.rows]
+        else:
+            ref = self.refline
+        red = 1 if self.axis == 0 else 2
+        d = np.asarray(d, np.float32)
+        return np.where(ref[None], np.nan_to_num(d), 0).sum(axis=red) / self.count
+
     def __getitem__(self, key):
         d = np.array(self.source[key], np.float32)
-        red = 1 if self.axis == 0 else 2
-        level = np.where(self.refline[None], np.nan_to_num(d), 0).sum(axis=red) / self.count
+        level = self._level(d)
         return d - (level[:, None, :] if self.axis == 0 else level[:, :, None])
+
+    def take_pixels(self, a, b, pixels):
+        """``self[a:b]`` at flat pixel indices ``pixels`` only, shape ``(b - a, len(pixels))``."""
+        blk = np.asarray(self.source[a:b])
+        level = self._level(blk)
+        vals = np.take(blk.reshape(b - a, -1), pixels, axis=1).astype(np.float32, copy=False)
+        nx = self.shape[2]
+        return vals - np.take(level, pixels % nx if self.axis == 0 else pixels // nx, axis=1)
 
 
 class CorrectionSteps:
