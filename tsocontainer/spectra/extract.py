@@ -60,8 +60,8 @@ from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
 from tsocontainer.spectra.blocks import for_blocks, iter_blocks, reference_frames
 from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
-from tsocontainer.spectra.profile import (OrderProfile, motion_regressors, profile_motion,
-                                          spatial_profile)
+from tsocontainer.spectra.profile import (OrderProfile, borrow_incomplete_columns,
+                                          motion_regressors, profile_motion, spatial_profile)
 from tsocontainer.spectra.trace import _orders_of, mode_defaults, trace_references
 
 __all__ = [
@@ -723,5 +723,14 @@ def _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window):
         prof = spatial_profile(frame, c, hw, window, exclude=excl[o], var=var_ref)[0]
         profiles[o] = OrderProfile(c, prof, hw, var_ref, exclude=excl[o])
     motion = profile_motion(cube, traces, profiles, frame, window)
-    return {o: (replace(p, basis=motion[o][0], var=var_ref + motion[o][2]), motion[o][1])
-            for o, p in profiles.items()}
+    models = {}
+    for o, p in profiles.items():
+        # columns with a never-good pixel: the model of their complete neighbours
+        prof, basis, cols = borrow_incomplete_columns(p.profile, motion[o][0], frame, p.centre,
+                                                      p.halfwidth, p.exclude)
+        if cols.size:
+            log.info("order %d: %d columns with never-good pixels take their neighbours' "
+                     "profile", o, cols.size)
+        models[o] = (replace(p, profile=prof, basis=basis, var=var_ref + motion[o][2]),
+                     motion[o][1])
+    return models
