@@ -26,7 +26,11 @@ Bad pixels
     good pixels is divided by the fraction of the column's profile they cover
     (profile from the smoothed visit-average frame), and the column is masked
     when that fraction is below ``min_fraction``. Optimal extraction needs no
-    such correction: the profile fit simply has fewer pixels.
+    such correction: the profile fit simply has fewer pixels. A column with a
+    pixel that is never good has no visit value there to build its own
+    profile and motion model from; where the trace is nearly straight it is
+    fitted with those of its complete neighbours (same sub-pixel phase,
+    :func:`~tsocontainer.spectra.profile.borrow_incomplete_columns`).
 
 Variance
     Box: ``sum(w**2 var)`` over the aperture (``w`` the fractional pixel
