@@ -490,7 +490,7 @@ def profile_motion(cube, traces: dict, profiles: dict, frame, window: int = 15,
 
 
 def borrow_incomplete_columns(profile, basis, frame, centre, halfwidth: float, exclude=None,
-                              reach: int = 3, max_drift: float = 0.1):
+                              reach: int = 3, max_drift: float = 0.1, max_ratio: float = 2.0):
     """Profile and motion basis of columns with a never-good pixel, taken from their neighbours.
 
     In a column whose profile region holds a pixel that is bad in every
@@ -504,8 +504,12 @@ def borrow_incomplete_columns(profile, basis, frame, centre, halfwidth: float, e
     phase and PSF: the whole column (profile and every basis term) is their
     straight-line fit along the dispersion, evaluated at the column, so that the
     optimal extraction fits the column's good pixels with its neighbours' model of
-    every integration. Columns without complete neighbours on both sides within
-    ``max_drift`` px of trace movement keep their own model.
+    every integration. A neighbour is used if it is complete, its trace is within
+    ``max_drift`` px of the column's and its flux within a factor ``max_ratio`` of
+    the column's (the column's good pixels over the share they hold in the
+    neighbour's profile): faint neighbours, whose profiles are mostly noise (the
+    ends of the spectrum), are not. Columns without such neighbours on both
+    sides keep their own model.
 
     Parameters
     ----------
@@ -525,6 +529,8 @@ def borrow_incomplete_columns(profile, basis, frame, centre, halfwidth: float, e
         Neighbouring columns on each side.
     max_drift : float
         Largest trace offset (px) between the column and a neighbour used.
+    max_ratio : float
+        Largest flux ratio (either way) between the column and a neighbour used.
 
     Returns
     -------
@@ -552,14 +558,21 @@ def borrow_incomplete_columns(profile, basis, frame, centre, halfwidth: float, e
     band = w > 0
     if exclude is not None:
         band &= ~gather(exclude, rows)
-    incomplete = (band & ~np.isfinite(gather(frame, rows))).any(axis=0)
-    usable = ~incomplete & np.isfinite(ctr) & (profile.sum(0) > 0)
+    vals = gather(frame, rows)
+    fin = band & np.isfinite(vals)
+    incomplete = (band & ~fin).any(axis=0)
+    flux = np.where(fin, vals, 0.0).sum(0)
+    usable = ~incomplete & np.isfinite(ctr) & (profile.sum(0) > 0) & (flux > 0)
     prof = np.array(profile, float)
     bas = None if basis is None else np.array(basis, float)
     done = []
     for c in np.flatnonzero(incomplete & np.isfinite(ctr)):
-        near = np.array([k for k in range(max(0, c - reach), min(nx, c + reach + 1))
-                         if k != c and usable[k] and abs(ctr[k] - ctr[c]) <= max_drift])
+        cand = [k for k in range(max(0, c - reach), min(nx, c + reach + 1))
+                if k != c and usable[k] and abs(ctr[k] - ctr[c]) <= max_drift]
+        with np.errstate(invalid="ignore", divide="ignore"):   # the column's flux, per neighbour
+            implied = flux[c] / profile[rows[:, c][fin[:, c]]][:, cand].sum(0)
+        near = np.array(cand)[(flux[cand] < max_ratio * implied)
+                              & (implied < max_ratio * flux[cand])]
         if near.size < 2 or near.min() > c or near.max() < c:
             continue
         t = near - near.mean()   # least-squares line through the neighbours, at column c
