@@ -26,7 +26,12 @@ Bad pixels
     good pixels is divided by the fraction of the column's profile they cover
     (profile from the smoothed visit-average frame), and the column is masked
     when that fraction is below ``min_fraction``. Optimal extraction needs no
-    such correction: the profile fit simply has fewer pixels.
+    such correction: the profile fit simply has fewer pixels (the column is
+    masked below the same ``min_fraction``, when the fit would rest on the
+    faint wings). A column with a pixel that is never good has no visit value
+    there to build its own profile and motion model from; where the trace is
+    nearly straight it is fitted with those of its complete neighbours (same
+    sub-pixel phase, :func:`~tsocontainer.spectra.profile.borrow_incomplete_columns`).
 
 Variance
     Box: ``sum(w**2 var)`` over the aperture (``w`` the fractional pixel
@@ -60,8 +65,8 @@ from tsocontainer._util import check_option
 from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
 from tsocontainer.spectra.blocks import for_blocks, iter_blocks, reference_frames
 from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
-from tsocontainer.spectra.profile import (OrderProfile, motion_regressors, profile_motion,
-                                          spatial_profile)
+from tsocontainer.spectra.profile import (OrderProfile, borrow_incomplete_columns,
+                                          motion_regressors, profile_motion, spatial_profile)
 from tsocontainer.spectra.trace import _orders_of, mode_defaults, trace_references
 
 __all__ = [
@@ -160,7 +165,7 @@ def box_block(data, var, good, centre, width, profile=None, min_fraction: float 
 
 
 def optimal_block(data, var, good, centre, halfwidth: float, model: OrderProfile, width=None,
-                  nsigma: float = 5.0, maxiter: int = 4):
+                  nsigma: float = 5.0, maxiter: int = 4, min_fraction: float = 0.5):
     """Optimal (Horne 1986) extraction of a block.
 
     The flux of a column is ``sum(P d / V) / sum(P**2 / V)`` over the good
@@ -190,6 +195,9 @@ def optimal_block(data, var, good, centre, halfwidth: float, model: OrderProfile
         Outlier rejection threshold (one pixel per column per iteration).
     maxiter : int
         Rejection iterations.
+    min_fraction : float
+        Mask columns whose good pixels (before rejection) hold less of the
+        aperture's profile than this: their flux would rest on the faint wings.
 
     Returns
     -------
@@ -236,6 +244,8 @@ def optimal_block(data, var, good, centre, halfwidth: float, model: OrderProfile
     use = gather(good, rows) & sup & inap & np.isfinite(d) & np.isfinite(v) & np.isfinite(vm)
     use &= vm > 0
     d, v = np.where(use, d, 0.0), np.where(use, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cover = (p * use).sum(-2) / (p * (sup & inap)).sum(-2)
     nrej = 0
     f_start = _robust_flux(d, p, use)
     for it in range(maxiter + 1):
@@ -259,7 +269,7 @@ def optimal_block(data, var, good, centre, halfwidth: float, model: OrderProfile
         np.put_along_axis(use, worst, ~rej[:, None, :] & np.take_along_axis(use, worst, axis=-2), axis=-2)
     with np.errstate(invalid="ignore", divide="ignore"):
         fvar = (u**2 * v).sum(-2) / norm**2
-    ok = np.isfinite(centre) & (norm > 0) & np.isfinite(f)
+    ok = np.isfinite(centre) & (norm > 0) & np.isfinite(f) & (cover >= min_fraction)
     return np.where(ok, f, np.nan), np.where(ok, fvar, np.nan), ok, nrej
 
 
@@ -516,7 +526,8 @@ class ExtractOptions:
     nsigma : float
         Optimal extraction outlier threshold.
     min_fraction : float
-        Box: mask columns whose good pixels hold less of the profile than this.
+        Mask columns whose good pixels hold less of the profile than this
+        (box: of the aperture's visit profile; optimal: of the integration's).
     wave_shift : float
         Shift (px) of the spectra along dispersion applied to the wavelength
         solution (e.g. the visit-mean x shift or a CCF offset).
@@ -671,7 +682,8 @@ def _extract_blocks(cube, opts, traces, widths, excl, prof, models):
             else:
                 model, wd = models[o]
                 f, v, ok, n = optimal_block(data, var, gd, tr, widths[o] / 2.0, model,
-                                            width=wd[i0:i1], nsigma=opts.nsigma)
+                                            width=wd[i0:i1], nsigma=opts.nsigma,
+                                            min_fraction=opts.min_fraction)
                 nrej += n
             flux[o][i0:i1], fvar[o][i0:i1], good[o][i0:i1] = f, v, ok
         return nrej
@@ -723,5 +735,14 @@ def _motion_model(cube, frame, var_ref, traces, ref_c, widths, excl, window):
         prof = spatial_profile(frame, c, hw, window, exclude=excl[o], var=var_ref)[0]
         profiles[o] = OrderProfile(c, prof, hw, var_ref, exclude=excl[o])
     motion = profile_motion(cube, traces, profiles, frame, window)
-    return {o: (replace(p, basis=motion[o][0], var=var_ref + motion[o][2]), motion[o][1])
-            for o, p in profiles.items()}
+    models = {}
+    for o, p in profiles.items():
+        # columns with a never-good pixel: the model of their complete neighbours
+        prof, basis, cols = borrow_incomplete_columns(p.profile, motion[o][0], frame, p.centre,
+                                                      p.halfwidth, p.exclude)
+        if cols.size:
+            log.info("order %d: %d columns with never-good pixels take their neighbours' "
+                     "profile", o, cols.size)
+        models[o] = (replace(p, profile=prof, basis=basis, var=var_ref + motion[o][2]),
+                     motion[o][1])
+    return models
