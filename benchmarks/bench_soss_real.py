@@ -92,6 +92,8 @@ def measure(vis, prod) -> dict:
     edges = list(spec.wave_lo) + [spec.wave_hi[-1] * (1 + 1e-9)]
     truth = np.array([box_depths(vis, [lo, hi * (1 + 1e-9)], centre, hw, **sel)[0]
                       for lo, hi in zip(spec.wave_lo, spec.wave_hi)])
+    truth_all = np.array([box_depths(vis, [lo, hi * (1 + 1e-9)], centre, hw)[0]
+                          for lo, hi in zip(spec.wave_lo, spec.wave_hi)])
     pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
     ok = np.isfinite(pulls)
     out = {"white_fit_ppm": round(float(d), 1), "white_err_ppm": round(0.5 * (elo + ehi), 1),
@@ -104,6 +106,9 @@ def measure(vis, prod) -> dict:
            "chi2_n": round(float(np.mean(pulls[ok] ** 2)), 3),
            "pulls": np.round(pulls, 2).tolist(), "depth_ppm": np.round(spec.depth, 1).tolist(),
            "err_ppm": np.round(spec.err, 1).tolist(), "truth_ppm": np.round(truth, 1).tolist(),
+           "truth_all_light_ppm": np.round(truth_all, 1).tolist(),
+           "pull_mean_all_light": round(float(np.nanmean((np.asarray(spec.depth) - truth_all)
+                                                         / np.asarray(spec.err))), 3),
            "wave_lo": np.round(spec.wave_lo, 4).tolist(), "wave_hi": np.round(spec.wave_hi, 4).tolist()}
     bb = background_bias(vis, g, edges, centre, hw)
     out.update({key: np.round(bb[name], nd).tolist() for key, name, nd in (
@@ -163,7 +168,8 @@ def table(results) -> str:
                      f"({r['white_pull']:+.2f} sigma)")
         lines.append(f"  truth: light of orders {r['truth_owners'] or 'all'} in the box, "
                      f"{r['truth_columns_masked']} columns masked (all light: "
-                     f"{r['white_truth_all_light_ppm']:.1f} ppm)")
+                     f"{r['white_truth_all_light_ppm']:.1f} ppm, channel pull mean "
+                     f"{r['pull_mean_all_light']:+.3f})")
         lines.append(f"  channels {r['channels']}: pull mean {r['pull_mean']:+.3f}  std "
                      f"{r['pull_std']:.3f}  chi2/N {r['chi2_n']:.3f}")
         lines.append(f"  shape-fit pulls: mean {r['shape_pull_mean']:+.3f}  std "
