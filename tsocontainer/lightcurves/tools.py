@@ -267,10 +267,10 @@ def _clip_bases(flux, good, rounds: int = 3):
     ``B`` (six channels or more) as the median shape of the first half of the
     channels minus that of the last half -- chromatic depth goes into ``b_c``;
     limb darkening, which changes the shape of ingress and of the transit's
-    bottom with wavelength, into ``e_c``. ``B`` is kept only where its standard
-    deviation is more than twice its point-to-point noise (fitted, a noise
-    basis takes up some of each channel's own noise and shrinks the scatter
-    that sets the threshold).
+    bottom with wavelength, into ``e_c``. ``B`` is kept only where its variance
+    exceeds that of its point-to-point noise by 5 standard errors (``5 sqrt(2 /
+    nint)`` of it): fitted, a noise basis takes up some of each channel's own
+    noise and shrinks the scatter that sets the threshold.
 
     A median over channels whose fluxes differ by more than the noise jumps
     when one channel crosses it (an outlier) or leaves it (a clipped point),
@@ -289,7 +289,7 @@ def _clip_bases(flux, good, rounds: int = 3):
             diff = np.nan_to_num(np.nanmedian(norm[:half], axis=0)
                                  - np.nanmedian(norm[-half:], axis=0))
             noise = 1.4826 * np.median(np.abs(np.diff(diff))) / np.sqrt(2.0)
-            if np.std(diff) > 2.0 * noise:
+            if np.var(diff) > noise ** 2 * (1.0 + 5.0 * np.sqrt(2.0 / diff.size)):
                 factors.append(diff)
     ok = good & np.isfinite(norm)
     y = np.where(ok, norm, 0.0)
