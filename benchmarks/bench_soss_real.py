@@ -5,7 +5,10 @@ frame's wings, zodiacal step and field contaminant; the star's whole PSF transit
 The shipped SOSS recipe is run step by step (``_common.run_pipeline``, priors from
 the truth) and compared with the injected depths of the recipe's own box:
 
-* *white*: fitted white-light depth minus the injected one (ppm and sigma);
+* *white*: fitted white-light depth minus the injected one (ppm and sigma); the
+  injected depths count the light the extraction keeps: with ``decontaminate``
+  (the shipped recipe) order 1's own pixels only, in the columns it did not mask
+  (:func:`truth_selection`);
 * *pulls*: (channel depth - injected) / error over the order-1 channels: mean,
   standard deviation, chi^2/N = mean(pull^2);
 * *shape-fit pulls*: the same light curves fitted with their exact injected shape
@@ -63,32 +66,55 @@ def _noise(case: str) -> dict:
     return {k: getattr(soss_scene, v) for k, v in CASES[case].items()}
 
 
+def truth_selection(spectra, order: int = 1) -> dict:
+    """The light a box extraction of ``order`` keeps, as ``box_depths`` keywords.
+
+    Decontaminated spectra (``meta["DECONTAM"]``) had the other orders' light
+    removed from the box: only ``order``'s own pixels count (``owners``). The
+    columns never good in the spectra (masked by the decontamination where
+    order 3 or too much other light falls in the box) are absent from the
+    light curves, so from the truth too (``columns``).
+    """
+    columns = np.isfinite(np.asarray(spectra.wave[order], float)) & spectra.mask[order].any(0)
+    owners = order if spectra.meta.get("DECONTAM") else None
+    return {"owners": owners, "columns": columns}
+
+
 def measure(vis, prod) -> dict:
     """Depth bias, pulls and background diagnostics of one run."""
     g, spec, white = prod["group"], prod["spectrum"], prod["white"]
     centre = np.nanmedian(np.asarray(g.traces[1], float), axis=0)
     hw = 0.5 * float(prod["spectra"].meta.get("WIDTH1", 40))
+    sel = truth_selection(prod["spectra"])
     d, elo, ehi = white.depth_ppm
-    tw = float(box_depths(vis, [white.wave_lo, white.wave_hi * (1 + 1e-9)], centre, hw)[0])
+    tw = float(box_depths(vis, [white.wave_lo, white.wave_hi * (1 + 1e-9)], centre, hw, **sel)[0])
+    tw_all = float(box_depths(vis, [white.wave_lo, white.wave_hi * (1 + 1e-9)], centre, hw)[0])
     edges = list(spec.wave_lo) + [spec.wave_hi[-1] * (1 + 1e-9)]
-    truth = np.array([box_depths(vis, [lo, hi * (1 + 1e-9)], centre, hw)[0]
+    truth = np.array([box_depths(vis, [lo, hi * (1 + 1e-9)], centre, hw, **sel)[0]
                       for lo, hi in zip(spec.wave_lo, spec.wave_hi)])
+    truth_all = np.array([box_depths(vis, [lo, hi * (1 + 1e-9)], centre, hw)[0]
+                          for lo, hi in zip(spec.wave_lo, spec.wave_hi)])
     pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
     ok = np.isfinite(pulls)
     out = {"white_fit_ppm": round(float(d), 1), "white_err_ppm": round(0.5 * (elo + ehi), 1),
            "white_truth_ppm": round(tw, 1), "white_bias_ppm": round(float(d) - tw, 1),
+           "white_truth_all_light_ppm": round(tw_all, 1),
+           "truth_owners": sel["owners"], "truth_columns_masked": int((~sel["columns"]).sum()),
            "white_pull": round((float(d) - tw) / (0.5 * (elo + ehi)), 2),
            "channels": int(ok.sum()), "pull_mean": round(float(np.mean(pulls[ok])), 3),
            "pull_std": round(float(np.std(pulls[ok], ddof=1)), 3),
            "chi2_n": round(float(np.mean(pulls[ok] ** 2)), 3),
            "pulls": np.round(pulls, 2).tolist(), "depth_ppm": np.round(spec.depth, 1).tolist(),
            "err_ppm": np.round(spec.err, 1).tolist(), "truth_ppm": np.round(truth, 1).tolist(),
+           "truth_all_light_ppm": np.round(truth_all, 1).tolist(),
+           "pull_mean_all_light": round(float(np.nanmean((np.asarray(spec.depth) - truth_all)
+                                                         / np.asarray(spec.err))), 3),
            "wave_lo": np.round(spec.wave_lo, 4).tolist(), "wave_hi": np.round(spec.wave_hi, 4).tolist()}
     bb = background_bias(vis, g, edges, centre, hw)
     out.update({key: np.round(bb[name], nd).tolist() for key, name, nd in (
         ("bkg_out_pct", "out_pct", 3), ("bkg_in_out_ppm", "bias_ppm", 1),
         ("bkg_in_out_err_ppm", "err_ppm", 1), ("hot_dilution_ppm", "hot_ppm", 1))})
-    sp = shape_pulls(vis, prod["lightcurves"], centre, hw)
+    sp = shape_pulls(vis, prod["lightcurves"], centre, hw, **sel)
     out.update(shape_pull_mean=round(sp["mean"], 3), shape_pull_std=round(sp["std"], 3),
                shape_chi2_n=round(sp["chi2_n"], 3), shape_pulls=np.round(sp["pulls"], 2).tolist(),
                lc_reduced_chi2=np.round(sp["reduced_chi2"], 3).tolist())
@@ -140,6 +166,10 @@ def table(results) -> str:
         lines.append(f"  white depth  fit {r['white_fit_ppm']:.1f} +- {r['white_err_ppm']:.1f}  "
                      f"truth {r['white_truth_ppm']:.1f}  bias {r['white_bias_ppm']:+.1f} ppm "
                      f"({r['white_pull']:+.2f} sigma)")
+        lines.append(f"  truth: light of orders {r['truth_owners'] or 'all'} in the box, "
+                     f"{r['truth_columns_masked']} columns masked (all light: "
+                     f"{r['white_truth_all_light_ppm']:.1f} ppm, channel pull mean "
+                     f"{r['pull_mean_all_light']:+.3f})")
         lines.append(f"  channels {r['channels']}: pull mean {r['pull_mean']:+.3f}  std "
                      f"{r['pull_std']:.3f}  chi2/N {r['chi2_n']:.3f}")
         lines.append(f"  shape-fit pulls: mean {r['shape_pull_mean']:+.3f}  std "

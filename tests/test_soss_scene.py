@@ -147,3 +147,41 @@ def test_options_are_checked():
         simulate_soss_scene(2, None, nseg=3)
     with pytest.raises(ValueError, match="SUBSTRIP256"):
         split_frame(np.ones((96, 2048)))
+
+
+def test_box_depths_count_the_light_the_extraction_keeps():
+    # 4 columns; order 1 (rows 3-5, 100 DN/s, 1000 ppm) and order 2's light (rows 6-7,
+    # 10 DN/s, 5000 ppm) share the box rows 2-8. Column 0's order-1 pixels transit with
+    # 3000 ppm (its wavelength); a decontaminated extraction masked that column.
+    from tsocontainer.sim.soss_truth import box_depths_from, box_light_curves
+
+    ny, nx = 10, 4
+    owner = np.zeros((ny, nx), np.int8)
+    owner[3:6], owner[6:8] = 1, 2
+    star = np.where(owner == 1, 100.0, np.where(owner == 2, 10.0, 0.0))
+    pixwave = np.where(owner == 1, 1.0, np.where(owner == 2, 2.0, np.nan))
+    pixwave[3:6, 0] = 1.5
+    arrays = {"MODEL": np.array([star * (owner == o) for o in (1, 2, 3)]), "OWNER": owner,
+              "PIXWAVE": pixwave, "REFPIX": np.zeros((ny, nx), np.uint8),
+              "WAVE": np.array([[1.0, 1.01, 1.02, 1.03], [2.0] * 4, [3.0] * 4]),
+              "PIXCOLUMN": np.tile(np.arange(nx), (ny, 1)),
+              "LIGHTCURVE": np.ones((3, 2, nx))}
+    truth = {"depth_spectrum": {"wave_um": [1.0, 1.5, 2.0], "depth_ppm": [1000.0, 3000.0, 5000.0]}}
+    centre, hw, edges = np.full(nx, 5.0), 3.5, [0.9, 1.1]
+    everything = box_depths_from(arrays, truth, edges, centre, hw, 1)[0]
+    mine = box_depths_from(arrays, truth, edges, centre, hw, 1, owners=1)[0]
+    kept = np.array([False, True, True, True])
+    kept_mine = box_depths_from(arrays, truth, edges, centre, hw, 1, owners=1, columns=kept)[0]
+    # all light: (3 x 1000 x 300 + 3000 x 300 + 4 x 5000 x 20) / (4 x 300 + 4 x 20)
+    assert everything == pytest.approx((900e3 + 900e3 + 400e3) / 1280, rel=1e-12)
+    assert mine == pytest.approx((900e3 + 900e3) / 1200, rel=1e-12)       # order 1 only
+    assert kept_mine == pytest.approx(1000.0, rel=1e-12)                 # and column 0 dropped
+    # the light curves of the box hold the same light: order 1, kept columns
+    from tsocontainer.sim.truth import SimulatedVisit
+
+    vis = SimulatedVisit([], dict(truth, instrument={"crop": [0, nx]}), _arrays=arrays)
+    lc = box_light_curves(vis, edges, centre, hw, owners=1, columns=kept)
+    assert lc.shape == (1, 2) and np.allclose(lc, 900.0)
+    with pytest.raises(ValueError, match="columns must be boolean"):
+        box_depths_from(arrays, truth, edges, centre, hw, 1, columns=[True, False])
+

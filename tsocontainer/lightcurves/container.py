@@ -29,8 +29,8 @@ from tsocontainer._version import __version__
 from tsocontainer.lightcurves.diagnostics import LightCurveDiagnostics
 from tsocontainer.lightcurves.files import LightCurveFiles
 from tsocontainer.lightcurves.plots import LightCurvePlots
-from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _detected, _now,
-                                           _spectra_arrays)
+from tsocontainer.lightcurves.tools import (_binned_sum, _channel_pixels, _clip_bases,
+                                           _clip_normalised, _detected, _now, _spectra_arrays)
 from tsocontainer.registry import Bool, Choice, Coerced, Num, step
 
 __all__ = ["LightCurves"]
@@ -584,14 +584,16 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
     def clip_outliers(self, sigma: float = 5.0, window: int = 15, maxiter: int = 5) -> "LightCurves":
         """Clip time-domain outliers per channel against a running median.
 
-        With three or more channels, each channel is first divided by the
-        common light-curve shape (the median over channels of the normalised
-        fluxes), so the transit or eclipse cancels and a running median of
-        ``window`` integrations does not lag behind ingress and egress on
-        high-S/N channels (it clipped whole ingresses otherwise). A point is
-        clipped when it deviates from that running median by more than
-        ``sigma`` times the channel's robust scatter (1.4826 x median absolute
-        deviation). Repeated until nothing new is clipped.
+        With three or more channels, each channel is first divided by its fit
+        by what the channels share (:func:`~tsocontainer.lightcurves.tools._clip_bases`:
+        the common shape and, where measurable, the shape difference of the
+        blue and red channels), so the transit or eclipse cancels with its
+        chromatic depth and limb darkening (the common shape alone left up to
+        30x the noise at ingress of the bluest SOSS channel) and a running
+        median of ``window`` integrations does not lag behind ingress and
+        egress. A point is clipped when it deviates from that running median
+        by more than ``sigma`` times the channel's robust scatter (1.4826 x
+        MAD), until nothing new is clipped (not: all channels moving together).
 
         Parameters
         ----------
@@ -630,9 +632,12 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
                          {"skipped": f"{self.nint} integrations < window"})
             return self
         before = self.clipped.copy()
+        bases = (_clip_bases(self.flux, ~before & np.isfinite(self.flux)) if self.nchan >= 3
+                 else None)
         for _ in range(maxiter):
             filled = np.where(self.clipped, np.nan, self.flux)
-            norm, fill = _normalised_for_clipping(filled, self.nchan)
+            norm, fill = (_normalised_for_clipping(filled, self.nchan) if bases is None
+                          else _clip_normalised(filled, bases))
             smooth = median_filter(np.where(np.isnan(norm), fill, norm), size=(1, window),
                                    mode="mirror")
             resid = norm - smooth

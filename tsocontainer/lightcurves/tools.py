@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -255,3 +256,87 @@ def write_table_atomic(table, path, overwrite: bool = False) -> str:
             os.remove(tmp)
         raise
     return path
+
+
+def _clip_bases(flux, good, rounds: int = 3):
+    """Time bases of what the channels share, for :meth:`LightCurves.clip_outliers`.
+
+    ``1`` and the time factors ``D`` (and ``B``) of the model ``a_c + b_c D(t) +
+    e_c B(t)`` of every channel ``c``'s flux over its median: ``D`` starts as
+    the deficit ``1 - S`` of the common shape ``S`` (median over the channels),
+    ``B`` (six channels or more) as the median shape of the first half of the
+    channels minus that of the last half -- chromatic depth goes into ``b_c``;
+    limb darkening, which changes the shape of ingress and of the transit's
+    bottom with wavelength, into ``e_c``. ``B`` is kept only where its variance
+    exceeds that of its point-to-point noise by 5 standard errors (``5 sqrt(2 /
+    nint)`` of it): fitted, a noise basis takes up some of each channel's own
+    noise and shrinks the scatter that sets the threshold.
+
+    A median over channels whose fluxes differ by more than the noise jumps
+    when one channel crosses it (an outlier) or leaves it (a clipped point),
+    and every channel then inherits the jump. So the factors are refined
+    ``rounds`` times: the channels' coefficients by least squares over time,
+    then the factors at each integration by a robust (Huber) fit over the
+    channels, which one outlying channel barely moves.
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        f = np.where(good, flux, np.nan)
+        norm = f / np.nanmedian(f, axis=1, keepdims=True)
+        factors = [1.0 - np.nanmedian(norm, axis=0)]
+        if flux.shape[0] >= 6:
+            half = flux.shape[0] // 2
+            diff = np.nan_to_num(np.nanmedian(norm[:half], axis=0)
+                                 - np.nanmedian(norm[-half:], axis=0))
+            noise = 1.4826 * np.median(np.abs(np.diff(diff))) / np.sqrt(2.0)
+            if np.var(diff) > noise ** 2 * (1.0 + 5.0 * np.sqrt(2.0 / diff.size)):
+                factors.append(diff)
+    ok = good & np.isfinite(norm)
+    y = np.where(ok, norm, 0.0)
+    z = np.nan_to_num(np.vstack(factors).T)                     # (nint, k)
+    for _ in range(rounds):
+        x = np.column_stack([np.ones(z.shape[0]), z])
+        coef = np.zeros((y.shape[0], x.shape[1]))
+        for c in range(y.shape[0]):
+            if ok[c].sum() > x.shape[1]:
+                coef[c], *_ = np.linalg.lstsq(x[ok[c]], y[c, ok[c]], rcond=None)
+        z = _huber_factors(y - coef[:, :1], coef[:, 1:], ok, z)
+    return np.column_stack([np.ones(z.shape[0]), z])
+
+
+def _huber_factors(y, load, ok, z, iterations: int = 10, k: float = 1.5):
+    """Per integration, the factors ``z[t]`` of ``y[c, t] ~ load[c] @ z[t]`` over the good
+    channels, fitted with Huber's loss (quadratic within ``k`` robust standard deviations
+    of each channel's residuals, linear beyond: an outlying channel barely moves them),
+    by iteratively reweighted least squares from ``z``."""
+    nf = load.shape[1]
+    resid = y - (z @ load.T).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        r = np.where(ok, resid, np.nan)
+        scale = 1.4826 * np.nanmedian(np.abs(r - np.nanmedian(r, axis=1, keepdims=True)),
+                                      axis=1, keepdims=True)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.inf)
+    for _ in range(iterations):
+        a_res = np.abs(resid)
+        w = np.where(ok, np.minimum(1.0, k * scale / np.maximum(a_res, 1e-300)), 0.0)
+        a = np.einsum("ct,ci,cj->tij", w, load, load) + 1e-12 * np.eye(nf)
+        b = np.einsum("ct,ci,ct->ti", w, load, y)
+        enough = ok.sum(axis=0) > nf
+        z = np.where(enough[:, None], np.linalg.solve(a, b[..., None])[..., 0], z)
+        resid = y - (z @ load.T).T
+    return z
+
+
+def _clip_normalised(filled, bases):
+    """Channels over their fit by ``bases`` (NaN points left out), and the median of each."""
+    model = np.full(filled.shape, np.nan)
+    for c, row in enumerate(filled):
+        ok = np.isfinite(row)
+        if ok.sum() > bases.shape[1]:
+            coef, *_ = np.linalg.lstsq(bases[ok], row[ok], rcond=None)
+            model[c] = bases @ coef
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        norm = filled / model
+        return norm, np.nanmedian(norm, axis=1, keepdims=True)

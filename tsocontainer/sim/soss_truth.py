@@ -55,7 +55,22 @@ def box_weights(centre, halfwidth: float, ny: int) -> np.ndarray:
     return np.where(np.isfinite(w), w, 0.0)
 
 
-def box_depths_from(arrays, truth, edges, centre, halfwidth, order):
+def _light_weights(arrays, centre, halfwidth, owners=None, columns=None):
+    """Box weights ``(ny, nx)`` of the starlight counted: live pixels, ``owners``' light only,
+    ``columns`` only (each None: all)."""
+    owner = np.asarray(arrays["OWNER"])
+    w = box_weights(centre, halfwidth, owner.shape[0]) * (np.asarray(arrays["REFPIX"]) == 0)
+    if owners is not None:
+        w = w * np.isin(owner, np.atleast_1d(np.asarray(owners, int)))
+    if columns is not None:
+        cols = np.asarray(columns, bool)
+        if cols.shape != (owner.shape[1],):
+            raise ValueError(f"columns must be boolean of shape ({owner.shape[1]},), got {cols.shape}")
+        w = w * cols[None, :]
+    return w
+
+
+def box_depths_from(arrays, truth, edges, centre, halfwidth, order, owners=None, columns=None):
     """:func:`box_depths` from the truth arrays and ``truth.json`` content."""
     ds = truth["depth_spectrum"]
     star = np.asarray(arrays["MODEL"], float).sum(axis=0)
@@ -65,8 +80,7 @@ def box_depths_from(arrays, truth, edges, centre, halfwidth, order):
                                           np.asarray(ds["depth_ppm"], float)), 0.0)
     if centre is None:
         centre = np.nanmedian(np.asarray(arrays["TRACE"][order - 1], float), axis=0)
-    centre = np.asarray(centre, float)
-    w = box_weights(centre, halfwidth, star.shape[0]) * (np.asarray(arrays["REFPIX"]) == 0)
+    w = _light_weights(arrays, np.asarray(centre, float), halfwidth, owners, columns)
     s_col = (w * star).sum(axis=0)
     sd_col = (w * star * depth).sum(axis=0)
     wave = np.asarray(arrays["WAVE"][order - 1], float)
@@ -82,13 +96,17 @@ def box_depths_from(arrays, truth, edges, centre, halfwidth, order):
         return np.where(s > 0, sd / s, np.nan)
 
 
-def box_depths(vis, edges=None, centre=None, halfwidth: float = 20.0, order: int = 1):
+def box_depths(vis, edges=None, centre=None, halfwidth: float = 20.0, order: int = 1,
+               owners=None, columns=None):
     """Injected depth (ppm) of wavelength bins of a box extraction of a scene.
 
     A channel's flux is the sum, over its columns (by the wavelength of
     ``order`` at the column), of the box-weighted pixels -- starlight of every
     order that falls in the box, each pixel with the depth of its own
     wavelength. So its depth is the star-weighted mean of the pixel depths.
+    An extraction that removes the other orders' light from the box
+    (``decontaminate``) keeps only its own order's pixels (``owners=order``)
+    and drops the columns it masks (``columns``).
 
     Parameters
     ----------
@@ -102,21 +120,32 @@ def box_depths(vis, edges=None, centre=None, halfwidth: float = 20.0, order: int
         Box half-width (pixels; fractional edge pixels as the box extraction).
     order : int
         Order whose column wavelengths define the bins.
+    owners : int or sequence of int, optional
+        Orders whose light counts (the pixels' ``OWNER``); default every order's.
+    columns : array_like of bool, shape (nx,), optional
+        Columns the extraction kept; default all.
 
     Returns
     -------
     ndarray
         Depth per bin (NaN for empty bins).
 
+    Raises
+    ------
+    ValueError
+        If ``columns`` does not have one value per column.
+
     Examples
     --------
     >>> box_depths(vis, [1.0, 1.5, 2.0])  # doctest: +SKIP
+    >>> box_depths(vis, [1.0, 1.5, 2.0], owners=1, columns=spectra.mask[1].any(0))  # doctest: +SKIP
     """
     truth, arrays = _resolve(vis)
-    return box_depths_from(arrays, truth, edges, centre, halfwidth, order)
+    return box_depths_from(arrays, truth, edges, centre, halfwidth, order, owners, columns)
 
 
-def box_light_curves(vis, edges, centre, halfwidth: float = 20.0, order: int = 1):
+def box_light_curves(vis, edges, centre, halfwidth: float = 20.0, order: int = 1,
+                     owners=None, columns=None):
     """Injected starlight (DN/s) in the box of each wavelength bin, per integration.
 
     Parameters
@@ -131,6 +160,8 @@ def box_light_curves(vis, edges, centre, halfwidth: float = 20.0, order: int = 1
         Box half-width (pixels).
     order : int
         Order whose wavelengths define the bins.
+    owners, columns
+        As :func:`box_depths`: the orders whose light counts and the columns kept.
 
     Returns
     -------
@@ -146,8 +177,7 @@ def box_light_curves(vis, edges, centre, halfwidth: float = 20.0, order: int = 1
     owner = np.asarray(a["OWNER"]).astype(int)
     lc = np.asarray(a["LIGHTCURVE"], float)
     pcol = np.clip(np.asarray(a["PIXCOLUMN"]).astype(int) - lo, 0, lc.shape[2] - 1)
-    w = box_weights(centre, halfwidth, star.shape[0]) * (np.asarray(a["REFPIX"]) == 0)
-    w = w * (owner > 0)
+    w = _light_weights(a, np.asarray(centre, float), halfwidth, owners, columns) * (owner > 0)
     edges = np.asarray(edges, float)
     idx = np.searchsorted(edges, np.asarray(a["WAVE"][order - 1], float), side="right") - 1
     out = np.zeros((edges.size - 1, lc.shape[1]))
@@ -157,7 +187,7 @@ def box_light_curves(vis, edges, centre, halfwidth: float = 20.0, order: int = 1
     return out
 
 
-def shape_pulls(vis, lcs, centre, halfwidth: float = 20.0) -> dict:
+def shape_pulls(vis, lcs, centre, halfwidth: float = 20.0, owners=None, columns=None) -> dict:
     """Depth pulls of light curves fitted with their injected shape (no transit model).
 
     Each channel's flux is fitted by weighted least squares as ``c0 + c1 tau -
@@ -176,6 +206,8 @@ def shape_pulls(vis, lcs, centre, halfwidth: float = 20.0) -> dict:
         Box centre per column used by the extraction.
     halfwidth : float
         Box half-width.
+    owners, columns
+        As :func:`box_depths` (decontaminated spectra: ``owners=1`` and their kept columns).
 
     Returns
     -------
@@ -188,7 +220,7 @@ def shape_pulls(vis, lcs, centre, halfwidth: float = 20.0) -> dict:
     >>> shape_pulls(vis, lightcurves, centre)["mean"]  # doctest: +SKIP
     """
     edges = np.append(np.asarray(lcs.wave_lo, float), float(lcs.wave_hi[-1]) * (1 + 1e-9))
-    curves = box_light_curves(vis, edges, centre, halfwidth)
+    curves = box_light_curves(vis, edges, centre, halfwidth, owners=owners, columns=columns)
     n = np.asarray(lcs.flux).shape[1]
     tau = np.linspace(-1, 1, n)
     alpha, err, red = [], [], []
