@@ -149,6 +149,25 @@ def test_white_is_the_sum_of_channels_and_selects_range():
         lc.white((10, 11))
 
 
+def test_white_clips_an_integration_where_a_channel_is_clipped():
+    """A clipped channel point is not filled from the other channels' shares: with a
+    chromatic transit the shares change in transit (here the blue channel is 3 % deep
+    and the red one 1 %), so a fill from the visit-median shares would put a wrong
+    white point (by ~1 % of the blue share) into the white light."""
+    time = np.linspace(-0.1, 0.1, 41)
+    intr = np.abs(time) < 0.04
+    flux = np.vstack([1 - 0.03 * intr, 1 - 0.01 * intr])
+    clipped = np.zeros(flux.shape, bool)
+    clipped[0, 20] = True  # mid-transit, blue channel
+    lc = LightCurves(time, flux, np.full(flux.shape, 1e-4), [1.0, 2.0], [2.0, 3.0],
+                     clipped=clipped)
+    w = lc.white()
+    assert w.clipped[0, 20] and w.clipped.sum() == 1
+    # every other integration is the plain sum
+    keep = ~w.clipped[0]
+    assert np.allclose(w.flux[0, keep], flux.sum(axis=0)[keep], rtol=1e-12, atol=0)
+
+
 def test_normalize_by_window_or_mask():
     lc = _lc(nchan=3)
     lc.flux *= np.array([[10.0], [20.0], [30.0]])

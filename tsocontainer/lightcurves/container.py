@@ -458,9 +458,10 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
     def white(self, wave_range: tuple[float, float] | None = None) -> "LightCurves":
         """White-light curve: the sum of the channels inside ``wave_range``.
 
-        Channels enter with their un-normalised flux; a clipped point is
-        replaced by scaling the sum of the other channels at that integration
-        (as in :meth:`from_spectra`). If these light curves were normalised,
+        Channels enter with their un-normalised flux; an integration where any
+        used channel is clipped is clipped in the white light too (filling it
+        from the other channels' shares would bias it during the event, where
+        the shares change with the chromatic depth and limb darkening). If these light curves were normalised,
         the white-light curve is normalised with the same out-of-event
         integrations.
 
@@ -506,6 +507,9 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
             template = np.nanmedian(np.where(good, raw, np.nan), axis=0)
         f, v, empty, _ = _binned_sum(np.nan_to_num(raw), np.nan_to_num(rvar), good,
                                      np.nan_to_num(template), [np.arange(idx.size)])
+        # a clipped channel point is not filled from the others: the channels' shares change
+        # during the event (chromatic depth and limb darkening), so the fill would bias it
+        empty[0] |= ~good.all(axis=1)
         wave = ([self.wave_lo[idx].min()], [self.wave_hi[idx].max()]) if self.has_wavelengths \
             else (None, None)
         wl = LightCurves(self.time, f, np.sqrt(v), *wave, meta=dict(self.meta), regressors=self.regressors,
