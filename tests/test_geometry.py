@@ -137,9 +137,23 @@ def test_miri_slitlessprism_maps_to_the_wavelength_map():
 def test_every_table_row_is_a_valid_window():
     rows = subarray_table()
     assert len(rows) == 92
+    # one row per (instrument, detector, subarray, grating)
+    keys = [(s.instrument, s.detector, s.name, s.grating) for s in rows]
+    assert len(set(keys)) == len(keys)
+    # DMS full frames: MIRI's imager 1032 columns x 1024 rows, the others 2048 x 2048
+    frame = {"MIRIMAGE": (1032, 1024)}
+    # sizes (columns, rows) that the subarray names define (JWST user documentation)
+    size = {"FULL": None, "SUBSTRIP256": (2048, 256), "SUBSTRIP96": (2048, 96),
+            "SUB512": (512, 32), "SUB512S": (512, 16), "SUB32": (32, 32),
+            "SUB2048": (2048, 32), "SUB1024A": (1024, 32), "SUB1024B": (1024, 32),
+            "SLITLESSPRISM": (72, 416), "SUBGRISM64": (2048, 64),
+            "SUBGRISM128": (2048, 128), "SUBGRISM256": (2048, 256)}
     for s in rows:
-        assert 1 <= s.substrt1 and s.substrt1 + s.subsize1 - 1 <= 2048, s
-        assert 1 <= s.substrt2 and s.substrt2 + s.subsize2 - 1 <= 2048, s
+        nx, ny = frame.get(s.detector, (2048, 2048))
+        assert s.substrt1 >= 1 and s.substrt1 + s.subsize1 - 1 <= nx, s
+        assert s.substrt2 >= 1 and s.substrt2 + s.subsize2 - 1 <= ny, s
+        want = size.get(s.name, (s.subsize1, s.subsize2)) or (nx, ny)
+        assert (s.subsize1, s.subsize2) == want, s
     prism = {s.detector: s.corner for s in known_subarrays("NIRSPEC", name="SUB512",
                                                            grating="PRISM")}
     assert prism == {"NRS1": (1025, 957), "NRS2": (1025, 1059)}
