@@ -26,13 +26,14 @@ removes that light from each order's box, per column and integration:
    measured it, so the spectra stay continuous where the overlap ends and order
    ``o`` is unchanged outside it) minus the light of every other order ``q``
    in that box, ``s_qo * a_q``, with ``s_qo`` the share of ``q``'s profile
-   inside ``o``'s box. The other order's amplitude is taken as its
-   visit-average amplitude times its own relative light curve summed over
-   ``window`` neighbouring overlap columns (the contaminant's transit changes
-   slowly with wavelength): a single column's fit of a faint order under a
-   bright one is noisy, and the sum divides that noise by ~``sqrt(window)``
-   per column (in a channel wider than ``window`` the columns' sums overlap,
-   so there the gain is smaller). Removing the other order's light also
+   inside ``o``'s box. The other order's amplitude is taken as its fitted
+   visit-average amplitude times its relative light curve, read where another
+   extracted order sees the same wavelength in clean columns
+   (:mod:`tsocontainer.spectra.contaminant_curves`). Where no order does, the
+   curve is the fitted amplitudes summed over ``window`` neighbouring overlap
+   columns (the contaminant's transit changes slowly with wavelength): a single
+   column's fit of a faint order under a bright one is noisy, and it follows
+   the bright order's small motions (static profiles, moving traces). Removing the other order's light also
    raises the *relative* noise of ``o`` by ``1 / (1 - c)``, ``c`` the
    fraction removed: on the package's full-frame SOSS simulation (order 2 up
    to 2.6 % of order 1's box) the order-1 channel noise rose by at most 1.7 %.
@@ -478,8 +479,15 @@ def _amplitudes(cube, model: OverlapModel):
     return amp, amp_var, box_cov
 
 
-def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int):
-    """Contaminating light in order ``k``'s box and its variance, (N, m) each."""
+def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int, curves=None):
+    """Contaminating light in order ``k``'s box and its variance, (N, m) each.
+
+    ``curves`` (order index -> (curve, var), (N, m)): a contaminant's relative
+    light curve where another order sees its wavelength clean
+    (:func:`~tsocontainer.spectra.contaminant_curves.same_wavelength_curves`);
+    it replaces the fitted amplitudes' time variation in the columns where it
+    is finite, at the fitted visit-mean level.
+    """
     corr = np.zeros((amp.shape[0], model.columns.size))
     cvar = np.zeros_like(corr)
     for q in range(len(model.orders)):
@@ -490,10 +498,32 @@ def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int):
         with np.errstate(invalid="ignore", divide="ignore"):
             g = np.where((total > 0) & (model.static[q] > 0),
                          model.share[q, k] * model.static[q] / total, 0.0)
-        corr += g * _window_sum(amp[:, q], model.window)
-        cvar += g**2 * _window_sum(amp_var[:, q], model.window)
-        cvar -= 2.0 * g * box_cov[:, q, k]
+        wsum = _window_sum(amp[:, q], model.window)
+        c_fit = g * wsum
+        v_fit = g**2 * _window_sum(amp_var[:, q], model.window) - 2.0 * g * box_cov[:, q, k]
+        curve, var = (curves or {}).get(q, (None, None))
+        if curve is not None:
+            use = np.isfinite(curve).all(0) & np.isfinite(var).all(0)
+            level = g * wsum.mean(axis=0)        # the fitted visit-mean light in the box
+            c_fit = np.where(use, level * np.nan_to_num(curve), c_fit)
+            v_fit = np.where(use, level**2 * np.nan_to_num(var), v_fit)
+        corr += c_fit
+        cvar += v_fit
     return corr, cvar
+
+
+def _clean_curves(spec, model: OverlapModel) -> dict:
+    """Same-wavelength relative light curves of every contaminant that ``spec`` holds."""
+    from tsocontainer.spectra.contaminant_curves import same_wavelength_curves
+
+    out = {}
+    for q, o in enumerate(model.orders):
+        if o in spec.orders and len(spec.orders) > 1 and spec.wave.get(o) is not None:
+            curve, var = same_wavelength_curves(spec, o, model.columns, model.window,
+                                                exclude=model.columns)
+            if np.isfinite(curve).any():
+                out[q] = (curve, var)
+    return out
 
 
 def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: float = 6.0,
@@ -583,9 +613,10 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
         amp, amp_var, box_cov = _amplitudes(cube, model)
         ref_box = model.box_flux(frame)
         cols = model.columns
+        curves = _clean_curves(spec, model)
         for o in [o for o in spec.orders if o in model.orders]:
             k = model.orders.index(o)
-            corr, cvar = _corrections(model, amp, amp_var, box_cov, k)
+            corr, cvar = _corrections(model, amp, amp_var, box_cov, k, curves)
             flags = _flags(model, ref_box, k, max_order3, max_contamination,
                            primary=o == spec.orders[0])
             fit = flags.pop("fitted")
