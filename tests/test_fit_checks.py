@@ -111,6 +111,16 @@ def test_no_event_in_the_data_is_refused_with_the_cause(t0, cause):
     assert f"data span {t[0]:.5f}-{t[-1]:.5f}" in msg and "predicted mid-time" in msg
 
 
+def test_no_point_in_the_event_inside_the_span_names_the_gap():
+    # every in-transit point masked (a clipper gone wrong, a data gap): the predicted
+    # mid-time lies inside the data span, so "falls 0.0 h after the data" was wrong
+    t, f, e = noisy(2)
+    keep = np.abs(t - T0) > 0.6 * DUR
+    with pytest.raises(TSOValueError, match=r"falls in a \d\.\d\d h gap of the usable points") as info:
+        fit_lightcurve(t[keep], f[keep], e[keep], {**GEOM, "t0": T0}, sampler=SHORT)
+    assert "after the data" not in str(info.value)
+
+
 def test_wrong_period_and_eclipse_window():
     t, f, e = noisy(3)
     with pytest.raises(TSOValueError, match="wrong epoch or period"):

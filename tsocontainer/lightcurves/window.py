@@ -142,6 +142,11 @@ def _cause(c0, p0, t, notes, event) -> str:
     n = np.round((tmid - c0) / p0)
     near = c0 + n * p0
     miss = max(t[0] - near, near - t[-1], 0.0)
+    if miss == 0.0:   # inside the span, yet no point in the event: a gap
+        k = int(np.searchsorted(t, near))
+        gap = t[k] - t[k - 1] if 0 < k < t.size else 0.0
+        return (f"the predicted {event} falls in a {gap * 24:.2f} h gap of the usable points "
+                f"(points masked or clipped there? or a wrong t0)")
     side = "before" if near < t[0] else "after"
     rjd = ""
     if notes and abs(miss - 0.5) < 0.1:
