@@ -597,7 +597,10 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         median of ``window`` integrations does not lag behind ingress and
         egress. A point is clipped when it deviates from that running median
         by more than ``sigma`` times the channel's robust scatter (1.4826 x
-        MAD), until nothing new is clipped (not: all channels moving together).
+        MAD, but not less than half the relative error the channel's errors
+        predict: noiseless or very bright data would otherwise lose every point
+        where the shared shapes miss by a little, mostly in transit), until
+        nothing new is clipped (not: all channels moving together).
 
         Parameters
         ----------
@@ -638,6 +641,9 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         before = self.clipped.copy()
         bases = (_clip_bases(self.flux, ~before & np.isfinite(self.flux)) if self.nchan >= 3
                  else None)
+        with np.errstate(all="ignore"):
+            pred = np.nanmedian(np.where(before, np.nan, np.abs(self.err / self.flux)), axis=1)
+        pred = np.nan_to_num(pred, nan=0.0)
         for _ in range(maxiter):
             filled = np.where(self.clipped, np.nan, self.flux)
             norm, fill = (_normalised_for_clipping(filled, self.nchan) if bases is None
@@ -649,7 +655,10 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
                 warnings.simplefilter("ignore", RuntimeWarning)
                 mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)),
                                    axis=1)
-            new = np.abs(resid) > sigma * 1.4826 * mad[:, None]
+            # never below half the noise the errors predict: a residual scatter far under it
+            # (noiseless or very bright data) would clip every small model mismatch
+            scale = np.fmax(1.4826 * mad, 0.5 * pred)
+            new = np.abs(resid) > sigma * scale[:, None]
             new &= ~self.clipped
             if not new.any():
                 break
