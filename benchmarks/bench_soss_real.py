@@ -96,6 +96,10 @@ def measure(vis, prod) -> dict:
                           for lo, hi in zip(spec.wave_lo, spec.wave_hi)])
     pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
     ok = np.isfinite(pulls)
+    # with the common-mode error of the fixed white-light geometry (shared by all channels)
+    common = (np.zeros(pulls.size) if spec.err_common is None
+              else np.nan_to_num(np.asarray(spec.err_common, float)))
+    pulls_tot = (np.asarray(spec.depth) - truth) / np.hypot(np.asarray(spec.err), common)
     out = {"white_fit_ppm": round(float(d), 1), "white_err_ppm": round(0.5 * (elo + ehi), 1),
            "white_truth_ppm": round(tw, 1), "white_bias_ppm": round(float(d) - tw, 1),
            "white_truth_all_light_ppm": round(tw_all, 1),
@@ -104,6 +108,10 @@ def measure(vis, prod) -> dict:
            "channels": int(ok.sum()), "pull_mean": round(float(np.mean(pulls[ok])), 3),
            "pull_std": round(float(np.std(pulls[ok], ddof=1)), 3),
            "chi2_n": round(float(np.mean(pulls[ok] ** 2)), 3),
+           "err_common_ppm": np.round(common, 1).tolist(),
+           "pull_mean_total": round(float(np.mean(pulls_tot[ok])), 3),
+           "pull_std_total": round(float(np.std(pulls_tot[ok], ddof=1)), 3),
+           "pulls_total": np.round(pulls_tot, 2).tolist(),
            "pulls": np.round(pulls, 2).tolist(), "depth_ppm": np.round(spec.depth, 1).tolist(),
            "err_ppm": np.round(spec.err, 1).tolist(), "truth_ppm": np.round(truth, 1).tolist(),
            "truth_all_light_ppm": np.round(truth_all, 1).tolist(),
@@ -171,7 +179,9 @@ def table(results) -> str:
                      f"{r['white_truth_all_light_ppm']:.1f} ppm, channel pull mean "
                      f"{r['pull_mean_all_light']:+.3f})")
         lines.append(f"  channels {r['channels']}: pull mean {r['pull_mean']:+.3f}  std "
-                     f"{r['pull_std']:.3f}  chi2/N {r['chi2_n']:.3f}")
+                     f"{r['pull_std']:.3f}  chi2/N {r['chi2_n']:.3f}; with the common-mode "
+                     f"error ({np.median(r['err_common_ppm']):.1f} ppm median): mean "
+                     f"{r['pull_mean_total']:+.3f} std {r['pull_std_total']:.3f}")
         lines.append(f"  shape-fit pulls: mean {r['shape_pull_mean']:+.3f}  std "
                      f"{r['shape_pull_std']:.3f}  chi2/N {r['shape_chi2_n']:.3f}")
         lines.append("  wave_lo  fit-truth   err  pull  shape-pull  lc chi2  bkg out %  "
@@ -191,10 +201,13 @@ def pooled(results) -> str:
     for case in dict.fromkeys(r["case"] for r in results):
         rs = [r for r in results if r["case"] == case]
         p = np.concatenate([np.asarray(r["pulls"], float) for r in rs])
+        pt = np.concatenate([np.asarray(r["pulls_total"], float) for r in rs])
         w = np.array([r["white_pull"] for r in rs])
-        lines.append(f"  {case}: {len(rs)} runs, white pulls {np.round(w, 2).tolist()}, "
+        lines.append(f"  {case}: {len(rs)} runs, white pulls {np.round(w, 2).tolist()} (mean "
+                     f"{w.mean():+.2f} +- {w.std(ddof=1) / np.sqrt(w.size) if w.size > 1 else np.nan:.2f}), "
                      f"{p.size} channel pulls: mean {p.mean():+.3f} std {p.std(ddof=1):.3f} "
-                     f"chi2/N {np.mean(p ** 2):.3f}")
+                     f"chi2/N {np.mean(p ** 2):.3f}; with the common-mode error: mean "
+                     f"{pt.mean():+.3f} std {pt.std(ddof=1):.3f} chi2/N {np.mean(pt ** 2):.3f}")
     return "\n".join(lines)
 
 
