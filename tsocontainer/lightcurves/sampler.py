@@ -1,8 +1,9 @@
 """The sampler of the light-curve fits: least-squares start, emcee, diagnostics, summary.
 
 A fit starts with a least-squares solution (scipy ``least_squares``, with the
-linear systematics solved at every step), initialises emcee walkers from its
-covariance and runs emcee, all walkers of a half-ensemble evaluated in one
+linear systematics solved at every step; with a free eccentricity, the best
+of several starts spread over the orbit, see ``_orbit_search``), initialises
+emcee walkers from its covariance and runs emcee, all walkers of a half-ensemble evaluated in one
 vectorised call. The proposal is a mixture of differential-evolution (80 %) and
 stretch (20 %) moves: on the transit posteriors here the differential-evolution
 move mixes ~3x faster than the stretch move alone (autocorrelation times of
@@ -213,7 +214,8 @@ def _orbit_search(m: LightCurveModel, nbest: int = 8) -> np.ndarray:
     held step is rough (in ``bench_models`` draws the true orbit's start ranked
     up to 6th), hence 8 full runs.
     """
-    starts = m.orbit_starts()
+    # a joint model (several visits) has only start(): its visits share the orbit prior's start
+    starts = m.orbit_starts() if hasattr(m, "orbit_starts") else []
     if not starts:
         return m.start()
     names = m.lay.sampled
