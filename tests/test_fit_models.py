@@ -303,6 +303,18 @@ def test_eccentric_orbit_recovered():
         assert res.converged
 
 
+def test_eccentric_phase_curve_model_equals_the_simulation():
+    # the fitted model at the true orbit is the simulated curve, in every quadrant of w (batman
+    # puts t_secondary half a period before or after t0 by the quadrant; both are periodic)
+    for e, w in ((0.15, -60.0), (0.17, 170.0), (0.1, 60.0), (0.2, -150.0)):
+        t, clean, _, pri = _phase_curve(0, ecc=e, w=w, span=(-0.1, 0.75), n=600)
+        m = LightCurveModel(t, clean, np.full(t.size, 2e-4), {**pri, "rp_rs": 0.1, "c0": 1.0},
+                            {"kind": "phasecurve", "poly": 0, "ecc_param": "sqrt_e"})
+        assert m.lay.sampled == ["secosw", "sesinw", "fp_fs", "pc_amp", "pc_offset"]
+        th = [np.sqrt(e) * np.cos(np.radians(w)), np.sqrt(e) * np.sin(np.radians(w)), 1e-3, 3e-4, 20.0]
+        assert np.allclose(m.model_arrays(np.array(th))["astro"], clean, rtol=0, atol=1e-12), (e, w)
+
+
 def test_eccentric_start_finds_the_orbit_from_a_circular_guess():
     # At the circular start sqrt(e) cos w, sqrt(e) sin w have no gradient: least squares from
     # there ended in a wrong mode for these orbits (log posterior 470 and 430 below the true
