@@ -45,10 +45,16 @@ class ModelStart:
         ``init`` when given, else the prior's centre, except (transit and
         phase curve): ``rp_rs`` starts from the depth of the median-filtered
         data, and ``inc`` from an impact parameter of 0.5 when the prior
-        centre would give no transit (least squares cannot leave a flat model).
+        centre would give no transit (least squares cannot leave a flat model);
+        ``pc_amp`` starts at 1e-3 of its prior's width above its lower bound
+        (the centre of the default prior, 5 % of the star, put the least
+        squares far from any planet; 0 would leave ``pc_offset`` without a gradient).
         """
         vals = {n: self.priors[n].start for n in self.priors}
         free = {n for n in self.lay.sampled if self.priors[n].init is None}
+        if "pc_amp" in free and np.isfinite(self.priors["pc_amp"].hi):
+            pr = self.priors["pc_amp"]
+            vals["pc_amp"] = pr.lo + 1e-3 * (pr.hi - pr.lo)
         transit = self.spec.kind in ("transit", "phasecurve")
         if transit and "inc" in free:
             if vals["a_rs"] * np.cos(np.radians(vals["inc"])) > 0.8:
@@ -63,6 +69,44 @@ class ModelStart:
             pr = self.priors[n]
             vals[n] = float(np.clip(vals[n], pr.lo, pr.hi))
         return np.array([vals[n] for n in self.lay.sampled])
+
+    def orbit_starts(self) -> list:
+        """Extra starting vectors spread over the eccentricity, or an empty list.
+
+        When both eccentricity parameters (``secosw``, ``sesinw`` or ``ecc``,
+        ``w``) are sampled without an ``init``, the start of :meth:`start` puts
+        them at the prior's centre, a circular orbit. There ``sqrt(e) cos w`` and
+        ``sqrt(e) sin w`` have no gradient (the model depends on ``e``, their
+        squares), and the eclipse of the true orbit may be far from ``t0 + per /
+        2``: least squares from there ends in a local optimum (half of the
+        draws of ``benchmarks/bench_models.py --cases eccentric`` did). These
+        starts put ``sqrt(e)`` at 0.2, 0.4 and 0.6 (``e`` = 0.04, 0.16, 0.36)
+        and ``w`` every 30 degrees, the other parameters at :meth:`start`,
+        each inside the prior.
+
+        Returns
+        -------
+        list of ndarray (ndim,)
+        """
+        names = self.lay.sampled
+        pair = next((q for q in (("secosw", "sesinw"), ("ecc", "w"))
+                     if all(n in names and self.priors[n].init is None for n in q)), None)
+        if pair is None:
+            return []
+        base = self.start()
+        i, j = names.index(pair[0]), names.index(pair[1])
+        out = []
+        for r in (0.2, 0.4, 0.6):
+            for w in np.arange(0.0, 360.0, 30.0):
+                th = base.copy()
+                if pair[0] == "secosw":
+                    th[i], th[j] = r * np.cos(np.radians(w)), r * np.sin(np.radians(w))
+                else:   # w or w - 360, whichever the prior allows
+                    pw = self.priors[pair[1]]
+                    th[i], th[j] = r**2, w if pw.lo <= w <= pw.hi else w - 360.0
+                if np.isfinite(self.log_prob(th[None])[0]):
+                    out.append(th)
+        return out
 
     def _transit_in_data(self, vals: dict) -> bool:
         if self.spec.kind == "transit":
@@ -136,19 +180,17 @@ class ModelStart:
         """
         th = np.asarray(theta, dtype=float)[None]
         p = self.expand(th)
+        normal = [(i, self.priors[n]) for i, n in enumerate(self.lay.sampled if with_priors else ())
+                  if n not in NOISE_NAMES and self.priors[n].kind in ("normal", "lognormal")]
         if not self._valid(p)[0] or not np.isfinite(self.log_prior(th)[0]):
-            return np.full(self.t.size, 1e6)
+            # the same length as inside: least squares differences the vectors
+            return np.full(self.t.size + len(self.lay.marg) + len(normal), 1e6)
         sol = self._solve(th, p, full=True, white=True)
         km = len(self.lay.marg)
         extra = [np.sqrt(self._prec) * (sol.beta[0] - self._mu)] if km else []
-        for i, n in enumerate(self.lay.sampled if with_priors else ()):
-            pr = self.priors[n]
-            if n in NOISE_NAMES:
-                continue
-            if pr.kind == "normal":
-                extra.append(np.atleast_1d((th[0, i] - pr.a) / pr.b))
-            elif pr.kind == "lognormal":
-                extra.append(np.atleast_1d((np.log(th[0, i]) - pr.a) / pr.b))
+        for i, pr in normal:
+            x = th[0, i] if pr.kind == "normal" else np.log(th[0, i])
+            extra.append(np.atleast_1d((x - pr.a) / pr.b))
         return np.concatenate([sol.resid[0] * np.sqrt(np.broadcast_to(sol.w, sol.T.shape)[0])] + extra)
 
     def init_noise(self, theta) -> tuple[np.ndarray, dict]:
