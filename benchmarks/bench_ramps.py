@@ -2,8 +2,9 @@
 
 Usage::
 
-    python benchmarks/bench_ramps.py [--part speed,precision] [--nint 24] [--nseg 2]
-                                     [--columns 0 2048] [--nint-precision 200] [--keep DIR [--reuse]]
+    python benchmarks/bench_ramps.py [--part speed,precision,fit,jumps,run] [--nint 24]
+                                     [--nseg 2] [--columns 0 2048] [--nint-precision 200]
+                                     [--modes soss,nirspec-prism] [--keep DIR [--reuse]]
 
 ``speed``: a SOSS SUBSTRIP256 visit (``--columns``, default the full 2048 columns, 9
 groups, ``--nint`` integrations in ``--nseg`` segments) is simulated (not measured), then
@@ -28,6 +29,22 @@ star (5 % of saturation at the peak) and injected group-level 1/f; white-light a
 per-column scatter over the photon + read-noise expectation for no 1/f correction,
 rate-level ``correct_one_over_f`` (masked-median) and group-level ``correct_group_onef``,
 each with and without the reference-pixel step.
+
+``fit`` (acceptance: rates and variances): a clean SOSS visit (photon + read noise only,
+40 integrations x 256 rows x columns 1000-1256, 2.6 million ramps, up to ~2000 DN/s) fitted with OLS_C: pooled
+scatter of the rates about the noiseless truth over the textbook unweighted-OLS noise,
+and the mean and standard deviation of the normalised residuals; then stcal's LIKELY
+against OLS_C on a second visit (12 integrations x 128 columns) through the same steps.
+
+``jumps``: a SOSS visit with all default noise, cosmic rays at 3e-5 hits/pixel/s and a
+transit (80 integrations x columns 1000-1128, the bright part of the trace), every step plus jumps: the fraction of usable
+injected hits >= 5 sigma flagged, false flags (not on or beside a charged pixel) per
+usable pixel-integration, and the flag rates in and out of transit with their binomial
+difference in sigma.
+
+``run``: for each of ``--modes``, ``tsocontainer simulate --level uncal`` then
+``tsocontainer run`` (default recipe, the simulator's ``planet.yaml`` priors, 2 workers,
+no plots) from the command line; the white depth against the injected one, in sigma.
 """
 from __future__ import annotations
 
@@ -167,12 +184,146 @@ print(json.dumps(out))
 """
 
 
-def _run(code: str, *args, timeout=600) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get(
+FIT = r"""
+import sys, json, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from tsocontainer.ramps import read_uncal
+from tsocontainer.sim.ramps import simulate_ramps
+folder = sys.argv[1]
+clean = dict(one_over_f=0, cosmic_rays=0, reference_drift=0, odd_even=0, ktc=0, bad_pixels=False)
+def start(v):
+    r = {k: str(v.folder) + "/" + p for k, p in v.truth["references"].items()}
+    g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
+    return g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
+def ols_var(t, rate):
+    n, tg, gain, rn = t["ngroups"], t["group_time"], t["gain"], t["read_noise_dn_per_read"]
+    return (12 * rn ** 2 / (n * (n * n - 1) * tg ** 2)
+            + 6 * (n * n + 1) / (5 * n * (n * n - 1)) * rate / (tg * gain))
+out = {}
+v = simulate_ramps("soss", nint=40, columns=(1000, 1256), seed=31, out=folder + "/fit",
+                   systematics=False, noise=clean)
+rate = v.truth_arrays()["RATE"].astype(float)
+t0 = time.perf_counter(); g = start(v).fit_ramps(); dt = time.perf_counter() - t0
+ok = g.mask & np.isfinite(g.sci)
+res = g.sci - rate
+norm = res[ok] / np.sqrt(g.var[ok])
+levels = {}
+for lo, hi in ((0, 20), (20, 200), (200, 2000), (2000, 1e9)):
+    sel = ok & (rate >= lo) & (rate < hi)
+    if sel.sum() > 1000:
+        levels[f"{lo:g}-{hi:g} DN/s"] = {
+            "n": int(sel.sum()),
+            "scatter_over_ols": round(float(np.sqrt(np.sum(res[sel] ** 2) / np.sum(ols_var(v.truth["ramps"], rate)[sel]))), 4),
+            "norm_std": round(float(np.std(res[sel] / np.sqrt(g.var[sel]))), 4)}
+out["ols"] = {"n_rates": int(ok.sum()), "seconds": round(dt, 1),
+              "scatter_over_ols": round(float(np.sqrt(np.sum(res[ok] ** 2) / np.sum(ols_var(v.truth["ramps"], rate)[ok]))), 4),
+              "norm_std": round(float(np.std(norm)), 4), "norm_std_error": round(float(1 / np.sqrt(2 * ok.sum())), 4),
+              "norm_mean": round(float(np.mean(norm)), 4), "levels": levels}
+v2 = simulate_ramps("soss", nint=12, columns=(1256, 1384), seed=32, out=folder + "/likely",
+                    systematics=False, noise=clean)
+rate2 = v2.truth_arrays()["RATE"].astype(float)
+fits = {}
+for alg in ("OLS_C", "LIKELY"):
+    t0 = time.perf_counter(); fits[alg] = start(v2).fit_ramps(algorithm=alg)
+    fits[alg].seconds = time.perf_counter() - t0
+ok2 = fits["OLS_C"].mask & fits["LIKELY"].mask & np.isfinite(fits["OLS_C"].sci) & np.isfinite(fits["LIKELY"].sci)
+for alg, f in fits.items():
+    r = (f.sci - rate2)[ok2]
+    out[alg + " (likely visit)"] = {"n_rates": int(ok2.sum()), "seconds": round(f.seconds, 1),
+        "rms": round(float(np.sqrt(np.mean(r ** 2))), 5),
+        "scatter_over_ols": round(float(np.sqrt(np.sum(r ** 2) / np.sum(ols_var(v2.truth["ramps"], rate2)[ok2]))), 4),
+        "norm_std": round(float(np.std(r / np.sqrt(f.var[ok2]))), 4),
+        "algorithm": f.history[-1]["summary"]["algorithm"]}
+out["LIKELY rms / OLS_C rms"] = round(out["LIKELY (likely visit)"]["rms"] / out["OLS_C (likely visit)"]["rms"], 4)
+print(json.dumps(out))
+"""
+
+JUMPS = r"""
+import sys, json, time, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from tsocontainer.ramps import read_uncal
+from tsocontainer.sim.ramps import simulate_ramps
+folder, nint = sys.argv[1], int(sys.argv[2])
+v = simulate_ramps("soss", nint=nint, columns=(1000, 1128), seed=22, out=folder,
+                   systematics=False, noise=dict(cosmic_rays=3e-5))
+a = v.truth_arrays()
+r = {k: str(v.folder) + "/" + p for k, p in v.truth["references"].items()}
+g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
+g = g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
+t0 = time.perf_counter()
+g = g.correct_reference_pixels().correct_group_onef().detect_jumps().fit_ramps()
+dt = time.perf_counter() - t0
+jump = g.dqs.any(4); usable = ~g.dqs.any(1 | 2)
+J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
+hit = (J.group >= 1) & usable[i, y, x]
+big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
+mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
+charged = np.zeros(jump.shape, bool)
+for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+    yy, xx = y + dy, x + dx
+    ok = (yy >= 0) & (yy < jump.shape[1]) & (xx >= 0) & (xx < jump.shape[2])
+    charged[i[ok], yy[ok], xx[ok]] = True
+zone = charged.copy()
+zone[:, 1:] |= charged[:, :-1]; zone[:, :-1] |= charged[:, 1:]
+zone[:, :, 1:] |= charged[:, :, :-1]; zone[:, :, :-1] |= charged[:, :, 1:]
+false = jump & ~zone & usable
+intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
+k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
+n = [int(usable[s].sum()) for s in (intransit, ~intransit)]
+kf = [int(false[s].sum()) for s in (intransit, ~intransit)]
+p = sum(k) / sum(n); sig = np.sqrt(p * (1 - p) * (1 / n[0] + 1 / n[1]))
+pf = sum(kf) / sum(n); sigf = np.sqrt(pf * (1 - pf) * (1 / n[0] + 1 / n[1]))
+on_trace = np.abs(np.arange(jump.shape[1])[:, None] - np.nanmean(a["TRACE"][0], axis=0)[None]) <= 15
+print(json.dumps({"nint": nint, "seconds": round(dt, 1), "hits_usable": int(hit.sum()),
+    "hits_ge_5sigma": int(big.sum()), "found_ge_5sigma": round(float(jump[i[big], y[big], x[big]].mean()), 5),
+    "found_3_5sigma": round(float(jump[i[mid], y[mid], x[mid]].mean()), 4) if mid.any() else None,
+    "missed_ge_5sigma": int((~jump[i[big], y[big], x[big]]).sum()),
+    "false_flags": int(false.sum()), "usable": int(usable.sum()),
+    "false_fraction": float(false.sum() / usable.sum()),
+    "false_fraction_on_trace": float((false & on_trace[None]).sum() / (usable & on_trace[None]).sum()),
+    "in_transit_ints": int(intransit.sum()),
+    "flag_rate_in": k[0] / n[0], "flag_rate_out": k[1] / n[1],
+    "flag_rate_diff_sigma": round(float((k[0] / n[0] - k[1] / n[1]) / sig), 2),
+    "false_rate_in": kf[0] / n[0], "false_rate_out": kf[1] / n[1],
+    "false_rate_diff_sigma": round(float((kf[0] / n[0] - kf[1] / n[1]) / sigf), 2) if sigf > 0 else None}))
+"""
+
+RUNMODE = r"""
+import sys, json, glob, warnings
+import numpy as np
+warnings.simplefilter("ignore")
+from tsocontainer.pipeline.runner import run_recipe
+from tsocontainer.sim.truth import SimulatedVisit, binned_depth, load_truth
+sim, run = sys.argv[1], sys.argv[2]
+files = sorted(glob.glob(sim + "/*_uncal.fits"))
+vis = SimulatedVisit(folder=sim, files=files, truth=load_truth(sim))
+res = run_recipe(files, "default", out=run, priors=sim + "/planet.yaml", plots=False)  # reloads
+w = res.white
+depth, lo, hi = w.depth_ppm
+injected = float(binned_depth(vis, [w.wave_lo, w.wave_hi * (1 + 1e-9)])[0])
+err = 0.5 * (lo + hi)
+spec = res.spectrum
+truth = np.array([binned_depth(vis, [a, b])[0] for a, b in zip(spec.wave_lo, spec.wave_hi)])
+pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
+pulls = pulls[np.isfinite(pulls)]
+print(json.dumps({"ran_again": res.ran, "injected_ppm": injected, "recovered_ppm": float(depth),
+    "err_ppm": float(err), "pull": (float(depth) - injected) / err, "verdict": w.verdict,
+    "channels": int(pulls.size), "channel_pull_mean": float(np.mean(pulls)),
+    "channel_pull_std": float(np.std(pulls))}))
+"""
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get(
         "PYTHONPATH", ""), MPLBACKEND="Agg")
+
+
+def _run(code: str, *args, timeout=3600) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+                          text=True, env=_env(), timeout=timeout)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"child failed ({proc.returncode})")
@@ -204,6 +355,34 @@ def speed(folder: Path, args) -> dict:
     return res
 
 
+def run_modes(root: Path, modes, nint: dict) -> dict:
+    """``tsocontainer simulate --level uncal`` + ``tsocontainer run`` per mode, timed."""
+    out = {}
+    for mode in modes:
+        sim, run = root / mode / "sim", root / mode / "run"
+        n = nint.get(mode, 100)
+        t0 = time.perf_counter()
+        subprocess.run(["tsocontainer", "simulate", "--mode", mode, "--level", "uncal",
+                        "--nint", str(n), "--nseg", "2", "--seed", "5", "--out", str(sim)],
+                       check=True, capture_output=True, env=_env())
+        t1 = time.perf_counter()
+        load = os.getloadavg()[0]
+        files = sorted(str(f) for f in sim.glob("*_uncal.fits"))
+        proc = subprocess.run(["tsocontainer", "run", *files, "--out", str(run), "--priors",
+                               str(sim / "planet.yaml"), "--workers", "2", "--no-plots"],
+                              capture_output=True, text=True, env=_env())
+        t2 = time.perf_counter()
+        if proc.returncode:
+            out[mode] = {"error": proc.stderr[-1500:], "nint": n}
+            continue
+        row = _run(RUNMODE, sim, run)
+        row.update({"nint": n, "simulate_s": round(t1 - t0, 1), "run_s": round(t2 - t1, 1),
+                    "load1_before_run": load, "last_line": proc.stdout.strip().splitlines()[-1]})
+        out[mode] = row
+        shutil.rmtree(sim, ignore_errors=True)
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--part", default="speed,precision")
@@ -211,6 +390,12 @@ def main(argv=None) -> None:
     p.add_argument("--nseg", type=int, default=2)
     p.add_argument("--columns", type=int, nargs=2, default=(0, 2048))
     p.add_argument("--nint-precision", type=int, default=200)
+    p.add_argument("--nint-jumps", type=int, default=80)
+    p.add_argument("--modes", default="soss,nirspec-prism",
+                   help="modes of part 'run' (simulator names)")
+    p.add_argument("--nint-run", default="soss:100,nirspec-prism:300",
+                   help="integrations per mode of part 'run' (mode:n,...; default 100)")
+    p.add_argument("--out", default=None, help="also write the results to this JSON file")
     p.add_argument("--keep", default=None, help="keep the simulated files here")
     p.add_argument("--reuse", action="store_true",
                    help="with --keep: reuse the speed visit simulated there before")
@@ -224,10 +409,21 @@ def main(argv=None) -> None:
             results["speed"] = speed(root / "speed", args)
         if "precision" in parts:
             results["precision"] = _run(PRECISION, root / "precision", args.nint_precision)
+        if "fit" in parts:
+            results["fit"] = dict(_run(FIT, root / "fit"), load1=os.getloadavg()[0])
+        if "jumps" in parts:
+            results["jumps"] = dict(_run(JUMPS, root / "jumps", args.nint_jumps),
+                                    load1=os.getloadavg()[0])
+        if "run" in parts:
+            nint = {k: int(n) for k, n in (x.split(":") for x in args.nint_run.split(","))}
+            results["run"] = run_modes(root / "run", args.modes.split(","), nint)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    results["load1_end"] = os.getloadavg()[0]
     print(json.dumps(results, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import pytest
 from tsocontainer import TSOGroup
 from tsocontainer.modes import MODES, Mode
 from tsocontainer._util import check_option
-from tsocontainer.arrays.numerics import (median_network, reflect_index, residual_scale,
-                                          running_median, window_median)
+from tsocontainer.arrays.numerics import (median_network, nanmedian0, reflect_index,
+                                          residual_scale, running_median, window_median)
 
 READ_VAR = 25.0   # read-noise variance per pixel (DN/s)^2, gain 1
 FLAG_STEPS = {
@@ -94,6 +94,23 @@ def test_running_median_matches_windows():
         idx = reflect_index(23, half)
         ref = np.stack([np.median(cube[idx[i:i + 2 * half + 1]], axis=0) for i in range(23)])
         assert np.allclose(running_median(cube, window), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 18])
+def test_nanmedian0_equals_numpy(n):
+    """Same values as ``np.nanmedian(axis=0)``, odd and even counts, all-NaN columns."""
+    import warnings
+
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, 7, 40)).astype(np.float32)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[:, 0, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = np.nanmedian(a, axis=0)
+    got = nanmedian0(a)
+    assert got.dtype == a.dtype and np.isnan(got[0, 0])
+    assert np.array_equal(got, ref, equal_nan=True)
 
 
 def test_medians_of_transposed_views():

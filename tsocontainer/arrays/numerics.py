@@ -18,7 +18,7 @@ from tsocontainer._util import interactive
 
 __all__ = ["THREADS", "progress", "run_blocks", "reflect_index", "block_ranges",
            "median_network", "window_median", "running_median", "dispersion_median",
-           "robust_factor", "residual_scale", "disp_view", "masked_row_median"]
+           "robust_factor", "residual_scale", "disp_view", "masked_row_median", "nanmedian0"]
 
 #: worker threads for block loops (numpy releases the GIL in its ufuncs)
 THREADS = max(1, min(2, os.cpu_count() or 1))
@@ -289,6 +289,34 @@ def masked_row_median(a):
     hi = np.take_along_axis(a, np.minimum(count // 2, a.shape[1] - 1)[:, None], 1)[:, 0]
     with np.errstate(invalid="ignore"):
         return np.where(count > 0, 0.5 * (lo + hi), np.nan)
+
+
+def nanmedian0(a):
+    """Median along axis 0 of the finite values of ``a`` (NaN where none), as ``np.nanmedian``.
+
+    ``np.nanmedian`` over a short first axis goes through masked arrays and is ~20x slower
+    than this sort (NaN sorts last, so the finite values lead each column).
+
+    Parameters
+    ----------
+    a : ndarray, shape (n, ...)
+        Values (NaN = missing); not modified.
+
+    Returns
+    -------
+    ndarray, shape ``a.shape[1:]``
+
+    Examples
+    --------
+    >>> nanmedian0(np.array([[1.0, np.nan], [5.0, np.nan], [2.0, 3.0]])).tolist()
+    [2.0, 3.0]
+    """
+    s = np.sort(a, axis=0)
+    count = np.isfinite(a).sum(axis=0)
+    lo = np.take_along_axis(s, (np.maximum(count - 1, 0) // 2)[None], 0)[0]
+    hi = np.take_along_axis(s, np.minimum(count // 2, a.shape[0] - 1)[None], 0)[0]
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, 0.5 * (lo + hi), np.nan).astype(a.dtype, copy=False)
 
 
 @lru_cache(maxsize=None)

@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import running_median
+from tsocontainer.arrays.numerics import nanmedian0, running_median
 
 __all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS"]
 
@@ -178,9 +178,7 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
 
 def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     finite = np.isfinite(diffs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fill = np.nanmedian(diffs, axis=0)
+    fill = nanmedian0(diffs)
     filled = np.where(finite, diffs, np.nan_to_num(fill)[None])
     med = running_median(filled, window) if window > 1 else filled
     var = np.maximum(med[core], 0) / gain + readnoise ** 2
