@@ -346,3 +346,29 @@ def test_moving_traces_contaminant_curve_from_the_same_wavelength(monkeypatch, s
     pull, rms = np.array(pull), np.array(rms)
     ok = np.max(np.abs(pull[-4:])) < 0.6 and np.max(rms[-4:]) < 30.0
     assert ok == same_wavelength, (pull.round(2), rms.round(1))
+
+
+def test_inseparable_orders_in_one_integration_do_not_crash_the_fit():
+    # a cosmic ray or hole leaving one good pixel where both orders have light: the normal
+    # matrix is singular (numpy raised LinAlgError and the shipped SOSS recipe stopped on a
+    # 200-integration real-frame visit with cosmic rays); the other columns and
+    # integrations keep their exact amplitudes
+    rows = np.arange(60.0)[:, None]
+    c1, c2 = np.full(80, 20.0), np.linspace(30.0, 60.0, 80)
+    g = lambda c: np.exp(-0.5 * ((rows - c) / 2) ** 2)   # noqa: E731
+    frame = 1000 * g(c1) + 300 * g(c2)
+    m = D.build_overlap_model(frame, frame + 10, {1: c1, 2: c2}, {1: 12.0, 2: 12.0}, pad=2.0)
+    data = np.stack([frame, frame])
+    good = np.ones(data.shape, bool)
+    col = m.columns[0]
+    good[0, :, col] = False
+    good[0, int(np.argmax(g(c1)[:, col] * g(c2)[:, col])), col] = True
+    amp, amp_var, box_cov = D.fit_amplitudes(data, data + 10, good, m)
+    assert np.isfinite(amp).all() and np.isfinite(amp_var).all() and np.isfinite(box_cov).all()
+    np.testing.assert_allclose(amp[1], m.static, rtol=1e-9)
+    np.testing.assert_allclose(amp[0, :, 1:], m.static[:, 1:], rtol=1e-9)
+    # the one pixel's light is split between the orders, not lost
+    pix = frame[int(np.argmax(g(c1)[:, col] * g(c2)[:, col])), col]
+    prof = m.profiles[:, :, 0]
+    k = int(np.flatnonzero(m.rows[:, 0] == int(np.argmax(g(c1)[:, col] * g(c2)[:, col])))[0])
+    assert np.isclose(amp[0, :, 0] @ prof[:, k], pix, rtol=1e-6)

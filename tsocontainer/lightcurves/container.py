@@ -123,6 +123,14 @@ def _as_mask(mask, n: int, name: str) -> np.ndarray:
     return m
 
 
+
+def _robust_scatter(resid) -> np.ndarray:
+    """1.4826 x the median absolute deviation of each row (NaN ignored)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        dev = np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True))
+        return 1.4826 * np.nanmedian(dev, axis=1)
+
 class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
     """Light curves of ``nchan`` wavelength channels sampled at ``nint`` times.
 
@@ -597,10 +605,8 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         median of ``window`` integrations does not lag behind ingress and
         egress. A point is clipped when it deviates from that running median
         by more than ``sigma`` times the channel's robust scatter (1.4826 x
-        MAD, but not less than half the relative error the channel's errors
-        predict: noiseless or very bright data would otherwise lose every point
-        where the shared shapes miss by a little, mostly in transit), until
-        nothing new is clipped (not: all channels moving together).
+        MAD, at least half the errors' relative noise), until nothing new is
+        clipped (not: all channels moving together).
 
         Parameters
         ----------
@@ -641,9 +647,7 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         before = self.clipped.copy()
         bases = (_clip_bases(self.flux, ~before & np.isfinite(self.flux)) if self.nchan >= 3
                  else None)
-        with np.errstate(all="ignore"):
-            pred = np.nanmedian(np.where(before, np.nan, np.abs(self.err / self.flux)), axis=1)
-        pred = np.nan_to_num(pred, nan=0.0)
+        floor = 0.5 * self._relative_error(before)
         for _ in range(maxiter):
             filled = np.where(self.clipped, np.nan, self.flux)
             norm, fill = (_normalised_for_clipping(filled, self.nchan) if bases is None
@@ -651,15 +655,9 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
             smooth = median_filter(np.where(np.isnan(norm), fill, norm), size=(1, window),
                                    mode="mirror")
             resid = norm - smooth
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                mad = np.nanmedian(np.abs(resid - np.nanmedian(resid, axis=1, keepdims=True)),
-                                   axis=1)
-            # never below half the noise the errors predict: a residual scatter far under it
-            # (noiseless or very bright data) would clip every small model mismatch
-            scale = np.fmax(1.4826 * mad, 0.5 * pred)
-            new = np.abs(resid) > sigma * scale[:, None]
-            new &= ~self.clipped
+            # floor: noiseless or very bright data would lose every small model mismatch
+            new = (np.abs(resid) > sigma * np.fmax(_robust_scatter(resid), floor)[:, None]
+                   ) & ~self.clipped
             if not new.any():
                 break
             self.clipped |= new
@@ -670,6 +668,13 @@ class LightCurves(LightCurveDiagnostics, LightCurvePlots, LightCurveFiles):
         log.info("clip_outliers: %d points clipped at %.1f sigma (window %d) in %d channels (%.2f s)",
                  nnew, sigma, window, self.nchan, _time.perf_counter() - t_start)
         return self
+
+    def _relative_error(self, clipped) -> np.ndarray:
+        """Median relative error of each channel over its unclipped points (0 if none)."""
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rel = np.nanmedian(np.where(clipped, np.nan, np.abs(self.err / self.flux)), axis=1)
+        return np.nan_to_num(rel, nan=0.0)
 
     def unclip(self) -> "LightCurves":
         """Restore every clipped point with a finite flux, a positive error and finite regressors.

@@ -379,7 +379,11 @@ def _estimator(prof, w):
     """Least-squares estimators ``(P, n, K)`` for profiles ``(P, n, K)`` and weights ``(P, K)``.
 
     An order without profile in a column (zero normal-matrix diagonal) gets
-    amplitude 0 there.
+    amplitude 0 there. Where bad pixels leave the orders inseparable (fewer
+    good pixels than orders, or profiles proportional on them: a singular
+    normal matrix), the pseudo-inverse splits the light between them; the
+    contaminant's level is a visit mean of such amplitudes, so one such
+    integration weighs little.
     """
     wp = prof * w[:, None, :]
     mat = wp @ prof.transpose(0, 2, 1)                            # (P, n, n)
@@ -387,7 +391,11 @@ def _estimator(prof, w):
     empty = diag <= 1e-12 * np.maximum(diag.max(-1, keepdims=True), 1e-300)
     idx = np.arange(mat.shape[-1])
     mat[:, idx, idx] += empty
-    return np.linalg.inv(mat) @ (wp * ~empty[:, :, None])
+    try:
+        inv = np.linalg.inv(mat)
+    except np.linalg.LinAlgError:    # a cosmic ray or hole where the orders meet
+        inv = np.linalg.pinv(mat)
+    return inv @ (wp * ~empty[:, :, None])
 
 
 def fit_amplitudes(data, var, good, model: OverlapModel):
