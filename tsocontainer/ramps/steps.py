@@ -148,11 +148,10 @@ class RampSteps:
         """Compare the read noise in use with the calibrated ramps' own; act (see
         :meth:`use_detector`). Runs once per plan."""
         from tsocontainer.ramps.calib import measure_read_noise
-        from tsocontainer.ramps.container import ORDER
 
         spec = self.aux.get("noise_spec") or {"readnoise": None, "nsample": 8}
         tol = spec.get("check", RN_TOLERANCE)
-        key = tuple((k, self.plan[k]["id"]) for k in ORDER if k in self.plan)
+        key = tuple(sorted((k, e["id"]) for k, e in self.plan.items() if k != "jumps"))
         if tol is None or self.aux.get("rn_check_key") == key:
             return
         base_map, base_src = self.aux.get("rn_baseline") or (self.aux["readnoise"],
