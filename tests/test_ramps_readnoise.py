@@ -17,7 +17,7 @@ from tsocontainer.sim.ramps import simulate_ramps
 
 #: photon and read noise, reset noise, reference drift, odd/even and IPC as simulated by
 #: default; no cosmic rays (every flag is a false one) and no bad pixels
-NOISE = dict(cosmic_rays=0, bad_pixels=False)
+NOISE = {"cosmic_rays": 0, "bad_pixels": False}
 
 
 @pytest.fixture(scope="module")
