@@ -186,7 +186,7 @@ class RampSteps:
         else:
             action = "kept (given)"
         if action != "kept":
-            log.warning("%s: the CDS read noise of the data, %.4g DN (+- %.1f %%, %d pixels), "
+            log.warning("%s: the CDS read noise of the data, %.4g DN (+- %.2g %%, %d pixels), "
                         "differs from the %s %.4g DN by %.0f %% (tolerance %.0f %%): %s",
                         name, cds, 100 * err, npix,
                         "default" if spec["readnoise"] is None else "given", used,
