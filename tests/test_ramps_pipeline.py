@@ -54,7 +54,10 @@ def test_history_lists_every_stage1_step(miri_rates):
     _, g = miri_rates
     assert g.steps == ["ramps:read_uncal", "ramps:use_detector", "ramps:flag_saturation",
                        "ramps:subtract_superbias", "ramps:correct_reference_pixels",
-                       "ramps:correct_linearity", "ramps:detect_jumps", "fit_ramps"]
+                       "ramps:correct_linearity", "ramps:detect_jumps",
+                       "ramps:check_readnoise", "fit_ramps"]
+    # the simulator's read-noise reference is what the ramps show: kept
+    assert g.history[-2]["summary"]["action"] == "kept"
     assert g.history[-1]["summary"]["algorithm"] == "OLS_C"
 
 

@@ -126,7 +126,7 @@ def test_group_onef_beats_none_and_rate_level():
     assert m_group[0] < 1.10
     # white light: 11 % precision per number; the gaps are > 5 and > 50 of it
     assert m_group[1] < m_rate[1] - 0.5 and m_group[1] < 0.2 * m_none[1]
-    assert group.history[-2]["step"] == "ramps:correct_group_onef"
+    assert group.steps[-3:-1] == ["ramps:correct_group_onef", "ramps:check_readnoise"]
 
 
 def test_jumps_found_few_false_and_none_from_the_transit():

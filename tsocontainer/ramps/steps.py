@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 PIXEL_DQ = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "REFERENCE_PIXEL": 1 << 31}
 _POS = Num(lo=0, lo_open=True)
 _COUNT = Num(lo=1, integer=True)
+#: relative tolerance of the read-noise check (see RampSteps.use_detector)
+RN_TOLERANCE = 0.2
 
 
 class RampSteps:
@@ -35,8 +38,10 @@ class RampSteps:
 
     # ------------------------------------------------------------ detector
     @step("ramps", target="RampGroup", plot="plot_noise_model",
-          params={"gain": Anything(), "readnoise": Anything(), "nsample": _COUNT})
-    def use_detector(self, gain=None, readnoise=None, nsample: int = 8):
+          params={"gain": Anything(), "readnoise": Anything(), "nsample": _COUNT,
+                  "check_readnoise": OneOf(_POS, Choice(None))})
+    def use_detector(self, gain=None, readnoise=None, nsample: int = 8,
+                     check_readnoise=RN_TOLERANCE):
         """Set the gain (e-/DN) and CDS read noise (DN) the jump detection and the fit use.
 
         Each is a number, a map (subarray or full frame), a CRDS-format GAIN / READNOISE
@@ -47,24 +52,40 @@ class RampSteps:
         ``"data"`` where there is none (a warning says so). Without this step, None for
         both.
 
+        Before the jumps are detected, the read noise in use is checked against the one
+        the calibrated ramps show (:func:`~tsocontainer.ramps.calib.measure_read_noise`,
+        on the ``nsample`` integrations): when they differ by more than
+        ``check_readnoise`` (relative, and by more than 5 times the measurement's own
+        precision) a warning names the file and both values, a documented default is
+        replaced by the measured value (a value the user gave is kept), and the outcome
+        is in ``history`` (``check_readnoise``) and ``meta`` (``RNCHECK``, ``RNMEAS``).
+        The default tolerance, 20 %, keeps stcal's false jumps at or below 0.1 % of the
+        read-noise-limited group differences at its 4-sigma threshold (a read noise 20 %
+        too low makes it a 3.33-sigma cut: 0.09 % two-sided), and is over 10 times the
+        precision of the measurement on a few integrations of a subarray (< 2 %).
+
         Parameters
         ----------
         gain, readnoise : float, array_like, path-like, "data" or None
             See above.
         nsample : int
-            Integrations measured for ``"data"``.
+            Integrations measured for ``"data"`` and for the check.
+        check_readnoise : float or None
+            Relative tolerance of the read-noise check; None: no check.
 
         Returns
         -------
         RampGroup
             ``self``.
         """
-        for key in ("gain", "readnoise"):
+        for key in ("gain", "readnoise", "rn_check_key", "rn_baseline"):
             self.aux.pop(key, None)
-        self.aux["noise_spec"] = {"gain": gain, "readnoise": readnoise, "nsample": int(nsample)}
+        self.aux["noise_spec"] = {"gain": gain, "readnoise": readnoise, "nsample": int(nsample),
+                                  "check": check_readnoise}
         resolved = self._resolve_noise(measure=False)
         self._record("use_detector", {"gain": _describe(gain), "readnoise": _describe(readnoise),
-                                      "nsample": nsample}, resolved)
+                                      "nsample": nsample, "check_readnoise": check_readnoise},
+                     resolved)
         return self
 
     def _resolve_noise(self, measure: bool = True) -> dict:
@@ -120,7 +141,61 @@ class RampSteps:
         if "gain" not in self.aux or "readnoise" not in self.aux:
             self._refresh()
             self._resolve_noise(measure=True)
+        self._check_readnoise()
         return self.aux["gain"], self.aux["readnoise"]
+
+    def _check_readnoise(self) -> None:
+        """Compare the read noise in use with the calibrated ramps' own; act (see
+        :meth:`use_detector`). Runs once per plan."""
+        from tsocontainer.ramps.calib import measure_read_noise
+
+        spec = self.aux.get("noise_spec") or {"readnoise": None, "nsample": 8}
+        tol = spec.get("check", RN_TOLERANCE)
+        key = tuple(sorted((k, e["id"]) for k, e in self.plan.items() if k != "jumps"))
+        if tol is None or self.aux.get("rn_check_key") == key:
+            return
+        base_map, base_src = self.aux.get("rn_baseline") or (self.aux["readnoise"],
+                                                            self.meta.get("RNSRC", ""))
+        if str(base_src).startswith("data"):
+            return                                   # measured from these ramps already
+        self.aux["rn_check_key"] = key
+        used = float(np.median(base_map[~self.refmask]))
+        parts = list(self._sample_blocks(None, spec["nsample"]))
+        data = np.concatenate([p[0] for p in parts])
+        gdq = np.concatenate([p[1] for p in parts])
+        name = Path(self.files[0]).name if self.files else "arrays"
+        summary = {"file": name, "used_dn": used, "source": str(base_src)}
+        try:
+            cds, err, npix = measure_read_noise(data, gdq, self.refmask, self.aux["gain"],
+                                                int(self.meta.get("NFRAMES") or 1))
+        except ValueError as exc:
+            log.warning("%s: cannot check the CDS read noise %.4g DN against the data: %s",
+                        name, used, exc)
+            self.meta["RNCHECK"] = f"not possible: {exc}"[:68]
+            self._record("check_readnoise", {"tolerance": tol}, dict(summary, action="none"))
+            return
+        off = abs(cds / used - 1)
+        summary.update(measured_dn=cds, rel_err=err, npix=npix, integrations=data.shape[0])
+        if off <= tol or off <= 5 * err:
+            action = "kept"
+        elif spec["readnoise"] is None:
+            action = "replaced"
+            self.aux["rn_baseline"] = (base_map, base_src)
+            self.aux["readnoise"] = np.full(self.sh, cds, np.float32)
+            self.meta["RNSRC"] = f"data ({data.shape[0]} integrations): {cds:.4g}"
+        else:
+            action = "kept (given)"
+        if action != "kept":
+            log.warning("%s: the CDS read noise of the data, %.4g DN (+- %.2g %%, %d pixels), "
+                        "differs from the %s %.4g DN by %.0f %% (tolerance %.0f %%): %s",
+                        name, cds, 100 * err, npix,
+                        "default" if spec["readnoise"] is None else "given", used,
+                        100 * off, 100 * tol,
+                        "using the measured value" if action == "replaced"
+                        else "keeping the given value")
+        self.meta.update({"RNCHECK": f"{action}: {used:.4g} DN in use, data {cds:.4g}",
+                          "RNMEAS": round(cds, 4)})
+        self._record("check_readnoise", {"tolerance": tol}, dict(summary, action=action))
 
     # ------------------------------------------------------------ saturation
     @step("ramps", target="RampGroup", plot="plot_saturation",
