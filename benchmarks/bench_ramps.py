@@ -244,7 +244,7 @@ import sys, json, time, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 from tsocontainer.ramps import read_uncal
-from tsocontainer.sim.ramps import simulate_ramps
+from tsocontainer.sim.ramps import jump_zone, simulate_ramps
 folder, nint = sys.argv[1], int(sys.argv[2])
 v = simulate_ramps("soss", nint=nint, columns=(1000, 1128), seed=22, out=folder,
                    systematics=False, noise=dict(cosmic_rays=3e-5))
@@ -260,15 +260,7 @@ J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
 hit = (J.group >= 1) & usable[i, y, x]
 big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
 mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
-charged = np.zeros(jump.shape, bool)
-for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
-    yy, xx = y + dy, x + dx
-    ok = (yy >= 0) & (yy < jump.shape[1]) & (xx >= 0) & (xx < jump.shape[2])
-    charged[i[ok], yy[ok], xx[ok]] = True
-zone = charged.copy()
-zone[:, 1:] |= charged[:, :-1]; zone[:, :-1] |= charged[:, 1:]
-zone[:, :, 1:] |= charged[:, :, :-1]; zone[:, :, :-1] |= charged[:, :, 1:]
-false = jump & ~zone & usable
+false = jump & ~jump_zone(J, jump.shape) & usable
 intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
 k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
 n = [int(usable[s].sum()) for s in (intransit, ~intransit)]

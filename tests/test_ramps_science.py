@@ -11,6 +11,7 @@ import numpy as np
 from test_ramps_sims import refs, visit
 from tsocontainer.ramps import RampGroup, read_uncal
 from tsocontainer.io.uncal import load_uncal
+from tsocontainer.sim.ramps import jump_zone
 
 
 def _start(v, refpix=False):
@@ -145,17 +146,7 @@ def test_jumps_found_few_false_and_none_from_the_transit():
     big = (J.group >= 1) & (J.amplitude_dn >= 5 * J.sigma_dn) & usable[i, y, x]
     assert big.sum() > 700
     assert jump[i[big], y[big], x[big]].mean() >= 0.99
-    charged = np.zeros(jump.shape, bool)
-    for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
-        yy, xx = y + dy, x + dx
-        ok = (yy >= 0) & (yy < jump.shape[1]) & (xx >= 0) & (xx < jump.shape[2])
-        charged[i[ok], yy[ok], xx[ok]] = True
-    zone = charged.copy()
-    zone[:, 1:] |= charged[:, :-1]
-    zone[:, :-1] |= charged[:, 1:]
-    zone[:, :, 1:] |= charged[:, :, :-1]
-    zone[:, :, :-1] |= charged[:, :, 1:]
-    false = jump & ~zone & usable
+    false = jump & ~jump_zone(J, jump.shape) & usable
     assert false.sum() / usable.sum() <= 1e-3
     intransit = v.truth_arrays()["SHIFTS"]["white_lc"] < 1 - 1e-5
     assert 5 <= intransit.sum() <= 35

@@ -61,7 +61,7 @@ from tsocontainer.sim.simulate import (_ROOT, _Visit, _fixed_date, _int_times,
                                        _meta_setter, _options)
 from tsocontainer.sim.truth import SimulatedVisit, clear_previous, truth_json, write_truth
 
-__all__ = ["simulate_ramps", "RAMP_NOISE_DEFAULTS", "RAMP_OPTION_DEFAULTS"]
+__all__ = ["simulate_ramps", "jump_zone", "RAMP_NOISE_DEFAULTS", "RAMP_OPTION_DEFAULTS"]
 
 log = logging.getLogger(__name__)
 
@@ -407,3 +407,44 @@ def simulate_ramps(mode: str, nint: int, out, nseg: int = 1, seed: int = 0,
              "in %.1f s", mode, int(nint), rv.G, int(nseg), folder,
              _time.perf_counter() - t_start)
     return SimulatedVisit(files=files, truth=truth, folder=str(folder), _arrays=arrays)
+
+
+def jump_zone(jumps, shape):
+    """Pixel-integrations where a jump flag is explained by an injected jump.
+
+    The jump's pixel and its four neighbours carry charge (charge sharing),
+    and stcal also flags the four neighbours of those: so the zone is the
+    charged cross grown by one pixel along each axis. A flag outside it is false.
+
+    Parameters
+    ----------
+    jumps : table-like
+        The truth's ``JUMPS`` (``integration`` 1-based, ``y``, ``x``).
+    shape : tuple
+        ``(nint, ny, nx)`` of the flags.
+
+    Returns
+    -------
+    ndarray of bool, shape ``shape``
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> import numpy as np
+    >>> j = SimpleNamespace(integration=np.array([1]), y=np.array([5]), x=np.array([5]))
+    >>> int(jump_zone(j, (1, 10, 10)).sum())
+    13
+    """
+    i = np.asarray(jumps.integration) - 1
+    y, x = np.asarray(jumps.y), np.asarray(jumps.x)
+    charged = np.zeros(shape, bool)
+    for dy, dx in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)):
+        yy, xx = y + dy, x + dx
+        ok = (yy >= 0) & (yy < shape[1]) & (xx >= 0) & (xx < shape[2])
+        charged[i[ok], yy[ok], xx[ok]] = True
+    zone = charged.copy()
+    zone[:, 1:] |= charged[:, :-1]
+    zone[:, :-1] |= charged[:, 1:]
+    zone[:, :, 1:] |= charged[:, :, :-1]
+    zone[:, :, :-1] |= charged[:, :, 1:]
+    return zone
