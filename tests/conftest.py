@@ -1,7 +1,9 @@
 """Shared test configuration: isolated HOME, Agg backend, shared-data paths."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 # Nothing in the test run may write to the user's home or open a window.
 _TMP_HOME = tempfile.mkdtemp(prefix="tsoc-home-")
+atexit.register(shutil.rmtree, _TMP_HOME, ignore_errors=True)
 os.environ["HOME"] = _TMP_HOME
 os.environ["MPLCONFIGDIR"] = os.path.join(_TMP_HOME, "mpl")
 os.environ["XDG_CACHE_HOME"] = os.path.join(_TMP_HOME, "cache")

@@ -11,7 +11,9 @@ twice as deep as order 1's: contamination is not hidden by similar depths.
 """
 from __future__ import annotations
 
+import atexit
 import glob
+import shutil
 
 import numpy as np
 import pytest
@@ -144,6 +146,7 @@ def _visit(columns, nint, seed, noiseless=False):
         import tempfile
 
         folder = tempfile.mkdtemp(prefix="decont-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         vis = sim.simulate_visit("soss", nint=nint, out=folder, columns=columns, seed=seed,
                                  depth_spectrum=STEP, noiseless=noiseless, **CLEAN)
         g = read_segments(sorted(glob.glob(f"{folder}/*rateints.fits"))).flag_dq()
@@ -313,6 +316,7 @@ def _simulate_moving(orders, nint):
     from tsocontainer.group import read_segments
 
     folder = tempfile.mkdtemp(prefix="decont-moving-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     vis = sim.simulate_visit("soss", nint=nint, out=folder, seed=3, depth_spectrum=STEP,
                              noiseless=True, orders=orders, **dict(CLEAN, systematics=True))
     g = read_segments(sorted(glob.glob(f"{folder}/*rateints.fits"))).flag_dq()

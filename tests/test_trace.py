@@ -6,6 +6,8 @@ visits from ``tsocontainer.sim.simulate`` and compare with its truth.
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 
 import numpy as np
@@ -68,6 +70,7 @@ def make_mode(key, **kw):
 
 
 _SIM_DIR = tempfile.mkdtemp(prefix="tsoc-sim-")
+atexit.register(shutil.rmtree, _SIM_DIR, ignore_errors=True)
 
 
 _SIM_CACHE: dict = {}
