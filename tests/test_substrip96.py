@@ -143,3 +143,117 @@ def test_full_frame_is_simulated_and_read_at_its_corner(tmp_path, capsys):
     # no light below them: the frame's lower rows hold background and noise only
     model = vis.truth_arrays()["MODEL"].sum(axis=0)
     assert model[:1700].sum() < 1e-6 * model.sum()
+
+
+@pytest.fixture(scope="module")
+def full2(tmp_path_factory):
+    """Two FULL-frame integrations (256 columns), the frame the tests below cut."""
+    out = tmp_path_factory.mktemp("full2")
+    return simulate_visit("soss", nint=2, seed=3, out=out, subarray="FULL",
+                          columns=(1000, 1256), contaminants=0.0)
+
+
+def test_full_frame_read_on_the_soss_rows_is_those_rows_placed_like_substrip256(full2):
+    from tsocontainer.cleaning.background import soss_background_model
+    from tsocontainer.group import read_segments
+
+    whole = read_segments(full2.files, progress=False)
+    g = read_segments(full2.files, progress=False, detector_rows=(1793, 2048))
+    assert g.sh == (256, 256) and whole.sh == (2048, 256)
+    np.testing.assert_array_equal(g.sci, whole.sci[:, 1792:])
+    np.testing.assert_array_equal(g.var, whole.var[:, 1792:])
+    np.testing.assert_array_equal(g.dq, whole.dq[:, 1792:])
+    assert (g.meta["SUBSTRT2"], g.meta["SUBSIZE2"]) == (1793, 256)
+    assert g.geometry.subarray == "FULL" and g.geometry.y_offset == 1792
+    # placed as SUBSTRIP256: the same nominal traces, in the frame's rows
+    trace = full2.truth_arrays()["TRACE"]
+    np.testing.assert_allclose(g.geometry.trace_guess(1), trace[0, 0] - 1792, atol=1.0)
+    np.testing.assert_allclose(whole.geometry.trace_guess(1) - 1792, g.geometry.trace_guess(1))
+    assert g.steps[0] == "read_segments" and g.history[0]["params"]["detector_rows"] == [1793, 2048]
+    # the background model on those rows is SUBSTRIP256's; the whole frame has none
+    sky = soss_background_model("FULL", g.sh, g.geometry.x_offset, g.geometry.y_offset)
+    np.testing.assert_array_equal(sky, soss_background_model("SUBSTRIP256", (256, 256), 1000))
+    with pytest.raises(ValueError, match="detector rows 1-2048.*detector_rows=\\(1793, 2048\\)"):
+        soss_background_model("FULL", whole.sh, whole.geometry.x_offset, whole.geometry.y_offset)
+    # traces are found where the orders are (the guess is in the frame's rows)
+    g.fit_all_traces(per_integration=False)
+    assert np.isfinite(g.traces[1]).mean() > 0.9
+    np.testing.assert_allclose(np.nanmedian(g.traces[1], 0), trace[0].mean(0) - 1792, atol=0.1)
+
+
+def test_detector_rows_outside_the_frame_name_the_file(full2, tmp_path):
+    from tsocontainer.errors import TSOValueError
+    from tsocontainer.group import read_segments
+
+    with pytest.raises(TSOValueError, match=r"seg001.*detector rows 3000-3100 are outside its "
+                                            r"frame \(rows 1-2048\)"):
+        read_segments(full2.files, progress=False, detector_rows=(3000, 3100))
+    # a header without SUBSTRT2 cannot be placed
+    path = tmp_path / "jw_nocorner-seg001_nis_rateints.fits"
+    with fits.open(full2.files[0]) as hdul:
+        del hdul[0].header["SUBSTRT2"]
+        hdul.writeto(path)
+    with pytest.raises(TSOValueError, match="no SUBSTRT2 in the header"):
+        read_segments([path], progress=False, detector_rows=(1793, 2048))
+
+
+def test_recipe_read_section_is_checked_and_kept():
+    from tsocontainer.pipeline.recipe import RecipeError, default_recipe, load_recipe
+
+    r = default_recipe("soss")
+    assert r.read == {"detector_rows": [1793, 2048]}
+    assert load_recipe(r.to_yaml()).read == r.read       # written and read back
+    steps = [{"flag_dq": {}}]
+    for bad in ([1793], [2048, 1793], [0, 10], [1.5, 2048], "rows"):
+        with pytest.raises(RecipeError, match="detector_rows must be"):
+            load_recipe({"read": {"detector_rows": bad}, "steps": steps})
+    with pytest.raises(RecipeError, match=r"read: unknown key\(s\) \['rows'\]"):
+        load_recipe({"read": {"rows": [1, 2]}, "steps": steps})
+
+
+def test_a_group_that_the_window_would_cut_is_refused_before_any_step(full2, tmp_path):
+    from tsocontainer.errors import TSOValueError
+    from tsocontainer.group import read_segments
+    from tsocontainer.pipeline.runner import run_recipe
+
+    whole = read_segments(full2.files, progress=False)
+    with pytest.raises(TSOValueError, match="frames hold rows 1-2048.*detector_rows"):
+        run_recipe(whole, "soss", out=tmp_path / "run", plots=False)
+    assert whole.steps == ["read_segments"]
+
+
+@pytest.fixture(scope="module")
+def full60(tmp_path_factory):
+    """A FULL-frame visit: 60 integrations, 512 columns (0.9 GB on disk, removed after)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("full60")
+    yield simulate_visit("soss", nint=60, nseg=2, seed=5, out=out, subarray="FULL",
+                         columns=(600, 1112))
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def test_full_frame_visit_reduces_to_the_injected_depths(full60, tmp_path):
+    """The shipped SOSS recipe on FULL frames (it reads SUBSTRIP256's rows; 8 channels):
+    white depth within 2 sigma, channel pulls of unit spread, as for SUBSTRIP96."""
+    from tsocontainer.pipeline.recipe import default_recipe
+    from tsocontainer.pipeline.runner import run_recipe
+    from tsocontainer.sim.truth import binned_depth, priors_from_truth
+
+    recipe = default_recipe("soss")
+    steps = [{n: (dict(kw, bins=8) if n == "to_lightcurves" else kw)} for n, kw in recipe.steps]
+    res = run_recipe(full60.files, {"name": "soss", "read": recipe.read, "steps": steps},
+                     out=tmp_path / "run", priors=priors_from_truth(full60.truth), plots=False)
+    g = res.group
+    assert g.sh == (256, 512) and g.meta["SUBSTRT2"] == 1793 and g.meta["SUBARRAY"] == "FULL"
+    white = res.white
+    assert not white.quality["suspect"], white.quality["reasons"]
+    depth, lo, hi = white.depth_ppm
+    injected = float(binned_depth(full60, [white.wave_lo, white.wave_hi * (1 + 1e-9)])[0])
+    pull = (depth - injected) / (0.5 * (lo + hi))
+    assert abs(pull) < 2, (depth, injected, pull)
+    spec = res.spectrum
+    truth = np.array([binned_depth(full60, [a, b])[0] for a, b in zip(spec.wave_lo, spec.wave_hi)])
+    pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
+    # 8 unit-normal pulls: |mean| < 1.1 (3 sigma of a mean of 8), spread 0.4-1.7
+    assert abs(pulls.mean()) < 1.1 and 0.4 <= np.std(pulls, ddof=1) <= 1.7, pulls

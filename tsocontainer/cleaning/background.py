@@ -298,21 +298,26 @@ def order0_mask(f277w, nsigma: float = 5.0, grow: int = 2, box: int = 16, exclud
 
 
 # ------------------------------------------------------------- sky models
-def soss_background_model(subarray: str, shape, x_offset: int = 0) -> np.ndarray:
+def soss_background_model(subarray: str, shape, x_offset: int = 0,
+                          y_offset: int = 0) -> np.ndarray:
     """The SOSS zodiacal background model (with its step) for ``subarray``.
 
     The shipped model (``soss_model_background96.npz``, exoTEDRF, BSD-3) is the
     SUBSTRIP96 one; SUBSTRIP96 covers SUBSTRIP256 rows 10-105 (DMS), so the
-    SUBSTRIP256 model repeats its first/last rows outside them.
+    model repeats its first/last rows elsewhere in SUBSTRIP256's rows (detector
+    rows 1793-2048), the only rows where it is defined.
 
     Parameters
     ----------
     subarray : str
-        ``SUBSTRIP96`` or ``SUBSTRIP256``.
+        ``SUBSTRIP96``, ``SUBSTRIP256`` or ``FULL``.
     shape : tuple (ny, nx)
-        Frame shape of the data (must match the subarray's row count).
+        Frame shape of the data.
     x_offset : int
         First column of the data in the subarray (cropped data).
+    y_offset : int
+        First row of the data in the subarray (e.g. 1792 for the SOSS rows of
+        a FULL frame read with ``detector_rows=(1793, 2048)``).
 
     Returns
     -------
@@ -321,21 +326,30 @@ def soss_background_model(subarray: str, shape, x_offset: int = 0) -> np.ndarray
     Raises
     ------
     ValueError
-        For another subarray or shape.
+        For another subarray, or rows or columns outside the model.
+
+    Examples
+    --------
+    >>> full = soss_background_model("FULL", (256, 2048), y_offset=1792)
+    >>> bool((full == soss_background_model("SUBSTRIP256", (256, 2048))).all())
+    True
     """
     from tsocontainer.modes._tables import data_path
 
     with np.load(data_path("soss_model_background96.npz")) as z:
         bkg96 = np.asarray(z["background"], np.float32)
     ny, nx = shape
-    if subarray == "SUBSTRIP96" and ny == 96:
-        model = bkg96
-    elif subarray == "SUBSTRIP256" and ny == 256:
-        rows = np.clip(np.arange(256) - SUBSTRIP96_ROW0, 0, 95)
-        model = bkg96[rows]
-    else:
-        raise ValueError(f"no SOSS background model for subarray {subarray!r} with {ny} rows; "
-                         "pass model= explicitly")
+    start = {"SUBSTRIP96": SUBSTRIP96_ROW0, "SUBSTRIP256": 0, "FULL": -1792}.get(subarray)
+    if start is None:
+        raise ValueError(f"no SOSS background model for subarray {subarray!r}; pass model= "
+                         "explicitly")
+    first = start + int(y_offset)          # first row of the data in SUBSTRIP256 rows
+    if first < 0 or first + ny > 256:
+        raise ValueError(
+            f"the SOSS background model covers SUBSTRIP256's rows (detector rows 1793-2048); "
+            f"the {subarray} data reach detector rows {1793 + first}-{1792 + first + ny}: read "
+            "them with detector_rows=(1793, 2048) (the shipped SOSS recipe does) or pass model=")
+    model = bkg96[np.clip(np.arange(first, first + ny) - SUBSTRIP96_ROW0, 0, 95)]
     if x_offset < 0 or x_offset + nx > model.shape[1]:
         raise ValueError(f"SOSS background model has {model.shape[1]} columns, data {nx} "
                          f"from column {x_offset}; pass model= (cropped like the data)")

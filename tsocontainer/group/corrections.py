@@ -327,7 +327,13 @@ class CorrectionSteps:
             if key != "soss":
                 raise ValueError("method='model' needs model= (a 2D background) for "
                                  f"mode {key or 'unknown'}")
-            model = soss_background_model(self.mode.subarray, self.sh, self.geometry.x_offset)
+            geo = self.geometry
+            if self.meta.get("SUBSTRT2") is None and geo.known is not None \
+                    and self.sh[0] != geo.known.shape[0]:
+                raise ValueError(f"no SOSS background model for a {self.sh[0]}-row frame of "
+                                 f"{geo.subarray} without SUBSTRT2 (where are its rows?); "
+                                 "pass model= explicitly")
+            model = soss_background_model(self.mode.subarray, self.sh, geo.x_offset, geo.y_offset)
         frame = np.asarray(model, np.float32)
         if frame.shape != tuple(self.sh):
             raise ValueError(f"model shape {frame.shape} differs from the data {self.sh}")

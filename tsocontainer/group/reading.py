@@ -13,7 +13,8 @@ log = logging.getLogger("tsocontainer.io")
 
 
 def read_segments(paths_or_glob, *, block_size: int | None = None,
-                  progress: bool | None = None, memmap=None) -> TSOGroup:
+                  progress: bool | None = None, memmap=None,
+                  detector_rows=None) -> TSOGroup:
     """Read the rateints/calints segments of one visit into a :class:`TSOGroup`.
 
     Parameters
@@ -32,6 +33,12 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         is left behind), and every block loop drops the pages it read, so the
         peak memory does not grow with the number of integrations. Results
         are the same as in memory. Default: everything in memory.
+    detector_rows : (int, int), optional
+        Read only the rows of the frames on these detector rows (1-based,
+        inclusive, DMS): ``(1793, 2048)`` keeps the SOSS orders of a FULL
+        frame (SUBSTRIP256's rows) and reads 8x less. The group's
+        ``SUBSTRT2``/``SUBSIZE2`` then describe the rows read, so traces,
+        wavelengths and background models are placed as for a subarray.
 
     Returns
     -------
@@ -50,6 +57,8 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         segments or gaps in integration numbers (names both files).
     UnsupportedModeError
         Headers of an unsupported mode (lists the supported ones).
+    TSOValueError
+        ``detector_rows`` outside the frames, or frames without ``SUBSTRT2``.
 
     Examples
     --------
@@ -66,7 +75,8 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         from tsocontainer._disk import Scratch
 
         scratch = Scratch(memmap)
-    d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch)
+    d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch,
+                      detector_rows=detector_rows)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
@@ -74,7 +84,10 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         g._stream_to(scratch)
     g.progress = progress
     dt = _time.perf_counter() - t0
-    g._record("read_segments", {"files": d.files},
+    params = {"files": d.files}
+    if detector_rows is not None:
+        params["detector_rows"] = [int(v) for v in detector_rows]
+    g._record("read_segments", params,
               {"N": g.N, "sh": list(g.sh), "invalid": d.invalid, "time": d.timesrc,
                "seconds": round(dt, 3)})
     log.info("read %d segment(s): N=%d, sh=%s, %s, %d invalid pixels, %.1f s",

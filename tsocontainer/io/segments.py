@@ -32,6 +32,7 @@ __all__ = [
     "SegmentMismatchError",
     "find_segments",
     "load_segments",
+    "row_window",
     "SegmentData",
     "open_fits",
     "check_not_truncated",
@@ -334,7 +335,8 @@ class SegmentData:
 
 
 def load_segments(paths_or_glob, *, block_size: int | None = None,
-                  progress: bool | None = None, scratch=None) -> SegmentData:
+                  progress: bool | None = None, scratch=None,
+                  detector_rows=None) -> SegmentData:
     """Check and read the rateints/calints segments of one visit into plain arrays.
 
     Every segment's headers are checked before any cube is read (see
@@ -351,6 +353,11 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     scratch : tsocontainer._disk.Scratch, optional
         Put SCI and VAR in memory-mapped files of this folder (streaming mode;
         the pages read are released block by block) instead of memory.
+    detector_rows : (int, int), optional
+        Read only the frame rows on these detector rows (1-based, inclusive,
+        DMS; ``SUBSTRT2`` places the frame): e.g. ``(1793, 2048)`` keeps the
+        SOSS orders of a FULL frame. ``SUBSTRT2``/``SUBSIZE2`` of ``meta``
+        describe the rows read.
 
     Returns
     -------
@@ -365,7 +372,9 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     infos = [_inspect(f) for f in files]
     _check_consistent(infos)
     n_total = sum(i["shape"][0] for i in infos)
-    ny, nx = infos[0]["shape"][1:]
+    rows = row_window(infos, detector_rows)
+    nx = infos[0]["shape"][2]
+    ny = rows[1] - rows[0]
     if scratch is None:
         sci = np.empty((n_total, ny, nx), np.float32)
         var = np.empty((n_total, ny, nx), np.float32)
@@ -378,7 +387,7 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     int_numbers = np.concatenate([np.arange(i["int_start"], i["int_start"] + i["shape"][0])
                                   for i in infos])
     times, timesrc = segment_times(infos, int_numbers)   # checked before any cube is read
-    reader = _BlockReader(sci, var, npix)
+    reader = _BlockReader(sci, var, npix, rows)
     from tqdm import tqdm
 
     bar = tqdm(total=n_total, unit="int", desc="read", disable=not _want_progress(progress))
@@ -394,12 +403,58 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     flags.set_indices("invalid", invalid)
     meta = _meta(infos, timesrc)
     wave, meta["WAVESRC"] = _read_wave(infos)
+    if ny != infos[0]["shape"][1]:     # a window of the frame: meta says which rows
+        meta["SUBSTRT2"] = int(infos[0]["header"]["SUBSTRT2"]) + rows[0]
+        meta["SUBSIZE2"] = ny
+        wave = None if wave is None else np.ascontiguousarray(wave[rows[0]:rows[1]])
     return SegmentData(sci, var, dqs, flags, times, int_numbers, wave, infos[0]["mode"], meta,
                        [str(f) for f in files], int(invalid.size), timesrc)
 
 
+def row_window(infos, detector_rows) -> tuple:
+    """Frame rows ``(r0, r1)`` of the segments on ``detector_rows`` (all rows if None).
+
+    Parameters
+    ----------
+    infos : list of dict
+        The segments' inspections (shape, header, path).
+    detector_rows : (int, int) or None
+        First and last detector row, 1-based and inclusive (DMS).
+
+    Returns
+    -------
+    (int, int)
+
+    Raises
+    ------
+    TSOValueError
+        Without ``SUBSTRT2`` (the rows cannot be placed), or when no row of the
+        frame is on those detector rows (names the file and both windows).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> info = {"path": Path("seg1.fits"), "shape": (5, 2048, 2048), "header": {"SUBSTRT2": 1}}
+    >>> row_window([info], (1793, 2048))
+    (1792, 2048)
+    """
+    ny = int(infos[0]["shape"][1])
+    if detector_rows is None:
+        return 0, ny
+    first, last = (int(v) for v in detector_rows)
+    path, start = infos[0]["path"], infos[0]["header"].get("SUBSTRT2")
+    if start is None:
+        raise TSOValueError(f"{path}: no SUBSTRT2 in the header: cannot place detector rows "
+                            f"{first}-{last} in its frame", path=path)
+    r0, r1 = max(first - int(start), 0), min(last - int(start) + 1, ny)
+    if r1 <= r0:
+        raise TSOValueError(f"{path}: detector rows {first}-{last} are outside its frame "
+                            f"(rows {start}-{int(start) + ny - 1})", path=path)
+    return r0, r1
+
+
 def _check_content(info, stats, npix) -> None:
-    """Refuse a segment with nothing usable; warn when most of it is unusable."""
+    """Refuse a segment with nothing usable (in the rows read); warn when most is unusable."""
     path, n = info["path"], info["shape"][0] * npix
     invalid, dnu, lo, hi = stats
     if invalid == n:
@@ -435,8 +490,9 @@ class _BlockReader:
 
     THREADS = max(1, min(2, os.cpu_count() or 1))
 
-    def __init__(self, sci, var, npix):
+    def __init__(self, sci, var, npix, rows=None):
         self.sci, self.var, self.npix = sci, var, npix
+        self.rows = slice(None) if rows is None else slice(*rows)
         self.offset = 0
         self.static = None
         self.dq_index, self.dq_value, self.invalid = [], [], []
@@ -487,16 +543,17 @@ class _BlockReader:
 
     def _read_block(self, hdul, names, i0, i1):
         o0, o1 = self.offset + i0, self.offset + i1
+        win = (slice(i0, i1), self.rows)
         sci = self.sci[o0:o1]
-        sci[...] = hdul["SCI"].section[i0:i1]
+        sci[...] = hdul["SCI"].section[win]
         var = self.var[o0:o1]
         if "VAR_POISSON" in names and "VAR_RNOISE" in names:
-            var[...] = hdul["VAR_POISSON"].section[i0:i1]
-            var += hdul["VAR_RNOISE"].section[i0:i1]
+            var[...] = hdul["VAR_POISSON"].section[win]
+            var += hdul["VAR_RNOISE"].section[win]
             if "VAR_FLAT" in names and hdul["VAR_FLAT"].header.get("NAXIS") == 3:
-                var += hdul["VAR_FLAT"].section[i0:i1]
+                var += hdul["VAR_FLAT"].section[win]
         else:
-            err = hdul["ERR"].section[i0:i1]
+            err = hdul["ERR"].section[win]
             np.multiply(err, err, out=var)
         with np.errstate(invalid="ignore"):
             bad = ~np.isfinite(sci)
@@ -509,7 +566,7 @@ class _BlockReader:
             lo = float(np.min(sci, where=~bad, initial=np.inf))
             hi = float(np.max(sci, where=~bad, initial=-np.inf))
         if "DQ" in names:
-            dq = np.asarray(hdul["DQ"].section[i0:i1], dtype=np.uint32)
+            dq = np.asarray(hdul["DQ"].section[win], dtype=np.uint32)
         else:
             dq = np.zeros(sci.shape, np.uint32)
         ndnu = int(np.count_nonzero(dq & np.uint32(1)))

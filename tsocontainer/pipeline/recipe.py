@@ -65,6 +65,10 @@ class Recipe:
         Where the recipe was read from.
     description : str, optional
         What the recipe does (shown by ``tsocontainer recipe show``).
+    read : dict, optional
+        Options of reading the segment files (:data:`READ_KEYS`), e.g.
+        ``{"detector_rows": [1793, 2048]}``: only the frame rows on those
+        detector rows (the SOSS orders of a FULL frame).
     """
 
     steps: list = field(default_factory=list)
@@ -72,6 +76,7 @@ class Recipe:
     mode: str | None = None
     source: str = ""
     description: str = ""
+    read: dict = field(default_factory=dict)
 
     def to_yaml(self) -> str:
         """The recipe as YAML text."""
@@ -82,6 +87,8 @@ class Recipe:
             doc["mode"] = self.mode
         if self.description:
             doc["description"] = " ".join(self.description.split())
+        if self.read:
+            doc["read"] = dict(self.read)
         doc["steps"] = [{n: dict(kw)} for n, kw in self.steps]
         return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None)
 
@@ -122,10 +129,10 @@ def group_steps() -> dict:
 def _parse(doc, source: str) -> Recipe:
     if not isinstance(doc, dict) or "steps" not in doc:
         raise RecipeError(f"{source}: a recipe is a mapping with a 'steps' list")
-    unknown = set(doc) - {"name", "mode", "steps", "description"}
+    unknown = set(doc) - {"name", "mode", "steps", "description", "read"}
     if unknown:
         raise RecipeError(f"{source}: unknown top-level key(s) {sorted(unknown)}; "
-                          "allowed: name, mode, description, steps")
+                          "allowed: name, mode, description, read, steps")
     steps = []
     for i, entry in enumerate(doc["steps"] or [], start=1):
         if isinstance(entry, str):
@@ -139,7 +146,34 @@ def _parse(doc, source: str) -> Recipe:
             raise RecipeError(f"{source}: step {i} ({name}): keywords must be a mapping, got {kwargs!r}")
         steps.append((str(name), dict(kwargs)))
     return Recipe(steps=steps, name=str(doc.get("name", "recipe")), mode=doc.get("mode"),
-                  source=source, description=str(doc.get("description") or ""))
+                  source=source, description=str(doc.get("description") or ""),
+                  read=_parse_read(doc.get("read"), source))
+
+
+#: keys of a recipe's ``read`` section
+READ_KEYS = ("detector_rows",)
+
+
+def _parse_read(read, source: str) -> dict:
+    """The ``read`` section: ``{detector_rows: [first, last]}`` (1-based, inclusive)."""
+    if read is None:
+        return {}
+    if not isinstance(read, dict):
+        raise RecipeError(f"{source}: read must be a mapping ({', '.join(READ_KEYS)}), got {read!r}")
+    unknown = set(read) - set(READ_KEYS)
+    if unknown:
+        raise RecipeError(f"{source}: read: unknown key(s) {sorted(unknown)}; allowed: "
+                          f"{', '.join(READ_KEYS)}")
+    rows = read.get("detector_rows")
+    if rows is not None:
+        ok = (isinstance(rows, (list, tuple)) and len(rows) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in rows)
+              and 1 <= rows[0] <= rows[1] <= 2048)
+        if not ok:
+            raise RecipeError(f"{source}: read: detector_rows must be [first, last], whole "
+                              f"detector rows with 1 <= first <= last <= 2048, got {rows!r}")
+        return {"detector_rows": [int(v) for v in rows]}
+    return {}
 
 
 def load_recipe(recipe) -> Recipe:

@@ -259,6 +259,40 @@ def _input_fingerprint(group_or_files) -> list:
     return out
 
 
+def _check_read_window(group_or_files, read: dict, uncal: bool) -> None:
+    """Refuse, before any work, a reading window the inputs cannot honour.
+
+    Rates files are read in the window. A group, or the rates stage 1 makes from
+    ramps, keep their frames: a window that would cut them is an error here, not a
+    failure of a later step (the SOSS background model needs SUBSTRIP256's rows).
+    """
+    from tsocontainer.group.container import TSOGroup
+
+    rows = read.get("detector_rows")
+    if rows is None or not (uncal or isinstance(group_or_files, TSOGroup)):
+        return
+    if isinstance(group_or_files, TSOGroup):
+        where, start, ny = "the group", group_or_files.meta.get("SUBSTRT2"), group_or_files.sh[0]
+    else:
+        from astropy.io import fits
+
+        from tsocontainer.io.segments import find_segments
+
+        where = str(find_segments(group_or_files)[0])
+        with fits.open(where) as hdul:
+            start, ny = hdul[0].header.get("SUBSTRT2"), int(hdul["SCI"].header["NAXIS2"])
+    if start is None:      # frames that are not placed on the detector: nothing to check
+        return
+    start = int(start)
+    if start < rows[0] or start + ny - 1 > rows[1]:
+        raise TSOValueError(
+            f"{where}: the recipe reads detector rows {rows[0]}-{rows[1]} (read: detector_rows) "
+            f"but the frames hold rows {start}-{start + ny - 1}, and "
+            f"{'stage 1 reads whole frames' if uncal else 'a group keeps its frames'}: crop the "
+            f"{'rates' if uncal else 'group'} with read_segments(..., detector_rows=...) or use a "
+            "recipe without the window")
+
+
 def _input_files(group_or_files) -> list:
     from tsocontainer.group.container import TSOGroup
 
@@ -337,12 +371,13 @@ def _stage1_steps(stages: dict, uncal: bool, rlog=None) -> None:
         stages["ramps"] = []
 
 
-def _stage_keys(stages: dict, inputs) -> dict:
+def _stage_keys(stages: dict, inputs, read=None) -> dict:
     keys, parent = {}, digest(inputs)
     for stage in _ORDER:
         if not stages[stage] and stage != "state":
             continue
-        keys[stage] = (digest(parent, stage, stages[stage]), parent)
+        what = (stages[stage], read) if stage == "state" and read else stages[stage]
+        keys[stage] = (digest(parent, stage, what), parent)
         parent = keys[stage][0]
     return keys
 
@@ -398,12 +433,14 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
     priors = load_priors_file(priors)
     recipe = _resolve_recipe(recipe, group_or_files)
     stages = _split(recipe)
-    _stage1_steps(stages, _is_uncal(group_or_files))
+    uncal = _is_uncal(group_or_files)
+    _stage1_steps(stages, uncal)
+    _check_read_window(group_or_files, recipe.read, uncal)
     _with_fit_defaults(stages, priors)
     if stages["fit_white"] and stages["fit_white"][0][1].get("priors") is None:
         raise RecipeError("fit_white needs priors for the orbit (t0, per, a_rs, inc or b): give "
                           "them in the recipe or with priors=... (--priors FILE)")
-    keys = _stage_keys(stages, _input_fingerprint(group_or_files))
+    keys = _stage_keys(stages, _input_fingerprint(group_or_files), recipe.read)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     removed = clean_stale_temporaries(out)
@@ -415,7 +452,7 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         if removed:
             rlog.step("run", f"removed {len(removed)} temporary file(s) of an interrupted run")
         ctx = _Context(group_or_files, out, rlog, force, res, progress, keys)
-        ctx.memmap = memmap
+        ctx.memmap, ctx.read = memmap, dict(recipe.read)
         for stage in _ORDER:
             if stage in keys:
                 run = getattr(ctx, "stage1" if stage == "ramps" else stage)
@@ -447,6 +484,8 @@ class _Context:
         self.deferred_state = None
         #: streaming folder for read_segments (None: in memory)
         self.memmap = None
+        #: the recipe's reading options (``detector_rows``)
+        self.read = {}
 
     def _skip(self, stage: str) -> bool:
         key = self.keys[stage][0]
@@ -504,7 +543,8 @@ class _Context:
         elif isinstance(src, TSOGroup):
             g = src.copy()
         else:
-            g = read_segments(src, progress=self.progress, memmap=self.memmap)
+            g = read_segments(src, progress=self.progress, memmap=self.memmap,
+                              detector_rows=self.read.get("detector_rows"))
         if self.progress is not None:   # the run's setting, for every step of the group
             g.progress = self.progress
         for name, kwargs in steps:

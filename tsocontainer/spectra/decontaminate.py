@@ -687,7 +687,7 @@ def _centres(cube, traces, reference):
         c = nanmedian_quiet(np.asarray(traces[o], float), axis=0) if o in traces else None
         if c is not None and np.isfinite(c).any():
             measured[o] = c
-        guesses[o] = guess_trace(geo.mode, o, nx, cube.meta, geo.x_offset)
+        guesses[o] = guess_trace(geo.mode, o, nx, cube.meta, geo.x_offset, geo.y_offset)
     offsets = [float(nanmedian_quiet(c - guesses[o])) for o, c in measured.items()
                if guesses[o] is not None]
     out = dict(measured)

@@ -151,7 +151,8 @@ class TraceOptions:
 
 
 # ------------------------------------------------------- reference traces
-def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
+def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0,
+                y_offset: int = 0):
     """Nominal trace of ``order`` from the mode's shipped model, or None.
 
     For SOSS the pupil-wheel position (``meta["PWCPOS"]``) is passed to the
@@ -169,6 +170,10 @@ def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
         Header values (``PWCPOS``).
     x_offset : int
         Mode coordinate of dispersion pixel 0.
+    y_offset : int
+        Cross-dispersion pixels by which the frame starts inside the subarray
+        of the mode's trace model (:attr:`~tsocontainer.geometry.Geometry.y_offset`:
+        e.g. 1792 for the SOSS rows of a FULL frame).
 
     Returns
     -------
@@ -193,7 +198,7 @@ def guess_trace(mode, order: int, n_disp: int, meta=None, x_offset: int = 0):
     if pw is not None and "pwcpos" in inspect.signature(func).parameters:
         kwargs["pwcpos"] = float(pw)
     x = np.arange(n_disp, dtype=float) + x_offset
-    guess = np.asarray(func(mode, order=order, x=x, **kwargs), float)
+    guess = np.asarray(func(mode, order=order, x=x, **kwargs), float) - y_offset
     return guess if np.isfinite(guess).any() else None
 
 
@@ -505,7 +510,8 @@ def trace_references(cube, orders=None, options: TraceOptions | None = None, ref
     hw = opts.halfwidth
     hw_ref = max(hw, float(dflt["ref_halfwidth"]) * hw / dflt["halfwidth"])
     frame, var = reference if reference is not None else reference_frames(cube)
-    allg = {o: guess_trace(cube.geometry.mode, o, frame.shape[1], cube.meta, cube.geometry.x_offset)
+    geo = cube.geometry
+    allg = {o: guess_trace(geo.mode, o, frame.shape[1], cube.meta, geo.x_offset, geo.y_offset)
             for o in (cube.geometry.mode.spec.orders if cube.geometry.mode is not None else orders)}
     refs, first = {}, None
     for order in orders:
