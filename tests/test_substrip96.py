@@ -257,3 +257,20 @@ def test_full_frame_visit_reduces_to_the_injected_depths(full60, tmp_path):
     pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
     # 8 unit-normal pulls: |mean| < 1.1 (3 sigma of a mean of 8), spread 0.4-1.7
     assert abs(pulls.mean()) < 1.1 and 0.4 <= np.std(pulls, ddof=1) <= 1.7, pulls
+
+
+def test_a_full_frame_read_whole_is_refused_before_reading_when_the_sky_needs_the_model(
+        full2, tmp_path):
+    from tsocontainer.errors import TSOValueError
+    from tsocontainer.pipeline.recipe import default_recipe
+    from tsocontainer.pipeline.runner import run_recipe
+
+    steps = [{n: kw} for n, kw in default_recipe("soss").steps][:4]     # ... estimate_sky
+    assert "estimate_sky" in steps[-1]
+    with pytest.raises(TSOValueError, match=r"seg001.*covers detector rows 1793-2048.*hold rows "
+                                            r"1-2048: add 'read: \{detector_rows"):
+        run_recipe(full2.files, {"steps": steps}, out=tmp_path / "run", plots=False)
+    assert not (tmp_path / "run" / "state.fits").exists()
+    # with the window, or with another sky method, it runs
+    steps[-1] = {"estimate_sky": {"method": "polynomial"}}
+    run_recipe(full2.files, {"steps": steps[:1] + steps[-1:]}, out=tmp_path / "run2", plots=False)

@@ -259,6 +259,23 @@ def _input_fingerprint(group_or_files) -> list:
     return out
 
 
+def _frame_rows(group_or_files) -> tuple:
+    """``(where, SUBSTRT2 or None, rows, EXP_TYPE)`` of the group or the first input file."""
+    from tsocontainer.group.container import TSOGroup
+
+    if isinstance(group_or_files, TSOGroup):
+        g = group_or_files
+        return "the group", g.meta.get("SUBSTRT2"), g.sh[0], g.meta.get("EXP_TYPE")
+    from astropy.io import fits
+
+    from tsocontainer.io.segments import find_segments
+
+    where = str(find_segments(group_or_files)[0])
+    with fits.open(where) as hdul:
+        h = hdul[0].header
+        return where, h.get("SUBSTRT2"), int(hdul["SCI"].header["NAXIS2"]), h.get("EXP_TYPE")
+
+
 def _check_read_window(group_or_files, read: dict, uncal: bool) -> None:
     """Refuse, before any work, a reading window the inputs cannot honour.
 
@@ -271,16 +288,7 @@ def _check_read_window(group_or_files, read: dict, uncal: bool) -> None:
     rows = read.get("detector_rows")
     if rows is None or not (uncal or isinstance(group_or_files, TSOGroup)):
         return
-    if isinstance(group_or_files, TSOGroup):
-        where, start, ny = "the group", group_or_files.meta.get("SUBSTRT2"), group_or_files.sh[0]
-    else:
-        from astropy.io import fits
-
-        from tsocontainer.io.segments import find_segments
-
-        where = str(find_segments(group_or_files)[0])
-        with fits.open(where) as hdul:
-            start, ny = hdul[0].header.get("SUBSTRT2"), int(hdul["SCI"].header["NAXIS2"])
+    where, start, ny, _ = _frame_rows(group_or_files)
     if start is None:      # frames that are not placed on the detector: nothing to check
         return
     start = int(start)
@@ -291,6 +299,28 @@ def _check_read_window(group_or_files, read: dict, uncal: bool) -> None:
             f"{'stage 1 reads whole frames' if uncal else 'a group keeps its frames'}: crop the "
             f"{'rates' if uncal else 'group'} with read_segments(..., detector_rows=...) or use a "
             "recipe without the window")
+
+
+def _check_soss_sky_rows(group_or_files, stages: dict, read: dict) -> None:
+    """The shipped SOSS background model covers SUBSTRIP256's rows (1793-2048) only: a
+    frame reaching outside them (a FULL frame read whole) would fail in ``estimate_sky``
+    after the cleaning steps; say so before reading."""
+    sky = [kw for name, kw in stages["state"] if name == "estimate_sky"]
+    if not sky or sky[0].get("model") is not None or sky[0].get("method") not in (None, "model"):
+        return
+    where, start, ny, exp_type = _frame_rows(group_or_files)
+    if exp_type != "NIS_SOSS" or start is None:
+        return
+    first, last = int(start), int(start) + ny - 1
+    win = read.get("detector_rows")
+    if win is not None:
+        first, last = max(first, win[0]), min(last, win[1])
+    if first < 1793 or last > 2048:
+        raise TSOValueError(
+            f"{where}: estimate_sky's SOSS background model covers detector rows 1793-2048 "
+            f"(SUBSTRIP256) but the frames read hold rows {first}-{last}: add "
+            "'read: {detector_rows: [1793, 2048]}' to the recipe (the shipped SOSS recipe has "
+            "it) or give estimate_sky a model")
 
 
 def _input_files(group_or_files) -> list:
@@ -436,6 +466,7 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
     uncal = _is_uncal(group_or_files)
     _stage1_steps(stages, uncal)
     _check_read_window(group_or_files, recipe.read, uncal)
+    _check_soss_sky_rows(group_or_files, stages, recipe.read)
     _with_fit_defaults(stages, priors)
     if stages["fit_white"] and stages["fit_white"][0][1].get("priors") is None:
         raise RecipeError("fit_white needs priors for the orbit (t0, per, a_rs, inc or b): give "
