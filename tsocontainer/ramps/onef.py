@@ -14,12 +14,25 @@ the same as the rate-level step's) and outside the reference pixels:
 
 * ``median``: residual from the deep ramp, no trace mask;
 * ``masked-median``: residual from the deep ramp, trace masked;
+* ``solve`` (the default): ``masked-median``'s statistic on every line that has at least
+  a quarter of its pixels (:data:`MIN_FREE_FRACTION`) outside the trace band; a line
+  with fewer (NIRCam, whose rows run
+  along the trace: ~36 of SUBGRISM64's 64 rows have no pixel off the trace in an
+  amplifier) is *solved* instead: each group of the line is fitted as
+  ``alpha * (deep ramp's group) + c`` over all its pixels (inverse-variance weights from
+  one read's noise and the deep ramp's signal, one 5-sigma clip), and ``c``, shrunk by
+  ``tau^2 / (tau^2 + var(c))`` (``tau^2`` the 1/f variance of the masked lines), is the
+  offset (the group-level form of the rate-level ``solve``; a line whose pixels are all
+  bright pins ``c`` poorly and keeps its 1/f rather than gaining noise). Without it,
+  those lines kept their group 1/f; the ramp fit's signal-dependent weighting then turns
+  it into rate offsets that differ from pixel to pixel along the line, which no rate-level
+  line fit removes (NIRCam from uncal: white-light residual 2.3x the photon + read noise).
 * ``scale-achromatic``: residual from the deep ramp scaled by the integration's own
   white-light level (the signal of the trace pixels relative to the deep ramp's), trace
   masked (exoTEDRF's scale-achromatic, applied to groups). The scaling also scales the
   sky, which does not transit: where the sky is bright the offsets then follow the
   transit (``(scale - 1) * sky``); on a simulated SOSS visit this made the white-light
-  scatter 3-4 times worse than ``masked-median``, the default.
+  scatter 3-4 times worse than ``masked-median``.
 
 The *deep ramp* is the mean of the calibrated groups over a sample of integrations spread
 over the visit (:func:`deep_ramp`): subtracting it removes the bias structure, the star
@@ -37,7 +50,11 @@ from tsocontainer.cleaning.background import line_median
 __all__ = ["GROUP_ONEF_METHODS", "LINE_STATISTICS", "deep_ramp", "white_scale",
            "group_onef_offsets", "apply_group_onef", "line_trimmed_mean"]
 
-GROUP_ONEF_METHODS = ("median", "masked-median", "scale-achromatic")
+GROUP_ONEF_METHODS = ("solve", "median", "masked-median", "scale-achromatic")
+#: a line (of an amplifier) with less than this fraction of its pixels off the trace band
+#: is solved (``solve``). Lines are short where amplifiers interleave (MIRI: 18 pixels of a
+#: row per amplifier, 12 off the band): their masked statistic is kept
+MIN_FREE_FRACTION = 0.25
 #: the statistic of a line's residuals: its median, or its mean after dropping the lowest and
 #: highest 10 % (a Gaussian's trimmed mean has ~1.5 times less variance than its median:
 #: the error of a group's offset is common to the whole line, so it matters)
@@ -144,8 +161,8 @@ def line_trimmed_mean(block, good, axis: int, trim: float = _TRIM):
         return np.where(hi > lo, total / np.maximum(hi - lo, 1), np.nan).astype(np.float32)
 
 
-def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, amp, scale=None,
-                       statistic: str = "trimmed-mean"):
+def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, amp,
+                       statistic: str = "trimmed-mean", noise=None):
     """1/f offset of every integration, group, line and amplifier of a block.
 
     Parameters
@@ -166,10 +183,11 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
         Frame axis along which 1/f is constant.
     amp : ndarray of int
         Amplifier of each position along the fast axis.
-    scale : ndarray, shape (n,), optional
-        White-light scale (``scale-achromatic``).
     statistic : {'trimmed-mean', 'median'}
         Statistic of a line's residuals (:data:`LINE_STATISTICS`).
+    noise : (gain, cds) maps, optional
+        Gain (e/DN) and CDS read noise (DN) of every pixel, for the weights of the
+        ``solve`` lines (default: equal weights).
 
     Returns
     -------
@@ -182,7 +200,7 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
     use_static = ~refmask & np.isfinite(deep).all(axis=0)
     if method != "median":
         use_static &= ~band
-    s = np.ones(n) if scale is None or method != "scale-achromatic" else np.asarray(scale)
+    s = white_scale(data, gdq, deep, band) if method == "scale-achromatic" else np.ones(n)
     resid = data - s.astype(np.float32)[:, None, None, None] * np.nan_to_num(deep)[None]
     good = ((gdq & _BAD) == 0) & use_static[None, None]
     resid = resid.reshape(n * ng, ny, nx)
@@ -200,7 +218,61 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
         else:
             med = line_trimmed_mean(resid[sub], good[sub], fast_axis)
         out[:, :, a] = np.nan_to_num(med)
+        if method == "solve":
+            free = use_static[sub[1:]].sum(axis=fast_axis)
+            usable = (~refmask)[sub[1:]].sum(axis=fast_axis)
+            lines = np.flatnonzero((free == 0) | (free < MIN_FREE_FRACTION * usable))
+            if lines.size:
+                c, var_c = _solve_lines(data, gdq, deep, refmask, fast_axis, cols, lines, noise)
+                view = out.reshape(n, ng, nlines, namp)
+                others = np.setdiff1d(np.flatnonzero(free > 0), lines)
+                tau2 = (float(np.mean(view[:, :, others, a] ** 2)) if others.size else
+                        max(float(np.mean(c ** 2) - np.mean(var_c)), 0.0))
+                # shrink each fitted offset by its error against the 1/f variance (Wiener):
+                # a line of bright pixels only pins its offset poorly, and an offset known
+                # worse than the 1/f it removes would add noise instead
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    keep = np.where(tau2 + var_c > 0, tau2 / (tau2 + var_c), 0.0)
+                view[:, :, lines, a] = (c * keep).astype(np.float32)
     return out.reshape(n, ng, nlines, namp)
+
+
+def _solve_lines(data, gdq, deep, refmask, fast_axis, cols, lines, noise):
+    """Offsets ``(n, ngroups, len(lines))`` of lines fitted as ``alpha * deep + c`` per
+    group over all their pixels in ``cols`` (see ``solve``), and their variances."""
+    def pick(a):     # (..., ny, nx) -> (..., line, pixel along the line)
+        a = a[..., cols] if fast_axis == 1 else a[..., cols, :]
+        a = a if fast_axis == 1 else np.swapaxes(a, -1, -2)
+        return a[..., lines, :]
+
+    y = pick(data).astype(np.float64)
+    ok = (pick(gdq) & _BAD) == 0
+    x = np.nan_to_num(pick(deep)).astype(np.float64)
+    ok &= ~pick(refmask)[None, None] & np.isfinite(pick(deep))[None] & np.isfinite(y)
+    y = np.where(ok, y - x[None], 0.0)           # residual of each group from the deep's
+    if noise is None:
+        var = np.ones(x.shape)
+    else:   # one read's noise plus the group's photons (groups, not differences: the
+        # offsets' errors stay independent from group to group where read noise rules)
+        gain, cds = (pick(np.asarray(m, np.float64)) for m in noise)
+        var = 0.5 * cds[None] ** 2 + np.clip(x, 0, None) / np.maximum(gain[None], 1e-3)
+    w = np.where(ok, 1.0 / np.maximum(var, 1e-12)[None], 0.0)
+    for _ in range(2):                           # fit, clip at 5 sigma, fit again
+        s1, sx, sxx = w.sum(-1), (w * x).sum(-1), (w * x * x).sum(-1)
+        sy, sxy = (w * y).sum(-1), (w * x * y).sum(-1)
+        det = s1 * sxx - sx * sx
+        with np.errstate(invalid="ignore", divide="ignore"):
+            alpha = np.where(det > 0, (s1 * sxy - sx * sy) / det, 0.0)
+            c = np.where(det > 0, (sxx * sy - sx * sxy) / det,
+                         np.where(s1 > 0, sy / np.maximum(s1, 1e-300), 0.0))
+        r = y - alpha[..., None] * x - c[..., None]
+        w = np.where(r * r * w <= 25.0, w, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var_c = np.where(det > 0, sxx / det, np.inf)
+    if noise is None:        # equal weights: the variance from the residuals
+        k = np.maximum((w > 0).sum(-1) - 2, 1)
+        var_c = var_c * (w * r * r).sum(-1) / k
+    return np.nan_to_num(c), var_c
 
 
 def apply_group_onef(data, offsets, fast_axis: int, amp) -> None:

@@ -388,16 +388,17 @@ class RampSteps:
     @step("ramps", target="RampGroup", plot="plot_group_onef",
           params={"method": Choice(*GROUP_ONEF_METHODS), "width": _POS, "mask": Anything(),
                   "nsample": _COUNT, "statistic": Choice(*LINE_STATISTICS)})
-    def correct_group_onef(self, method: str = "masked-median", width=None, mask=None,
+    def correct_group_onef(self, method: str = "solve", width=None, mask=None,
                            nsample: int = 64, statistic: str = "trimmed-mean"):
-        """Remove 1/f noise from every group: masked line medians per amplifier.
+        """Remove 1/f noise from every group: masked line statistics per amplifier.
 
         See :mod:`tsocontainer.ramps.onef`.
 
         Parameters
         ----------
-        method : {'median', 'masked-median', 'scale-achromatic'}
-            Estimator.
+        method : {'solve', 'median', 'masked-median', 'scale-achromatic'}
+            Estimator (``solve``: ``masked-median`` on lines with pixels off the trace,
+            a fit of the line as a scaled deep ramp plus an offset on the others).
         width : float, optional
             Full width (px) of the trace band left out (default per mode, as the
             rate-level step).
@@ -426,7 +427,7 @@ class RampSteps:
                  method, min(self.N, nsample), int(band.sum()))
         return self
 
-    def _setup_onef(self, method="masked-median", width=None, mask=None, nsample=64,
+    def _setup_onef(self, method="solve", width=None, mask=None, nsample=64,
                     statistic="trimmed-mean"):
         from tsocontainer.cleaning.background import TRACE_WIDTH, trace_centres, trace_mask
         from tsocontainer.ramps.onef import deep_ramp
@@ -448,14 +449,16 @@ class RampSteps:
                                 "nsample": nsample, "statistic": statistic})
 
     def _apply_onef(self, data, gdq, pdq, i0, i1, record):
-        from tsocontainer.ramps.onef import apply_group_onef, group_onef_offsets, white_scale
+        from tsocontainer.ramps.onef import apply_group_onef, group_onef_offsets
 
         params = self.plan["onef"]["params"]
         method = params["method"]
         deep, band = self.aux["onef_deep"], self.aux["onef_band"]
-        scale = white_scale(data, gdq, deep, band) if method == "scale-achromatic" else None
+        noise = None
+        if method == "solve" and "gain" in self.aux and "readnoise" in self.aux:
+            noise = (self.aux["gain"], self.aux["readnoise"])
         off = group_onef_offsets(method, data, gdq, deep, band, self.refmask, self.fast_axis,
-                                 self.amp, scale, params["statistic"])
+                                 self.amp, params["statistic"], noise)
         apply_group_onef(data, off, self.fast_axis, self.amp)
         if record:
             self._diag("onef_offsets", (self.N,) + off.shape[1:], np.float32)[i0:i1] = off
