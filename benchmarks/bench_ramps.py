@@ -245,41 +245,62 @@ import numpy as np
 warnings.simplefilter("ignore")
 from tsocontainer.ramps import read_uncal
 from tsocontainer.sim.ramps import jump_zone, simulate_ramps
-folder, nint = sys.argv[1], int(sys.argv[2])
+folder, nint, methods = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 v = simulate_ramps("soss", nint=nint, columns=(1000, 1128), seed=22, out=folder,
                    systematics=False, noise=dict(cosmic_rays=3e-5))
 a = v.truth_arrays()
 r = {k: str(v.folder) + "/" + p for k, p in v.truth["references"].items()}
-g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
-g = g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
-t0 = time.perf_counter()
-g = g.correct_reference_pixels().correct_group_onef().detect_jumps().fit_ramps()
-dt = time.perf_counter() - t0
-jump = g.dqs.any(4); usable = ~g.dqs.any(1 | 2)
-J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
-hit = (J.group >= 1) & usable[i, y, x]
-big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
-mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
-false = jump & ~jump_zone(J, jump.shape) & usable
-intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
-k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
-n = [int(usable[s].sum()) for s in (intransit, ~intransit)]
-kf = [int(false[s].sum()) for s in (intransit, ~intransit)]
-p = sum(k) / sum(n); sig = np.sqrt(p * (1 - p) * (1 / n[0] + 1 / n[1]))
-pf = sum(kf) / sum(n); sigf = np.sqrt(pf * (1 - pf) * (1 / n[0] + 1 / n[1]))
-on_trace = np.abs(np.arange(jump.shape[1])[:, None] - np.nanmean(a["TRACE"][0], axis=0)[None]) <= 15
-print(json.dumps({"nint": nint, "seconds": round(dt, 1), "hits_usable": int(hit.sum()),
-    "hits_ge_5sigma": int(big.sum()), "found_ge_5sigma": round(float(jump[i[big], y[big], x[big]].mean()), 5),
-    "found_3_5sigma": round(float(jump[i[mid], y[mid], x[mid]].mean()), 4) if mid.any() else None,
-    "missed_ge_5sigma": int((~jump[i[big], y[big], x[big]]).sum()),
-    "false_flags": int(false.sum()), "usable": int(usable.sum()),
-    "false_fraction": float(false.sum() / usable.sum()),
-    "false_fraction_on_trace": float((false & on_trace[None]).sum() / (usable & on_trace[None]).sum()),
-    "in_transit_ints": int(intransit.sum()),
-    "flag_rate_in": k[0] / n[0], "flag_rate_out": k[1] / n[1],
-    "flag_rate_diff_sigma": round(float((k[0] / n[0] - k[1] / n[1]) / sig), 2),
-    "false_rate_in": kf[0] / n[0], "false_rate_out": kf[1] / n[1],
-    "false_rate_diff_sigma": round(float((kf[0] / n[0] - kf[1] / n[1]) / sigf), 2) if sigf > 0 else None}))
+def metrics(g, dt):
+    jump = g.dqs.any(4); usable = ~g.dqs.any(1 | 2)
+    J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
+    hit = (J.group >= 1) & usable[i, y, x]
+    big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
+    mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
+    false = jump & ~jump_zone(J, jump.shape) & usable
+    intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
+    k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
+    n = [int(usable[s].sum()) for s in (intransit, ~intransit)]
+    kf = [int(false[s].sum()) for s in (intransit, ~intransit)]
+    p = sum(k) / sum(n); sig = np.sqrt(p * (1 - p) * (1 / n[0] + 1 / n[1]))
+    pf = sum(kf) / sum(n); sigf = np.sqrt(pf * (1 - pf) * (1 / n[0] + 1 / n[1]))
+    on_trace = np.abs(np.arange(jump.shape[1])[:, None] - np.nanmean(a["TRACE"][0], axis=0)[None]) <= 15
+    return {"nint": nint, "seconds": round(dt, 1), "hits_usable": int(hit.sum()),
+        "hits_ge_5sigma": int(big.sum()), "found_ge_5sigma": round(float(jump[i[big], y[big], x[big]].mean()), 5),
+        "found_3_5sigma": round(float(jump[i[mid], y[mid], x[mid]].mean()), 4) if mid.any() else None,
+        "missed_ge_5sigma": int((~jump[i[big], y[big], x[big]]).sum()),
+        "false_flags": int(false.sum()), "usable": int(usable.sum()),
+        "false_fraction": float(false.sum() / usable.sum()),
+        "false_fraction_on_trace": float((false & on_trace[None]).sum() / (usable & on_trace[None]).sum()),
+        "in_transit_ints": int(intransit.sum()),
+        "flag_rate_in": k[0] / n[0], "flag_rate_out": k[1] / n[1],
+        "flag_rate_diff_sigma": round(float((k[0] / n[0] - k[1] / n[1]) / sig), 2),
+        "false_rate_in": kf[0] / n[0], "false_rate_out": kf[1] / n[1],
+        "false_rate_diff_sigma": round(float((kf[0] / n[0] - kf[1] / n[1]) / sigf), 2) if sigf > 0 else None}
+def run(method, time_threshold):
+    g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
+    g = g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
+    t0 = time.perf_counter()
+    g = g.correct_reference_pixels().correct_group_onef()
+    g = g.detect_jumps(method=method, time_threshold=time_threshold).fit_ramps()
+    return g, time.perf_counter() - t0
+def overlap(x, y):
+    return {"both": int((x & y).sum()), "only_" + methods[0]: int((x & ~y).sum()),
+            "only_" + methods[1]: int((~x & y).sum()),
+            "jaccard": round(float((x & y).sum() / max(1, (x | y).sum())), 4)}
+out, flags = {}, {}
+for method in methods:
+    g, dt = run(method, 5.0)
+    out[method] = metrics(g, dt)
+    flags[method] = g.dqs.any(4)
+    if len(methods) > 1:
+        g, dt = run(method, None)
+        out[method + " (within ramps only)"] = metrics(g, dt)
+        flags[method + ":ramps"] = g.dqs.any(4)
+if len(methods) > 1:
+    m0, m1 = methods[:2]
+    out["overlap (with the check in time)"] = overlap(flags[m0], flags[m1])
+    out["overlap (within ramps only)"] = overlap(flags[m0 + ":ramps"], flags[m1 + ":ramps"])
+print(json.dumps(out))
 """
 
 RUNMODE = r"""
@@ -383,6 +404,8 @@ def main(argv=None) -> None:
     p.add_argument("--columns", type=int, nargs=2, default=(0, 2048))
     p.add_argument("--nint-precision", type=int, default=200)
     p.add_argument("--nint-jumps", type=int, default=80)
+    p.add_argument("--jump-methods", default="twopoint,stcal",
+                   help="detect_jumps methods of part 'jumps' (the first two are compared)")
     p.add_argument("--modes", default="soss,nirspec-prism",
                    help="modes of part 'run' (simulator names)")
     p.add_argument("--nint-run", default="soss:100,nirspec-prism:300",
@@ -404,7 +427,9 @@ def main(argv=None) -> None:
         if "fit" in parts:
             results["fit"] = dict(_run(FIT, root / "fit"), load1=os.getloadavg()[0])
         if "jumps" in parts:
-            results["jumps"] = dict(_run(JUMPS, root / "jumps", args.nint_jumps),
+            load = os.getloadavg()[0]
+            results["jumps"] = dict(_run(JUMPS, root / "jumps", args.nint_jumps,
+                                         args.jump_methods), load1_start=load,
                                     load1=os.getloadavg()[0])
         if "run" in parts:
             nint = {k: int(n) for k, n in (x.split(":") for x in args.nint_run.split(","))}

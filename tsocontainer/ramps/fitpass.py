@@ -18,13 +18,14 @@ import numpy as np
 from tsocontainer.arrays.numerics import block_ranges
 from tsocontainer.ramps.fitting import stcal_fit
 from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
+from tsocontainer.ramps.twopoint import twopoint_jumps
 
 __all__ = ["fit_visit", "DIAGNOSTICS"]
 
 log = logging.getLogger(__name__)
 
 #: ``aux`` arrays a fit pass (re)makes
-DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_jumps_stcal",
+DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_jumps_ramp",
                "n_jumps_time", "jump_count", "white")
 _JUMP = np.uint8(4)
 
@@ -79,18 +80,23 @@ class _Outputs:
 
 
 def _jumps(rg, buf, a, b, pdq, gain, rn, params):
-    """stcal's jumps, then the check in time, on integrations ``a:b`` of the buffer."""
+    """Jumps within ramps, then the check in time, on integrations ``a:b`` of the buffer."""
     s = buf.start
     core = slice(a - s, b - s)
-    if rg.ngroups > 2:       # stcal needs 3 groups (jwst's JumpStep skips fewer)
+    nframes = int(rg.meta.get("NFRAMES") or 1)
+    if rg.ngroups > 2:       # 3 groups at least (jwst's JumpStep skips fewer)
         old = buf.gdq[core]
-        gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
-                                threshold=params["threshold"],
-                                flag_neighbors=params["flag_neighbors"],
-                                group_time=rg.group_time,
-                                nframes=int(rg.meta.get("NFRAMES") or 1))
+        if params.get("method", "stcal") == "stcal":
+            gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
+                                    threshold=params["threshold"],
+                                    flag_neighbors=params["flag_neighbors"],
+                                    group_time=rg.group_time, nframes=nframes)
+        else:
+            gdq, _ = twopoint_jumps(buf.data[core], old, gain, rn,
+                                    threshold=params["threshold"],
+                                    flag_neighbors=params["flag_neighbors"], nframes=nframes)
         new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
-        rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
+        rg._diag("n_jumps_ramp", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
         buf.gdq[core] = gdq
     if params["time_threshold"] is not None and rg.ngroups > 1:
         count = rg._diag("n_jumps_time", (rg.N,), np.int64)
@@ -210,10 +216,10 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
               "keep_variances": keep_variances, "variance": variance}
     summary = {"N": rg.N, "algorithm": out.algorithm, "seconds": round(dt, 3),
                "exact_variances": out.n_exact,
-               "jumps_stcal": int(rg.aux.get("n_jumps_stcal", np.zeros(1)).sum()),
+               "jumps_ramp": int(rg.aux.get("n_jumps_ramp", np.zeros(1)).sum()),
                "jumps_time": int(rg.aux.get("n_jumps_time", np.zeros(1)).sum())}
     g = _group(rg, out, params, dict(summary))
     rg._record("fit_ramps", params, summary)
-    log.info("fit_ramps (%s): %d integrations of %s, %d + %d jumps (stcal + time), %.1f s",
-             out.algorithm, rg.N, rg.sh, summary["jumps_stcal"], summary["jumps_time"], dt)
+    log.info("fit_ramps (%s): %d integrations of %s, %d + %d jumps (ramps + time), %.1f s",
+             out.algorithm, rg.N, rg.sh, summary["jumps_ramp"], summary["jumps_time"], dt)
     return g

@@ -1,4 +1,7 @@
-"""Jump (cosmic-ray) detection: stcal's two-point difference plus a check in time.
+"""Jump (cosmic-ray) detection: two-point differences within ramps plus a check in time.
+
+Within ramps, the default is this package's vectorised two-point-difference detector
+(:func:`tsocontainer.ramps.twopoint.twopoint_jumps`); stcal's is kept as an option:
 
 * :func:`stcal_jumps` calls ``stcal.jump.jump.detect_jumps_data`` on a block of ramps
   with the settings the jwst pipeline's ``JumpStep`` uses by default (rejection
@@ -17,9 +20,9 @@
   ``sqrt(1 + pi / (2 window))`` for the running median's own noise.
 
 Jumps are marked ``JUMP_DET`` on the group after the difference, as stcal does; the
-ramp fit then fits the ramp's segments separately. stcal needs three groups (the jwst
-JumpStep skips ramps of two); the check in time works on two-group ramps too, where it is
-the only jump detection.
+ramp fit then fits the ramp's segments separately. The detection within ramps runs on
+ramps of three groups or more (the jwst JumpStep skips ramps of two); the check in time
+works on two-group ramps too, where it is the only jump detection.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import numpy as np
 
 from tsocontainer.arrays.numerics import nanmedian0, running_median
 
-__all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS"]
+__all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS", "JUMP_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ JUMP_DEFAULTS = {"rejection_threshold": 4.0, "three_group_rejection_threshold": 
                  "four_group_rejection_threshold": 5.0, "flag_4_neighbors": True,
                  "max_jump_to_flag_neighbors": 1000.0, "min_jump_to_flag_neighbors": 10.0,
                  "minimum_groups": 3, "maximum_cores": "1"}
+#: jump detection within ramps: ours (:mod:`tsocontainer.ramps.twopoint`) or stcal's
+JUMP_METHODS = ("twopoint", "stcal")
 _JUMP = np.uint8(4)
 _BAD = np.uint8(1 | 2)
 
