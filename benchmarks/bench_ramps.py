@@ -12,17 +12,21 @@ each of these runs in a fresh Python process whose time and peak RSS (``ru_maxrs
 reported:
 
 * ``ours``: :func:`tsocontainer.ramps.run_stage1` with every step (saturation and mask
-  references, bias from the data, reference pixels, group 1/f, stcal jumps plus the check
-  in time, OLS_C fit with exact variances), streamed in blocks;
-* ``ours-min``: the same reader and fit with only what the stcal run below does (the bias
-  reference, stcal's jumps, OLS_C), to separate tsocontainer's steps from stcal's;
+  references, bias from the data, reference pixels, group 1/f, jumps within ramps with
+  our two-point-difference detector plus the check in time, OLS_C fit with exact
+  variances), streamed in blocks; ``ours-stcal``: the same with stcal's jump detection;
+* ``ours-min-stcal``: the same reader and fit with only what the stcal run below does (the
+  bias reference, stcal's jumps, OLS_C), to separate tsocontainer's steps from stcal's;
+  ``ours-min``: the same with our jump detection;
 * ``stcal``: stcal called the way the jwst pipeline's ``JumpStep`` and ``RampFitStep``
   call it: every segment opened whole as a ``RampModel`` (float32), the bias reference
   subtracted, ``detect_jumps_data`` on a ``JumpData`` built from the model with the
   JumpStep defaults, then ``ramp_fit.ramp_fit(model, ...)`` with OLS_C, optimal weighting,
   one core (no CRDS: the simulated gain and read-noise references).
 
-The rates of ``ours-min`` and ``stcal`` are compared (same ramps, same stcal code).
+The rates of ``ours-min-stcal`` and ``stcal`` are compared (same ramps, same stcal code),
+and those of ``ours-min`` and ``stcal`` (same ramps, our jump detection). Every run
+reports the 1-minute load average before and after it (the machine may be shared).
 
 ``precision``: a SOSS visit of ``--nint-precision`` integrations x 64 columns with a faint
 star (5 % of saturation at the peak) and injected group-level 1/f; white-light and
@@ -84,15 +88,17 @@ OURS = COMMON + r"""
 from tsocontainer.ramps import run_stage1
 import stcal.jump.jump, stcal.ramp_fitting.ramp_fit   # imported outside the timing, as below
 t0 = time.perf_counter()
-if which == "ours":
+method = "stcal" if which.endswith("-stcal") else "twopoint"
+if which.startswith("ours-min"):
+    steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
+             ("subtract_superbias", {"reference": refs["superbias"]}),
+             ("detect_jumps", {"time_threshold": None, "method": method}), ("fit_ramps", {})]
+else:
     steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
              ("flag_saturation", {"level": refs["saturation"], "dq": refs["mask"]}),
              ("subtract_superbias", {}), ("correct_reference_pixels", {}),
-             ("correct_group_onef", {}), ("detect_jumps", {}), ("fit_ramps", {})]
-else:
-    steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
-             ("subtract_superbias", {"reference": refs["superbias"]}),
-             ("detect_jumps", {"time_threshold": None}), ("fit_ramps", {})]
+             ("correct_group_onef", {}), ("detect_jumps", {"method": method}),
+             ("fit_ramps", {})]
 g = run_stage1(files, steps)
 dt = time.perf_counter() - t0
 np.save(folder + f"/rates_{which}.npy", g.sci)
@@ -334,6 +340,7 @@ def _env() -> dict:
 
 
 def _run(code: str, *args, timeout=3600) -> dict:
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                           text=True, env=_env(), timeout=timeout)
@@ -342,6 +349,7 @@ def _run(code: str, *args, timeout=3600) -> dict:
         raise SystemExit(f"child failed ({proc.returncode})")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
+    out["load1_before"], out["load1_after"] = load, os.getloadavg()[0]
     return out
 
 
@@ -353,18 +361,23 @@ def speed(folder: Path, args) -> dict:
     else:
         sim = _run(SIMULATE, folder, args.nint, args.nseg, *args.columns)
         res = {"simulate": {"seconds": round(sim["seconds"], 1), "files": len(sim["files"])}}
-    for which in ("ours", "ours-min"):
-        res[which] = _run(OURS, folder, which)
-    res["stcal"] = _run(STCAL, folder, "stcal")
+    for which in args.speed_runs.split(","):
+        res[which] = _run(STCAL if which == "stcal" else OURS, folder, which)
     import numpy as np
 
-    a, b = (np.load(folder / f"rates_{w}.npy") for w in ("ours-min", "stcal"))
-    ok = np.isfinite(a) & np.isfinite(b) & (np.abs(b) > 1)
-    res["ours-min vs stcal"] = {"median ratio": float(np.median(a[ok] / b[ok])),
-                                "identical fraction": float(np.mean(np.isclose(a[ok], b[ok],
-                                                                                rtol=1e-5)))}
+    for which in ("ours-min-stcal", "ours-min"):
+        if which not in res or "stcal" not in res:
+            continue
+        a, b = (np.load(folder / f"rates_{w}.npy") for w in (which, "stcal"))
+        ok = np.isfinite(a) & np.isfinite(b) & (np.abs(b) > 1)
+        res[which + " vs stcal"] = {
+            "median ratio": float(np.median(a[ok] / b[ok])),
+            "identical fraction": float(np.mean(np.isclose(a[ok], b[ok], rtol=1e-5)))}
     ny, nx = 256, args.columns[1] - args.columns[0]
     res["rateints_bytes"] = args.nint * ny * nx * 4
+    for which in args.speed_runs.split(","):
+        res[which]["s_per_int"] = res[which]["seconds"] / args.nint
+        res[which]["s_per_500_full_ints"] = res[which]["seconds"] / args.nint * 500 * 2048 / nx
     return res
 
 
@@ -404,6 +417,8 @@ def main(argv=None) -> None:
     p.add_argument("--columns", type=int, nargs=2, default=(0, 2048))
     p.add_argument("--nint-precision", type=int, default=200)
     p.add_argument("--nint-jumps", type=int, default=80)
+    p.add_argument("--speed-runs", default="ours,ours-stcal,ours-min,ours-min-stcal,stcal",
+                   help="runs of part 'speed' (see the module docstring)")
     p.add_argument("--jump-methods", default="twopoint,stcal",
                    help="detect_jumps methods of part 'jumps' (the first two are compared)")
     p.add_argument("--modes", default="soss,nirspec-prism",

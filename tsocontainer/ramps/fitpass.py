@@ -12,13 +12,15 @@ from tsocontainer._util import interactive
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tsocontainer.arrays.numerics import block_ranges
 from tsocontainer.ramps.fitting import stcal_fit
+from tsocontainer.ramps.olsfast import fast_ols_fit
 from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
-from tsocontainer.ramps.twopoint import twopoint_jumps
+from tsocontainer.ramps.twopoint import default_workers, twopoint_jumps
 
 __all__ = ["fit_visit", "DIAGNOSTICS"]
 
@@ -100,19 +102,30 @@ def _jumps(rg, buf, a, b, pdq, gain, rn, params):
         buf.gdq[core] = gdq
     if params["time_threshold"] is not None and rg.ngroups > 1:
         count = rg._diag("n_jumps_time", (rg.N,), np.int64)
-        ny, nx = rg.sh
-        rows = max(1, int(4e6 // max(1, buf.data.shape[0] * rg.ngroups * nx)))
-        for r0 in range(0, ny, rows):    # row chunks: no buffer-sized temporaries
-            sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
-            diffs = group_differences(buf.data[sl], buf.gdq[sl])
-            out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
-                                params["time_threshold"], params["time_window"])
-            tail = buf.gdq[core][:, 1:][sl]
-            extra = out & ((tail & _JUMP) == 0)
-            tail[extra] |= _JUMP
-            count[a:b] += extra.sum(axis=(1, 2, 3))
+        count[a:b] += _time_check(buf, core, gain, rn, params)
     flagged = ((buf.gdq[core] & _JUMP) != 0).any(axis=1)
     rg._diag("jump_count", rg.sh, np.int32)[...] += flagged.sum(axis=0).astype(np.int32)
+
+
+def _time_check(buf, core, gain, rn, params):
+    """The check in time on row chunks of the buffer, on a thread pool; new flags per
+    integration of ``core``."""
+    ny, nx = buf.data.shape[-2:]
+    rows = max(1, int(2e6 // max(1, buf.data.shape[0] * buf.data.shape[1] * nx)))
+
+    def chunk(r0):                       # row chunks: no buffer-sized temporaries
+        sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
+        diffs = group_differences(buf.data[sl], buf.gdq[sl])
+        out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
+                            params["time_threshold"], params["time_window"])
+        tail = buf.gdq[core][:, 1:][sl]
+        extra = out & ((tail & _JUMP) == 0)
+        tail[extra] |= _JUMP
+        return extra.sum(axis=(1, 2, 3))
+
+    starts = range(0, ny, rows)
+    with ThreadPoolExecutor(max(1, min(len(starts), default_workers()))) as pool:
+        return sum(pool.map(chunk, starts))
 
 
 def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
@@ -124,8 +137,11 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     readout = {"group_time": rg.group_time, "frame_time": rg.meta.get("TFRAME"),
                "nframes": rg.meta.get("NFRAMES"), "groupgap": rg.meta.get("GROUPGAP"),
                "instrument": rg.instrument}
-    fit = stcal_fit(buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout,
-                    **fit_opts)
+    args = (buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout)
+    if fit_opts["algorithm"] == "OLS_C":      # stcal's estimator, numpy for clean ramps
+        fit = fast_ols_fit(*args, variance=fit_opts["variance"])
+    else:
+        fit = stcal_fit(*args, **fit_opts)
     out.store(a, b, fit, pdq)
     use = ~rg.refmask
     if "onef_band" in rg.aux and rg.aux["onef_band"].any():

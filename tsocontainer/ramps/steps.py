@@ -553,7 +553,7 @@ class RampSteps:
                   "keep_variances": Bool(), "progress": Bool(), "variance": Choice(*VARIANCES)})
     def fit_ramps(self, algorithm: str = "OLS_C", block_size=None, keep_variances: bool = False,
                   progress=None, variance: str = "exact"):
-        """Fit every ramp with stcal and return the rates as a TSOGroup.
+        """Fit every ramp (stcal's estimators) and return the rates as a TSOGroup.
 
         Streams the visit block by block through the plan, the jump detection (when
         :meth:`detect_jumps` was run) and the fit; the result is laid out like a group
@@ -563,7 +563,10 @@ class RampSteps:
         Parameters
         ----------
         algorithm : {'OLS_C', 'LIKELY'}
-            stcal's fit (see :mod:`tsocontainer.ramps.fitting`).
+            stcal's fit (see :mod:`tsocontainer.ramps.fitting`). ``OLS_C`` of pixels
+            whose ramps are clean in a block (no flagged group, no pixel DQ) is computed
+            in numpy on all cores, the same estimator to float32 precision
+            (:mod:`tsocontainer.ramps.olsfast`); the other pixels go to stcal.
         block_size : int, optional
             Integrations per block (default: about 64 MB of float32 ramps).
         keep_variances : bool
@@ -573,7 +576,8 @@ class RampSteps:
         variance : {'exact', 'stcal'}
             ``OLS_C`` variances: exact for ramps fitted as one segment, or stcal's
             approximations (too small by up to 7 % at signal-to-noise 5-50; see
-            :mod:`tsocontainer.ramps.fitting`).
+            :mod:`tsocontainer.ramps.fitting`); with ``'stcal'`` every ramp goes to
+            stcal.
 
         Returns
         -------
