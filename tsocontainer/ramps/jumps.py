@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import nanmedian0, running_median
+from tsocontainer.arrays.numerics import nanmedian0, reflect_index, window_median
 
 __all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS", "JUMP_METHODS"]
 
@@ -183,11 +183,25 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
 
 def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     finite = np.isfinite(diffs)
-    fill = nanmedian0(diffs)
-    filled = np.where(finite, diffs, np.nan_to_num(fill)[None])
-    med = running_median(filled, window) if window > 1 else filled
-    var = np.maximum(med[core], 0) / gain + readnoise ** 2
+    gaps = ~finite.all(axis=0)                  # NaN filled with the pixel's own median
+    filled = diffs.copy()
+    if gaps.any():
+        fill = np.nan_to_num(nanmedian0(diffs[:, gaps]))
+        filled[:, gaps] = np.where(finite[:, gaps], diffs[:, gaps], fill[None])
+    med = _running_median_at(filled, window, core)
+    var = np.maximum(med, 0) / gain + readnoise ** 2
     var *= 1.0 + np.pi / (2.0 * window)
-    resid = (diffs[core] - med[core])
+    resid = (diffs[core] - med)
     with np.errstate(invalid="ignore"):
         return (np.abs(resid) > threshold * np.sqrt(var)) & finite[core]
+
+
+def _running_median_at(filled, window, core):
+    """``running_median(filled, window)[core]``, computing only the ``core`` positions."""
+    nb = filled.shape[0]
+    half = window // 2
+    if half == 0 or nb == 1:
+        return filled[core]
+    idx = reflect_index(nb, half)
+    c0, c1, _ = core.indices(nb)
+    return window_median([filled[idx[c0 + k:c1 + k]] for k in range(2 * half + 1)])
