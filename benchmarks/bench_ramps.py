@@ -26,7 +26,9 @@ reported:
 
 The rates of ``ours-min-stcal`` and ``stcal`` are compared (same ramps, same stcal code),
 and those of ``ours-min`` and ``stcal`` (same ramps, our jump detection). Every run
-reports the 1-minute load average before and after it (the machine may be shared).
+reports its wall time, its CPU time (user + system, all threads) and the 1-minute load
+average before and after it (the machine may be shared: then the CPU time is the steadier
+number, and wall time on two free cores is at best CPU time / 2).
 
 ``precision``: a SOSS visit of ``--nint-precision`` integrations x 64 columns with a faint
 star (5 % of saturation at the peak) and injected group-level 1/f; white-light and
@@ -87,6 +89,7 @@ files = sorted(glob.glob(folder + "/*_uncal.fits"))
 OURS = COMMON + r"""
 from tsocontainer.ramps import run_stage1
 import stcal.jump.jump, stcal.ramp_fitting.ramp_fit   # imported outside the timing, as below
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 t0 = time.perf_counter()
 method = "stcal" if which.endswith("-stcal") else "twopoint"
 if which.startswith("ours-min"):
@@ -102,7 +105,8 @@ else:
 g = run_stage1(files, steps)
 dt = time.perf_counter() - t0
 np.save(folder + f"/rates_{which}.npy", g.sci)
-print(json.dumps({"seconds": dt, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "peak_rss": ru.ru_maxrss * 1024, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0,
                   "rates_bytes": g.sci.nbytes, "N": g.N,
                   "steps": {h["step"]: h["summary"].get("seconds") for h in g.history}}))
 """
@@ -114,6 +118,7 @@ from stcal.jump.jump_class import JumpData
 from stcal.ramp_fitting import ramp_fit
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 t0 = time.perf_counter()
 gain = fits.getdata(refs["gain"], "SCI").astype(np.float32)
 rn = fits.getdata(refs["readnoise"], "SCI").astype(np.float32)
@@ -144,7 +149,8 @@ for f in files:
 rates = np.concatenate(rates)
 dt = time.perf_counter() - t0
 np.save(folder + "/rates_stcal.npy", rates)
-print(json.dumps({"seconds": dt, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "peak_rss": ru.ru_maxrss * 1024, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0,
                   "N": int(rates.shape[0])}))
 """
 
@@ -378,6 +384,7 @@ def speed(folder: Path, args) -> dict:
     for which in args.speed_runs.split(","):
         res[which]["s_per_int"] = res[which]["seconds"] / args.nint
         res[which]["s_per_500_full_ints"] = res[which]["seconds"] / args.nint * 500 * 2048 / nx
+        res[which]["cpu_s_per_int"] = res[which]["cpu_s"] / args.nint
     return res
 
 
