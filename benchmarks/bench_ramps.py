@@ -12,17 +12,23 @@ each of these runs in a fresh Python process whose time and peak RSS (``ru_maxrs
 reported:
 
 * ``ours``: :func:`tsocontainer.ramps.run_stage1` with every step (saturation and mask
-  references, bias from the data, reference pixels, group 1/f, stcal jumps plus the check
-  in time, OLS_C fit with exact variances), streamed in blocks;
-* ``ours-min``: the same reader and fit with only what the stcal run below does (the bias
-  reference, stcal's jumps, OLS_C), to separate tsocontainer's steps from stcal's;
+  references, bias from the data, reference pixels, group 1/f, jumps within ramps with
+  our two-point-difference detector plus the check in time, OLS_C fit with exact
+  variances), streamed in blocks; ``ours-stcal``: the same with stcal's jump detection;
+* ``ours-min-stcal``: the same reader and fit with only what the stcal run below does (the
+  bias reference, stcal's jumps, OLS_C), to separate tsocontainer's steps from stcal's;
+  ``ours-min``: the same with our jump detection;
 * ``stcal``: stcal called the way the jwst pipeline's ``JumpStep`` and ``RampFitStep``
   call it: every segment opened whole as a ``RampModel`` (float32), the bias reference
   subtracted, ``detect_jumps_data`` on a ``JumpData`` built from the model with the
   JumpStep defaults, then ``ramp_fit.ramp_fit(model, ...)`` with OLS_C, optimal weighting,
   one core (no CRDS: the simulated gain and read-noise references).
 
-The rates of ``ours-min`` and ``stcal`` are compared (same ramps, same stcal code).
+The rates of ``ours-min-stcal`` and ``stcal`` are compared (same ramps, same stcal code),
+and those of ``ours-min`` and ``stcal`` (same ramps, our jump detection). Every run
+reports its wall time, its CPU time (user + system, all threads) and the 1-minute load
+average before and after it (the machine may be shared: then the CPU time is the steadier
+number, and wall time on two free cores is at best CPU time / 2).
 
 ``precision``: a SOSS visit of ``--nint-precision`` integrations x 64 columns with a faint
 star (5 % of saturation at the peak) and injected group-level 1/f; white-light and
@@ -83,20 +89,24 @@ files = sorted(glob.glob(folder + "/*_uncal.fits"))
 OURS = COMMON + r"""
 from tsocontainer.ramps import run_stage1
 import stcal.jump.jump, stcal.ramp_fitting.ramp_fit   # imported outside the timing, as below
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 t0 = time.perf_counter()
-if which == "ours":
+method = "stcal" if which.endswith("-stcal") else "twopoint"
+if which.startswith("ours-min"):
+    steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
+             ("subtract_superbias", {"reference": refs["superbias"]}),
+             ("detect_jumps", {"time_threshold": None, "method": method}), ("fit_ramps", {})]
+else:
     steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
              ("flag_saturation", {"level": refs["saturation"], "dq": refs["mask"]}),
              ("subtract_superbias", {}), ("correct_reference_pixels", {}),
-             ("correct_group_onef", {}), ("detect_jumps", {}), ("fit_ramps", {})]
-else:
-    steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
-             ("subtract_superbias", {"reference": refs["superbias"]}),
-             ("detect_jumps", {"time_threshold": None}), ("fit_ramps", {})]
+             ("correct_group_onef", {}), ("detect_jumps", {"method": method}),
+             ("fit_ramps", {})]
 g = run_stage1(files, steps)
 dt = time.perf_counter() - t0
 np.save(folder + f"/rates_{which}.npy", g.sci)
-print(json.dumps({"seconds": dt, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "peak_rss": ru.ru_maxrss * 1024, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0,
                   "rates_bytes": g.sci.nbytes, "N": g.N,
                   "steps": {h["step"]: h["summary"].get("seconds") for h in g.history}}))
 """
@@ -108,6 +118,7 @@ from stcal.jump.jump_class import JumpData
 from stcal.ramp_fitting import ramp_fit
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
+cpu0 = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 t0 = time.perf_counter()
 gain = fits.getdata(refs["gain"], "SCI").astype(np.float32)
 rn = fits.getdata(refs["readnoise"], "SCI").astype(np.float32)
@@ -138,7 +149,8 @@ for f in files:
 rates = np.concatenate(rates)
 dt = time.perf_counter() - t0
 np.save(folder + "/rates_stcal.npy", rates)
-print(json.dumps({"seconds": dt, "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"seconds": dt, "peak_rss": ru.ru_maxrss * 1024, "cpu_s": ru.ru_utime + ru.ru_stime - cpu0,
                   "N": int(rates.shape[0])}))
 """
 
@@ -245,41 +257,62 @@ import numpy as np
 warnings.simplefilter("ignore")
 from tsocontainer.ramps import read_uncal
 from tsocontainer.sim.ramps import jump_zone, simulate_ramps
-folder, nint = sys.argv[1], int(sys.argv[2])
+folder, nint, methods = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
 v = simulate_ramps("soss", nint=nint, columns=(1000, 1128), seed=22, out=folder,
                    systematics=False, noise=dict(cosmic_rays=3e-5))
 a = v.truth_arrays()
 r = {k: str(v.folder) + "/" + p for k, p in v.truth["references"].items()}
-g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
-g = g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
-t0 = time.perf_counter()
-g = g.correct_reference_pixels().correct_group_onef().detect_jumps().fit_ramps()
-dt = time.perf_counter() - t0
-jump = g.dqs.any(4); usable = ~g.dqs.any(1 | 2)
-J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
-hit = (J.group >= 1) & usable[i, y, x]
-big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
-mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
-false = jump & ~jump_zone(J, jump.shape) & usable
-intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
-k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
-n = [int(usable[s].sum()) for s in (intransit, ~intransit)]
-kf = [int(false[s].sum()) for s in (intransit, ~intransit)]
-p = sum(k) / sum(n); sig = np.sqrt(p * (1 - p) * (1 / n[0] + 1 / n[1]))
-pf = sum(kf) / sum(n); sigf = np.sqrt(pf * (1 - pf) * (1 / n[0] + 1 / n[1]))
-on_trace = np.abs(np.arange(jump.shape[1])[:, None] - np.nanmean(a["TRACE"][0], axis=0)[None]) <= 15
-print(json.dumps({"nint": nint, "seconds": round(dt, 1), "hits_usable": int(hit.sum()),
-    "hits_ge_5sigma": int(big.sum()), "found_ge_5sigma": round(float(jump[i[big], y[big], x[big]].mean()), 5),
-    "found_3_5sigma": round(float(jump[i[mid], y[mid], x[mid]].mean()), 4) if mid.any() else None,
-    "missed_ge_5sigma": int((~jump[i[big], y[big], x[big]]).sum()),
-    "false_flags": int(false.sum()), "usable": int(usable.sum()),
-    "false_fraction": float(false.sum() / usable.sum()),
-    "false_fraction_on_trace": float((false & on_trace[None]).sum() / (usable & on_trace[None]).sum()),
-    "in_transit_ints": int(intransit.sum()),
-    "flag_rate_in": k[0] / n[0], "flag_rate_out": k[1] / n[1],
-    "flag_rate_diff_sigma": round(float((k[0] / n[0] - k[1] / n[1]) / sig), 2),
-    "false_rate_in": kf[0] / n[0], "false_rate_out": kf[1] / n[1],
-    "false_rate_diff_sigma": round(float((kf[0] / n[0] - kf[1] / n[1]) / sigf), 2) if sigf > 0 else None}))
+def metrics(g, dt):
+    jump = g.dqs.any(4); usable = ~g.dqs.any(1 | 2)
+    J = a["JUMPS"]; i, y, x = J.integration - 1, J.y, J.x
+    hit = (J.group >= 1) & usable[i, y, x]
+    big = hit & (J.amplitude_dn >= 5 * J.sigma_dn)
+    mid = hit & (J.amplitude_dn >= 3 * J.sigma_dn) & ~big
+    false = jump & ~jump_zone(J, jump.shape) & usable
+    intransit = a["SHIFTS"]["white_lc"] < 1 - 1e-5
+    k = [int(jump[s].sum()) for s in (intransit, ~intransit)]
+    n = [int(usable[s].sum()) for s in (intransit, ~intransit)]
+    kf = [int(false[s].sum()) for s in (intransit, ~intransit)]
+    p = sum(k) / sum(n); sig = np.sqrt(p * (1 - p) * (1 / n[0] + 1 / n[1]))
+    pf = sum(kf) / sum(n); sigf = np.sqrt(pf * (1 - pf) * (1 / n[0] + 1 / n[1]))
+    on_trace = np.abs(np.arange(jump.shape[1])[:, None] - np.nanmean(a["TRACE"][0], axis=0)[None]) <= 15
+    return {"nint": nint, "seconds": round(dt, 1), "hits_usable": int(hit.sum()),
+        "hits_ge_5sigma": int(big.sum()), "found_ge_5sigma": round(float(jump[i[big], y[big], x[big]].mean()), 5),
+        "found_3_5sigma": round(float(jump[i[mid], y[mid], x[mid]].mean()), 4) if mid.any() else None,
+        "missed_ge_5sigma": int((~jump[i[big], y[big], x[big]]).sum()),
+        "false_flags": int(false.sum()), "usable": int(usable.sum()),
+        "false_fraction": float(false.sum() / usable.sum()),
+        "false_fraction_on_trace": float((false & on_trace[None]).sum() / (usable & on_trace[None]).sum()),
+        "in_transit_ints": int(intransit.sum()),
+        "flag_rate_in": k[0] / n[0], "flag_rate_out": k[1] / n[1],
+        "flag_rate_diff_sigma": round(float((k[0] / n[0] - k[1] / n[1]) / sig), 2),
+        "false_rate_in": kf[0] / n[0], "false_rate_out": kf[1] / n[1],
+        "false_rate_diff_sigma": round(float((kf[0] / n[0] - kf[1] / n[1]) / sigf), 2) if sigf > 0 else None}
+def run(method, time_threshold):
+    g = read_uncal(v.files).use_detector(gain=r["gain"], readnoise=r["readnoise"])
+    g = g.flag_saturation(level=r["saturation"], dq=r["mask"]).subtract_superbias()
+    t0 = time.perf_counter()
+    g = g.correct_reference_pixels().correct_group_onef()
+    g = g.detect_jumps(method=method, time_threshold=time_threshold).fit_ramps()
+    return g, time.perf_counter() - t0
+def overlap(x, y):
+    return {"both": int((x & y).sum()), "only_" + methods[0]: int((x & ~y).sum()),
+            "only_" + methods[1]: int((~x & y).sum()),
+            "jaccard": round(float((x & y).sum() / max(1, (x | y).sum())), 4)}
+out, flags = {}, {}
+for method in methods:
+    g, dt = run(method, 5.0)
+    out[method] = metrics(g, dt)
+    flags[method] = g.dqs.any(4)
+    if len(methods) > 1:
+        g, dt = run(method, None)
+        out[method + " (within ramps only)"] = metrics(g, dt)
+        flags[method + ":ramps"] = g.dqs.any(4)
+if len(methods) > 1:
+    m0, m1 = methods[:2]
+    out["overlap (with the check in time)"] = overlap(flags[m0], flags[m1])
+    out["overlap (within ramps only)"] = overlap(flags[m0 + ":ramps"], flags[m1 + ":ramps"])
+print(json.dumps(out))
 """
 
 RUNMODE = r"""
@@ -313,6 +346,7 @@ def _env() -> dict:
 
 
 def _run(code: str, *args, timeout=3600) -> dict:
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                           text=True, env=_env(), timeout=timeout)
@@ -321,6 +355,7 @@ def _run(code: str, *args, timeout=3600) -> dict:
         raise SystemExit(f"child failed ({proc.returncode})")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     out["wall_s"] = time.perf_counter() - t0
+    out["load1_before"], out["load1_after"] = load, os.getloadavg()[0]
     return out
 
 
@@ -332,18 +367,24 @@ def speed(folder: Path, args) -> dict:
     else:
         sim = _run(SIMULATE, folder, args.nint, args.nseg, *args.columns)
         res = {"simulate": {"seconds": round(sim["seconds"], 1), "files": len(sim["files"])}}
-    for which in ("ours", "ours-min"):
-        res[which] = _run(OURS, folder, which)
-    res["stcal"] = _run(STCAL, folder, "stcal")
+    for which in args.speed_runs.split(","):
+        res[which] = _run(STCAL if which == "stcal" else OURS, folder, which)
     import numpy as np
 
-    a, b = (np.load(folder / f"rates_{w}.npy") for w in ("ours-min", "stcal"))
-    ok = np.isfinite(a) & np.isfinite(b) & (np.abs(b) > 1)
-    res["ours-min vs stcal"] = {"median ratio": float(np.median(a[ok] / b[ok])),
-                                "identical fraction": float(np.mean(np.isclose(a[ok], b[ok],
-                                                                                rtol=1e-5)))}
+    for which in ("ours-min-stcal", "ours-min"):
+        if which not in res or "stcal" not in res:
+            continue
+        a, b = (np.load(folder / f"rates_{w}.npy") for w in (which, "stcal"))
+        ok = np.isfinite(a) & np.isfinite(b) & (np.abs(b) > 1)
+        res[which + " vs stcal"] = {
+            "median ratio": float(np.median(a[ok] / b[ok])),
+            "identical fraction": float(np.mean(np.isclose(a[ok], b[ok], rtol=1e-5)))}
     ny, nx = 256, args.columns[1] - args.columns[0]
     res["rateints_bytes"] = args.nint * ny * nx * 4
+    for which in args.speed_runs.split(","):
+        res[which]["s_per_int"] = res[which]["seconds"] / args.nint
+        res[which]["s_per_500_full_ints"] = res[which]["seconds"] / args.nint * 500 * 2048 / nx
+        res[which]["cpu_s_per_int"] = res[which]["cpu_s"] / args.nint
     return res
 
 
@@ -383,6 +424,10 @@ def main(argv=None) -> None:
     p.add_argument("--columns", type=int, nargs=2, default=(0, 2048))
     p.add_argument("--nint-precision", type=int, default=200)
     p.add_argument("--nint-jumps", type=int, default=80)
+    p.add_argument("--speed-runs", default="ours,ours-stcal,ours-min,ours-min-stcal,stcal",
+                   help="runs of part 'speed' (see the module docstring)")
+    p.add_argument("--jump-methods", default="twopoint,stcal",
+                   help="detect_jumps methods of part 'jumps' (the first two are compared)")
     p.add_argument("--modes", default="soss,nirspec-prism",
                    help="modes of part 'run' (simulator names)")
     p.add_argument("--nint-run", default="soss:100,nirspec-prism:300",
@@ -404,7 +449,9 @@ def main(argv=None) -> None:
         if "fit" in parts:
             results["fit"] = dict(_run(FIT, root / "fit"), load1=os.getloadavg()[0])
         if "jumps" in parts:
-            results["jumps"] = dict(_run(JUMPS, root / "jumps", args.nint_jumps),
+            load = os.getloadavg()[0]
+            results["jumps"] = dict(_run(JUMPS, root / "jumps", args.nint_jumps,
+                                         args.jump_methods), load1_start=load,
                                     load1=os.getloadavg()[0])
         if "run" in parts:
             nint = {k: int(n) for k, n in (x.split(":") for x in args.nint_run.split(","))}

@@ -35,7 +35,7 @@ def _stage1(v, **detector):
     g.flag_saturation().subtract_superbias().correct_reference_pixels()
     g.correct_group_onef().detect_jumps()
     rates = g.fit_ramps()
-    n = int(g.aux["n_jumps_stcal"].sum() + g.aux["n_jumps_time"].sum())
+    n = int(g.aux["n_jumps_ramp"].sum() + g.aux["n_jumps_time"].sum())
     return g, rates, n / (g.N * g.sh[0] * g.sh[1] * (g.ngroups - 1))
 
 

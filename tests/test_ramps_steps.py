@@ -207,6 +207,28 @@ def test_time_outliers_follow_a_transit_but_catch_a_jump():
     assert out.sum() == 1
 
 
+def test_check_in_time_computes_the_running_median_of_the_core_only():
+    """The check in time computes its running median only at the integrations it tests:
+    the same outliers as the running median of the whole buffer (mirrored edges) with the
+    pixel's own median in gaps, at the start, middle and end of a buffer."""
+    from tsocontainer.arrays.numerics import nanmedian0, running_median
+
+    rng = np.random.default_rng(11)
+    d = rng.normal(300.0, 20.0, (14, 3, 5, 6)).astype(np.float32)
+    d[rng.random(d.shape) < 0.05] = np.nan
+    d[2, 1, 3, 3] += 400.0
+    gain, rn = np.full((5, 6), 2.0), np.full((5, 6), 15.0)
+    for core in (slice(0, 4), slice(5, 9), slice(10, 14)):
+        filled = np.where(np.isfinite(d), d, np.nan_to_num(nanmedian0(d))[None])
+        med = running_median(filled, 11)[core]
+        sig = np.sqrt((np.maximum(med, 0) / gain + rn ** 2) * (1 + np.pi / 22))
+        with np.errstate(invalid="ignore"):
+            ref = (np.abs(d[core] - med) > 5.0 * sig) & np.isfinite(d[core])
+        out = time_outliers(d, gain, rn, core, 5.0, 11)
+        assert (out == ref).all()
+    assert time_outliers(d, gain, rn, slice(0, 4), 5.0, 11)[2, 1, 3, 3]
+
+
 def test_stcal_jumps_flag_the_group_after_a_jump():
     rng = np.random.default_rng(5)
     d = _ramps(np.full((8, 8), 20.0), n=3, ngroups=8) + rng.normal(0, 5, (3, 8, 8, 8))
@@ -393,3 +415,20 @@ def test_check_in_time_finds_jumps_in_two_group_ramps():
         found[thr] = (jumps[ints, y, x].mean(), jumps.sum() - jumps[ints, y, x].sum())
     assert found[None] == (0.0, 0)
     assert found[5.0][0] >= 0.95 and found[5.0][1] <= 2
+
+
+@pytest.mark.parametrize("statistic", ["trimmed-mean", "median"])
+def test_group_onef_offsets_do_not_depend_on_the_threads(monkeypatch, statistic):
+    """The line statistics run on frame chunks in threads; one thread gives the same."""
+    from tsocontainer.ramps import onef
+
+    rng = np.random.default_rng(12)
+    data = rng.normal(0, 5, (3, 4, 16, 40)).astype(np.float32)
+    gdq = np.zeros(data.shape, np.uint8)
+    gdq[1, 2:, 3, 7] = 2
+    args = ("masked-median", data, gdq, np.zeros((4, 16, 40), np.float32),
+            np.zeros((16, 40), bool), np.zeros((16, 40), bool), 1, np.arange(40) // 20)
+    two = group_onef_offsets(*args, statistic=statistic)
+    monkeypatch.setattr(onef, "default_workers", lambda: 1)
+    one = group_onef_offsets(*args, statistic=statistic)
+    assert two.shape == (3, 4, 16, 2) and np.array_equal(one, two)

@@ -7,11 +7,14 @@
 block by block, to a :class:`~tsocontainer.TSOGroup` of rates. :func:`run_stage1` runs a
 list of steps (what a recipe's ``stage1`` section holds).
 
-Jump detection and ramp fitting are stcal's (``stcal.jump``, ``stcal.ramp_fitting``),
-called on plain arrays with the jwst pipeline's settings and no CRDS: gain, read noise,
-bias, saturation and linearity come from the user (numbers, arrays or CRDS-format
-reference files) or from documented per-detector defaults
-(:mod:`tsocontainer.ramps.detector`).
+Jump detection is the two-point-difference method, by default in this package's numpy
+implementation on all cores (:mod:`tsocontainer.ramps.twopoint`; stcal's with
+``detect_jumps(method="stcal")``), plus a check in time; ramp fitting is stcal's
+(``stcal.ramp_fitting``: OLS_C, of which the clean ramps are computed in numpy,
+:mod:`tsocontainer.ramps.olsfast`, or LIKELY), called on plain arrays with the jwst
+pipeline's settings and no CRDS: gain, read noise, bias, saturation and linearity come
+from the user (numbers, arrays or CRDS-format reference files) or from documented
+per-detector defaults (:mod:`tsocontainer.ramps.detector`).
 """
 from __future__ import annotations
 

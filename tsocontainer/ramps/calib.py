@@ -10,6 +10,8 @@ import warnings
 
 import numpy as np
 
+from tsocontainer.arrays.numerics import nanmedian0
+
 __all__ = ["GROUP_DQ", "flag_saturated", "flag_plateaus", "zero_level", "apply_linearity",
            "cds_noise", "estimate_noise", "measure_read_noise"]
 
@@ -315,9 +317,7 @@ def measure_read_noise(data, gdq, exclude, gain, nframes: int = 1, nsplit: int =
     d = np.diff(r, axis=1)
     dok = good[:, 1:] & good[:, :-1]
     dd = np.where(dok[:, 1:] & dok[:, :-1], np.diff(d, axis=1), np.nan)   # (n, G-2, npix)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        m = np.nanmedian(np.where(dok, d, np.nan), axis=(0, 1))
+    m = nanmedian0(np.where(dok, d, np.nan).reshape(-1, d.shape[-1]))   # as np.nanmedian
     g = np.broadcast_to(np.asarray(gain, np.float64), exclude.shape)[pix]
     pois = 2.0 * np.maximum(np.nan_to_num(m, nan=np.inf), 0.0) / g
     finite = np.isfinite(pois) & (np.isfinite(dd).sum(axis=(0, 1)) >= 2)

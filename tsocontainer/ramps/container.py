@@ -273,8 +273,9 @@ class RampGroup(RampSteps, RampPlots):
     def _block_ints(self, block_size=None) -> int:
         """Integrations per streamed block (default: about 64 MB of float32 ramps).
 
-        stcal's jump detection holds about ten times its input at once, so the block,
-        not the visit, sets the peak memory.
+        stcal's jump detection (``detect_jumps(method="stcal")``) holds about ten times
+        its input at once, so the block, not the visit, sets the peak memory (the default
+        detector and fit work on row chunks of a few MB).
         """
         if block_size is not None:
             return max(1, int(block_size))

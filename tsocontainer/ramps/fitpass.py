@@ -12,19 +12,22 @@ from tsocontainer._util import interactive
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tsocontainer.arrays.numerics import block_ranges
 from tsocontainer.ramps.fitting import stcal_fit
+from tsocontainer.ramps.olsfast import fast_ols_fit
 from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
+from tsocontainer.ramps.twopoint import default_workers, twopoint_jumps
 
 __all__ = ["fit_visit", "DIAGNOSTICS"]
 
 log = logging.getLogger(__name__)
 
 #: ``aux`` arrays a fit pass (re)makes
-DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_jumps_stcal",
+DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_jumps_ramp",
                "n_jumps_time", "jump_count", "white")
 _JUMP = np.uint8(4)
 
@@ -79,34 +82,50 @@ class _Outputs:
 
 
 def _jumps(rg, buf, a, b, pdq, gain, rn, params):
-    """stcal's jumps, then the check in time, on integrations ``a:b`` of the buffer."""
+    """Jumps within ramps, then the check in time, on integrations ``a:b`` of the buffer."""
     s = buf.start
     core = slice(a - s, b - s)
-    if rg.ngroups > 2:       # stcal needs 3 groups (jwst's JumpStep skips fewer)
+    nframes = int(rg.meta.get("NFRAMES") or 1)
+    if rg.ngroups > 2:       # 3 groups at least (jwst's JumpStep skips fewer)
         old = buf.gdq[core]
-        gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
-                                threshold=params["threshold"],
-                                flag_neighbors=params["flag_neighbors"],
-                                group_time=rg.group_time,
-                                nframes=int(rg.meta.get("NFRAMES") or 1))
+        if params.get("method", "stcal") == "stcal":
+            gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
+                                    threshold=params["threshold"],
+                                    flag_neighbors=params["flag_neighbors"],
+                                    group_time=rg.group_time, nframes=nframes)
+        else:
+            gdq, _ = twopoint_jumps(buf.data[core], old, gain, rn,
+                                    threshold=params["threshold"],
+                                    flag_neighbors=params["flag_neighbors"], nframes=nframes)
         new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
-        rg._diag("n_jumps_stcal", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
+        rg._diag("n_jumps_ramp", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
         buf.gdq[core] = gdq
     if params["time_threshold"] is not None and rg.ngroups > 1:
         count = rg._diag("n_jumps_time", (rg.N,), np.int64)
-        ny, nx = rg.sh
-        rows = max(1, int(4e6 // max(1, buf.data.shape[0] * rg.ngroups * nx)))
-        for r0 in range(0, ny, rows):    # row chunks: no buffer-sized temporaries
-            sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
-            diffs = group_differences(buf.data[sl], buf.gdq[sl])
-            out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
-                                params["time_threshold"], params["time_window"])
-            tail = buf.gdq[core][:, 1:][sl]
-            extra = out & ((tail & _JUMP) == 0)
-            tail[extra] |= _JUMP
-            count[a:b] += extra.sum(axis=(1, 2, 3))
+        count[a:b] += _time_check(buf, core, gain, rn, params)
     flagged = ((buf.gdq[core] & _JUMP) != 0).any(axis=1)
     rg._diag("jump_count", rg.sh, np.int32)[...] += flagged.sum(axis=0).astype(np.int32)
+
+
+def _time_check(buf, core, gain, rn, params):
+    """The check in time on row chunks of the buffer, on a thread pool; new flags per
+    integration of ``core``."""
+    ny, nx = buf.data.shape[-2:]
+    rows = max(1, int(2e6 // max(1, buf.data.shape[0] * buf.data.shape[1] * nx)))
+
+    def chunk(r0):                       # row chunks: no buffer-sized temporaries
+        sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
+        diffs = group_differences(buf.data[sl], buf.gdq[sl])
+        out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
+                            params["time_threshold"], params["time_window"])
+        tail = buf.gdq[core][:, 1:][sl]
+        extra = out & ((tail & _JUMP) == 0)
+        tail[extra] |= _JUMP
+        return extra.sum(axis=(1, 2, 3))
+
+    starts = range(0, ny, rows)
+    with ThreadPoolExecutor(max(1, min(len(starts), default_workers()))) as pool:
+        return sum(pool.map(chunk, starts))
 
 
 def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
@@ -118,8 +137,11 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     readout = {"group_time": rg.group_time, "frame_time": rg.meta.get("TFRAME"),
                "nframes": rg.meta.get("NFRAMES"), "groupgap": rg.meta.get("GROUPGAP"),
                "instrument": rg.instrument}
-    fit = stcal_fit(buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout,
-                    **fit_opts)
+    args = (buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout)
+    if fit_opts["algorithm"] == "OLS_C":      # stcal's estimator, numpy for clean ramps
+        fit = fast_ols_fit(*args, variance=fit_opts["variance"])
+    else:
+        fit = stcal_fit(*args, **fit_opts)
     out.store(a, b, fit, pdq)
     use = ~rg.refmask
     if "onef_band" in rg.aux and rg.aux["onef_band"].any():
@@ -210,10 +232,10 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
               "keep_variances": keep_variances, "variance": variance}
     summary = {"N": rg.N, "algorithm": out.algorithm, "seconds": round(dt, 3),
                "exact_variances": out.n_exact,
-               "jumps_stcal": int(rg.aux.get("n_jumps_stcal", np.zeros(1)).sum()),
+               "jumps_ramp": int(rg.aux.get("n_jumps_ramp", np.zeros(1)).sum()),
                "jumps_time": int(rg.aux.get("n_jumps_time", np.zeros(1)).sum())}
     g = _group(rg, out, params, dict(summary))
     rg._record("fit_ramps", params, summary)
-    log.info("fit_ramps (%s): %d integrations of %s, %d + %d jumps (stcal + time), %.1f s",
-             out.algorithm, rg.N, rg.sh, summary["jumps_stcal"], summary["jumps_time"], dt)
+    log.info("fit_ramps (%s): %d integrations of %s, %d + %d jumps (ramps + time), %.1f s",
+             out.algorithm, rg.N, rg.sh, summary["jumps_ramp"], summary["jumps_time"], dt)
     return g

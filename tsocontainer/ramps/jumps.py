@@ -1,4 +1,7 @@
-"""Jump (cosmic-ray) detection: stcal's two-point difference plus a check in time.
+"""Jump (cosmic-ray) detection: two-point differences within ramps plus a check in time.
+
+Within ramps, the default is this package's vectorised two-point-difference detector
+(:func:`tsocontainer.ramps.twopoint.twopoint_jumps`); stcal's is kept as an option:
 
 * :func:`stcal_jumps` calls ``stcal.jump.jump.detect_jumps_data`` on a block of ramps
   with the settings the jwst pipeline's ``JumpStep`` uses by default (rejection
@@ -17,9 +20,9 @@
   ``sqrt(1 + pi / (2 window))`` for the running median's own noise.
 
 Jumps are marked ``JUMP_DET`` on the group after the difference, as stcal does; the
-ramp fit then fits the ramp's segments separately. stcal needs three groups (the jwst
-JumpStep skips ramps of two); the check in time works on two-group ramps too, where it is
-the only jump detection.
+ramp fit then fits the ramp's segments separately. The detection within ramps runs on
+ramps of three groups or more (the jwst JumpStep skips ramps of two); the check in time
+works on two-group ramps too, where it is the only jump detection.
 """
 from __future__ import annotations
 
@@ -28,9 +31,9 @@ import warnings
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import nanmedian0, running_median
+from tsocontainer.arrays.numerics import nanmedian0, reflect_index, window_median
 
-__all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS"]
+__all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS", "JUMP_METHODS"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ JUMP_DEFAULTS = {"rejection_threshold": 4.0, "three_group_rejection_threshold": 
                  "four_group_rejection_threshold": 5.0, "flag_4_neighbors": True,
                  "max_jump_to_flag_neighbors": 1000.0, "min_jump_to_flag_neighbors": 10.0,
                  "minimum_groups": 3, "maximum_cores": "1"}
+#: jump detection within ramps: ours (:mod:`tsocontainer.ramps.twopoint`) or stcal's
+JUMP_METHODS = ("twopoint", "stcal")
 _JUMP = np.uint8(4)
 _BAD = np.uint8(1 | 2)
 
@@ -178,11 +183,25 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
 
 def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     finite = np.isfinite(diffs)
-    fill = nanmedian0(diffs)
-    filled = np.where(finite, diffs, np.nan_to_num(fill)[None])
-    med = running_median(filled, window) if window > 1 else filled
-    var = np.maximum(med[core], 0) / gain + readnoise ** 2
+    gaps = ~finite.all(axis=0)                  # NaN filled with the pixel's own median
+    filled = diffs.copy()
+    if gaps.any():
+        fill = np.nan_to_num(nanmedian0(diffs[:, gaps]))
+        filled[:, gaps] = np.where(finite[:, gaps], diffs[:, gaps], fill[None])
+    med = _running_median_at(filled, window, core)
+    var = np.maximum(med, 0) / gain + readnoise ** 2
     var *= 1.0 + np.pi / (2.0 * window)
-    resid = (diffs[core] - med[core])
+    resid = (diffs[core] - med)
     with np.errstate(invalid="ignore"):
         return (np.abs(resid) > threshold * np.sqrt(var)) & finite[core]
+
+
+def _running_median_at(filled, window, core):
+    """``running_median(filled, window)[core]``, computing only the ``core`` positions."""
+    nb = filled.shape[0]
+    half = window // 2
+    if half == 0 or nb == 1:
+        return filled[core]
+    idx = reflect_index(nb, half)
+    c0, c1, _ = core.indices(nb)
+    return window_median([filled[idx[c0 + k:c1 + k]] for k in range(2 * half + 1)])

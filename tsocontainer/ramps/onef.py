@@ -42,10 +42,13 @@ changes no relative flux.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from tsocontainer._util import check_option
 from tsocontainer.cleaning.background import line_median
+from tsocontainer.ramps.twopoint import default_workers
 
 __all__ = ["GROUP_ONEF_METHODS", "LINE_STATISTICS", "deep_ramp", "white_scale",
            "group_onef_offsets", "apply_group_onef", "line_trimmed_mean"]
@@ -213,11 +216,8 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
         if cols.size == 0:
             continue
         sub = (slice(None), slice(None), cols) if fast_axis == 1 else (slice(None), cols)
-        if statistic == "median":
-            med, _ = line_median(resid[sub], good[sub], fast_axis)
-        else:
-            med = line_trimmed_mean(resid[sub], good[sub], fast_axis)
-        out[:, :, a] = np.nan_to_num(med)
+        out[:, :, a] = np.nan_to_num(_lines_by_frames(statistic, resid[sub], good[sub],
+                                                      fast_axis))
         if method == "solve":
             free = use_static[sub[1:]].sum(axis=fast_axis)
             usable = (~refmask)[sub[1:]].sum(axis=fast_axis)
@@ -273,6 +273,24 @@ def _solve_lines(data, gdq, deep, refmask, fast_axis, cols, lines, noise):
         k = np.maximum((w > 0).sum(-1) - 2, 1)
         var_c = var_c * (w * r * r).sum(-1) / k
     return np.nan_to_num(c), var_c
+
+
+def _lines_by_frames(statistic, block, good, axis):
+    """The line statistic of each frame of ``block``, frame chunks on a thread pool (each
+    frame's lines are independent: the result does not depend on the chunks)."""
+    def lines(sl):
+        if statistic == "median":
+            return line_median(block[sl], good[sl], axis)[0]
+        return line_trimmed_mean(block[sl], good[sl], axis)
+
+    n = block.shape[0]
+    nchunk = max(1, min(n, 4 * default_workers()))
+    bounds = np.linspace(0, n, nchunk + 1).astype(int)
+    slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    if len(slices) == 1:
+        return lines(slices[0])
+    with ThreadPoolExecutor(min(len(slices), default_workers())) as pool:
+        return np.concatenate(list(pool.map(lines, slices)))
 
 
 def apply_group_onef(data, offsets, fast_axis: int, amp) -> None:

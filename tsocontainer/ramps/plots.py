@@ -115,10 +115,10 @@ class RampPlots:
         return ax
 
     def plot_jumps(self, ax=None):
-        """Jumps flagged per integration: stcal within ramps and the check in time (Axes)."""
-        stc = self._fit_diag("n_jumps_stcal")
+        """Jumps flagged per integration: within ramps and by the check in time (Axes)."""
+        stc = self._fit_diag("n_jumps_ramp")
         ax = _ax(ax)
-        ax.plot(np.arange(stc.size), stc, ".-", ms=3, label="stcal (within ramps)")
+        ax.plot(np.arange(stc.size), stc, ".-", ms=3, label="within ramps")
         if "n_jumps_time" in self.aux:
             ax.plot(np.arange(stc.size), self.aux["n_jumps_time"], ".-", ms=3,
                     label="check in time")

@@ -18,6 +18,7 @@ import numpy as np
 
 from tsocontainer.errors import TSOValueError
 from tsocontainer.ramps.fitting import FIT_ALGORITHMS, VARIANCES
+from tsocontainer.ramps.jumps import JUMP_METHODS
 from tsocontainer.ramps.onef import GROUP_ONEF_METHODS, LINE_STATISTICS
 from tsocontainer.registry import Anything, Bool, Choice, Num, OneOf, step
 
@@ -510,26 +511,33 @@ class RampSteps:
     @step("ramps", target="RampGroup", plot="plot_jumps",
           params={"threshold": _POS, "time_threshold": OneOf(_POS, Choice(None)),
                   "time_window": Num(lo=3, integer=True),
-                  "flag_neighbors": Bool()})
+                  "flag_neighbors": Bool(), "method": Choice(*JUMP_METHODS)})
     def detect_jumps(self, threshold: float = 4.0, time_threshold=5.0, time_window: int = 11,
-                     flag_neighbors: bool = True):
-        """Detect jumps when the ramps are fitted: stcal within ramps, plus a check in time.
+                     flag_neighbors: bool = True, method: str = "twopoint"):
+        """Detect jumps when the ramps are fitted: two-point differences, plus a check in time.
 
-        See :mod:`tsocontainer.ramps.jumps`. The detection runs block by block inside
-        :meth:`fit_ramps`; its counts are in ``aux`` and :meth:`plot_jumps` afterwards.
-        stcal needs at least 3 groups; with 2, only the check in time runs.
+        See :mod:`tsocontainer.ramps.jumps` and :mod:`tsocontainer.ramps.twopoint`. The
+        detection runs block by block inside :meth:`fit_ramps`; its counts are in ``aux``
+        and :meth:`plot_jumps` afterwards. The detection within ramps needs at least 3
+        groups (as the jwst JumpStep); with 2, only the check in time runs.
 
         Parameters
         ----------
         threshold : float
-            stcal's rejection threshold (sigma) for ramps of more than 4 groups.
+            Rejection threshold (sigma) within ramps for pixels with at least 4 usable
+            group differences (3 and 2: 5 and 6 sigma, as stcal).
         time_threshold : float or None
             Threshold (sigma) of the check of each group difference against its own time
             series; None: no check in time.
         time_window : int
             Running-median length (integrations) of that check.
         flag_neighbors : bool
-            stcal flags the four neighbours of large jumps.
+            Flag the four neighbours of jumps between 10 and 1000 sigma.
+        method : {'twopoint', 'stcal'}
+            Detection within ramps: ``'twopoint'``, this package's vectorised
+            two-point-difference method on all cores (:func:`~tsocontainer.ramps.
+            twopoint.twopoint_jumps`), or ``'stcal'``, stcal's implementation (one core,
+            ~10x slower; :func:`~tsocontainer.ramps.jumps.stcal_jumps`).
 
         Returns
         -------
@@ -537,7 +545,8 @@ class RampSteps:
             ``self``.
         """
         params = {"threshold": threshold, "time_threshold": time_threshold,
-                  "time_window": int(time_window) | 1, "flag_neighbors": flag_neighbors}
+                  "time_window": int(time_window) | 1, "flag_neighbors": flag_neighbors,
+                  "method": method}
         self.plan["jumps"] = {"params": params, "id": next(self._ids), "basis": ()}
         self._record("detect_jumps", params, {"when": "in fit_ramps"})
         return self
@@ -547,7 +556,7 @@ class RampSteps:
                   "keep_variances": Bool(), "progress": Bool(), "variance": Choice(*VARIANCES)})
     def fit_ramps(self, algorithm: str = "OLS_C", block_size=None, keep_variances: bool = False,
                   progress=None, variance: str = "exact"):
-        """Fit every ramp with stcal and return the rates as a TSOGroup.
+        """Fit every ramp (stcal's estimators) and return the rates as a TSOGroup.
 
         Streams the visit block by block through the plan, the jump detection (when
         :meth:`detect_jumps` was run) and the fit; the result is laid out like a group
@@ -557,7 +566,10 @@ class RampSteps:
         Parameters
         ----------
         algorithm : {'OLS_C', 'LIKELY'}
-            stcal's fit (see :mod:`tsocontainer.ramps.fitting`).
+            stcal's fit (see :mod:`tsocontainer.ramps.fitting`). ``OLS_C`` of pixels
+            whose ramps are clean in a block (no flagged group, no pixel DQ) is computed
+            in numpy on all cores, the same estimator to float32 precision
+            (:mod:`tsocontainer.ramps.olsfast`); the other pixels go to stcal.
         block_size : int, optional
             Integrations per block (default: about 64 MB of float32 ramps).
         keep_variances : bool
@@ -567,7 +579,8 @@ class RampSteps:
         variance : {'exact', 'stcal'}
             ``OLS_C`` variances: exact for ramps fitted as one segment, or stcal's
             approximations (too small by up to 7 % at signal-to-noise 5-50; see
-            :mod:`tsocontainer.ramps.fitting`).
+            :mod:`tsocontainer.ramps.fitting`); with ``'stcal'`` every ramp goes to
+            stcal.
 
         Returns
         -------
