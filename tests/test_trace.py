@@ -235,6 +235,30 @@ def test_fit_traces_bad_pixels_do_not_bias():
     assert np.max(np.abs(o["trace"] - truth["trace"])) < 0.01
 
 
+def test_blocks_without_variance_give_the_same_working_data():
+    """``var=False`` (tracing, shifts) skips the variance: same data and good pixels."""
+    g, _ = synthetic_visit(n=10, seed=3, bkg=50.0)
+    g.block_size = 3
+    g.estimate_sky(method="rows")
+    g.correct_one_over_f(method="median")
+    src = g.as_source()
+    assert src.corrected and src.read_data is not None
+    frame = B.reference_frames(src)[0]
+    for fill in (None, frame):
+        with_var = list(B.iter_blocks(src, fill=fill))
+        without = list(B.iter_blocks(src, fill=fill, var=False))
+        assert len(with_var) == len(without) == 4
+        for (a0, a1, d0, v0, g0), (b0, b1, d1, v1, g1) in zip(with_var, without):
+            assert (a0, a1) == (b0, b1) and v0 is not None and v1 is None
+            np.testing.assert_array_equal(d0, d1)
+            if fill is not None:
+                np.testing.assert_array_equal(g0, g1)
+    seen = B.for_blocks(src, lambda i0, i1, d, v, gd: (v is None, float(d.sum())), var=False)
+    assert all(none for none, _ in seen)
+    assert sum(t for _, t in seen) == pytest.approx(float(g.working_block()[0].sum(dtype=float)),
+                                                    rel=1e-6)
+
+
 def test_transposed_cube_gives_the_same_trace():
     # MIRI orientation: dispersion along rows; the dispersion-major view must undo it
     # (trace near column 36 where the MIRI model puts it)
