@@ -119,6 +119,26 @@ def test_window_rows_clips_at_detector_edges():
     np.testing.assert_allclose(w.sum(0), [0.2 + 0.5 + 3.0, 29.5 - 25.9])
 
 
+def test_window_rows_equals_the_overlap_formula_bit_for_bit():
+    """Weights are exactly clip(min(r + .5, hi) - max(r - .5, lo), 0, 1) on the detector,
+    for scalar and per-column half-widths, NaN centres and windows past the edges."""
+    rng = np.random.default_rng(11)
+    for ny, shape, hw in ((40, (3, 200), 4.3), (256, (2, 500), rng.uniform(0.2, 12, (2, 500))),
+                          (9, (50,), 6.5)):
+        centre = rng.uniform(-8, ny + 8, shape)
+        centre[rng.random(shape) < 0.1] = np.nan
+        centre.flat[:5] = [0.0, 3.5, ny - 1.0, ny - 0.5, 2.25]
+        rows, w = V.window_rows(centre, hw, ny)
+        h = np.broadcast_to(np.asarray(hw, float), shape)
+        c = np.where(np.isfinite(centre), centre, -1e6)
+        lo, hi = (c - h)[..., None, :], (c + h)[..., None, :]
+        r = np.floor(lo + 0.5) + np.arange(rows.shape[-2])[:, None]
+        ref = np.clip(np.minimum(r + 0.5, hi) - np.maximum(r - 0.5, lo), 0.0, 1.0)
+        ref = ref * ((r >= 0) & (r <= ny - 1))
+        np.testing.assert_array_equal(w, ref)
+        np.testing.assert_array_equal(rows, np.clip(r, 0, ny - 1).astype(np.intp))
+
+
 def test_gather_matches_take_along_axis():
     rng = np.random.default_rng(2)
     frames = rng.normal(size=(4, 20, 25))
