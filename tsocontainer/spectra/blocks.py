@@ -87,8 +87,10 @@ def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True,
 
     The blocks (reading and corrections included) run on the worker threads of
     :func:`tsocontainer.arrays.numerics.run_blocks` (numpy releases the GIL), each
-    thread on blocks of half the usual size unless ``cube.block_size`` is set, so
-    the memory in flight stays that of one block. ``func`` must write only into
+    thread on blocks of 16 MB of float32 (``32 MB / THREADS``) unless ``cube.block_size``
+    is set: the copies, corrections and temporaries of the blocks in flight (several
+    times a block each) are what the extraction adds to the visit's memory, and
+    smaller blocks cost no time. ``func`` must write only into
     its own integrations ``i0:i1`` of preallocated outputs; the results are
     identical to the serial loop.
 
@@ -116,7 +118,7 @@ def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True,
     """
     from tsocontainer.arrays.numerics import THREADS, run_blocks
 
-    size = cube.block_size or default_block_size(cube.shape, 64.0 / THREADS)
+    size = cube.block_size or default_block_size(cube.shape, 32.0 / THREADS)
     blocks = [(a, min(cube.N, a + size)) for a in range(0, cube.N, size)]
 
     def one(i0, i1):
