@@ -21,12 +21,24 @@ __all__ = ["dispersion_major", "window_rows", "gather", "default_block_size", "p
 
 
 def nanmedian_quiet(a, axis=None):
-    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN)."""
-    import warnings
+    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=axis)
+    The same values (:func:`nanmedian_short`), without ``warnings.catch_warnings``,
+    which is not thread-safe: on the block runner's worker threads one thread's exit
+    from it restores the filters while another is inside (under ``filterwarnings =
+    error`` the other thread's warning then raises).
+
+    Examples
+    --------
+    >>> nanmedian_quiet(np.array([[1.0, np.nan, 3.0], [np.nan] * 3]), axis=1)
+    array([ 2., nan])
+    >>> float(nanmedian_quiet(np.array([[4.0, np.nan], [1.0, 2.0]])))
+    2.0
+    """
+    a = np.asarray(a)
+    if axis is None:
+        return nanmedian_short(a.reshape(-1))[()]
+    return nanmedian_short(a, axis=axis)
 
 
 def nanmedian_short(a, axis: int = -1):
