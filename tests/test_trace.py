@@ -119,6 +119,26 @@ def test_window_rows_clips_at_detector_edges():
     np.testing.assert_allclose(w.sum(0), [0.2 + 0.5 + 3.0, 29.5 - 25.9])
 
 
+def test_window_rows_equals_the_overlap_formula_bit_for_bit():
+    """Weights are exactly clip(min(r + .5, hi) - max(r - .5, lo), 0, 1) on the detector,
+    for scalar and per-column half-widths, NaN centres and windows past the edges."""
+    rng = np.random.default_rng(11)
+    for ny, shape, hw in ((40, (3, 200), 4.3), (256, (2, 500), rng.uniform(0.2, 12, (2, 500))),
+                          (9, (50,), 6.5)):
+        centre = rng.uniform(-8, ny + 8, shape)
+        centre[rng.random(shape) < 0.1] = np.nan
+        centre.flat[:5] = [0.0, 3.5, ny - 1.0, ny - 0.5, 2.25]
+        rows, w = V.window_rows(centre, hw, ny)
+        h = np.broadcast_to(np.asarray(hw, float), shape)
+        c = np.where(np.isfinite(centre), centre, -1e6)
+        lo, hi = (c - h)[..., None, :], (c + h)[..., None, :]
+        r = np.floor(lo + 0.5) + np.arange(rows.shape[-2])[:, None]
+        ref = np.clip(np.minimum(r + 0.5, hi) - np.maximum(r - 0.5, lo), 0.0, 1.0)
+        ref = ref * ((r >= 0) & (r <= ny - 1))
+        np.testing.assert_array_equal(w, ref)
+        np.testing.assert_array_equal(rows, np.clip(r, 0, ny - 1).astype(np.intp))
+
+
 def test_gather_matches_take_along_axis():
     rng = np.random.default_rng(2)
     frames = rng.normal(size=(4, 20, 25))
@@ -233,6 +253,30 @@ def test_fit_traces_bad_pixels_do_not_bias():
     o = T.fit_traces(g.as_source())["orders"][1]
     # bad pixels are replaced by the scaled reference frame: noiseless => exact to ~1e-3
     assert np.max(np.abs(o["trace"] - truth["trace"])) < 0.01
+
+
+def test_blocks_without_variance_give_the_same_working_data():
+    """``var=False`` (tracing, shifts) skips the variance: same data and good pixels."""
+    g, _ = synthetic_visit(n=10, seed=3, bkg=50.0)
+    g.block_size = 3
+    g.estimate_sky(method="rows")
+    g.correct_one_over_f(method="median")
+    src = g.as_source()
+    assert src.corrected and src.read_data is not None
+    frame = B.reference_frames(src)[0]
+    for fill in (None, frame):
+        with_var = list(B.iter_blocks(src, fill=fill))
+        without = list(B.iter_blocks(src, fill=fill, var=False))
+        assert len(with_var) == len(without) == 4
+        for (a0, a1, d0, v0, g0), (b0, b1, d1, v1, g1) in zip(with_var, without):
+            assert (a0, a1) == (b0, b1) and v0 is not None and v1 is None
+            np.testing.assert_array_equal(d0, d1)
+            if fill is not None:
+                np.testing.assert_array_equal(g0, g1)
+    seen = B.for_blocks(src, lambda i0, i1, d, v, gd: (v is None, float(d.sum())), var=False)
+    assert all(none for none, _ in seen)
+    assert sum(t for _, t in seen) == pytest.approx(float(g.working_block()[0].sum(dtype=float)),
+                                                    rel=1e-6)
 
 
 def test_transposed_cube_gives_the_same_trace():

@@ -37,7 +37,7 @@ def progress(total: int, desc: str, show: bool | None = None):
     return tqdm(total=total, desc=desc, unit="block", disable=not show, leave=False)
 
 
-def run_blocks(func, ranges, desc: str, show: bool | None = None) -> list:
+def run_blocks(func, ranges, desc: str, show: bool | None = None, collect=None) -> list:
     """Call ``func(a, b)`` for every ``(a, b)`` in ``ranges`` on worker threads.
 
     Parameters
@@ -50,14 +50,34 @@ def run_blocks(func, ranges, desc: str, show: bool | None = None) -> list:
         Progress-bar label.
     show : bool, optional
         Show the bar (None: when stderr is a terminal).
+    collect : callable, optional
+        ``collect(result)`` is called with every block's return value, in block
+        order, as soon as it is there; the values are then not kept (blocks that
+        return large partial sums do not pile up: only those in flight are held).
 
     Returns
     -------
     list
-        ``func``'s return values in block order.
+        ``func``'s return values in block order (all None with ``collect``).
+
+    Examples
+    --------
+    >>> run_blocks(lambda a, b: b - a, [(0, 3), (3, 5)], "demo", show=False)
+    [3, 2]
+    >>> total = []
+    >>> run_blocks(lambda a, b: b - a, [(0, 3), (3, 5)], "demo", show=False, collect=total.append)
+    [None, None]
+    >>> total
+    [3, 2]
     """
     out = [None] * len(ranges)
     bar = progress(len(ranges), desc, show)
+
+    def keep(k, value):
+        if collect is None:
+            out[k] = value
+        else:
+            collect(value)
 
     def call(a, b):
         try:
@@ -67,13 +87,14 @@ def run_blocks(func, ranges, desc: str, show: bool | None = None) -> list:
 
     if THREADS == 1 or len(ranges) == 1:
         for k, (a, b) in enumerate(ranges):
-            out[k] = call(a, b)
+            keep(k, call(a, b))
             bar.update()
     else:
         with ThreadPoolExecutor(THREADS) as pool:
             futures = [pool.submit(call, a, b) for a, b in ranges]
-            for k, fut in enumerate(futures):
-                out[k] = fut.result()
+            for k in range(len(futures)):
+                keep(k, futures[k].result())
+                futures[k] = None   # a finished future holds its result
                 bar.update()
     bar.close()
     return out

@@ -46,6 +46,10 @@ class CubeSource:
         64 MB of float32 per block). An execution setting: it changes no result.
     progress : bool, optional
         Show progress bars (None: when stderr is a terminal).
+    read_data : callable, optional
+        ``read_data(i0, i1) -> data``: the working data alone, for the algorithms that
+        do not use the variance (tracing, shifts): the variance block is then neither
+        copied nor corrected. None: ``read(i0, i1)[0]``.
 
     Examples
     --------
@@ -56,6 +60,8 @@ class CubeSource:
     (4, 5, (2, 3, 5))
     >>> CubeSource.from_arrays(sci, sci, block_size=2, progress=False).block_size
     2
+    >>> src.read_block(0, 2, var=False)[1] is None
+    True
     """
 
     read: Callable
@@ -68,6 +74,28 @@ class CubeSource:
     corrected: bool = False
     block_size: int | None = None
     progress: bool | None = None
+    read_data: Callable | None = None
+
+    def read_block(self, i0: int, i1: int, var: bool = True):
+        """``(data, var)`` of integrations ``i0:i1``; ``var`` is None when ``var`` is False.
+
+        Parameters
+        ----------
+        i0, i1 : int
+            Integration range.
+        var : bool
+            Also read the variance.
+
+        Returns
+        -------
+        data : ndarray of float32, shape (i1 - i0, ny, nx)
+        var : ndarray of float32 or None
+        """
+        if var:
+            return self.read(i0, i1)
+        if self.read_data is not None:
+            return self.read_data(i0, i1), None
+        return self.read(i0, i1)[0], None
 
     @property
     def N(self) -> int:

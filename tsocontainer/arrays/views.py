@@ -21,12 +21,24 @@ __all__ = ["dispersion_major", "window_rows", "gather", "default_block_size", "p
 
 
 def nanmedian_quiet(a, axis=None):
-    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN)."""
-    import warnings
+    """``np.nanmedian`` without the all-NaN-slice warning (those slices give NaN).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=axis)
+    The same values (:func:`nanmedian_short`), without ``warnings.catch_warnings``,
+    which is not thread-safe: on the block runner's worker threads one thread's exit
+    from it restores the filters while another is inside (under ``filterwarnings =
+    error`` the other thread's warning then raises).
+
+    Examples
+    --------
+    >>> nanmedian_quiet(np.array([[1.0, np.nan, 3.0], [np.nan] * 3]), axis=1)
+    array([ 2., nan])
+    >>> float(nanmedian_quiet(np.array([[4.0, np.nan], [1.0, 2.0]])))
+    2.0
+    """
+    a = np.asarray(a)
+    if axis is None:
+        return nanmedian_short(a.reshape(-1))[()]
+    return nanmedian_short(a, axis=axis)
 
 
 def nanmedian_short(a, axis: int = -1):
@@ -98,21 +110,24 @@ def window_rows(centre, halfwidth, ny: int):
     ok = np.isfinite(centre) & np.isfinite(hw)
     c = np.where(ok, centre, -1e6)
     k = int(np.ceil(2 * np.nanmax(hw, initial=0.0))) + 2
-    lo, hi = (c - hw)[..., None, :], (c + hw)[..., None, :]
+    lo, hi = c - hw, c + hw
     first = np.floor(lo + 0.5)
-    offs = np.arange(k, dtype=float)[:, None]
-    rowf = first + offs
-    w = rowf + 0.5                      # the same arithmetic as min(r + .5, hi) - max(r - .5, lo),
-    np.minimum(w, hi, out=w)            # in place (fewer cube-sized temporaries)
-    low = rowf - 0.5
-    np.maximum(low, lo, out=low)
-    w -= low
-    np.clip(w, 0.0, 1.0, out=w)
-    inside = rowf >= 0
-    inside &= rowf <= ny - 1
-    w *= inside
-    rows = rowf.astype(np.intp)         # whole numbers: first + offset exactly
-    np.clip(rows, 0, ny - 1, out=rows)
+    shape = centre.shape[:-1] + (k, centre.shape[-1])
+    w, rows = np.empty(shape), np.empty(shape, np.intp)
+    ifirst = first.astype(np.intp)      # whole numbers: first + offset exactly
+    # one offset at a time (frame-sized temporaries stay in cache). Row 0 is
+    # min(r + .5, hi) - max(r - .5, lo); from row 1 on r - .5 > lo, so the same
+    # arithmetic is min(r + .5, hi) - (r - .5), i.e. hi - (r - .5) clipped at 1
+    # (bit for bit: r +- .5 are exact)
+    np.subtract(np.minimum(first + 0.5, hi), np.maximum(first - 0.5, lo), out=w[..., 0, :])
+    for j in range(k):
+        wj, rj = w[..., j, :], rows[..., j, :]
+        if j:
+            np.subtract(hi, first + (j - 0.5), out=wj)
+        np.clip(wj, 0.0, 1.0, out=wj)
+        np.add(ifirst, j, out=rj)
+        wj *= (rj >= 0) & (rj <= ny - 1)
+        np.clip(rj, 0, ny - 1, out=rj)
     return rows, w
 
 

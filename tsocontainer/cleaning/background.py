@@ -32,6 +32,7 @@ import numpy as np
 from tsocontainer.arrays.numerics import _sigma, block_ranges, robust_factor, run_blocks
 from tsocontainer._util import check_option
 from tsocontainer.arrays.numerics import disp_view as _disp_view
+from tsocontainer.arrays.views import nanmedian_quiet
 
 __all__ = ["TRACE_WIDTH", "SKY_METHODS", "trace_centres", "trace_mask", "line_median",
            "median_last_axis", "background_outliers", "order0_mask", "soss_background_model", "fit_sky",
@@ -613,9 +614,7 @@ def _fit_spline(cube, use, dispersion_axis, bin_size):
     ok = (u[:, :, idx] & inbin[None, None]).transpose(0, 2, 1, 3).reshape(n, nb, -1)
     med, cnt = line_median(vals, ok, 1)
     centres = 0.5 * (edges[:-1] + edges[1:] - 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fallback = np.nanmedian(med, axis=0)
+    fallback = nanmedian_quiet(med, axis=0)   # on worker threads: no catch_warnings
     med = np.where(np.isfinite(med), med, np.nan_to_num(fallback)[None])
     x = np.arange(ndisp)
     if nb >= 3:

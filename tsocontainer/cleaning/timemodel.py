@@ -93,9 +93,12 @@ def light_curve_sums(cube, good, wl, pixels=None, block: int = 16) -> dict:
         return dict(zip(SUM_KEYS, acc))
 
     out = {k: np.zeros(shape) for k in SUM_KEYS}
-    for part in run_blocks(work, ranges, "light-curve sums"):
+
+    def add(part):   # in block order, as each block finishes: partial sums do not pile up
         for k in SUM_KEYS:
             out[k] += part[k]
+
+    run_blocks(work, ranges, "light-curve sums", collect=add)
     return out
 
 

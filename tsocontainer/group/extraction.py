@@ -96,12 +96,19 @@ class ExtractionSteps:
 
         if self.corrections:
             read = self.working_block
+
+            def read_data(a, b):
+                return self._source_block(a, b, need_var=False)[0]
         else:
             def read(a, b):
                 return self.sci[a:b], self.var[a:b]
+
+            def read_data(a, b):
+                return self.sci[a:b]
         return CubeSource(read, self.mask, self.geometry, self.time_bjd, self.int_numbers,
                           self.wave, self.meta, corrected=bool(self.corrections),
-                          block_size=self.block_size, progress=self.progress)
+                          block_size=self.block_size, progress=self.progress,
+                          read_data=read_data)
 
     # -------------------------------------------------------------- steps
     @step("state", target="TSOGroup", reads=_TRACE_READS, writes=("traces",), plot="plot_trace",

@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ blocks
-def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=None):
+def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=None,
+                var: bool = True):
     """Working data of ``cube`` by blocks of integrations, dispersion-major.
 
     Blocks hold ``cube.block_size`` integrations (default: about 64 MB of
@@ -49,6 +50,9 @@ def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=Non
         Also mark non-finite data or variance as bad (else only ``cube.mask``).
     ranges : sequence of (int, int), optional
         Integration ranges to visit (default: all, in blocks of ``block_size``).
+    var : bool
+        Read the variance (False: ``var`` is None, and ``finite`` checks the data
+        only; the variance block is neither copied nor corrected).
 
     Yields
     ------
@@ -71,19 +75,22 @@ def iter_blocks(cube, fill=None, desc: str = "", finite: bool = True, ranges=Non
     with progress_bar(cube.N if ranges is None else sum(b - a for a, b in ranges), desc,
                       cube.progress) as bar:
         for i0, i1 in _block_list(cube, ranges):
-            data, var, good = _read_block(cube, i0, i1, fill, finite)
-            yield i0, i1, data, var, good
+            data, v, good = _read_block(cube, i0, i1, fill, finite, var)
+            yield i0, i1, data, v, good
             release()   # streaming mode: drop the mapped pages of the block
             bar.update(i1 - i0)
 
 
-def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True) -> list:
+def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True,
+               var: bool = True) -> list:
     """``func(i0, i1, data, var, good)`` for every block of :func:`iter_blocks`, on threads.
 
     The blocks (reading and corrections included) run on the worker threads of
     :func:`tsocontainer.arrays.numerics.run_blocks` (numpy releases the GIL), each
-    thread on blocks of half the usual size unless ``cube.block_size`` is set, so
-    the memory in flight stays that of one block. ``func`` must write only into
+    thread on blocks of 16 MB of float32 (``32 MB / THREADS``) unless ``cube.block_size``
+    is set: the copies, corrections and temporaries of the blocks in flight (several
+    times a block each) are what the extraction adds to the visit's memory, and
+    smaller blocks cost no time. ``func`` must write only into
     its own integrations ``i0:i1`` of preallocated outputs; the results are
     identical to the serial loop.
 
@@ -93,7 +100,7 @@ def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True) -> li
         The visit's working data, mask and geometry.
     func : callable
         ``func(i0, i1, data, var, good)`` (arguments as yielded by :func:`iter_blocks`).
-    fill, desc, finite
+    fill, desc, finite, var
         As :func:`iter_blocks`.
 
     Returns
@@ -111,12 +118,12 @@ def for_blocks(cube, func, fill=None, desc: str = "", finite: bool = True) -> li
     """
     from tsocontainer.arrays.numerics import THREADS, run_blocks
 
-    size = cube.block_size or default_block_size(cube.shape, 64.0 / THREADS)
+    size = cube.block_size or default_block_size(cube.shape, 32.0 / THREADS)
     blocks = [(a, min(cube.N, a + size)) for a in range(0, cube.N, size)]
 
     def one(i0, i1):
-        data, var, good = _read_block(cube, i0, i1, fill, finite)
-        return func(i0, i1, data, var, good)
+        data, v, good = _read_block(cube, i0, i1, fill, finite, var)
+        return func(i0, i1, data, v, good)
 
     return run_blocks(one, blocks, desc, show=cube.progress)
 
@@ -128,19 +135,23 @@ def _block_list(cube, ranges=None) -> list:
     return [(a, min(b, a + bs)) for r0, r1 in ranges for a in range(r0, r1, bs) for b in (r1,)]
 
 
-def _read_block(cube, i0, i1, fill, finite):
-    """Working data, variance and good pixels of ``i0:i1``, dispersion-major."""
+def _read_block(cube, i0, i1, fill, finite, need_var=True):
+    """Working data, variance (None unless ``need_var``) and good pixels of ``i0:i1``,
+    dispersion-major."""
     axis = cube.geometry.dispersion_axis
-    data, var = cube.read(i0, i1)
+    data, var = cube.read_block(i0, i1, var=need_var)
     if fill is not None and not cube.corrected:
         data = data.copy()
-    data, var = dispersion_major(data, axis), dispersion_major(var, axis)
+    data = dispersion_major(data, axis)
+    var = None if var is None else dispersion_major(var, axis)
     good = dispersion_major(cube.mask[i0:i1], axis)
     if fill is not None:
         good = good & np.isfinite(data)
         _fill_bad(data, good, fill)
     elif finite:
-        good = good & np.isfinite(data) & np.isfinite(var)
+        good = good & np.isfinite(data)
+        if var is not None:
+            good &= np.isfinite(var)
     return data, var, good
 
 

@@ -62,7 +62,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tsocontainer._util import check_option
-from tsocontainer.arrays.views import dispersion_major, gather, nanmedian_quiet, window_rows
+from tsocontainer.arrays.views import (dispersion_major, gather, nanmedian_quiet, nanmedian_short,
+                                      window_rows)
 from tsocontainer.spectra.blocks import for_blocks, iter_blocks, reference_frames
 from tsocontainer.spectra.overlap import order_contamination, overlap_exclusion
 from tsocontainer.spectra.profile import (OrderProfile, borrow_incomplete_columns,
@@ -282,16 +283,13 @@ def _normalise_rows(p):
 
 def _robust_flux(d, p, use, core: float = 0.3, most: int = 7):
     """Median of ``d / p`` over the core pixels (``p >= core * max p``, at most ``most``)."""
-    import warnings
-
     pu = np.where(use, p, 0.0)
     if pu.shape[-2] > most:   # the ``most`` largest profile values of each column
         top = np.argpartition(-pu, most - 1, axis=-2)[..., :most, :]
         pu, d = np.take_along_axis(pu, top, axis=-2), np.take_along_axis(d, top, axis=-2)
     sel = (pu >= core * pu.max(axis=-2, keepdims=True)) & (pu > 0)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(np.where(sel, d / np.where(sel, pu, 1.0), np.nan), axis=-2)
+    with np.errstate(invalid="ignore", divide="ignore"):   # no catch_warnings: not thread-safe
+        return nanmedian_short(np.where(sel, d / np.where(sel, pu, 1.0), np.nan), axis=-2)
 
 
 # ------------------------------------------------------------ wavelengths

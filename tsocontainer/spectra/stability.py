@@ -129,7 +129,7 @@ def measure_shifts(cube, order=None, method: str = "centroid", halfwidth=None, r
         dx, _ = _spectral_shift(spec, wts[None], fspec)
         out["shift_x"][i0:i1], out["shift_y"][i0:i1], out["fwhm"][i0:i1] = dx, dy, fw0 * ratio
 
-    for_blocks(cube, work, fill=frame, desc="shifts")
+    for_blocks(cube, work, fill=frame, desc="shifts", var=False)
     for key in ("shift_x", "shift_y"):
         out[key] -= np.nanmedian(out[key])
     log.info("measure_shifts: order %d, rms x %.4f px, y %.4f px, width %.3f px, %.1f s", order,
@@ -208,7 +208,7 @@ def stability_pca(cube, n_components: int = 5, orders=None, halfwidth=None, refs
     norm = frame[sel] / frame[sel].sum()
     sig = np.sqrt(var[sel]) / frame[sel].sum()
     x = np.empty((cube.N, int(sel.sum())), np.float32)
-    for i0, i1, data, _, _ in iter_blocks(cube, fill=frame, desc="pca"):
+    for i0, i1, data, _, _ in iter_blocks(cube, fill=frame, desc="pca", var=False):
         vals = data[:, sel].astype(float)
         x[i0:i1] = (vals / vals.sum(1, keepdims=True) - norm) / sig
     x -= x.mean(0)

@@ -604,7 +604,7 @@ def fit_traces(cube, orders=None, options: TraceOptions | None = None, *, deg_in
                 out[o]["trace"][i0:i1], out[o]["fwhm"][i0:i1] = tr, fw
                 out[o]["shift_y"][i0:i1], out[o]["width_ratio"][i0:i1] = dy, ratio
 
-        for_blocks(cube, work, fill=frame, desc="tracing")
+        for_blocks(cube, work, fill=frame, desc="tracing", var=False)
     for o in refs:
         bad = ~np.isfinite(refs[o]["centre"])
         out[o]["trace"][:, bad] = np.nan
