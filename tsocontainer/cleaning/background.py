@@ -25,7 +25,6 @@ Methods (``estimate_sky(method=...)``):
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 
@@ -88,9 +87,7 @@ def trace_centres(geometry, traces=None, orders=None) -> dict:
         arr = traces.get(order)
         if arr is not None and np.shape(arr)[-1] == n_disp:
             arr = np.asarray(arr, float).reshape(-1, n_disp)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out[order] = np.nanmedian(arr, axis=0)
+            out[order] = nanmedian_quiet(arr, axis=0)
         elif geometry.mode is not None:
             out[order] = geometry.trace_guess(order)
     return out

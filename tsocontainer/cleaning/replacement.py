@@ -16,7 +16,7 @@ import numpy as np
 from tsocontainer._util import check_option
 from tsocontainer.arrays.numerics import disp_view as _disp_view
 from tsocontainer.arrays.numerics import masked_row_median as _masked_row_median
-from tsocontainer.arrays.views import nanmedian_short
+from tsocontainer.arrays.views import nanmedian_quiet, nanmedian_short
 
 __all__ = ["clean_deep", "REPLACE_METHODS", "ReplaceOptions", "replacement_values",
            "apply_replacement"]
@@ -57,12 +57,10 @@ def clean_deep(deep, static_bad, dispersion_axis: int = 1, reach: int = 3):
     for k in list(range(-reach, 0)) + list(range(1, reach + 1)):
         idx = np.clip(np.arange(m) + k, 0, m - 1)
         vals.append(np.where(bad[:, idx], np.nan, d[:, idx]))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    # no warnings.catch_warnings: not thread-safe, and this runs on worker threads
+    with np.errstate(all="ignore"):
         est = nanmedian_short(np.stack(vals), axis=0)   # np.nanmedian's values, by one sort
-        fallback = np.nanmedian(np.where(bad, np.nan, d)) if (~bad).any() else 0.0
+        fallback = nanmedian_quiet(np.where(bad, np.nan, d)) if (~bad).any() else 0.0
     est = np.where(np.isfinite(est), est, fallback)
     d[bad] = est[bad]
     return _disp_view(d, dispersion_axis)

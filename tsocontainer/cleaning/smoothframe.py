@@ -24,6 +24,7 @@ from scipy.ndimage import maximum_filter, uniform_filter1d
 
 from tsocontainer.arrays.numerics import (THREADS, block_ranges, disp_view, dispersion_median,
                                           run_blocks)
+from tsocontainer.arrays.views import nanmedian_quiet
 
 __all__ = ["profile_smooth", "neighbour_median", "along_stencils", "edge_line_median",
            "trace_slopes"]
@@ -260,13 +261,10 @@ def _theil_sen_at_zero(k, vals) -> np.ndarray:
 
     NaN where fewer than two values are finite.
     """
-    import warnings
-
     i, j = np.triu_indices(k.size, 1)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN columns give NaN
-        slope = np.nanmedian((vals[j] - vals[i]) / (k[j] - k[i])[:, None], axis=0)
-        return np.nanmedian(vals - slope[None] * k[:, None], axis=0)
+    with np.errstate(all="ignore"):   # all-NaN columns give NaN (no catch_warnings: threads)
+        slope = nanmedian_quiet((vals[j] - vals[i]) / (k[j] - k[i])[:, None], axis=0)
+        return nanmedian_quiet(vals - slope[None] * k[:, None], axis=0)
 
 
 def _line_median(p, window: int) -> np.ndarray:
