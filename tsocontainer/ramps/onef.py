@@ -221,7 +221,8 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
         if method == "solve":
             free = use_static[sub[1:]].sum(axis=fast_axis)
             usable = (~refmask)[sub[1:]].sum(axis=fast_axis)
-            lines = np.flatnonzero((free == 0) | (free < MIN_FREE_FRACTION * usable))
+            lines = np.flatnonzero(((free == 0) & (usable > 0))
+                                   | (free < MIN_FREE_FRACTION * usable))
             if lines.size:
                 c, var_c = _solve_lines(data, gdq, deep, refmask, fast_axis, cols, lines, noise)
                 view = out.reshape(n, ng, nlines, namp)
@@ -269,9 +270,9 @@ def _solve_lines(data, gdq, deep, refmask, fast_axis, cols, lines, noise):
         w = np.where(r * r * w <= 25.0, w, 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         var_c = np.where(det > 0, sxx / det, np.inf)
-    if noise is None:        # equal weights: the variance from the residuals
-        k = np.maximum((w > 0).sum(-1) - 2, 1)
-        var_c = var_c * (w * r * r).sum(-1) / k
+        if noise is None:        # equal weights: the variance from the residuals
+            k = np.maximum((w > 0).sum(-1) - 2, 1)
+            var_c = np.where(det > 0, var_c * (w * r * r).sum(-1) / k, np.inf)
     return np.nan_to_num(c), var_c
 
 
