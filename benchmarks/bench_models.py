@@ -17,6 +17,7 @@ measure where a posterior is not Gaussian). Cases:
 ``gp``        transit plus a Matern-3/2 process (drawn from its dense covariance).
 ``joint``     two visits 10 orbits apart sharing t0, per, a_rs, inc.
 ``dynesty``   transit fitted with nested sampling (also prints logz and its error).
+``shortld``   a short visit's channel: geometry known, free limb darkening, tilt at egress.
 
     python benchmarks/bench_models.py --cases errscale,product --nseed 50 [--workers 1]
 
@@ -194,8 +195,34 @@ def case_dynesty(seed):
     return res, truth
 
 
+def case_shortld(seed):
+    """A SOSS-like channel of a short visit: 100 points, 40 in transit, geometry known,
+    limb darkening free (q1, q2), poly 1 + ramp + a mirror-tilt step one point after
+    egress (the recipe's channel model), 230 ppm per point."""
+    import batman
+
+    from tsocontainer.lightcurves.fit import fit_lightcurve
+
+    rng = np.random.default_rng(seed)
+    per, a, inc = 0.822, 11.4, 88.49
+    t = T0 + (np.arange(100) - 49.5) * 6.4e-4
+    truth = {"rp_rs": rng.uniform(0.14, 0.15), "u1": 0.17, "u2": 0.27}
+    p = batman.TransitParams()
+    p.t0, p.per, p.rp, p.a, p.inc, p.ecc, p.w = T0, per, truth["rp_rs"], a, inc, 0.0, 90.0
+    p.u, p.limb_dark = [truth["u1"], truth["u2"]], "quadratic"
+    tilt = (np.arange(100) >= 70).astype(float)
+    sys_ = (1 + 3e-4 * (t - T0) / 0.03 - 4e-4 * np.exp(-(t - t[0]) / 0.004) - 2e-4 * tilt)
+    f = batman.TransitModel(p, t).light_curve(p) * sys_ + rng.normal(0, 2.3e-4, t.size)
+    pri = {"t0": T0, "per": per, "a_rs": a, "inc": inc, "rp_rs": {"uniform": [0, 0.3]}}
+    res = fit_lightcurve(t, f, np.full(t.size, 2.3e-4), pri,
+                         model={"poly": 1, "ramp": True, "regressors": ["tilt"]},
+                         regressors={"tilt": tilt}, sampler={"seed": seed})
+    return res, truth
+
+
 CASES = {"errscale": case_errscale, "eclipse": case_eclipse, "product": case_product, "phasecurve": case_phasecurve,
-         "eccentric": case_eccentric, "gp": case_gp, "joint": case_joint, "dynesty": case_dynesty}
+         "eccentric": case_eccentric, "gp": case_gp, "joint": case_joint, "dynesty": case_dynesty,
+         "shortld": case_shortld}
 
 
 # --------------------------------------------------------------- running
