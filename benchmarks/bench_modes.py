@@ -61,16 +61,14 @@ def _broken_priors(planet: Path, out: Path) -> Path:
 
 def _summary(sim: Path, run: Path) -> dict:
     from tsocontainer.lightcurves.results import FitResult, TransmissionSpectrum
-    from tsocontainer.sim.truth import binned_depth
+    from tsocontainer.sim.truth import recovery
 
     w = FitResult.read(run / "fit_white.json")
-    d, lo, hi = w.depth_ppm
-    inj = float(binned_depth(sim, [w.wave_lo, w.wave_hi * (1 + 1e-9)])[0])
     s = TransmissionSpectrum.read(run / "transmission_spectrum.ecsv")
-    t = np.array([binned_depth(sim, [a, b])[0] for a, b in zip(s.wave_lo, s.wave_hi)])
-    pulls = (np.asarray(s.depth) - t) / np.asarray(s.err)
-    return {"white_ppm": d, "white_err": 0.5 * (lo + hi), "injected": inj,
-            "white_pull": (d - inj) / (0.5 * (lo + hi)), "pull_mean": float(np.mean(pulls)),
+    rec = recovery(sim, w, s)
+    pulls = rec["pulls"]
+    return {"white_ppm": rec["depth"], "white_err": rec["err"], "injected": rec["injected"],
+            "white_pull": rec["pull"], "pull_mean": float(np.mean(pulls)),
             "pull_std": float(np.std(pulls)), "white_suspect": bool(w.suspect),
             "channels_suspect": int(np.sum(s.suspect)), "nchan": len(s),
             "verdict": w.verdict}

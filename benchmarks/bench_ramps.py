@@ -320,21 +320,16 @@ import sys, json, glob, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 from tsocontainer.pipeline.runner import run_recipe
-from tsocontainer.sim.truth import SimulatedVisit, binned_depth, load_truth
+from tsocontainer.sim.truth import SimulatedVisit, load_truth, recovery
 sim, run = sys.argv[1], sys.argv[2]
 files = sorted(glob.glob(sim + "/*_uncal.fits"))
 vis = SimulatedVisit(folder=sim, files=files, truth=load_truth(sim))
 res = run_recipe(files, "default", out=run, priors=sim + "/planet.yaml", plots=False)  # reloads
 w = res.white
-depth, lo, hi = w.depth_ppm
-injected = float(binned_depth(vis, [w.wave_lo, w.wave_hi * (1 + 1e-9)])[0])
-err = 0.5 * (lo + hi)
-spec = res.spectrum
-truth = np.array([binned_depth(vis, [a, b])[0] for a, b in zip(spec.wave_lo, spec.wave_hi)])
-pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
-pulls = pulls[np.isfinite(pulls)]
-print(json.dumps({"ran_again": res.ran, "injected_ppm": injected, "recovered_ppm": float(depth),
-    "err_ppm": float(err), "pull": (float(depth) - injected) / err, "verdict": w.verdict,
+rec = recovery(vis, w, res.spectrum)
+pulls = rec["pulls"]
+print(json.dumps({"ran_again": res.ran, "injected_ppm": rec["injected"],
+    "recovered_ppm": rec["depth"], "err_ppm": rec["err"], "pull": rec["pull"], "verdict": w.verdict,
     "channels": int(pulls.size), "channel_pull_mean": float(np.mean(pulls)),
     "channel_pull_std": float(np.std(pulls))}))
 """

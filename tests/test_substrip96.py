@@ -93,33 +93,36 @@ def test_substrip96_reads_with_its_own_traces_and_info_names_it(strip96, capsys,
     assert np.nanmedian(np.abs(diff)) < 0.05, np.nanmedian(np.abs(diff))
 
 
+def _check_recovery(vis, res):
+    """White fit not suspect and within 2 sigma of the injected depth; 8 channel pulls of
+    unit spread: |mean| < 1.1 (3 sigma of a mean of 8), sample std 0.4-1.7 (~1 % tails)."""
+    from tsocontainer.sim.truth import recovery
+
+    assert not res.white.quality["suspect"], res.white.quality["reasons"]
+    rec = recovery(vis, res.white, res.spectrum)
+    assert abs(rec["pull"]) < 2, rec
+    pulls = rec["pulls"]
+    assert pulls.size == 8 and abs(pulls.mean()) < 1.1, pulls
+    assert 0.4 <= np.std(pulls, ddof=1) <= 1.7, pulls
+
+
+def _run_soss8(vis, out):
+    """The shipped SOSS recipe (its read window included) with 8 channels instead of 20."""
+    from tsocontainer.pipeline.recipe import default_recipe
+    from tsocontainer.pipeline.runner import run_recipe
+    from tsocontainer.sim.truth import priors_from_truth
+
+    recipe = default_recipe("soss")
+    steps = [{n: (dict(kw, bins=8) if n == "to_lightcurves" else kw)} for n, kw in recipe.steps]
+    return run_recipe(vis.files, {"name": "soss", "read": recipe.read, "steps": steps},
+                      out=out, priors=priors_from_truth(vis.truth), plots=False)
+
+
 def test_substrip96_visit_reduces_to_the_injected_depths(strip96, tmp_path):
     """The shipped SOSS recipe (8 channels instead of 20, for time), injection -> recovery:
     white depth within 2 sigma, channel pulls of unit spread."""
-    from tsocontainer.pipeline.recipe import default_recipe
-    from tsocontainer.pipeline.runner import run_recipe
-    from tsocontainer.sim.truth import binned_depth, priors_from_truth
-
-    steps = []
-    for name, kw in default_recipe("soss").steps:
-        kw = dict(kw)
-        if name == "to_lightcurves":
-            kw["bins"] = 8
-        steps.append({name: kw})
-    res = run_recipe(strip96.files, {"name": "soss", "steps": steps}, out=tmp_path / "run",
-                     priors=priors_from_truth(strip96.truth), plots=False)
-    white = res.white
-    assert not white.quality["suspect"], white.quality["reasons"]
-    depth, lo, hi = white.depth_ppm
-    injected = float(binned_depth(strip96, [white.wave_lo, white.wave_hi * (1 + 1e-9)])[0])
-    pull = (depth - injected) / (0.5 * (lo + hi))
-    assert abs(pull) < 2, (depth, injected, pull)
-    spec = res.spectrum
-    truth = np.array([binned_depth(strip96, [a, b])[0] for a, b in zip(spec.wave_lo, spec.wave_hi)])
-    pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
-    # 8 unit-normal pulls: |mean| < 1.1 (3 sigma of a mean of 8) and a spread within
-    # 0.4-1.7 (~1 % tails of the sample std of 8)
-    assert abs(pulls.mean()) < 1.1 and 0.4 <= np.std(pulls, ddof=1) <= 1.7, pulls
+    res = _run_soss8(strip96, tmp_path / "run")
+    _check_recovery(strip96, res)
 
 
 def test_full_frame_is_simulated_and_read_at_its_corner(tmp_path, capsys):
@@ -236,27 +239,10 @@ def full60(tmp_path_factory):
 def test_full_frame_visit_reduces_to_the_injected_depths(full60, tmp_path):
     """The shipped SOSS recipe on FULL frames (it reads SUBSTRIP256's rows; 8 channels):
     white depth within 2 sigma, channel pulls of unit spread, as for SUBSTRIP96."""
-    from tsocontainer.pipeline.recipe import default_recipe
-    from tsocontainer.pipeline.runner import run_recipe
-    from tsocontainer.sim.truth import binned_depth, priors_from_truth
-
-    recipe = default_recipe("soss")
-    steps = [{n: (dict(kw, bins=8) if n == "to_lightcurves" else kw)} for n, kw in recipe.steps]
-    res = run_recipe(full60.files, {"name": "soss", "read": recipe.read, "steps": steps},
-                     out=tmp_path / "run", priors=priors_from_truth(full60.truth), plots=False)
+    res = _run_soss8(full60, tmp_path / "run")
     g = res.group
     assert g.sh == (256, 512) and g.meta["SUBSTRT2"] == 1793 and g.meta["SUBARRAY"] == "FULL"
-    white = res.white
-    assert not white.quality["suspect"], white.quality["reasons"]
-    depth, lo, hi = white.depth_ppm
-    injected = float(binned_depth(full60, [white.wave_lo, white.wave_hi * (1 + 1e-9)])[0])
-    pull = (depth - injected) / (0.5 * (lo + hi))
-    assert abs(pull) < 2, (depth, injected, pull)
-    spec = res.spectrum
-    truth = np.array([binned_depth(full60, [a, b])[0] for a, b in zip(spec.wave_lo, spec.wave_hi)])
-    pulls = (np.asarray(spec.depth) - truth) / np.asarray(spec.err)
-    # 8 unit-normal pulls: |mean| < 1.1 (3 sigma of a mean of 8), spread 0.4-1.7
-    assert abs(pulls.mean()) < 1.1 and 0.4 <= np.std(pulls, ddof=1) <= 1.7, pulls
+    _check_recovery(full60, res)
 
 
 def test_a_full_frame_read_whole_is_refused_before_reading_when_the_sky_needs_the_model(

@@ -14,7 +14,7 @@ import numpy as np
 
 from tsocontainer.sim import astro as simastro
 
-__all__ = ["SimulatedVisit", "load_truth", "load_truth_arrays", "noise_limit", "binned_depth",
+__all__ = ["SimulatedVisit", "load_truth", "load_truth_arrays", "noise_limit", "binned_depth", "recovery",
            "priors_from_truth", "planet_yaml", "truth_json",
            "write_truth", "clear_previous"]
 
@@ -161,6 +161,51 @@ def binned_depth(truth_or_folder, wave_bins, aperture=None, order: int = 1):
     sd = np.bincount(idx[use], weights=(s_col * depth_col)[use], minlength=nb)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(s > 0, sd / s, np.nan)
+
+
+def recovery(truth_or_folder, white, spectrum=None) -> dict:
+    """A fit's white depth and channel depths against the injected ones.
+
+    Parameters
+    ----------
+    truth_or_folder : SimulatedVisit or path-like
+        The simulated visit or its folder.
+    white : FitResult
+        White-light fit (``depth_ppm``, ``wave_lo``, ``wave_hi``).
+    spectrum : TransmissionSpectrum, optional
+        Channel depths and errors (``depth``, ``err``, ``wave_lo``, ``wave_hi``).
+
+    Returns
+    -------
+    dict
+        ``depth``, ``err`` (mean of the two sides), ``injected`` (ppm), ``pull`` (in
+        ``err``), and with a spectrum ``pulls``: the channels' finite
+        ``(depth - injected) / err``.
+
+    Examples
+    --------
+    A white depth one error above the injected one:
+
+    >>> import tempfile
+    >>> from types import SimpleNamespace
+    >>> from tsocontainer.sim.simulate import simulate_visit
+    >>> v = simulate_visit("miri-lrs", 4, seed=1, out=tempfile.mkdtemp())
+    >>> inj = float(binned_depth(v, [5.0, 10.0])[0])
+    >>> w = SimpleNamespace(depth_ppm=(inj + 100.0, 100.0, 100.0), wave_lo=5.0, wave_hi=10.0)
+    >>> round(recovery(v, w)["pull"], 6)
+    1.0
+    """
+    depth, lo, hi = white.depth_ppm
+    injected = float(binned_depth(truth_or_folder, [white.wave_lo, white.wave_hi * (1 + 1e-9)])[0])
+    err = 0.5 * (lo + hi)
+    out = {"depth": float(depth), "err": float(err), "injected": injected,
+           "pull": (float(depth) - injected) / err}
+    if spectrum is not None:
+        truth = np.array([binned_depth(truth_or_folder, [a, b])[0]
+                          for a, b in zip(spectrum.wave_lo, spectrum.wave_hi)])
+        pulls = (np.asarray(spectrum.depth) - truth) / np.asarray(spectrum.err)
+        out["pulls"] = pulls[np.isfinite(pulls)]
+    return out
 
 
 def priors_from_truth(truth: dict, time_offset: float | None = None) -> dict:
