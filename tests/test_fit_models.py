@@ -140,6 +140,34 @@ def test_invuniform_ramp_prior_in_a_fit():
     assert within(res, "ramp_tau", 0.02) and within(res, "depth", 0.01)
 
 
+def test_default_ramp_does_not_push_a_short_visits_depth_up():
+    """A short visit's channel with a weak ramp (1.7 sigma per point) and a tilt step at
+    egress, fitted noiseless with the exact model: the maximum likelihood is the truth,
+    so the posterior median's offset is the bias of the marginalisation itself. Long
+    ramps trade curvature for depth; with ramp_tau allowed up to the whole span the
+    median sat +0.36/+0.42 sigma high (seeds 1, 2), up to a quarter +0.14/+0.135
+    (``bench_models.py --cases shortld`` measures the same with noise: +0.37 +- 0.12
+    -> +0.14 +- 0.12 over 80 draws). Limit 0.25 sigma, between the two."""
+    import batman
+
+    per, a, inc, rp = 0.822, 11.4, 88.49, 0.145
+    t = T0 + (np.arange(100) - 49.5) * 6.4e-4
+    p = batman.TransitParams()
+    p.t0, p.per, p.rp, p.a, p.inc, p.ecc, p.w = T0, per, rp, a, inc, 0.0, 90.0
+    p.u, p.limb_dark = [0.17, 0.27], "quadratic"
+    tilt = (np.arange(100) >= 70).astype(float)
+    f = batman.TransitModel(p, t).light_curve(p) * (
+        1 + 3e-4 * (t - T0) / 0.03 - 4e-4 * np.exp(-(t - t[0]) / 0.004) - 2e-4 * tilt)
+    res = fit_lightcurve(t, f, np.full(t.size, 2.3e-4),
+                         {"t0": T0, "per": per, "a_rs": a, "inc": inc, "u1": 0.17, "u2": 0.27},
+                         model={"poly": 1, "ramp": True, "regressors": ["tilt"]},
+                         regressors={"tilt": tilt}, sampler={"seed": 1})
+    hi = float(res.priors["ramp_tau"].split(",")[1].rstrip(")"))
+    assert hi == pytest.approx(0.25 * np.ptp(t), rel=1e-6)
+    pull = (res.median["rp_rs"] - rp) / res.err_lo["rp_rs"]
+    assert abs(pull) < 0.25, pull
+
+
 # ----------------------------------------------------------- error scale
 def test_error_scale_recovered_and_recorded(tmp_path):
     for seed in (32,):   # the benchmark repeats it over 50 seeds

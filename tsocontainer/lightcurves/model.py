@@ -54,6 +54,16 @@ __all__ = ["ModelSpec", "LightCurveModel", "KINDS", "LD_LAWS", "GEOMETRIES"]
 
 _REQUIRED_MSG = "no default: give a value or a prior"
 
+#: Longest default ``ramp_tau``, as a fraction of the data's time span. A ramp that
+#: decays more slowly is a curvature across the whole visit, which trades against the
+#: depth; with the log-uniform prior's weight on long time constants it biased a short
+#: visit's depth (100 points, a ramp at 1.7 sigma per point, exact model) by +0.37
+#: sigma with the whole span allowed, +0.14 with a quarter (+0.03 with the true
+#: ``ramp_tau`` fixed; ``benchmarks/bench_models.py --cases shortld``). Trends longer
+#: than this are the polynomial's; a ramp that wants more is flagged by the quality
+#: check (prior edge) and needs its own ``ramp_tau`` prior.
+RAMP_TAU_SPAN = 0.25
+
 
 def _ld_names(spec: ModelSpec, given: set) -> list[str]:
     if spec.kind == "eclipse":
@@ -185,7 +195,7 @@ class LightCurveModel(ModelStart):
         d = {"ecc": 0.0, "w": 90.0, "q1": {"uniform": [0, 1]}, "q2": {"uniform": [0, 1]},
              "rp_rs": {"uniform": [0, 0.5]}, "fp_fs": {"uniform": [-0.1, 0.1]},
              "c0": {"uniform": [0.5 * level, 1.5 * level]},
-             "ramp_amp": {"uniform": [-level, level]}, "ramp_tau": {"loguniform": self._tau_range()},
+             "ramp_amp": {"uniform": [-level, level]}, "ramp_tau": {"loguniform": self._tau_range(RAMP_TAU_SPAN)},
              "jitter": {"uniform": [0, 10 * me]},
              "secosw": {"uniform": [-1, 1]}, "sesinw": {"uniform": [-1, 1]},
              "err_scale": {"loguniform": [0.1, 10.0]},
@@ -200,13 +210,14 @@ class LightCurveModel(ModelStart):
                 d[name] = {"uniform": [-1, 1]}
         return d
 
-    def _tau_range(self) -> list:
-        """Default ramp time constants (days): one cadence to the visit's span. A shorter
-        ramp only moves the first point, a longer one is the polynomial trend; allowing
-        them leaves the chains wandering over decades of equal likelihood."""
+    def _tau_range(self, longest: float = 1.0) -> list:
+        """Default time constants (days): one cadence to ``longest`` times the span of the
+        data. A shorter ramp only moves the first point; allowing it leaves the chains
+        wandering over decades of equal likelihood. For the ramp ``longest`` is
+        :data:`RAMP_TAU_SPAN` (see there); for the GP's ``gp_rho`` the whole span."""
         span = float(np.ptp(self.t)) if self.t.size > 1 else 1.0
         cadence = float(np.median(np.diff(np.sort(self.t)))) if self.t.size > 1 else span
-        hi = max(span, 1e-3)
+        hi = max(longest * span, 1e-3)
         return [min(max(cadence, 1e-5), 0.5 * hi), hi]
 
     def _all_names(self, given: set) -> list[str]:

@@ -43,8 +43,10 @@ prior edge
     eccentricity 0, ...) and zero bounds of amplitudes (``rp_rs``, ``fp_fs``,
     ``ramp_amp``, ``jitter``, ``pc_amp``, ``gp_sigma``: an upper limit, not a
     wrong answer) are exempt,
-    as is the default ``ramp_tau`` range (one cadence to the visit span: beyond
-    it the ramp is one point or the trend). A marginalised linear coefficient
+    as is the lower end of the default ``ramp_tau`` range (one cadence: a shorter
+    ramp moves one point); its upper end (a quarter of the span,
+    :data:`~tsocontainer.lightcurves.model.RAMP_TAU_SPAN`) is checked: a ramp that
+    wants longer is a trend the model lacks. A marginalised linear coefficient
     whose draws leave its uniform bounds (the analytic marginalisation ignores
     them) fails the same check.
 """
@@ -168,7 +170,7 @@ def _exempt(name: str, side: str, bound: float, prior, default: bool) -> bool:
         return True
     if name.startswith("q") and name[1:].isdigit():
         return True
-    return name == "ramp_tau" and default
+    return name == "ramp_tau" and default and side == "lower"
 
 
 def edge_masses(samples: dict, priors: dict, defaults=(), marginalised=()) -> dict:

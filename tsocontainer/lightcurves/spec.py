@@ -75,8 +75,9 @@ class ModelSpec:
         Degree of the polynomial in time (0 = a constant level).
     ramp : bool
         Add an exponential ramp (``ramp_amp``, ``ramp_tau`` in days; default
-        ``ramp_tau`` prior log-uniform from one cadence to the span of the
-        data; ``{"invuniform": [lo, hi]}`` makes it flat in the decay rate).
+        ``ramp_tau`` prior log-uniform from one cadence to a quarter of the
+        span of the data, ``RAMP_TAU_SPAN``; ``{"invuniform": [lo, hi]}`` makes
+        it flat in the decay rate).
     regressors : tuple of str
         Names of regressors of the light curves (``reg_<name>``). A name
         ending in ``?`` (e.g. ``"tilt?"``) is optional: used when the light
