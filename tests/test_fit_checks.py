@@ -272,7 +272,7 @@ def test_default_model_is_the_recipes(caplog):
     assert res.model["ramp"] and res.model["regressors"] == ["tilt?"] and res.status["reg_tilt"] == "marginalised"
     assert "fit_white: no model given: transit, poly 1, ramp, regressors tilt? from the soss recipe " \
            "(regressors present: tilt?)" in caplog.text
-    assert recipe_model({"MODE": "miri"}) == ({"poly": 1, "ramp": True, "regressors": ["tilt?", "fwhm?"]},
+    assert recipe_model({"MODE": "miri"}) == ({"poly": 1, "ramp": True, "regressors": ["tilt?", "fwhm?", "shift_x?"]},
                                              "the miri recipe")
     # channel fits default to the white-light fit's model
     fits = _short(lc.fit_channels, sampler=SHORT)
