@@ -46,6 +46,8 @@ JUMP_DEFAULTS = {"rejection_threshold": 4.0, "three_group_rejection_threshold": 
 JUMP_METHODS = ("twopoint", "stcal")
 _JUMP = np.uint8(4)
 _BAD = np.uint8(1 | 2)
+#: values (integrations x pixels) per piece of the check in time
+_TIME_CHUNK = 1 << 18
 
 
 def stcal_jumps(data, gdq, pdq, gain, readnoise, *, threshold: float = 4.0,
@@ -173,27 +175,36 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
     out = np.zeros((ncore,) + diffs.shape[1:], bool)
     gain = np.broadcast_to(np.asarray(gain, np.float32), diffs.shape[-2:])
     readnoise = np.broadcast_to(np.asarray(readnoise, np.float32), diffs.shape[-2:])
-    rows = max(1, int(4e6 // max(1, diffs[..., 0, :].size)))     # ~4e6 values per chunk
-    for r0 in range(0, diffs.shape[-2], rows):
-        sl = slice(r0, r0 + rows)
-        out[..., sl, :] = _time_outliers_rows(diffs[..., sl, :], gain[sl], readnoise[sl], core,
-                                              threshold, window)
+    # pieces of a few rows of one difference: the sorting network's operands stay in cache
+    rows = max(1, _TIME_CHUNK // max(1, nb * diffs.shape[-1]))
+    for lead in np.ndindex(diffs.shape[1:-2]):
+        for r0 in range(0, diffs.shape[-2], rows):
+            sl = lead + (slice(r0, r0 + rows),)
+            out[(slice(None),) + sl] = _time_outliers_rows(
+                diffs[(slice(None),) + sl], gain[r0:r0 + rows], readnoise[r0:r0 + rows], core,
+                threshold, window)
     return out
 
 
 def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
-    finite = np.isfinite(diffs)
-    gaps = ~finite.all(axis=0)                  # NaN filled with the pixel's own median
-    filled = diffs.copy()
+    nb = diffs.shape[0]
+    # pixels with a NaN in their series (a NaN or inf sum; a finite series whose float32 sum
+    # overflowed would only be refilled with its own values)
+    gaps = ~np.isfinite(diffs.sum(axis=0, dtype=np.float32)).ravel()
+    filled = diffs                              # NaN filled with the pixel's own median
     if gaps.any():
-        fill = np.nan_to_num(nanmedian0(diffs[:, gaps]))
-        filled[:, gaps] = np.where(finite[:, gaps], diffs[:, gaps], fill[None])
+        filled = diffs.reshape(nb, -1).copy()
+        g = np.flatnonzero(gaps)
+        sub = filled[:, g]
+        fill = np.nan_to_num(nanmedian0(sub))
+        filled[:, g] = np.where(np.isfinite(sub), sub, fill[None])
+        filled = filled.reshape(diffs.shape)
     med = _running_median_at(filled, window, core)
     var = np.maximum(med, 0) / gain + readnoise ** 2
     var *= 1.0 + np.pi / (2.0 * window)
-    resid = (diffs[core] - med)
+    d = diffs[core]
     with np.errstate(invalid="ignore"):
-        return (np.abs(resid) > threshold * np.sqrt(var)) & finite[core]
+        return (np.abs(d - med) > threshold * np.sqrt(var)) & np.isfinite(d)
 
 
 def _running_median_at(filled, window, core):
@@ -204,4 +215,9 @@ def _running_median_at(filled, window, core):
         return filled[core]
     idx = reflect_index(nb, half)
     c0, c1, _ = core.indices(nb)
-    return window_median([filled[idx[c0 + k:c1 + k]] for k in range(2 * half + 1)])
+    views = []
+    for k in range(2 * half + 1):
+        i = idx[c0 + k:c1 + k]
+        contiguous = i.size and np.array_equal(i, np.arange(i[0], i[0] + i.size))
+        views.append(filled[i[0]:i[0] + i.size] if contiguous else filled[i])
+    return window_median(views)
