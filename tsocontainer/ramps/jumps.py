@@ -31,7 +31,8 @@ import warnings
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import nanmedian0, reflect_index, window_median
+from tsocontainer.arrays.numerics import (middle_values, nanmedian0, reflect_index,
+                                          window_median)
 
 __all__ = ["stcal_jumps", "time_outliers", "group_differences", "JUMP_DEFAULTS", "JUMP_METHODS"]
 
@@ -208,16 +209,32 @@ def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
 
 
 def _running_median_at(filled, window, core):
-    """``running_median(filled, window)[core]``, computing only the ``core`` positions."""
+    """``running_median(filled, window)[core]``, computing only the ``core`` positions.
+
+    Two neighbouring positions share ``window - 1`` values: their two middle values ``lo``
+    and ``hi`` are found once, and each median is its own extra value clipped to
+    ``[lo, hi]`` (the same values as a sorting network per position, at about half the
+    cost)."""
     nb = filled.shape[0]
     half = window // 2
     if half == 0 or nb == 1:
         return filled[core]
     idx = reflect_index(nb, half)
     c0, c1, _ = core.indices(nb)
-    views = []
-    for k in range(2 * half + 1):
-        i = idx[c0 + k:c1 + k]
-        contiguous = i.size and np.array_equal(i, np.arange(i[0], i[0] + i.size))
-        views.append(filled[i[0]:i[0] + i.size] if contiguous else filled[i])
-    return window_median(views)
+
+    def at(start, count, step=1):       # filled[idx[start::step][:count]], a view if regular
+        i = idx[start:start + step * count:step]
+        if np.array_equal(i, i[0] + step * np.arange(i.size)):
+            return filled[i[0]:i[0] + step * (i.size - 1) + 1:step]
+        return filled[i]
+
+    ncore = c1 - c0
+    npair = ncore // 2
+    out = np.empty((ncore,) + filled.shape[1:], filled.dtype)
+    if npair:
+        lo, hi = middle_values([at(c0 + 1 + k, npair, 2) for k in range(2 * half)])
+        out[0:2 * npair:2] = np.minimum(np.maximum(at(c0, npair, 2), lo), hi)
+        out[1:2 * npair:2] = np.minimum(np.maximum(at(c0 + 2 * half + 1, npair, 2), lo), hi)
+    if ncore % 2:
+        out[-1] = window_median([at(c1 - 1 + k, 1) for k in range(2 * half + 1)])[0]
+    return out
