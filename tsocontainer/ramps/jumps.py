@@ -191,16 +191,14 @@ def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     nb = diffs.shape[0]
     # pixels with a NaN in their series (a NaN or inf sum; a finite series whose float32 sum
     # overflowed would only be refilled with its own values)
-    gaps = ~np.isfinite(diffs.sum(axis=0, dtype=np.float32)).ravel()
-    filled = diffs                              # NaN filled with the pixel's own median
-    if gaps.any():
-        filled = diffs.reshape(nb, -1).copy()
-        g = np.flatnonzero(gaps)
-        sub = filled[:, g]
+    gaps = np.flatnonzero(~np.isfinite(diffs.sum(axis=0, dtype=np.float32)).ravel())
+    with np.errstate(invalid="ignore"):
+        med = _running_median_at(diffs, window, core)       # NaN where a series has gaps
+    if gaps.size:           # those series with NaN filled with the pixel's own median
+        sub = diffs.reshape(nb, -1)[:, gaps]
         fill = np.nan_to_num(nanmedian0(sub))
-        filled[:, g] = np.where(np.isfinite(sub), sub, fill[None])
-        filled = filled.reshape(diffs.shape)
-    med = _running_median_at(filled, window, core)
+        filled = np.where(np.isfinite(sub), sub, fill[None])
+        med.reshape(med.shape[0], -1)[:, gaps] = _running_median_at(filled, window, core)
     var = np.maximum(med, 0) / gain + readnoise ** 2
     var *= 1.0 + np.pi / (2.0 * window)
     d = diffs[core]
@@ -218,7 +216,7 @@ def _running_median_at(filled, window, core):
     nb = filled.shape[0]
     half = window // 2
     if half == 0 or nb == 1:
-        return filled[core]
+        return filled[core].copy()
     idx = reflect_index(nb, half)
     c0, c1, _ = core.indices(nb)
 
