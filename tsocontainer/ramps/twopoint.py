@@ -30,6 +30,7 @@ threads.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,7 +42,9 @@ _CHUNK = 1_500_000        # differences per row chunk (a few MB per temporary)
 
 
 def default_workers() -> int:
-    """Threads of the jump detection: the cores this process may use (at most 8).
+    """Threads of the stage-1 pools: the cores this process may use (at most 8), and no
+    more than the threads of the dask worker running it (a batch's LocalCluster has
+    single-threaded worker processes, one per core: more would oversubscribe the cores).
 
     Returns
     -------
@@ -56,6 +59,14 @@ def default_workers() -> int:
         n = len(os.sched_getaffinity(0))
     except AttributeError:                        # pragma: no cover (not Linux)
         n = os.cpu_count() or 1
+    distributed = sys.modules.get("distributed")  # only where a worker could be running
+    if distributed is not None:
+        try:
+            worker = distributed.get_worker()
+        except ValueError:                        # not in a dask worker
+            worker = None
+        if worker is not None:
+            n = min(n, int(worker.state.nthreads))
     return max(1, min(8, n))
 
 
