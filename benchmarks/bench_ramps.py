@@ -339,6 +339,7 @@ PROFILE = COMMON + r"""
 import concurrent.futures, time as _t
 import tsocontainer.ramps.fitpass as fp, tsocontainer.ramps.container as ct
 from tsocontainer.ramps import run_stage1
+import stcal.jump.jump, stcal.ramp_fitting.ramp_fit   # imported outside the timing, as in OURS
 
 class Serial:
     def __init__(self, *a, **k): pass

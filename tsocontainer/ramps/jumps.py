@@ -188,22 +188,79 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
 
 
 def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
+    """The test of :func:`time_outliers` on a piece, on the differences that may fail it.
+
+    The median of a window of ``2h + 1`` values lies between the smallest and the largest
+    of any ``h + 1`` of them (at most ``h`` values are below it, at most ``h`` above), and
+    the noise grows with the median: a difference within ``[L, U]``'s reach of
+    ``threshold`` times the noise at ``L`` (less 1 % for rounding) cannot be an outlier.
+    Only the others (a few per thousand: outliers, wide windows, series with gaps) get
+    their median; the result is the same as testing every difference."""
     nb = diffs.shape[0]
-    # pixels with a NaN in their series (a NaN or inf sum; a finite series whose float32 sum
-    # overflowed would only be refilled with its own values)
-    gaps = np.flatnonzero(~np.isfinite(diffs.sum(axis=0, dtype=np.float32)).ravel())
+    flat = diffs.reshape(nb, -1)
+    g = np.broadcast_to(gain, diffs.shape[1:]).ravel()
+    r2 = np.broadcast_to(readnoise, diffs.shape[1:]).ravel() ** 2
+    half = window // 2
+    if half == 0 or nb == 1:
+        return _exact_outliers(flat, g, r2, core, threshold, window).reshape(
+            (-1,) + diffs.shape[1:])
+    views = _window_views(flat, window, core)
+    low, high = views[0], views[0]
+    for v in views[1:half + 1]:
+        low, high = np.minimum(low, v), np.maximum(high, v)
+    d = flat[core]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = np.sqrt((np.maximum(low, 0) / g + r2) * (1.0 + np.pi / (2.0 * window)))
+        sure = np.maximum(np.abs(d - low), np.abs(high - d)) <= 0.99 * threshold * noise
+    maybe = np.flatnonzero(~(sure.all(axis=0) & (g > 0)))     # NaN (gaps) included
+    out = np.zeros(d.shape, bool)
+    if maybe.size:
+        out[:, maybe] = _exact_outliers(flat[:, maybe], g[maybe], r2[maybe], core, threshold,
+                                        window)
+    return out.reshape((-1,) + diffs.shape[1:])
+
+
+def _exact_outliers(flat, g, r2, core, threshold, window):
+    """The test of :func:`time_outliers` on series ``flat`` (nb, m), with their gain and
+    squared read noise (m,)."""
+    nb = flat.shape[0]
+    # series with a NaN (a NaN or inf sum; a finite series whose float32 sum overflowed
+    # would only be refilled with its own values)
+    gaps = np.flatnonzero(~np.isfinite(flat.sum(axis=0, dtype=np.float32)))
     with np.errstate(invalid="ignore"):
-        med = _running_median_at(diffs, window, core)       # NaN where a series has gaps
+        med = _running_median_at(flat, window, core)       # NaN where a series has gaps
     if gaps.size:           # those series with NaN filled with the pixel's own median
-        sub = diffs.reshape(nb, -1)[:, gaps]
+        sub = flat[:, gaps]
         fill = np.nan_to_num(nanmedian0(sub))
         filled = np.where(np.isfinite(sub), sub, fill[None])
-        med.reshape(med.shape[0], -1)[:, gaps] = _running_median_at(filled, window, core)
-    var = np.maximum(med, 0) / gain + readnoise ** 2
+        med[:, gaps] = _running_median_at(filled, window, core)
+    var = np.maximum(med, 0) / g + r2
     var *= 1.0 + np.pi / (2.0 * window)
-    d = diffs[core]
+    d = flat[core]
     with np.errstate(invalid="ignore"):
         return (np.abs(d - med) > threshold * np.sqrt(var)) & np.isfinite(d)
+
+
+def _window_at(filled, window):
+    """``at(start, count, step)``: ``filled`` at the mirrored positions ``start - window // 2``,
+    every ``step``, ``count`` of them (a view where they are regular)."""
+    idx = reflect_index(filled.shape[0], window // 2).tolist()
+
+    def at(start, count, step=1):
+        i = idx[start:start + step * count:step]
+        if i == list(range(i[0], i[0] + step * len(i), step)):
+            return filled[i[0]:i[0] + step * (len(i) - 1) + 1:step]
+        return filled[i]
+
+    return at
+
+
+def _window_views(filled, window, core):
+    """The ``window`` values of each ``core`` position of a running median (edges
+    mirrored), as arrays ``(ncore, ...)``."""
+    c0, c1, _ = core.indices(filled.shape[0])
+    at = _window_at(filled, window)
+    return [at(c0 + k, c1 - c0) for k in range(2 * (window // 2) + 1)]
 
 
 def _running_median_at(filled, window, core):
@@ -217,15 +274,8 @@ def _running_median_at(filled, window, core):
     half = window // 2
     if half == 0 or nb == 1:
         return filled[core].copy()
-    idx = reflect_index(nb, half)
     c0, c1, _ = core.indices(nb)
-
-    def at(start, count, step=1):       # filled[idx[start::step][:count]], a view if regular
-        i = idx[start:start + step * count:step]
-        if np.array_equal(i, i[0] + step * np.arange(i.size)):
-            return filled[i[0]:i[0] + step * (i.size - 1) + 1:step]
-        return filled[i]
-
+    at = _window_at(filled, window)
     ncore = c1 - c0
     npair = ncore // 2
     out = np.empty((ncore,) + filled.shape[1:], filled.dtype)
