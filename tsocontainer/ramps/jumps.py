@@ -208,10 +208,11 @@ def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
     low, high = views[0], views[0]
     for v in views[1:half + 1]:
         low, high = np.minimum(low, v), np.maximum(high, v)
-    d = flat[core]
+    d = flat[core]                          # one of the h + 1: low <= d <= high
+    k = (0.99 * threshold) ** 2 * (1.0 + np.pi / (2.0 * window))
     with np.errstate(invalid="ignore", divide="ignore"):
-        noise = np.sqrt((np.maximum(low, 0) / g + r2) * (1.0 + np.pi / (2.0 * window)))
-        sure = np.maximum(np.abs(d - low), np.abs(high - d)) <= 0.99 * threshold * noise
+        reach = np.maximum(d - low, high - d)
+        sure = reach * reach <= np.maximum(low, 0) * (k / g) + k * r2
     maybe = np.flatnonzero(~(sure.all(axis=0) & (g > 0)))     # NaN (gaps) included
     out = np.zeros(d.shape, bool)
     if maybe.size:
