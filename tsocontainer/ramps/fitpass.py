@@ -190,6 +190,25 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     rg._diag("white", (rg.N,), np.float64)[a:b] = np.nansum(fit["slope"][:, use], axis=1)
 
 
+def _calibrated_blocks(rg, ranges):
+    """``(i0, i1, (data, gdq, pdq))`` of each block; with more than one core the next block
+    is read and calibrated on a thread while this one goes through the jumps and the fit
+    (reading and most calibrations are serial: they then overlap with the threaded steps).
+    Each block is calibrated as it would be alone: the results do not change."""
+    if default_workers() < 2 or len(ranges) < 2:
+        for i0, i1 in ranges:
+            yield i0, i1, rg._calibrated(i0, i1, record=True)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(rg._calibrated, *ranges[0], record=True)
+        for k, (i0, i1) in enumerate(ranges):
+            block = ahead.result()
+            if k + 1 < len(ranges):
+                ahead = pool.submit(rg._calibrated, *ranges[k + 1], record=True)
+            yield i0, i1, block
+            del block
+
+
 def _want_progress(progress) -> bool:
     return interactive() if progress is None else bool(progress)
 
@@ -257,8 +276,7 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
     buf = _Buffer(rg.N, (rg.ngroups,) + rg.sh, block, half, diffs=half > 0 and rg.ngroups > 1)
     next_fit = 0
     bar = tqdm(total=rg.N, unit="int", desc="fit ramps", disable=not _want_progress(progress))
-    for i0, i1 in block_ranges(rg.N, block):
-        data, gdq, pdq = rg._calibrated(i0, i1, record=True)
+    for i0, i1, (data, gdq, pdq) in _calibrated_blocks(rg, block_ranges(rg.N, block)):
         buf.append(i0, data, gdq)
         ready = rg.N if i1 == rg.N else max(next_fit, i1 - half)
         while next_fit < ready:          # at most one block at a time into stcal
