@@ -346,8 +346,8 @@ class Serial:
     def __enter__(self): return self
     def __exit__(self, *a): return False
     def map(self, f, *its): return list(map(f, *its))
-    def submit(self, f, *a):
-        fut = concurrent.futures.Future(); fut.set_result(f(*a)); return fut
+    def submit(self, f, *a, **k):
+        fut = concurrent.futures.Future(); fut.set_result(f(*a, **k)); return fut
 import tsocontainer.ramps.twopoint as tp, tsocontainer.ramps.onef as of, tsocontainer.ramps.olsfast as ol
 for m in (fp, tp, of, ol):
     m.ThreadPoolExecutor = Serial
