@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_ramps.py [--part speed,precision,fit,jumps,run] [--nint 24]
+    python benchmarks/bench_ramps.py [--part speed,profile,precision,fit,jumps,run] [--nint 24]
                                      [--nseg 2] [--columns 0 2048] [--nint-precision 200]
                                      [--modes soss,nirspec-prism] [--keep DIR [--reuse]]
 
@@ -29,6 +29,14 @@ and those of ``ours-min`` and ``stcal`` (same ramps, our jump detection). Every 
 reports its wall time, its CPU time (user + system, all threads) and the 1-minute load
 average before and after it (the machine may be shared: then the CPU time is the steadier
 number, and wall time on two free cores is at best CPU time / 2).
+
+``profile``: the ``ours`` run on the same visit (simulated unless ``--reuse``), with every
+thread pool of stage 1 run serially in the main thread, so that ``time.thread_time()``
+around each step is its CPU time: CPU seconds per integration of each streamed step
+(reading, saturation, bias, reference pixels, group 1/f, jumps within ramps, check in
+time, ramp fit, buffer, storing, the rest of the fit pass) and the one-off set-up (bias
+and deep ramp from the data, read-noise check). ``--part profile --keep DIR --reuse``
+after a ``speed`` run reproduces the per-step breakdown of that visit.
 
 ``precision``: a SOSS visit of ``--nint-precision`` integrations x 64 columns with a faint
 star (5 % of saturation at the peak) and injected group-level 1/f; white-light and
