@@ -174,51 +174,60 @@ def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: 
     window = max(1, min(int(window) | 1, nb if nb % 2 else nb - 1))
     ncore = len(range(*core.indices(nb)))
     out = np.zeros((ncore,) + diffs.shape[1:], bool)
+    if ncore == 0 or out.size == 0:
+        return out
     gain = np.broadcast_to(np.asarray(gain, np.float32), diffs.shape[-2:])
     readnoise = np.broadcast_to(np.asarray(readnoise, np.float32), diffs.shape[-2:])
-    # pieces of a few rows of one difference: the sorting network's operands stay in cache
+    # pieces of a few rows of one difference (cache-sized); the differences the screen
+    # cannot clear are tested together at the end (one call for all pieces)
     rows = max(1, _TIME_CHUNK // max(1, nb * diffs.shape[-1]))
+    todo = []
     for lead in np.ndindex(diffs.shape[1:-2]):
         for r0 in range(0, diffs.shape[-2], rows):
-            sl = lead + (slice(r0, r0 + rows),)
-            out[(slice(None),) + sl] = _time_outliers_rows(
-                diffs[(slice(None),) + sl], gain[r0:r0 + rows], readnoise[r0:r0 + rows], core,
-                threshold, window)
+            sl = (slice(None),) + lead + (slice(r0, r0 + rows),)
+            todo.append((sl,) + _screen(diffs[sl], gain[r0:r0 + rows],
+                                        readnoise[r0:r0 + rows], core, threshold, window))
+    if todo and any(t[1].size for t in todo):
+        found = _exact_outliers(*(np.concatenate([t[k] for t in todo], axis=-1)
+                                  for k in (2, 3, 4)), core, threshold, window)
+        start = 0
+        for sl, maybe, *_ in todo:
+            piece = np.zeros((ncore, out[sl][0].size), bool)
+            piece[:, maybe] = found[:, start:start + maybe.size]
+            out[sl] = piece.reshape(out[sl].shape)
+            start += maybe.size
     return out
 
 
-def _time_outliers_rows(diffs, gain, readnoise, core, threshold, window):
-    """The test of :func:`time_outliers` on a piece, on the differences that may fail it.
+def _screen(diffs, gain, readnoise, core, threshold, window):
+    """The series of a piece that may fail the test of :func:`time_outliers`: their flat
+    indices, values ``(nb, m)``, gain and squared read noise.
 
     The median of a window of ``2h + 1`` values lies between the smallest and the largest
     of any ``h + 1`` of them (at most ``h`` values are below it, at most ``h`` above), and
     the noise grows with the median: a difference within ``[L, U]``'s reach of
     ``threshold`` times the noise at ``L`` (less 1 % for rounding) cannot be an outlier.
-    Only the others (a few per thousand: outliers, wide windows, series with gaps) get
-    their median; the result is the same as testing every difference."""
+    Only the others (about 1 %: outliers, wide windows, series with gaps) need their
+    median; the result is the same as testing every difference."""
     nb = diffs.shape[0]
     flat = diffs.reshape(nb, -1)
     g = np.broadcast_to(gain, diffs.shape[1:]).ravel()
     r2 = np.broadcast_to(readnoise, diffs.shape[1:]).ravel() ** 2
     half = window // 2
     if half == 0 or nb == 1:
-        return _exact_outliers(flat, g, r2, core, threshold, window).reshape(
-            (-1,) + diffs.shape[1:])
-    views = _window_views(flat, window, core)
-    low, high = views[0], views[0]
-    for v in views[1:half + 1]:
-        low, high = np.minimum(low, v), np.maximum(high, v)
-    d = flat[core]                          # one of the h + 1: low <= d <= high
-    k = (0.99 * threshold) ** 2 * (1.0 + np.pi / (2.0 * window))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reach = np.maximum(d - low, high - d)
-        sure = reach * reach <= np.maximum(low, 0) * (k / g) + k * r2
-    maybe = np.flatnonzero(~(sure.all(axis=0) & (g > 0)))     # NaN (gaps) included
-    out = np.zeros(d.shape, bool)
-    if maybe.size:
-        out[:, maybe] = _exact_outliers(flat[:, maybe], g[maybe], r2[maybe], core, threshold,
-                                        window)
-    return out.reshape((-1,) + diffs.shape[1:])
+        maybe = np.arange(flat.shape[1])
+    else:
+        views = _window_views(flat, window, core)
+        low, high = views[0], views[0]
+        for v in views[1:half + 1]:
+            low, high = np.minimum(low, v), np.maximum(high, v)
+        d = flat[core]                          # one of the h + 1: low <= d <= high
+        k = (0.99 * threshold) ** 2 * (1.0 + np.pi / (2.0 * window))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            reach = np.maximum(d - low, high - d)
+            sure = reach * reach <= np.maximum(low, 0) * (k / g) + k * r2
+        maybe = np.flatnonzero(~(sure.all(axis=0) & (g > 0)))     # NaN (gaps) included
+    return maybe, flat[:, maybe], g[maybe], r2[maybe]
 
 
 def _exact_outliers(flat, g, r2, core, threshold, window):
