@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_ramps.py [--part speed,precision,fit,jumps,run] [--nint 24]
+    python benchmarks/bench_ramps.py [--part speed,profile,precision,fit,jumps,run] [--nint 24]
                                      [--nseg 2] [--columns 0 2048] [--nint-precision 200]
                                      [--modes soss,nirspec-prism] [--keep DIR [--reuse]]
 
@@ -29,6 +29,14 @@ and those of ``ours-min`` and ``stcal`` (same ramps, our jump detection). Every 
 reports its wall time, its CPU time (user + system, all threads) and the 1-minute load
 average before and after it (the machine may be shared: then the CPU time is the steadier
 number, and wall time on two free cores is at best CPU time / 2).
+
+``profile``: the ``ours`` run on the same visit (simulated unless ``--reuse``), with every
+thread pool of stage 1 run serially in the main thread, so that ``time.thread_time()``
+around each step is its CPU time: CPU seconds per integration of each streamed step
+(reading, saturation, bias, reference pixels, group 1/f, jumps within ramps, check in
+time, ramp fit, buffer, storing, the rest of the fit pass) and the one-off set-up (bias
+and deep ramp from the data, read-noise check). ``--part profile --keep DIR --reuse``
+after a ``speed`` run reproduces the per-step breakdown of that visit.
 
 ``precision``: a SOSS visit of ``--nint-precision`` integrations x 64 columns with a faint
 star (5 % of saturation at the peak) and injected group-level 1/f; white-light and
@@ -333,6 +341,67 @@ print(json.dumps({"ran_again": res.ran, "injected_ppm": rec["injected"],
     "channels": int(pulls.size), "channel_pull_mean": float(np.mean(pulls)),
     "channel_pull_std": float(np.std(pulls))}))
 """
+PROFILE = COMMON + r"""
+# per-step CPU of the 'ours' run, every thread pool run serially in this thread so that
+# time.thread_time() is the CPU of the step (exclusive: a step's sub-steps are taken out)
+import concurrent.futures, time as _t
+import tsocontainer.ramps.fitpass as fp, tsocontainer.ramps.container as ct
+from tsocontainer.ramps import run_stage1
+import stcal.jump.jump, stcal.ramp_fitting.ramp_fit   # imported outside the timing, as in OURS
+
+class Serial:
+    def __init__(self, *a, **k): pass
+    def __enter__(self): return self
+    def __exit__(self, *a): return False
+    def map(self, f, *its): return list(map(f, *its))
+    def submit(self, f, *a, **k):
+        fut = concurrent.futures.Future(); fut.set_result(f(*a, **k)); return fut
+import tsocontainer.ramps.twopoint as tp, tsocontainer.ramps.onef as of, tsocontainer.ramps.olsfast as ol
+for m in (fp, tp, of, ol):
+    m.ThreadPoolExecutor = Serial
+cpu, stack = {}, []
+def timed(label, f):
+    def g(*a, **k):
+        if any(s[0].startswith("setup") for s in stack):
+            return f(*a, **k)
+        stack.append([label, _t.thread_time(), 0.0])
+        try:
+            return f(*a, **k)
+        finally:
+            name, t0, child = stack.pop()
+            dt = _t.thread_time() - t0
+            cpu[name] = cpu.get(name, 0.0) + dt - child
+            if stack:
+                stack[-1][2] += dt
+    return g
+R = ct.RampGroup
+for name in ("saturation", "superbias", "refpix", "onef", "linearity"):
+    setattr(R, f"_apply_{name}", timed(name, getattr(R, f"_apply_{name}")))
+    setattr(R, f"_setup_{name}", timed("setup " + name, getattr(R, f"_setup_{name}")))
+R._check_readnoise = timed("setup readnoise check", R._check_readnoise)
+R._calibrated = timed("read", R._calibrated)          # what is left: reading + DQ
+fp.twopoint_jumps = timed("jumps within ramps", fp.twopoint_jumps)
+fp._time_check = timed("check in time", fp._time_check)
+fp.fast_ols_fit = timed("ramp fit", fp.fast_ols_fit)
+fp._Buffer.append = timed("buffer", fp._Buffer.append)
+fp._Buffer.keep_from = timed("buffer", fp._Buffer.keep_from)
+fp._Outputs.store = timed("store", fp._Outputs.store)
+fp.fit_visit = timed("fit pass (rest)", fp.fit_visit)
+steps = [("use_detector", {"gain": refs["gain"], "readnoise": refs["readnoise"]}),
+         ("flag_saturation", {"level": refs["saturation"], "dq": refs["mask"]}),
+         ("subtract_superbias", {}), ("correct_reference_pixels", {}),
+         ("correct_group_onef", {}), ("detect_jumps", {"method": "twopoint"}), ("fit_ramps", {})]
+c0 = _t.thread_time()
+g = run_stage1(files, steps)
+total = _t.thread_time() - c0
+np.save(folder + "/rates_profile.npy", g.sci)
+cpu["other"] = total - sum(cpu.values())
+setup = sum(v for k, v in cpu.items() if k.startswith("setup") or k == "other")
+print(json.dumps({"N": g.N, "cpu_s_total": total, "cpu_s_setup": setup,
+                  "cpu_s_per_int": {k: v / g.N for k, v in sorted(cpu.items(), key=lambda x: -x[1])
+                                    if not (k.startswith("setup") or k == "other")},
+                  "cpu_s_setup_steps": {k: v for k, v in cpu.items() if k.startswith("setup") or k == "other"}}))
+"""
 
 
 def _env() -> dict:
@@ -381,6 +450,13 @@ def speed(folder: Path, args) -> dict:
         res[which]["s_per_500_full_ints"] = res[which]["seconds"] / args.nint * 500 * 2048 / nx
         res[which]["cpu_s_per_int"] = res[which]["cpu_s"] / args.nint
     return res
+
+
+def _profile(folder: Path, args) -> dict:
+    """Per-step CPU of the ``ours`` run (threads run serially) on the speed visit."""
+    if not ((folder / "truth.json").is_file() and args.reuse):
+        _run(SIMULATE, folder, args.nint, args.nseg, *args.columns)
+    return _run(PROFILE, folder, "profile")
 
 
 def run_modes(root: Path, modes, nint: dict) -> dict:
@@ -439,6 +515,8 @@ def main(argv=None) -> None:
     try:
         if "speed" in parts:
             results["speed"] = speed(root / "speed", args)
+        if "profile" in parts:
+            results["profile"] = _profile(root / "speed", args)
         if "precision" in parts:
             results["precision"] = _run(PRECISION, root / "precision", args.nint_precision)
         if "fit" in parts:

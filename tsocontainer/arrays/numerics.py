@@ -17,7 +17,7 @@ from tsocontainer._util import interactive
 
 
 __all__ = ["THREADS", "progress", "run_blocks", "reflect_index", "block_ranges",
-           "median_network", "window_median", "running_median", "dispersion_median",
+           "median_network", "window_median", "middle_values", "running_median", "dispersion_median",
            "robust_factor", "residual_scale", "disp_view", "masked_row_median", "nanmedian0"]
 
 #: worker threads for block loops (numpy releases the GIL in its ufuncs)
@@ -172,15 +172,41 @@ def window_median(values):
     """
     vals = list(values)
     n = len(vals)
+    lower, upper = middle_values(vals)
+    if n % 2:
+        return np.array(lower, copy=True)
+    return 0.5 * (lower + upper)
+
+
+def middle_values(values):
+    """Elementwise middle value(s) of a list of equally shaped arrays (no NaN).
+
+    Parameters
+    ----------
+    values : list of ndarray
+        ``n`` arrays (not modified).
+
+    Returns
+    -------
+    lower, upper : ndarray
+        The ``(n - 1) // 2``-th and ``n // 2``-th smallest (the same array when ``n`` is
+        odd; it may be one of ``values`` when ``n`` is 1).
+
+    Examples
+    --------
+    >>> lo, hi = middle_values([np.array([4.0]), np.array([1.0]), np.array([3.0]), np.array([2.0])])
+    >>> lo.tolist(), hi.tolist()
+    ([2.0], [3.0])
+    """
+    vals = list(values)
+    n = len(vals)
     for i, j, need_min, need_max in median_network(n):
         a, b = vals[i], vals[j]
         if need_min:
             vals[i] = np.minimum(a, b)
         if need_max:
             vals[j] = np.maximum(a, b)
-    if n % 2:
-        return np.array(vals[n // 2], copy=True)
-    return 0.5 * (vals[n // 2 - 1] + vals[n // 2])
+    return vals[(n - 1) // 2], vals[n // 2]
 
 
 def running_median(cube, window: int, out=None):
@@ -332,10 +358,11 @@ def nanmedian0(a):
     >>> nanmedian0(np.array([[1.0, np.nan], [5.0, np.nan], [2.0, 3.0]])).tolist()
     [2.0, 3.0]
     """
-    s = np.sort(a, axis=0)
+    s = np.moveaxis(a, 0, -1).copy()              # sorted along contiguous rows: faster
+    s.sort(axis=-1)
     count = np.isfinite(a).sum(axis=0)
-    lo = np.take_along_axis(s, (np.maximum(count - 1, 0) // 2)[None], 0)[0]
-    hi = np.take_along_axis(s, np.minimum(count // 2, a.shape[0] - 1)[None], 0)[0]
+    lo = np.take_along_axis(s, (np.maximum(count - 1, 0) // 2)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(s, np.minimum(count // 2, a.shape[0] - 1)[..., None], -1)[..., 0]
     with np.errstate(invalid="ignore"):
         return np.where(count > 0, 0.5 * (lo + hi), np.nan).astype(a.dtype, copy=False)
 

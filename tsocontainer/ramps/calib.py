@@ -50,16 +50,44 @@ def flag_saturated(data, gdq, level) -> int:
     >>> flag_saturated(d, g, np.full((1, 1), 80.)), g.ravel().tolist()
     (1, [0, 0, 2, 2])
     """
+    nsat = 0
     if level is not None:
-        sat = _propagate(data >= level[None, None])
-        gdq[sat] |= np.uint8(GROUP_DQ["SATURATED"])
-        nsat = int(sat[:, -1].sum())
-    else:
-        nsat = 0
-    floor = data <= 0
-    if floor.any():
-        gdq[floor] |= np.uint8(GROUP_DQ["AD_FLOOR"] | GROUP_DQ["DO_NOT_USE"])
+        ramps = _ramps_where(np.fmax.reduce(data, axis=1) >= level[None])
+        if ramps is not None:           # only the ramps that reach the level
+            vals, flags, pix = _gather_ramps(data, gdq, ramps)
+            sat = _propagate(vals >= np.asarray(level).reshape(-1)[pix][:, None, None])
+            flags[sat] |= np.uint8(GROUP_DQ["SATURATED"])
+            _scatter_ramps(gdq, ramps, flags)
+            nsat = int(sat[:, -1].sum())
+    ramps = _ramps_where(np.fmin.reduce(data, axis=1) <= 0)
+    if ramps is not None:
+        vals, flags, _ = _gather_ramps(data, gdq, ramps)
+        flags[vals <= 0] |= np.uint8(GROUP_DQ["AD_FLOOR"] | GROUP_DQ["DO_NOT_USE"])
+        _scatter_ramps(gdq, ramps, flags)
     return nsat
+
+
+def _ramps_where(mask):
+    """(integration, flat pixel) indices of the True ramps of ``mask`` (n, ny, nx), or None."""
+    flat = np.flatnonzero(mask)
+    if flat.size == 0:
+        return None
+    npix = mask.shape[1] * mask.shape[2]
+    return flat // npix, flat % npix
+
+
+def _gather_ramps(data, gdq, ramps):
+    """The groups ``(k, ngroups, 1)`` of ``k`` ramps, their DQ, and their flat pixels."""
+    i, p = ramps
+    y, x = np.divmod(p, data.shape[3])
+    return data[i, :, y, x][:, :, None], gdq[i, :, y, x][:, :, None], p
+
+
+def _scatter_ramps(gdq, ramps, flags):
+    """Write the DQ ``(k, ngroups, 1)`` of the ramps back."""
+    i, p = ramps
+    y, x = np.divmod(p, gdq.shape[3])
+    gdq[i, :, y, x] = flags[:, :, 0]
 
 
 def flag_plateaus(data, gdq, cds, floor: float = 30000.0, nsigma: float = 5.0) -> int:
@@ -97,7 +125,13 @@ def flag_plateaus(data, gdq, cds, floor: float = 30000.0, nsigma: float = 5.0) -
     """
     if data.shape[1] < 2:
         return 0
-    suffix = np.diff(data, axis=1) < nsigma * np.asarray(cds, np.float32)
+    ramps = _ramps_where(np.fmax.reduce(data[:, :-1], axis=1) >= floor)
+    if ramps is None:                   # no ramp reaches the floor before its last group
+        return 0
+    full, gdq_full = data, gdq
+    data, gdq, pix = _gather_ramps(full, gdq_full, ramps)
+    limit = np.broadcast_to(nsigma * np.asarray(cds, np.float32), full.shape[2:])
+    suffix = np.diff(data, axis=1) < limit.reshape(-1)[pix][:, None, None]
     for k in range(suffix.shape[1] - 2, -1, -1):     # flat from difference k to the end
         suffix[:, k] &= suffix[:, k + 1]
     start = suffix & (data[:, :-1] >= floor)
@@ -107,6 +141,7 @@ def flag_plateaus(data, gdq, cds, floor: float = 30000.0, nsigma: float = 5.0) -
     sat = _propagate(sat)
     new = sat & (gdq & np.uint8(GROUP_DQ["SATURATED"]) == 0)
     gdq[sat] |= np.uint8(GROUP_DQ["SATURATED"])
+    _scatter_ramps(gdq_full, ramps, gdq)
     return int(new.any(axis=1).sum())
 
 

@@ -32,25 +32,58 @@ DIAGNOSTICS = ("n_saturated", "sat_count", "refpix_offsets", "onef_offsets", "n_
 _JUMP = np.uint8(4)
 
 
-class _Buffer:
-    """Calibrated ramps of consecutive integrations ``start .. start + len``."""
+class _Ring:
+    """Per-integration arrays of a sliding range of integrations, in ``cap`` slots (a
+    range is written and read where it lies, without moving the others)."""
 
-    def __init__(self):
-        self.start, self.data, self.gdq = 0, None, None
+    def __init__(self, cap, shape, dtype):
+        self.cap = max(1, int(cap))
+        self.arr = np.empty((self.cap,) + tuple(shape), dtype)
+
+    def _parts(self, a, b):
+        lo = a % self.cap
+        first = min(b - a, self.cap - lo)
+        return [(lo, lo + first, 0), (0, b - a - first, first)] if first < b - a else \
+            [(lo, lo + first, 0)]
+
+    def get(self, a, b, sl=(Ellipsis,)):
+        """Integrations ``a:b`` (a view unless they wrap round the ring)."""
+        parts = [self.arr[(slice(p, q),) + sl] for p, q, _ in self._parts(a, b)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def put(self, a, values):
+        """Write ``values`` as integrations ``a:a + len(values)``."""
+        for p, q, k in self._parts(a, a + values.shape[0]):
+            dst = self.arr[p:q]
+            if not np.shares_memory(dst, values):
+                dst[...] = values[k:k + q - p]
+
+
+class _Buffer:
+    """Calibrated ramps of the integrations ``next_fit .. end`` and the group differences
+    (:func:`~tsocontainer.ramps.jumps.group_differences`, kept up to date as jumps are
+    flagged) of ``start .. end``: each integration's differences are made once."""
+
+    def __init__(self, n, shape, block, half, diffs=True):
+        ng, ny, nx = shape
+        self.start = self.end = 0
+        self.data = _Ring(min(n, block + half), shape, np.float32)
+        self.gdq = _Ring(min(n, block + half), shape, np.uint8)
+        self.diffs = (_Ring(min(n, block + 2 * half), (ng - 1, ny, nx), np.float32) if diffs
+                      else None)
 
     def append(self, i0, data, gdq):
-        if self.data is None or self.data.shape[0] == 0:
-            self.start, self.data, self.gdq = i0, data, gdq
-        else:
-            self.data = np.concatenate([self.data, data])
-            self.gdq = np.concatenate([self.gdq, gdq])
+        if self.end - self.start == 0:
+            self.start = self.end = i0
+        n = data.shape[0]
+        self.data.put(i0, data)
+        self.gdq.put(i0, gdq)
+        if self.diffs is not None:
+            self.diffs.put(i0, group_differences(data, gdq))
+        self.end = i0 + n
 
     def keep_from(self, i):
-        k = max(0, i - self.start)
-        self.data, self.gdq = self.data[k:].copy(), self.gdq[k:].copy()
-        self.start += k
-
-
+        self.start = max(self.start, min(i, self.end))
 class _Outputs:
     """The output cubes and per-integration counts of a fit pass."""
 
@@ -83,49 +116,58 @@ class _Outputs:
 
 def _jumps(rg, buf, a, b, pdq, gain, rn, params):
     """Jumps within ramps, then the check in time, on integrations ``a:b`` of the buffer."""
-    s = buf.start
-    core = slice(a - s, b - s)
     nframes = int(rg.meta.get("NFRAMES") or 1)
     if rg.ngroups > 2:       # 3 groups at least (jwst's JumpStep skips fewer)
-        old = buf.gdq[core]
+        data, old = buf.data.get(a, b), buf.gdq.get(a, b)
         if params.get("method", "stcal") == "stcal":
-            gdq, _, _ = stcal_jumps(buf.data[core], old, pdq, gain, rn,
-                                    threshold=params["threshold"],
+            gdq, _, _ = stcal_jumps(data, old, pdq, gain, rn, threshold=params["threshold"],
                                     flag_neighbors=params["flag_neighbors"],
                                     group_time=rg.group_time, nframes=nframes)
+            if buf.diffs is not None:
+                buf.diffs.put(a, group_differences(data, gdq))
         else:
-            gdq, _ = twopoint_jumps(buf.data[core], old, gain, rn,
-                                    threshold=params["threshold"],
+            gdq, _ = twopoint_jumps(data, old, gain, rn, threshold=params["threshold"],
                                     flag_neighbors=params["flag_neighbors"], nframes=nframes)
+            if buf.diffs is not None:   # only JUMP_DET added: those differences leave
+                d = buf.diffs.get(a, b)
+                d[(gdq[:, 1:] & _JUMP) != 0] = np.nan
+                buf.diffs.put(a, d)
         new = ((gdq & _JUMP) != 0) & ((old & _JUMP) == 0)
         rg._diag("n_jumps_ramp", (rg.N,), np.int64)[a:b] = new.sum(axis=(1, 2, 3))
-        buf.gdq[core] = gdq
+        buf.gdq.put(a, gdq)
     if params["time_threshold"] is not None and rg.ngroups > 1:
         count = rg._diag("n_jumps_time", (rg.N,), np.int64)
-        count[a:b] += _time_check(buf, core, gain, rn, params)
-    flagged = ((buf.gdq[core] & _JUMP) != 0).any(axis=1)
+        count[a:b] += _time_check(buf, a, b, gain, rn, params)
+    flagged = ((buf.gdq.get(a, b) & _JUMP) != 0).any(axis=1)
     rg._diag("jump_count", rg.sh, np.int32)[...] += flagged.sum(axis=0).astype(np.int32)
 
 
-def _time_check(buf, core, gain, rn, params):
+def _time_check(buf, a, b, gain, rn, params):
     """The check in time on row chunks of the buffer, on a thread pool; new flags per
-    integration of ``core``."""
-    ny, nx = buf.data.shape[-2:]
-    rows = max(1, int(2e6 // max(1, buf.data.shape[0] * buf.data.shape[1] * nx)))
+    integration of ``a:b`` (their JUMP_DET set, their differences made NaN)."""
+    ng1, ny, nx = buf.diffs.arr.shape[1:]
+    nb = buf.end - buf.start
+    core = slice(a - buf.start, b - buf.start)
+    rows = max(1, int(2e6 // max(1, nb * (ng1 + 1) * nx)))
+    gdq = buf.gdq.get(a, b)
 
     def chunk(r0):                       # row chunks: no buffer-sized temporaries
-        sl = (Ellipsis, slice(r0, r0 + rows), slice(None))
-        diffs = group_differences(buf.data[sl], buf.gdq[sl])
+        sl = (slice(None), slice(r0, r0 + rows))
+        diffs = buf.diffs.get(buf.start, buf.end, sl)
         out = time_outliers(diffs, gain[r0:r0 + rows], rn[r0:r0 + rows], core,
                             params["time_threshold"], params["time_window"])
-        tail = buf.gdq[core][:, 1:][sl]
+        tail = gdq[:, 1:, r0:r0 + rows]
         extra = out & ((tail & _JUMP) == 0)
         tail[extra] |= _JUMP
+        for j in np.flatnonzero(extra.any(axis=(1, 2, 3))):
+            buf.diffs.get(a + j, a + j + 1, sl)[0][extra[j]] = np.nan     # one: a view
         return extra.sum(axis=(1, 2, 3))
 
     starts = range(0, ny, rows)
     with ThreadPoolExecutor(max(1, min(len(starts), default_workers()))) as pool:
-        return sum(pool.map(chunk, starts))
+        counts = sum(pool.map(chunk, starts))
+    buf.gdq.put(a, gdq)
+    return counts
 
 
 def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
@@ -133,11 +175,10 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     params = rg.plan.get("jumps", {}).get("params")
     if params is not None and rg.ngroups > 1:
         _jumps(rg, buf, a, b, pdq, gain, rn, params)
-    s = buf.start
     readout = {"group_time": rg.group_time, "frame_time": rg.meta.get("TFRAME"),
                "nframes": rg.meta.get("NFRAMES"), "groupgap": rg.meta.get("GROUPGAP"),
                "instrument": rg.instrument}
-    args = (buf.data[a - s:b - s], buf.gdq[a - s:b - s], pdq, gain, rn, readout)
+    args = (buf.data.get(a, b), buf.gdq.get(a, b), pdq, gain, rn, readout)
     if fit_opts["algorithm"] == "OLS_C":      # stcal's estimator, numpy for clean ramps
         fit = fast_ols_fit(*args, variance=fit_opts["variance"])
     else:
@@ -147,6 +188,25 @@ def _fit_core(rg, buf, a, b, pdq, noise, fit_opts, out):
     if "onef_band" in rg.aux and rg.aux["onef_band"].any():
         use = use & rg.aux["onef_band"]
     rg._diag("white", (rg.N,), np.float64)[a:b] = np.nansum(fit["slope"][:, use], axis=1)
+
+
+def _calibrated_blocks(rg, ranges):
+    """``(i0, i1, (data, gdq, pdq))`` of each block; with more than one core the next block
+    is read and calibrated on a thread while this one goes through the jumps and the fit
+    (reading and most calibrations are serial: they then overlap with the threaded steps).
+    Each block is calibrated as it would be alone: the results do not change."""
+    if default_workers() < 2 or len(ranges) < 2:
+        for i0, i1 in ranges:
+            yield i0, i1, rg._calibrated(i0, i1, record=True)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(rg._calibrated, *ranges[0], record=True)
+        for k, (i0, i1) in enumerate(ranges):
+            block = ahead.result()
+            if k + 1 < len(ranges):
+                ahead = pool.submit(rg._calibrated, *ranges[k + 1], record=True)
+            yield i0, i1, block
+            del block
 
 
 def _want_progress(progress) -> bool:
@@ -212,11 +272,11 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
     jp = rg.plan.get("jumps", {}).get("params")
     half = jp["time_window"] // 2 if jp and jp["time_threshold"] is not None else 0
     out = _Outputs(rg, keep_variances)
-    buf, next_fit = _Buffer(), 0
     block = rg._block_ints(block_size)
+    buf = _Buffer(rg.N, (rg.ngroups,) + rg.sh, block, half, diffs=half > 0 and rg.ngroups > 1)
+    next_fit = 0
     bar = tqdm(total=rg.N, unit="int", desc="fit ramps", disable=not _want_progress(progress))
-    for i0, i1 in block_ranges(rg.N, block):
-        data, gdq, pdq = rg._calibrated(i0, i1, record=True)
+    for i0, i1, (data, gdq, pdq) in _calibrated_blocks(rg, block_ranges(rg.N, block)):
         buf.append(i0, data, gdq)
         ready = rg.N if i1 == rg.N else max(next_fit, i1 - half)
         while next_fit < ready:          # at most one block at a time into stcal

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from functools import lru_cache
 
 import numpy as np
 
 from tsocontainer._util import check_option
 
-__all__ = ["FIT_ALGORITHMS", "VARIANCES", "stcal_fit", "exact_ols_variance", "LIKELY_MIN_GROUPS"]
+__all__ = ["FIT_ALGORITHMS", "VARIANCES", "stcal_fit", "exact_ols_variance", "weight_factor_tables",
+           "LIKELY_MIN_GROUPS"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +148,36 @@ def _weight_factors(length: int, power: float):
     return float((a * a).sum()), float((a[:, None] * a[None] * np.minimum.outer(k, k)).sum())
 
 
+@lru_cache(maxsize=None)
+def weight_factor_tables(ngroups: int):
+    """Read and Poisson variance factors ``[length, power index]`` of stcal's weighted
+    slope, for segment lengths 0..``ngroups`` (zero below 2).
+
+    Parameters
+    ----------
+    ngroups : int
+        Groups per integration.
+
+    Returns
+    -------
+    fr, fp : ndarray, shape (ngroups + 1, 6)
+        Read (``sum(a_k**2)``) and Poisson (``sum_jk(a_j a_k min(j, k))``) factors.
+
+    Examples
+    --------
+    >>> fr, fp = weight_factor_tables(3)
+    >>> round(float(fr[3, 0]), 3), round(float(fp[2, 0]), 3)
+    (0.5, 1.0)
+    """
+    fr = np.zeros((ngroups + 1, len(_POWERS)))
+    fp = np.zeros((ngroups + 1, len(_POWERS)))
+    for L in range(2, ngroups + 1):
+        for j, p in enumerate(_POWERS):
+            fr[L, j], fp[L, j] = _weight_factors(L, p)
+    fr.flags.writeable = fp.flags.writeable = False
+    return fr, fp
+
+
 def exact_ols_variance(data, gdq, slope, gain, readnoise, *, group_time: float,
                        nframes: int = 1):
     """Exact variances of stcal's OLS_C rate for ramps fitted as one segment.
@@ -188,11 +220,7 @@ def exact_ols_variance(data, gdq, slope, gain, readnoise, *, group_time: float,
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.where((den > 0) & (sig > 0), sig / np.sqrt(den), 0.0)
     pidx = np.searchsorted(np.asarray(_SNR_EDGES), snr, side="right")
-    fr = np.zeros((ng + 1, len(_POWERS)))
-    fp = np.zeros((ng + 1, len(_POWERS)))
-    for L in range(2, ng + 1):
-        for j, p in enumerate(_POWERS):
-            fr[L, j], fp[L, j] = _weight_factors(L, p)
+    fr, fp = weight_factor_tables(ng)
     vr = rn_read ** 2 * fr[length, pidx] / group_time ** 2
     vp = np.maximum(np.nan_to_num(slope), 0) * fp[length, pidx] / (g * group_time)
     return vp.astype(np.float32), vr.astype(np.float32), ok

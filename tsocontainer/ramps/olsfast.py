@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tsocontainer.ramps.fitting import _POWERS, _SNR_EDGES, exact_ols_variance, stcal_fit
+from tsocontainer.ramps.fitting import _POWERS, _SNR_EDGES, stcal_fit, weight_factor_tables
 from tsocontainer.ramps.twopoint import default_workers
 
 __all__ = ["fast_ols_fit", "clean_pixels"]
@@ -121,11 +121,11 @@ def fast_ols_fit(data, gdq, pdq, gain, readnoise, readout: dict, *,
            "var_rnoise": np.full(shape, np.nan, np.float32),
            "dq": np.zeros(shape, np.uint32), "exact": np.zeros(shape, bool),
            "algorithm": "OLS_C"}
+    if clean.any():          # whole rows: the other pixels' values are replaced next
+        _clean_part(out, clean, data, gain, readnoise, readout)
     rest = np.flatnonzero(~clean.ravel())
     if rest.size:
         _stcal_part(out, rest, data, gdq, pdq, gain, readnoise, readout, variance)
-    if clean.any():
-        _clean_part(out, clean, data, gdq, gain, readnoise, readout)
     return out
 
 
@@ -148,8 +148,23 @@ def _stcal_part(out, rest, data, gdq, pdq, gain, readnoise, readout, variance):
         flat[:, rest] = fit[key].reshape(n, -1)
 
 
-def _clean_part(out, clean, data, gdq, gain, readnoise, readout):
-    """Slopes and exact variances of the clean pixels, row chunks on a thread pool."""
+def _clean_variances(y, slope, gain, readnoise, group_time, nframes):
+    """:func:`~tsocontainer.ramps.fitting.exact_ols_variance` of one-segment ramps of
+    all groups (the same arithmetic, without looking for their length)."""
+    fr, fp = weight_factor_tables(y.shape[1])
+    rn_read = readnoise / np.sqrt(2.0 * nframes)
+    sig = (y[:, -1] - y[:, 0]) * gain
+    den = (rn_read * gain) ** 2 + sig
+    snr = np.where((den > 0) & (sig > 0), sig / np.sqrt(den), 0.0)
+    pidx = np.searchsorted(np.asarray(_SNR_EDGES), snr, side="right")
+    vr = rn_read ** 2 * fr[-1][pidx] / group_time ** 2
+    vp = np.maximum(np.nan_to_num(slope), 0) * fp[-1][pidx] / (gain * group_time)
+    return vp.astype(np.float32), vr.astype(np.float32)
+
+
+def _clean_part(out, clean, data, gain, readnoise, readout):
+    """Slopes and exact variances of the rows with clean pixels, row chunks on a thread
+    pool; every pixel of those rows is written (the others are then replaced)."""
     n, ng, ny, nx = data.shape
     group_time = float(readout["group_time"])
     nframes = int(readout.get("nframes") or 1)
@@ -159,17 +174,15 @@ def _clean_part(out, clean, data, gdq, gain, readnoise, readout):
 
     def work(r0):
         sl = slice(r0, min(ny, r0 + rows))
-        m = clean[sl]
-        if not m.any():
+        if not clean[sl].any():
             return
         y = data[:, :, sl]
-        slope = _clean_slopes(y, g[sl], rn[sl] / np.sqrt(2.0 * nframes), group_time)
-        slope = slope.astype(np.float32)
-        vp, vr, ok = exact_ols_variance(y, gdq[:, :, sl], slope, g[sl], rn[sl],
-                                        group_time=group_time, nframes=nframes)
-        for key, val in (("slope", slope), ("var_poisson", vp), ("var_rnoise", vr),
-                         ("exact", ok)):
-            out[key][:, sl][:, m] = val[:, m]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            slope = _clean_slopes(y, g[sl], rn[sl] / np.sqrt(2.0 * nframes), group_time)
+            slope = slope.astype(np.float32)
+            vp, vr = _clean_variances(y, slope, g[sl], rn[sl], group_time, nframes)
+        out["slope"][:, sl], out["var_poisson"][:, sl], out["var_rnoise"][:, sl] = slope, vp, vr
+        out["exact"][:, sl] = True
 
     starts = range(0, ny, rows)
     with ThreadPoolExecutor(max(1, min(len(starts), default_workers()))) as pool:

@@ -147,13 +147,12 @@ def line_trimmed_mean(block, good, axis: int, trim: float = _TRIM):
     [[3.0]]
     """
     good = np.broadcast_to(good, block.shape)
-    if axis == 0:
-        block, good = np.swapaxes(block, 1, 2), np.swapaxes(good, 1, 2)
     ok = good & np.isfinite(block)
-    a = np.where(ok, block, np.inf).astype(np.float32)
-    a.sort(axis=-1)
-    count = ok.sum(axis=-1)
-    a[~np.isfinite(a)] = 0.0                    # the bad values sit at the end: never summed
+    count = ok.sum(axis=-1 if axis == 1 else 1)
+    a = np.where(ok, block, np.float32(np.inf)).astype(np.float32, copy=False)
+    if axis == 0:                # lines along the last axis, contiguous, for the sort
+        a = _transposed(a)
+    a.sort(axis=-1)              # the bad values sit at the end: never summed
     csum = np.zeros(a.shape[:-1] + (a.shape[-1] + 1,), np.float32)
     np.cumsum(a, axis=-1, out=csum[..., 1:])
     lo = np.floor(trim * count).astype(np.int64)
@@ -162,6 +161,14 @@ def line_trimmed_mean(block, good, axis: int, trim: float = _TRIM):
         np.take_along_axis(csum, lo[..., None], -1)[..., 0]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(hi > lo, total / np.maximum(hi - lo, 1), np.nan).astype(np.float32)
+
+
+def _transposed(a):
+    """``swapaxes(a, 1, 2)`` of a 3D array as a C-contiguous copy, frame by frame."""
+    out = np.empty((a.shape[0], a.shape[2], a.shape[1]), a.dtype)
+    for f in range(a.shape[0]):
+        out[f] = a[f].T
+    return out
 
 
 def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, amp,
@@ -203,8 +210,10 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
     use_static = ~refmask & np.isfinite(deep).all(axis=0)
     if method != "median":
         use_static &= ~band
-    s = white_scale(data, gdq, deep, band) if method == "scale-achromatic" else np.ones(n)
-    resid = data - s.astype(np.float32)[:, None, None, None] * np.nan_to_num(deep)[None]
+    model = np.nan_to_num(deep)[None]
+    if method == "scale-achromatic":
+        model = white_scale(data, gdq, deep, band).astype(np.float32)[:, None, None, None] * model
+    resid = data - model
     good = ((gdq & _BAD) == 0) & use_static[None, None]
     resid = resid.reshape(n * ng, ny, nx)
     good = good.reshape(n * ng, ny, nx)
@@ -215,7 +224,9 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
         cols = np.flatnonzero(np.asarray(amp) == a)
         if cols.size == 0:
             continue
-        sub = (slice(None), slice(None), cols) if fast_axis == 1 else (slice(None), cols)
+        pick = (slice(cols[0], cols[-1] + 1) if cols[-1] - cols[0] + 1 == cols.size
+                else cols)          # a slice (a view) where the amplifier is contiguous
+        sub = (slice(None), slice(None), pick) if fast_axis == 1 else (slice(None), pick)
         out[:, :, a] = np.nan_to_num(_lines_by_frames(statistic, resid[sub], good[sub],
                                                       fast_axis))
         if method == "solve":

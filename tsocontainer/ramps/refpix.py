@@ -118,7 +118,7 @@ def _amp_offsets(view, layout: RefpixLayout, odd_even: bool):
     if not use.any():
         use = layout.side
     out = np.zeros((n, ng, layout.namp, 2), np.float32)
-    flat = view.reshape(n * ng, -1)   # a copy when the view is transposed
+    nfast = view.shape[3]
     for a in range(layout.namp):
         for p in (0, 1) if odd_even else (None,):
             cols = layout.amp == a
@@ -127,7 +127,8 @@ def _amp_offsets(view, layout: RefpixLayout, odd_even: bool):
             sel = np.flatnonzero((use & cols[None, :]).ravel())
             if sel.size == 0:
                 continue
-            med = np.median(flat[:, sel], axis=1).reshape(n, ng)
+            line, fast = np.divmod(sel, nfast)       # only these pixels are gathered
+            med = np.median(view[:, :, line, fast], axis=2)
             if p is None:
                 out[:, :, a, :] = med[:, :, None]
             else:

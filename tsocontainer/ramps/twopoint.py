@@ -30,6 +30,7 @@ threads.
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -41,7 +42,9 @@ _CHUNK = 1_500_000        # differences per row chunk (a few MB per temporary)
 
 
 def default_workers() -> int:
-    """Threads of the jump detection: the cores this process may use (at most 8).
+    """Threads of the stage-1 pools: the cores this process may use (at most 8), and no
+    more than the threads of the dask worker running it (a batch's LocalCluster has
+    single-threaded worker processes, one per core: more would oversubscribe the cores).
 
     Returns
     -------
@@ -56,6 +59,14 @@ def default_workers() -> int:
         n = len(os.sched_getaffinity(0))
     except AttributeError:                        # pragma: no cover (not Linux)
         n = os.cpu_count() or 1
+    distributed = sys.modules.get("distributed")  # only where a worker could be running
+    if distributed is not None:
+        try:
+            worker = distributed.get_worker()
+        except ValueError:                        # not in a dask worker
+            worker = None
+        if worker is not None:
+            n = min(n, int(worker.state.nthreads))
     return max(1, min(8, n))
 
 
@@ -127,7 +138,7 @@ def twopoint_jumps(data, gdq, gain, readnoise, *, threshold: float = 4.0,
                                     thresholds)
         view = out[:, 1:, sl]
         view[found] |= _JUMP
-        if large is not None:
+        if large is not None:    # (NaN ratios compare False)
             large[:, :, sl] = found & (ratio > lo) & (ratio < hi)
         return int(found.sum())
 
@@ -145,17 +156,24 @@ def twopoint_jumps(data, gdq, gain, readnoise, *, threshold: float = 4.0,
 
 def _flag_neighbours(gdq, large):
     """``JUMP_DET`` on the four neighbours of ``large`` jumps (not on SAT/DNU groups)."""
-    grow = large.copy()
-    grow[..., 1:, :] |= large[..., :-1, :]
-    grow[..., :-1, :] |= large[..., 1:, :]
-    grow[..., :, 1:] |= large[..., :, :-1]
-    grow[..., :, :-1] |= large[..., :, 1:]
-    tail = gdq[:, 1:]
-    tail[grow & ((tail & _BAD) == 0)] |= _JUMP
+    i, k, y, x = np.nonzero(large)               # few: work on their coordinates
+    ny, nx = large.shape[-2:]
+    parts = [(y, x)]
+    for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        yy, xx = y + dy, x + dx
+        inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+        parts.append((yy[inside], xx[inside], inside))
+    ii = np.concatenate([i] + [i[p[2]] for p in parts[1:]])
+    kk = np.concatenate([k] + [k[p[2]] for p in parts[1:]]) + 1
+    yy = np.concatenate([p[0] for p in parts])
+    xx = np.concatenate([p[1] for p in parts])
+    value = gdq[ii, kk, yy, xx]
+    gdq[ii, kk, yy, xx] = np.where((value & _BAD) == 0, value | _JUMP, value)
 
 
 def _detect_rows(data, gdq, gain, rn2, thresholds):
-    """Jumps (bool, shape of the differences) and their ratios for a chunk of rows."""
+    """Jumps (bool, shape of the differences) and their ratios (NaN where not usable) for
+    a chunk of rows."""
     n, ng, ny, nx = data.shape
     use = (gdq & _BAD) == 0
     valid = (use[:, 1:] & use[:, :-1]).reshape(n * (ng - 1), ny * nx)
@@ -164,7 +182,7 @@ def _detect_rows(data, gdq, gain, rn2, thresholds):
     g = gain.reshape(-1).astype(np.float32)
     r2 = rn2.reshape(-1).astype(np.float32)
     found = np.zeros(d.shape, bool)
-    ratio = np.zeros(d.shape, np.float32)
+    ratio = None
     first = True
     idx = np.arange(d.shape[1])
     while idx.size:
@@ -180,7 +198,7 @@ def _detect_rows(data, gdq, gain, rn2, thresholds):
         thr = _thresholds(k, thresholds)
         new = rat > thr                                # NaN (unusable, flagged) -> False
         if first:
-            ratio[...] = rat
+            ratio = rat
         else:
             ratio[:, idx] = np.where(found[:, idx], ratio[:, idx], rat)
         hit = new.any(axis=0)
@@ -188,7 +206,7 @@ def _detect_rows(data, gdq, gain, rn2, thresholds):
         idx = idx[hit]
         first = False
     shape = (n, ng - 1, ny, nx)
-    return found.reshape(shape), np.nan_to_num(ratio).reshape(shape)
+    return found.reshape(shape), ratio.reshape(shape)
 
 
 def _thresholds(k, thresholds):
@@ -217,7 +235,7 @@ def _nanmedian0(a):
     Columns without finite values give NaN (count 0); ``a`` is not changed (numpy's
     ``nanmedian`` goes through masked arrays on such short axes and is much slower).
     """
-    s = np.sort(a, axis=0)                               # NaN sorts last
+    s = np.sort(np.ascontiguousarray(a.T), axis=-1).T    # NaN sorts last; along rows: faster
     k = np.add.reduce(np.isfinite(a), axis=0, dtype=np.int32)
     lo = np.take_along_axis(s, (np.maximum(k - 1, 0) // 2)[None], 0)[0]
     hi = np.take_along_axis(s, np.minimum(k // 2, a.shape[0] - 1)[None], 0)[0]
