@@ -16,12 +16,46 @@ from tsocontainer._disk import release
 from tsocontainer._util import interactive
 
 
-__all__ = ["THREADS", "progress", "run_blocks", "reflect_index", "block_ranges",
+__all__ = ["THREADS", "dask_worker_cap", "progress", "run_blocks", "reflect_index", "block_ranges",
            "median_network", "window_median", "middle_values", "running_median", "dispersion_median",
            "robust_factor", "residual_scale", "disp_view", "masked_row_median", "nanmedian0"]
 
 #: worker threads for block loops (numpy releases the GIL in its ufuncs)
 THREADS = max(1, min(2, os.cpu_count() or 1))
+
+
+def dask_worker_cap(n: int) -> int:
+    """``n`` threads, but no more than the dask worker running this code has.
+
+    A batch's LocalCluster runs single-threaded worker processes, one per core:
+    thread pools of the cores' size inside each would oversubscribe the cores.
+    Outside a dask worker (or without ``distributed`` imported) ``n`` itself.
+
+    Parameters
+    ----------
+    n : int
+        Threads wanted.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> dask_worker_cap(2) <= 2
+    True
+    """
+    import sys
+
+    distributed = sys.modules.get("distributed")   # only where a worker could be running
+    if distributed is not None:
+        try:
+            worker = distributed.get_worker()
+        except ValueError:                         # not in a dask worker
+            worker = None
+        if worker is not None:
+            n = min(n, int(worker.state.nthreads))
+    return max(1, int(n))
 #: elements per cache-sized chunk of the sorting-network medians
 _CHUNK = 1 << 17
 
@@ -85,12 +119,13 @@ def run_blocks(func, ranges, desc: str, show: bool | None = None, collect=None) 
         finally:   # streaming mode: drop the mapped pages the block read (in the worker,
             release()   # which may run ahead of the thread collecting the results)
 
-    if THREADS == 1 or len(ranges) == 1:
+    threads = dask_worker_cap(THREADS)   # block sizes keep THREADS: the same results
+    if threads == 1 or len(ranges) == 1:
         for k, (a, b) in enumerate(ranges):
             keep(k, call(a, b))
             bar.update()
     else:
-        with ThreadPoolExecutor(THREADS) as pool:
+        with ThreadPoolExecutor(threads) as pool:
             futures = [pool.submit(call, a, b) for a, b in ranges]
             for k in range(len(futures)):
                 keep(k, futures[k].result())

@@ -30,10 +30,11 @@ threads.
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from tsocontainer.arrays.numerics import dask_worker_cap
 
 __all__ = ["twopoint_jumps", "default_workers"]
 _JUMP = np.uint8(4)
@@ -59,15 +60,7 @@ def default_workers() -> int:
         n = len(os.sched_getaffinity(0))
     except AttributeError:                        # pragma: no cover (not Linux)
         n = os.cpu_count() or 1
-    distributed = sys.modules.get("distributed")  # only where a worker could be running
-    if distributed is not None:
-        try:
-            worker = distributed.get_worker()
-        except ValueError:                        # not in a dask worker
-            worker = None
-        if worker is not None:
-            n = min(n, int(worker.state.nthreads))
-    return max(1, min(8, n))
+    return max(1, min(8, dask_worker_cap(n)))
 
 
 def twopoint_jumps(data, gdq, gain, readnoise, *, threshold: float = 4.0,
