@@ -520,13 +520,21 @@ def steep_trace_visit(seed, n=20, ny=128, nx=256, nbad=80):
     return cube, var, yc, (y, xx), good
 
 
-def test_hot_pixels_on_a_steep_trace_are_found_along_it():
+@pytest.mark.parametrize("dark_reference", [False, True], ids=["lit", "dark-reference"])
+def test_hot_pixels_on_a_steep_trace_are_found_along_it(dark_reference):
+    """The trace leaves the frame through its top rows, which are reference pixels: dark in
+    real data (``dark_reference``). Where a pixel's local-flux box, or its neighbours', is
+    cut by that edge the model misses the light; there the tolerance is 15 % of the light
+    (before: 53 false flags per frame with dark reference rows, a whole row)."""
     from tsocontainer.cleaning.outliers import hot_cold_pixels
     from tsocontainer.cleaning.smoothframe import trace_slopes
 
     found, false, found_plain = 0, 0, 0
     for seed in range(3):
         cube, var, yc, (y, x), good = steep_trace_visit(seed)
+        if dark_reference:
+            rng = np.random.default_rng(100 + seed)
+            cube[:, ~good] = rng.normal(0.0, 2.0, (cube.shape[0], int((~good).sum())))
         deep = np.median(cube, axis=0)
         bad = np.zeros(deep.shape, bool)
         bad[y, x] = True
@@ -536,10 +544,13 @@ def test_hot_pixels_on_a_steep_trace_are_found_along_it():
         false += ((hot | cold) & ~bad).sum()
         plain = hot_cold_pixels(cube, var, deep, np.ones(len(cube)), good=good)[0]
         found_plain += plain[bad].sum()
-    # measured over seeds 0-7: 639 of 640 found along the trace, 2 of 640 along the lines
+    # measured over seeds 0-7: 640 of 640 found along the trace, 2 of 640 along the lines
     # (the line crosses the trace in ~10 columns: the model cannot follow it and the local
-    # spread hides the pixel); 11-20 false flags per 31744-pixel frame either way (where
-    # the trace enters and leaves the frame): limit 0.08 %
+    # spread hides the pixel). False flags per 32768-pixel frame, mostly cold beside
+    # clustered hot pixels: lit reference rows 3-17 (0.030 %; seeds 0-2: 21), dark 13-24
+    # (0.059 %; seeds 0-2: 49; the left reference columns and the wings at the top edge);
+    # before the cut boxes had their tolerance 10-20 lit and 38-63 dark (0.17 %).
+    # Limits: issue 16's 0.05 % of a frame lit; dark 0.08 % (the issue's 0.05 % not met)
     assert found >= 0.99 * 240, found
     assert found_plain <= 0.05 * 240, found_plain
-    assert false <= 8e-4 * 3 * 128 * 256, false
+    assert false <= (8e-4 if dark_reference else 5e-4) * 3 * 128 * 256, false
