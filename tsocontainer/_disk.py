@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Scratch", "release", "is_mapped", "read_across", "write_across",
-           "is_sorted"]
+           "is_sorted", "on_ram_disk", "disk_scratch"]
 
 #: mmap objects of the live scratch cubes (dropped with their arrays)
 _LIVE: "weakref.WeakSet" = weakref.WeakSet()
@@ -78,6 +78,53 @@ class Scratch:
     def cleanup(self) -> None:
         """Remove the folder now (arrays still mapped stay readable until unmapped)."""
         self._finalizer()
+
+
+def on_ram_disk(path) -> bool:
+    """True if ``path`` lies on a file system held in memory (tmpfs, ramfs).
+
+    Pages of a file there stay in memory whatever :func:`release` does, so a
+    scratch cube on it saves nothing. Read from ``/proc/mounts`` (Linux);
+    False where that is not available.
+
+    Examples
+    --------
+    >>> on_ram_disk("/dev/shm") in (True, False)
+    True
+    """
+    try:
+        with open("/proc/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) > 2]
+    except OSError:
+        return False
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    for point, fstype in mounts:
+        point = point.replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind in ("tmpfs", "ramfs")
+
+
+def disk_scratch(folder=True):
+    """A :class:`Scratch` in ``folder`` (True: the temporary folder), None if not worth it.
+
+    None when ``folder`` is False or None, or lies on a RAM file system
+    (:func:`on_ram_disk`): there a mapped cube takes as much memory as an
+    array.
+
+    Examples
+    --------
+    >>> disk_scratch(False) is None
+    True
+    """
+    if folder is None or folder is False:
+        return None
+    parent = tempfile.gettempdir() if folder is True else folder
+    if on_ram_disk(parent):
+        return None
+    return Scratch(parent)
 
 
 def is_mapped(array) -> bool:

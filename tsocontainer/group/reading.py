@@ -14,7 +14,7 @@ log = logging.getLogger("tsocontainer.io")
 
 def read_segments(paths_or_glob, *, block_size: int | None = None,
                   progress: bool | None = None, memmap=None,
-                  detector_rows=None) -> TSOGroup:
+                  detector_rows=None, spill=True) -> TSOGroup:
     """Read the rateints/calints segments of one visit into a :class:`TSOGroup`.
 
     Parameters
@@ -39,6 +39,15 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         frame (SUBSTRIP256's rows) and reads 8x less. The group's
         ``SUBSTRT2``/``SUBSIZE2`` then describe the rows read, so traces,
         wavelengths and background models are placed as for a subarray.
+    spill : bool, str or path-like
+        In memory (without ``memmap``): ``sci`` is held in memory; ``var``,
+        the mask, the flag planes, the flag steps' boolean cubes and large
+        products (replaced pixels) go to unlinked memory-mapped files in this
+        folder (True: the system's temporary folder) whose pages every block
+        loop drops again, so they do not sit in resident memory (``sci`` +
+        ``var`` alone in anonymous memory are twice the SCI input). They are
+        still arrays (``np.memmap``) to index and modify; results are the
+        same. False, or a folder in RAM (tmpfs): everything in memory.
 
     Returns
     -------
@@ -75,13 +84,18 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         from tsocontainer._disk import Scratch
 
         scratch = Scratch(memmap)
+    var_scratch = None
+    if scratch is None:
+        from tsocontainer._disk import disk_scratch
+
+        var_scratch = disk_scratch(spill)
     d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch,
-                      detector_rows=detector_rows)
+                      detector_rows=detector_rows, var_scratch=var_scratch)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
-    if scratch is not None:
-        g._stream_to(scratch)
+    if scratch is not None or var_scratch is not None:
+        g._stream_to(scratch if scratch is not None else var_scratch)
     g.progress = progress
     dt = _time.perf_counter() - t0
     params = {"files": d.files}

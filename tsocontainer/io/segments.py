@@ -336,7 +336,7 @@ class SegmentData:
 
 def load_segments(paths_or_glob, *, block_size: int | None = None,
                   progress: bool | None = None, scratch=None,
-                  detector_rows=None) -> SegmentData:
+                  detector_rows=None, var_scratch=None) -> SegmentData:
     """Check and read the rateints/calints segments of one visit into plain arrays.
 
     Every segment's headers are checked before any cube is read (see
@@ -358,6 +358,9 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         DMS; ``SUBSTRT2`` places the frame): e.g. ``(1793, 2048)`` keeps the
         SOSS orders of a FULL frame. ``SUBSTRT2``/``SUBSIZE2`` of ``meta``
         describe the rows read.
+    var_scratch : tsocontainer._disk.Scratch, optional
+        Put only VAR in a memory-mapped file of this folder (SCI stays in
+        memory); ignored when ``scratch`` is given.
 
     Returns
     -------
@@ -377,7 +380,8 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     ny = rows[1] - rows[0]
     if scratch is None:
         sci = np.empty((n_total, ny, nx), np.float32)
-        var = np.empty((n_total, ny, nx), np.float32)
+        var = (np.empty((n_total, ny, nx), np.float32) if var_scratch is None
+               else var_scratch.zeros((n_total, ny, nx), np.float32, "var"))
     else:
         sci = scratch.zeros((n_total, ny, nx), np.float32, "sci")
         var = scratch.zeros((n_total, ny, nx), np.float32, "var")
