@@ -22,7 +22,7 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     paths_or_glob : str, path-like or sequence
         Segment files or glob patterns (sorted by segment number).
     block_size : int, optional
-        Integrations read at a time (default: about 64 MB per block).
+        Integrations read at a time (default: 16 MB of float32 per cube).
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal); also the
         group's :attr:`~TSOGroup.progress` setting for its later steps.
