@@ -189,3 +189,17 @@ def test_read_and_write_across_integrations_of_a_mapped_cube(tmp_path):
     gc.collect()
     s.cleanup()
     assert not any(tmp_path.iterdir())
+
+
+def test_no_spill_without_room_on_the_disk(visit, tmp_path, monkeypatch, caplog):
+    _, files = visit
+    monkeypatch.setattr(Scratch, "has_room", lambda self, nbytes: False)
+    with caplog.at_level("WARNING"):
+        g = read_segments(files, progress=False, spill=tmp_path)
+    assert not is_mapped(g.var) and g._scratch is None
+    assert "stay in memory" in caplog.text
+    g.flag_dq()
+    assert not is_mapped(g.mask)
+    del g
+    gc.collect()
+    assert not any(tmp_path.iterdir())

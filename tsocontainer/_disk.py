@@ -75,6 +75,11 @@ class Scratch:
             _LIVE.add(arr._mmap)
         return arr
 
+    def has_room(self, nbytes: float) -> bool:
+        """True if the folder's file system has ``nbytes`` free (a full disk under a
+        mapped file kills the process with SIGBUS instead of raising)."""
+        return shutil.disk_usage(self.path).free >= nbytes
+
     def cleanup(self) -> None:
         """Remove the folder now (arrays still mapped stay readable until unmapped)."""
         self._finalizer()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time as _time
 
+from tsocontainer._disk import disk_scratch, is_mapped
 from tsocontainer.group.container import TSOGroup
 from tsocontainer.io.segments import load_segments
 
@@ -47,7 +48,8 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         loop drops again, so they do not sit in resident memory (``sci`` +
         ``var`` alone in anonymous memory are twice the SCI input). They are
         still arrays (``np.memmap``) to index and modify; results are the
-        same. False, or a folder in RAM (tmpfs): everything in memory.
+        same. False, a folder in RAM (tmpfs) or one with less than 1.5 times
+        the SCI cube free: everything in memory.
 
     Returns
     -------
@@ -86,14 +88,14 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         scratch = Scratch(memmap)
     var_scratch = None
     if scratch is None:
-        from tsocontainer._disk import disk_scratch
-
         var_scratch = disk_scratch(spill)
     d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch,
                       detector_rows=detector_rows, var_scratch=var_scratch)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
+    if scratch is None and var_scratch is not None and not is_mapped(d.var):
+        var_scratch = None   # no room to spill: all in memory
     if scratch is not None or var_scratch is not None:
         g._stream_to(scratch if scratch is not None else var_scratch)
     g.progress = progress

@@ -360,7 +360,8 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         describe the rows read.
     var_scratch : tsocontainer._disk.Scratch, optional
         Put only VAR in a memory-mapped file of this folder (SCI stays in
-        memory); ignored when ``scratch`` is given.
+        memory) if its file system has room for 1.5 times the cube (else in
+        memory, with a warning); ignored when ``scratch`` is given.
 
     Returns
     -------
@@ -380,6 +381,10 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     ny = rows[1] - rows[0]
     if scratch is None:
         sci = np.empty((n_total, ny, nx), np.float32)
+        if var_scratch is not None and not var_scratch.has_room(1.5 * sci.nbytes):
+            log.warning("%s: less than %.1f GB free, the variance and flag cubes stay in memory",
+                        var_scratch.path.parent, 1.5 * sci.nbytes / 1e9)
+            var_scratch = None
         var = (np.empty((n_total, ny, nx), np.float32) if var_scratch is None
                else var_scratch.zeros((n_total, ny, nx), np.float32, "var"))
     else:
