@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time as _time
 
-from tsocontainer._disk import disk_scratch, is_mapped
+from tsocontainer._disk import Scratch, disk_scratch, is_mapped
 from tsocontainer.group.container import TSOGroup
 from tsocontainer.io.segments import load_segments
 
@@ -83,8 +83,6 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     t0 = _time.perf_counter()
     scratch = None
     if memmap is not None and memmap is not False:
-        from tsocontainer._disk import Scratch
-
         scratch = Scratch(memmap)
     var_scratch = None
     if scratch is None:
