@@ -110,11 +110,7 @@ def test_default_group_keeps_sci_in_memory_and_the_rest_mapped(visit, tmp_path):
     g.var[0, 0, 0] = 123.0
     release()
     assert g.var[0, 0, 0] == 123.0 and m.var[0, 0, 0] != 123.0
-    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir()) == ["tsoc"]
-    assert not any(next(tmp_path.iterdir()).iterdir())   # unlinked once mapped
-    del g
-    gc.collect()
-    assert not any(tmp_path.iterdir())
+    assert not any(tmp_path.iterdir())   # unlinked once mapped, no folder (a kill leaves nothing)
 
 
 def test_no_spill_on_a_ram_disk_or_when_asked_not_to(tmp_path):

@@ -42,6 +42,10 @@ class Scratch:
         removed when this object is garbage collected or the interpreter
         exits. Each file is unlinked as soon as it is mapped: its disk space
         is returned when its array is freed, even after a crash.
+    subfolder : bool
+        False: no subfolder; the files (``tsoc-<pid>-<n>-<name>.bin``) are made
+        in ``folder`` itself and unlinked at once, so a killed process leaves
+        nothing behind (the spill of the in-memory mode).
 
     Examples
     --------
@@ -55,17 +59,21 @@ class Scratch:
     1.0
     """
 
-    def __init__(self, folder=True):
+    def __init__(self, folder=True, subfolder: bool = True):
         parent = Path(tempfile.gettempdir() if folder is True else folder)
         parent.mkdir(parents=True, exist_ok=True)
-        self.path = parent / f"tsoc-{os.getpid()}-{next(_COUNTER)}"
-        self.path.mkdir()
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        if subfolder:
+            self.path, self._prefix = parent / f"tsoc-{os.getpid()}-{next(_COUNTER)}", ""
+            self.path.mkdir()
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        else:
+            self.path, self._prefix = parent, f"tsoc-{os.getpid()}-"
+            self._finalizer = lambda: None
 
     def zeros(self, shape, dtype, name: str) -> np.memmap:
         """A new zero-filled memory-mapped array ``name`` (unique file in the folder)."""
         shape = tuple(int(s) for s in shape)
-        path = self.path / f"{name}-{next(_COUNTER)}.bin"
+        path = self.path / f"{self._prefix}{name}-{next(_COUNTER)}.bin"
         if int(np.prod(shape)) == 0:
             return np.zeros(shape, dtype)
         arr = np.memmap(path, dtype=dtype, mode="w+", shape=shape)
@@ -129,7 +137,7 @@ def disk_scratch(folder=True):
     parent = tempfile.gettempdir() if folder is True else folder
     if on_ram_disk(parent):
         return None
-    return Scratch(parent)
+    return Scratch(parent, subfolder=False)
 
 
 def is_mapped(array) -> bool:

@@ -383,7 +383,7 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         sci = np.empty((n_total, ny, nx), np.float32)
         if var_scratch is not None and not var_scratch.has_room(1.5 * sci.nbytes):
             log.warning("%s: less than %.1f GB free, the variance and flag cubes stay in memory",
-                        var_scratch.path.parent, 1.5 * sci.nbytes / 1e9)
+                        var_scratch.path, 1.5 * sci.nbytes / 1e9)
             var_scratch = None
         var = (np.empty((n_total, ny, nx), np.float32) if var_scratch is None
                else var_scratch.zeros((n_total, ny, nx), np.float32, "var"))
