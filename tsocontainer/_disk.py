@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["Scratch", "release", "is_mapped", "read_across", "write_across",
-           "is_sorted"]
+           "is_sorted", "on_ram_disk", "disk_scratch"]
 
 #: mmap objects of the live scratch cubes (dropped with their arrays)
 _LIVE: "weakref.WeakSet" = weakref.WeakSet()
@@ -42,6 +42,10 @@ class Scratch:
         removed when this object is garbage collected or the interpreter
         exits. Each file is unlinked as soon as it is mapped: its disk space
         is returned when its array is freed, even after a crash.
+    subfolder : bool
+        False: no subfolder; the files (``tsoc-<pid>-<n>-<name>.bin``) are made
+        in ``folder`` itself and unlinked at once, so a killed process leaves
+        nothing behind (the spill of the in-memory mode).
 
     Examples
     --------
@@ -55,17 +59,21 @@ class Scratch:
     1.0
     """
 
-    def __init__(self, folder=True):
+    def __init__(self, folder=True, subfolder: bool = True):
         parent = Path(tempfile.gettempdir() if folder is True else folder)
         parent.mkdir(parents=True, exist_ok=True)
-        self.path = parent / f"tsoc-{os.getpid()}-{next(_COUNTER)}"
-        self.path.mkdir()
-        self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        if subfolder:
+            self.path, self._prefix = parent / f"tsoc-{os.getpid()}-{next(_COUNTER)}", ""
+            self.path.mkdir()
+            self._finalizer = weakref.finalize(self, shutil.rmtree, str(self.path), True)
+        else:
+            self.path, self._prefix = parent, f"tsoc-{os.getpid()}-"
+            self._finalizer = lambda: None
 
     def zeros(self, shape, dtype, name: str) -> np.memmap:
         """A new zero-filled memory-mapped array ``name`` (unique file in the folder)."""
         shape = tuple(int(s) for s in shape)
-        path = self.path / f"{name}-{next(_COUNTER)}.bin"
+        path = self.path / f"{self._prefix}{name}-{next(_COUNTER)}.bin"
         if int(np.prod(shape)) == 0:
             return np.zeros(shape, dtype)
         arr = np.memmap(path, dtype=dtype, mode="w+", shape=shape)
@@ -75,9 +83,61 @@ class Scratch:
             _LIVE.add(arr._mmap)
         return arr
 
+    def has_room(self, nbytes: float) -> bool:
+        """True if the folder's file system has ``nbytes`` free (a full disk under a
+        mapped file kills the process with SIGBUS instead of raising)."""
+        return shutil.disk_usage(self.path).free >= nbytes
+
     def cleanup(self) -> None:
         """Remove the folder now (arrays still mapped stay readable until unmapped)."""
         self._finalizer()
+
+
+def on_ram_disk(path) -> bool:
+    """True if ``path`` lies on a file system held in memory (tmpfs, ramfs).
+
+    Pages of a file there stay in memory whatever :func:`release` does, so a
+    scratch cube on it saves nothing. Read from ``/proc/mounts`` (Linux);
+    False where that is not available.
+
+    Examples
+    --------
+    >>> on_ram_disk("/dev/shm") in (True, False)
+    True
+    """
+    try:
+        with open("/proc/mounts", encoding="utf-8") as fh:
+            mounts = [line.split()[1:3] for line in fh if len(line.split()) > 2]
+    except OSError:
+        return False
+    target = os.path.realpath(path)
+    best, kind = "", ""
+    for point, fstype in mounts:
+        point = point.replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, kind = point, fstype
+    return kind in ("tmpfs", "ramfs")
+
+
+def disk_scratch(folder=True):
+    """A :class:`Scratch` in ``folder`` (True: the temporary folder), None if not worth it.
+
+    None when ``folder`` is False or None, or lies on a RAM file system
+    (:func:`on_ram_disk`): there a mapped cube takes as much memory as an
+    array.
+
+    Examples
+    --------
+    >>> disk_scratch(False) is None
+    True
+    """
+    if folder is None or folder is False:
+        return None
+    parent = tempfile.gettempdir() if folder is True else folder
+    if on_ram_disk(parent):
+        return None
+    return Scratch(parent, subfolder=False)
 
 
 def is_mapped(array) -> bool:

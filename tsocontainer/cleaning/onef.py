@@ -282,13 +282,21 @@ def reference_frame(cube, good, wl, fraction: float = 1.0, dispersion_axis: int 
     count = np.zeros(cube.shape[1:])
     groups = [idx[a:a + 8] for a in range(0, idx.size, 8)]
 
-    def part(k, _):   # sums of one group of 8 integrations
+    ny = cube.shape[1]
+    step = max(1, int(2e6 // max(8 * cube.shape[2], 1)))   # float64 temporaries of ~2e6 values
+
+    def part(k, _):   # sums of one group of 8 integrations, a few frame rows at a time
         sel = groups[k]
-        d = np.asarray(_rows_of(cube, sel), np.float64)
-        g = np.asarray(_rows_of(good, sel), bool) & np.isfinite(d)
-        q = d / per(sel)
-        g &= np.isfinite(q)
-        return np.where(g, q, 0.0).sum(axis=0), g.sum(axis=0)
+        blk, gblk, w = _rows_of(cube, sel), _rows_of(good, sel), per(sel)
+        t, c = np.empty(cube.shape[1:]), np.empty(cube.shape[1:], np.int64)
+        for r0 in range(0, ny, step):
+            rows = slice(r0, r0 + step)
+            d = np.asarray(blk[:, rows], np.float64)
+            g = np.asarray(gblk[:, rows], bool) & np.isfinite(d)
+            q = d / (w[:, rows] if w.shape[1] == ny else w)
+            g &= np.isfinite(q)
+            t[rows], c[rows] = np.where(g, q, 0.0).sum(axis=0), g.sum(axis=0)
+        return t, c
 
     # groups in parallel, a wave of THREADS at a time, added in their order (the same sums)
     for w in range(0, len(groups), THREADS):

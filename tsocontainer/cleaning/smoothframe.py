@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import maximum_filter, uniform_filter1d
 
-from tsocontainer.arrays.numerics import (THREADS, block_ranges, disp_view, dispersion_median,
+from tsocontainer.arrays.numerics import (block_ranges, disp_view, dispersion_median,
                                           run_blocks)
 from tsocontainer.arrays.views import nanmedian_quiet
 
@@ -192,8 +192,9 @@ def neighbour_median(p, window: int, scale=None, max_ratio: float = 4.0,
 
 
 def _row_chunks(ny: int) -> list:
-    """Line ranges that :func:`neighbour_median` works on in parallel."""
-    return block_ranges(ny, -(-ny // THREADS) if ny >= 64 else ny)
+    """Line ranges that :func:`neighbour_median` works on in parallel (32 lines: its
+    ~100 line-sized temporaries stay small)."""
+    return block_ranges(ny, 32 if ny >= 64 else ny)
 
 
 def _neighbour_rows(p, sc, half, max_ratio, sts, rows, out) -> None:

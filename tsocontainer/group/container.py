@@ -353,7 +353,7 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
     @property
     def streaming(self) -> bool:
         """True when ``sci``, ``var`` and the large derived cubes are memory-mapped files."""
-        return self._scratch is not None
+        return self._scratch is not None and is_mapped(self.sci)
 
     @property
     def median_frame(self) -> np.ndarray:
@@ -494,6 +494,7 @@ class TSOGroup(CleaningSteps, ExtractionSteps, GroupPlots):
                    corrections=self.corrections, dq_mask_bits=self.dq_mask_bits)
         g._calls = dict(getattr(self, "_calls", {}))
         g.block_size, g.progress = self.block_size, self.progress
+        release()   # the pages of mapped cubes that the copy read
         return g
 
     def set_aux(self, name: str, array, per_integration: bool = False) -> None:

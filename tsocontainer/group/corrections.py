@@ -553,8 +553,8 @@ class CorrectionSteps:
                   "replace_val": self._new_array(flat.size, np.float32, "rval"),
                   "replace_var": self._new_array(flat.size, np.float32, "rvar")}
         wl = self._white_light(5)
-        for c0 in range(0, flat.size, 1_000_000):   # chunks: temporaries of ~1e6 points
-            c1 = min(flat.size, c0 + 1_000_000)
+        for c0 in range(0, flat.size, 250_000):   # chunks: temporaries of 2.5e5 points (each
+            c1 = min(flat.size, c0 + 250_000)     # point's value is its own: same values)
             ints, pix = np.divmod(flat[c0:c1], npix)
             values, variances = replacement_values(ints, pix, self._source_points, good_at, deep,
                                                    wl, deep_var, prof, disp, opts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time as _time
 
+from tsocontainer._disk import Scratch, disk_scratch, is_mapped
 from tsocontainer.group.container import TSOGroup
 from tsocontainer.io.segments import load_segments
 
@@ -14,7 +15,7 @@ log = logging.getLogger("tsocontainer.io")
 
 def read_segments(paths_or_glob, *, block_size: int | None = None,
                   progress: bool | None = None, memmap=None,
-                  detector_rows=None) -> TSOGroup:
+                  detector_rows=None, spill=True) -> TSOGroup:
     """Read the rateints/calints segments of one visit into a :class:`TSOGroup`.
 
     Parameters
@@ -22,7 +23,7 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     paths_or_glob : str, path-like or sequence
         Segment files or glob patterns (sorted by segment number).
     block_size : int, optional
-        Integrations read at a time (default: about 64 MB per block).
+        Integrations read at a time (default: 16 MB of float32 per cube).
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal); also the
         group's :attr:`~TSOGroup.progress` setting for its later steps.
@@ -39,6 +40,16 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
         frame (SUBSTRIP256's rows) and reads 8x less. The group's
         ``SUBSTRT2``/``SUBSIZE2`` then describe the rows read, so traces,
         wavelengths and background models are placed as for a subarray.
+    spill : bool, str or path-like
+        In memory (without ``memmap``): ``sci`` is held in memory; ``var``,
+        the mask, the flag planes, the flag steps' boolean cubes and large
+        products (replaced pixels) go to unlinked memory-mapped files in this
+        folder (True: the system's temporary folder) whose pages every block
+        loop drops again, so they do not sit in resident memory (``sci`` +
+        ``var`` alone in anonymous memory are twice the SCI input). They are
+        still arrays (``np.memmap``) to index and modify; results are the
+        same. False, a folder in RAM (tmpfs) or one with less than 1.5 times
+        the SCI cube free: everything in memory.
 
     Returns
     -------
@@ -72,16 +83,19 @@ def read_segments(paths_or_glob, *, block_size: int | None = None,
     t0 = _time.perf_counter()
     scratch = None
     if memmap is not None and memmap is not False:
-        from tsocontainer._disk import Scratch
-
         scratch = Scratch(memmap)
+    var_scratch = None
+    if scratch is None:
+        var_scratch = disk_scratch(spill)
     d = load_segments(paths_or_glob, block_size=block_size, progress=progress, scratch=scratch,
-                      detector_rows=detector_rows)
+                      detector_rows=detector_rows, var_scratch=var_scratch)
     g = TSOGroup(d.sci, d.var, d.dqs, d.time, wave=d.wave, mode=d.mode, meta=d.meta,
                  int_numbers=d.int_numbers, files=d.files)
     g._restore(flags=d.flags)
-    if scratch is not None:
-        g._stream_to(scratch)
+    if scratch is None and var_scratch is not None and not is_mapped(d.var):
+        var_scratch = None   # no room to spill: all in memory
+    if scratch is not None or var_scratch is not None:
+        g._stream_to(scratch if scratch is not None else var_scratch)
     g.progress = progress
     dt = _time.perf_counter() - t0
     params = {"files": d.files}

@@ -336,7 +336,7 @@ class SegmentData:
 
 def load_segments(paths_or_glob, *, block_size: int | None = None,
                   progress: bool | None = None, scratch=None,
-                  detector_rows=None) -> SegmentData:
+                  detector_rows=None, var_scratch=None) -> SegmentData:
     """Check and read the rateints/calints segments of one visit into plain arrays.
 
     Every segment's headers are checked before any cube is read (see
@@ -347,7 +347,7 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     paths_or_glob : str, path-like or sequence
         Segment files or glob patterns.
     block_size : int, optional
-        Integrations read at a time (default: about 64 MB per block).
+        Integrations read at a time (default: 16 MB of float32 per cube).
     progress : bool, optional
         Show a progress bar (default: when writing to a terminal).
     scratch : tsocontainer._disk.Scratch, optional
@@ -358,6 +358,10 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
         DMS; ``SUBSTRT2`` places the frame): e.g. ``(1793, 2048)`` keeps the
         SOSS orders of a FULL frame. ``SUBSTRT2``/``SUBSIZE2`` of ``meta``
         describe the rows read.
+    var_scratch : tsocontainer._disk.Scratch, optional
+        Put only VAR in a memory-mapped file of this folder (SCI stays in
+        memory) if its file system has room for 1.5 times the cube (else in
+        memory, with a warning); ignored when ``scratch`` is given.
 
     Returns
     -------
@@ -377,17 +381,25 @@ def load_segments(paths_or_glob, *, block_size: int | None = None,
     ny = rows[1] - rows[0]
     if scratch is None:
         sci = np.empty((n_total, ny, nx), np.float32)
-        var = np.empty((n_total, ny, nx), np.float32)
+        if var_scratch is not None and not var_scratch.has_room(1.5 * sci.nbytes):
+            log.warning("%s: less than %.1f GB free, the variance and flag cubes stay in memory",
+                        var_scratch.path, 1.5 * sci.nbytes / 1e9)
+            var_scratch = None
+        var = (np.empty((n_total, ny, nx), np.float32) if var_scratch is None
+               else var_scratch.zeros((n_total, ny, nx), np.float32, "var"))
     else:
         sci = scratch.zeros((n_total, ny, nx), np.float32, "sci")
         var = scratch.zeros((n_total, ny, nx), np.float32, "var")
     npix = ny * nx
+    # the static DQ plane: bits set in every one of the first integrations (as many as a
+    # 64 MB block of float32, or block_size); read in blocks of 16 MB of float32 per cube
+    static_n = block_size or max(1, int(16e6 // npix))
     if block_size is None:
-        block_size = max(1, int(16e6 // npix))
+        block_size = max(1, int(4e6 // npix))
     int_numbers = np.concatenate([np.arange(i["int_start"], i["int_start"] + i["shape"][0])
                                   for i in infos])
     times, timesrc = segment_times(infos, int_numbers)   # checked before any cube is read
-    reader = _BlockReader(sci, var, npix, rows)
+    reader = _BlockReader(sci, var, npix, rows, static_n)
     from tqdm import tqdm
 
     bar = tqdm(total=n_total, unit="int", desc="read", disable=not _want_progress(progress))
@@ -482,16 +494,18 @@ def _want_progress(progress) -> bool:
 class _BlockReader:
     """Copies segment cubes block by block into the preallocated arrays.
 
-    The first block of a file is read alone (it sets the static DQ plane); the
-    others on two threads, each with its own file handle (astropy sections seek
-    and read on the handle). Per-block results are combined in block order, so
-    the outcome does not depend on the threads.
+    Before the first file's blocks, the static DQ plane is the AND of the DQ of its
+    first ``static_n`` integrations (read in blocks); the first block of a file is
+    read alone, the others on two threads, each with its own file handle (astropy
+    sections seek and read on the handle). Per-block results are combined in block
+    order, so the outcome depends neither on the threads nor on the block size.
     """
 
     THREADS = max(1, min(2, os.cpu_count() or 1))
 
-    def __init__(self, sci, var, npix, rows=None):
+    def __init__(self, sci, var, npix, rows=None, static_n: int = 1):
         self.sci, self.var, self.npix = sci, var, npix
+        self.static_n = max(1, int(static_n))
         self.rows = slice(None) if rows is None else slice(*rows)
         self.offset = 0
         self.static = None
@@ -521,6 +535,9 @@ class _BlockReader:
             release()
             return res
 
+        if self.static is None:
+            self.static = self._static_plane(path, names, min(nint, self.static_n),
+                                             blocks[0][1] - blocks[0][0])
         try:
             results = [one(*blocks[0])]
             with ThreadPoolExecutor(self.THREADS) as pool:
@@ -540,6 +557,25 @@ class _BlockReader:
             st[1] += ndnu
             st[2], st[3] = min(st[2], lo), max(st[3], hi)
         self.offset += nint
+
+    def _static_plane(self, path, names, n, step):
+        """DQ bits set in each of the first ``n`` integrations (``step`` at a time)."""
+        shape = self.sci.shape[1:]
+        if "DQ" not in names:
+            return np.zeros(shape, np.uint32)
+        static = np.full(shape, np.iinfo(np.uint32).max, np.uint32)
+        hdul = _open(path)
+        try:
+            for a in range(0, n, step):
+                dq = np.asarray(hdul["DQ"].section[(slice(a, min(n, a + step)), self.rows)],
+                                dtype=np.uint32)
+                static &= np.bitwise_and.reduce(dq, axis=0)
+        except (OSError, ValueError, TypeError) as exc:
+            raise TSOReadError(f"{path}: cannot read DQ of integrations 0-{n - 1} ({exc})",
+                               path=path) from None
+        finally:
+            hdul.close()
+        return static
 
     def _read_block(self, hdul, names, i0, i1):
         o0, o1 = self.offset + i0, self.offset + i1
@@ -570,8 +606,6 @@ class _BlockReader:
         else:
             dq = np.zeros(sci.shape, np.uint32)
         ndnu = int(np.count_nonzero(dq & np.uint32(1)))
-        if self.static is None:  # DQ shared by all integrations of the first block
-            self.static = np.bitwise_and.reduce(dq, axis=0)
         idx = np.flatnonzero(dq != self.static[None])
         return invalid, idx + o0 * self.npix, dq.reshape(-1)[idx], (nbad, ndnu, lo, hi)
 

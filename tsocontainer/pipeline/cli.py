@@ -174,6 +174,10 @@ def _add_run(sub) -> None:
     p.add_argument("--memmap", default=None, metavar="DIR",
                    help="streaming mode: keep the visit's cubes in memory-mapped files in DIR "
                         "(peak memory independent of the number of integrations)")
+    p.add_argument("--no-spill", action="store_true",
+                   help="in memory: keep the variance, mask and flag cubes in memory too "
+                        "(default: in unlinked files of the temporary folder, pages released "
+                        "after each block; same products, peak memory ~1x lower)")
     p.set_defaults(func=_run_run)
 
 
@@ -182,7 +186,8 @@ def _run_run(args) -> int:
 
     files = args.files[0] if len(args.files) == 1 else args.files
     res = run_recipe(files, args.recipe, out=args.out, priors=args.priors, force=args.force,
-                     workers=args.workers, plots=not args.no_plots, memmap=args.memmap)
+                     workers=args.workers, plots=not args.no_plots, memmap=args.memmap,
+                     spill=not args.no_spill)
     print(f"ran: {', '.join(res.ran) or 'nothing'}; skipped (outputs exist): "
           f"{', '.join(res.skipped) or 'nothing'}")
     print(f"outputs in {res.out}")

@@ -415,7 +415,7 @@ def _stage_keys(stages: dict, inputs, read=None) -> dict:
 # ------------------------------------------------------------------ the run
 def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force: bool = False,
                workers: int = 1, plots: bool = True, progress: bool | None = None,
-               memmap=None) -> RunResult:
+               memmap=None, spill=True) -> RunResult:
     """Run ``recipe`` on a visit and write every product into ``out``.
 
     Parameters
@@ -445,6 +445,11 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         folder (True: the temporary folder), see
         :func:`~tsocontainer.group.read_segments`. Same products; peak memory
         independent of the number of integrations.
+    spill : bool, str or path-like
+        Without ``memmap``: ``var``, the mask, flag planes and large products
+        in unlinked memory-mapped files of this folder (True: the temporary
+        folder), ``sci`` in memory; False: all in memory (see
+        :func:`~tsocontainer.group.read_segments`). Same products.
 
     Returns
     -------
@@ -483,7 +488,7 @@ def run_recipe(group_or_files, recipe="default", out=None, *, priors=None, force
         if removed:
             rlog.step("run", f"removed {len(removed)} temporary file(s) of an interrupted run")
         ctx = _Context(group_or_files, out, rlog, force, res, progress, keys)
-        ctx.memmap, ctx.read = memmap, dict(recipe.read)
+        ctx.memmap, ctx.spill, ctx.read = memmap, spill, dict(recipe.read)
         for stage in _ORDER:
             if stage in keys:
                 run = getattr(ctx, "stage1" if stage == "ramps" else stage)
@@ -515,6 +520,8 @@ class _Context:
         self.deferred_state = None
         #: streaming folder for read_segments (None: in memory)
         self.memmap = None
+        #: spill folder for read_segments (in memory: var, mask, flags on disk)
+        self.spill = True
         #: the recipe's reading options (``detector_rows``)
         self.read = {}
 
@@ -575,7 +582,7 @@ class _Context:
             g = src.copy()
         else:
             g = read_segments(src, progress=self.progress, memmap=self.memmap,
-                              detector_rows=self.read.get("detector_rows"))
+                              detector_rows=self.read.get("detector_rows"), spill=self.spill)
         if self.progress is not None:   # the run's setting, for every step of the group
             g.progress = self.progress
         for name, kwargs in steps:

@@ -167,6 +167,19 @@ def _fill_bad(data, good, fill) -> None:
     data[idx] = ref[idx[1], idx[2]] * scale[idx[0]].astype(data.dtype)
 
 
+def _unclipped(data, v, good, ref, vref, scale, nsigma):
+    """``good`` and within ``nsigma`` of ``ref * scale`` (variance ``max(v, vref)``), a few
+    rows at a time: the same values without block-sized float temporaries."""
+    out = np.empty(good.shape, bool)
+    step = max(1, int(1e6 // max(data.shape[0] * data.shape[2], 1)))
+    for r0 in range(0, data.shape[1], step):
+        r = slice(r0, r0 + step)
+        resid = data[:, r] - ref[None, r] * scale
+        np.square(resid, out=resid)
+        out[:, r] = good[:, r] & (resid <= (nsigma**2) * np.maximum(v[:, r], vref[None, r]))
+    return out
+
+
 def reference_frames(cube, nsigma: float = 6.0, max_integrations: int = 128):
     """Visit-average frame and variance frame, dispersion-major, in two passes.
 
@@ -218,9 +231,7 @@ def reference_frames(cube, nsigma: float = 6.0, max_integrations: int = 128):
         for i0, i1, data, v, good in iter_blocks(cube, desc="reference frame", ranges=ranges):
             if clip:
                 scale = level[i0:i1].astype(np.float32)[:, None, None]
-                resid = data - ref[None] * scale
-                np.square(resid, out=resid)
-                good = good & (resid <= (nsigma**2) * np.maximum(v, vref[None]))
+                good = _unclipped(data, v, good, ref, vref, scale, nsigma)
             else:
                 tot[i0:i1] = np.add.reduce(data, axis=(1, 2), where=good, dtype=np.float64)
                 np.maximum(top, np.max(data, axis=0, where=good, initial=-np.inf), out=top)
