@@ -37,14 +37,8 @@ Methods:
   depth exactly, where the white light leaves the chromatic part (the leftover
   times the difference between the box's depth and the white light's: tens of
   ppm when 1/f noise leaves the sky scale uncertain by tens of per cent);
-* ``solve``: per line, weighted least squares ``d = c + a * deep + b * deep' +
-  e * deep''`` over all good pixels (trace included), the derivatives of the deep
-  frame taken across the lines; ``c`` is the offset. exoTEDRF's solve fits
-  ``a * deep + c`` alone: a trace that moves or breathes across the lines (jitter,
-  drift, PSF width) changes a line's light by the derivative terms, whose part
-  along ``1`` then leaks into ``c`` (on a noiseless NIRCam F322W2 visit with the
-  default systematics, 8.6 ppm of white-light scatter after optimal extraction,
-  4.1 with the derivatives; no measurable cost in noise).
+* ``solve``: per line, weighted least squares ``d = a * deep + c`` over all
+  good pixels (trace included); ``c`` is the offset (exoTEDRF's solve).
 """
 from __future__ import annotations
 
@@ -371,45 +365,20 @@ def onef_offsets(method, cube, var, good, band, onef_axis, deep=None, scale=None
     return np.nan_to_num(off), np.where(count > 0, ovar, 0).astype(np.float32)
 
 
-def _solve_terms(deep, onef_axis):
-    """Per-line regressors of ``solve``: 1, the deep frame and its first and second
-    derivatives across the lines (the trace moving and breathing across them)."""
-    deep = deep.astype(np.float64)
-    slope = np.gradient(deep, axis=1 - onef_axis)
-    return [np.ones_like(deep), deep, slope, np.gradient(slope, axis=1 - onef_axis)]
-
-
 def _solve(cube, var, use, deep, onef_axis):
-    """Offset ``c`` and its variance per integration and line: weighted least squares
-    ``d = c + a * deep + b * deep' + e * deep''`` over the line's good pixels, the
-    derivatives taken across the lines. A line whose derivatives are degenerate with the
-    rest (no trace in it) drops them, then ``d = c + a * deep`` as exoTEDRF's solve."""
     red = 1 if onef_axis == 0 else 2
     w = np.where(use, 1.0 / _sigma(var) ** 2, 0).astype(np.float64)
+    m = deep[None].astype(np.float64)
     d = np.where(use, cube, 0).astype(np.float64)
-    terms = _solve_terms(deep, onef_axis)
-    k = len(terms)
-    A = np.empty(w.shape[:red] + w.shape[red + 1:] + (k, k))
-    b = np.empty(A.shape[:-1])
-    for i in range(k):
-        b[..., i] = (w * d * terms[i][None]).sum(red)
-        for j in range(i, k):
-            A[..., i, j] = A[..., j, i] = (w * (terms[i] * terms[j])[None]).sum(red)
-    c = np.zeros(A.shape[:-2])
-    cvar = np.zeros(A.shape[:-2])
-    done = np.zeros(A.shape[:-2], bool)
-    for n in range(k, 1, -1):
-        sub = A[..., :n, :n]
-        scale = np.sqrt(np.abs(np.einsum("...ii->...i", sub)))
-        with np.errstate(all="ignore"):
-            norm = sub / (scale[..., :, None] * scale[..., None, :])
-            ok = ~done & np.all(scale > 0, axis=-1) & np.all(np.isfinite(norm), axis=(-2, -1))
-            ok[ok] = np.linalg.cond(norm[ok]) < (1e10 if n == 2 else 1e8)
-        if ok.any():
-            inv = np.linalg.inv(sub[ok])
-            c[ok] = np.einsum("...j,...j->...", inv[:, 0, :], b[..., :n][ok])
-            cvar[ok] = inv[:, 0, 0]
-            done |= ok
+    sw = w.sum(red)
+    swm = (w * m).sum(red)
+    swmm = (w * m * m).sum(red)
+    swd = (w * d).sum(red)
+    swmd = (w * m * d).sum(red)
+    det = sw * swmm - swm ** 2
+    with np.errstate(all="ignore"):
+        c = np.where(det > 0, (swmm * swd - swm * swmd) / det, 0)
+        cvar = np.where(det > 0, swmm / det, 0)
     return c.astype(np.float32), cvar.astype(np.float32)
 
 
