@@ -133,3 +133,22 @@ def test_api_and_recipe_reject_the_same_values():
         g.flag_time_outliers(nsigma="four")
     with pytest.raises(ValueError, match="did you mean 'box'"):
         g.extract(method="boxx")
+
+
+def test_nircam_recipe_detrends_trace_motion(tmp_path):
+    """The shipped NIRCam white-light model follows the trace's motion: on a noiseless
+    visit (default systematics: jitter, drift, width changes, a tilt) the residual of
+    the white fit is what the regressors cannot describe."""
+    from tsocontainer.pipeline.runner import run_recipe
+    from tsocontainer.sim.simulate import simulate_visit
+    from tsocontainer.sim.truth import priors_from_truth
+
+    vis = simulate_visit("nircam-f322w2", 60, seed=0, out=tmp_path / "v", noiseless=True)
+    rec = load_recipe("nircam")
+    rec.steps = [s for s in rec.steps if s[0] != "fit_channels"]
+    res = run_recipe(vis.files, rec, out=tmp_path / "r", priors=priors_from_truth(vis.truth),
+                     plots=False, progress=False)
+    resid = np.asarray(res.white.flux) / np.asarray(res.white.model_flux) - 1
+    # measured 35.3 ppm rms with the x/y shifts as regressors, 47.5 with the width
+    # and tilt alone (per-integration photon limit of this visit: ~69 ppm)
+    assert 1e6 * np.std(resid) < 40.0
