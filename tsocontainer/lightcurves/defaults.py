@@ -7,9 +7,10 @@ the ``model`` of the same step in the shipped recipe of the light curves' mode
 ..."``, matched on the :class:`~tsocontainer.modes.ModeSpec` name) or a mode key
 (``soss``, ``nirspec``, ``nircam``, ``miri``). Light curves without a mode get
 :data:`GENERIC_MODEL`: the :class:`~tsocontainer.lightcurves.model.ModelSpec`
-defaults (a straight line in time) plus every regressor the shipped recipes use,
-all optional (``"tilt?"``, ``"fwhm?"``: used when the light curves carry them
-and they are not constant).
+defaults (a straight line in time) plus the optional regressors the shipped recipes
+share (``"tilt?"``, ``"fwhm?"``: used when the light curves carry them and they are
+not constant); the MIRI and NIRCam recipes add the shifts (``"shift_x?"``, and for
+NIRCam ``"shift_y?"``), which the generic default leaves out.
 """
 from __future__ import annotations
 
