@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tsocontainer._util import interactive
 
+import contextlib
 import glob
 import logging
 import os
@@ -35,6 +36,7 @@ __all__ = [
     "row_window",
     "SegmentData",
     "open_fits",
+    "reading_fits",
     "check_not_truncated",
 ]
 
@@ -564,17 +566,11 @@ class _BlockReader:
         if "DQ" not in names:
             return np.zeros(shape, np.uint32)
         static = np.full(shape, np.iinfo(np.uint32).max, np.uint32)
-        hdul = _open(path)
-        try:
+        with reading_fits(path, f"DQ of integrations 0-{n - 1}") as hdul:
             for a in range(0, n, step):
                 dq = np.asarray(hdul["DQ"].section[(slice(a, min(n, a + step)), self.rows)],
                                 dtype=np.uint32)
                 static &= np.bitwise_and.reduce(dq, axis=0)
-        except (OSError, ValueError, TypeError) as exc:
-            raise TSOReadError(f"{path}: cannot read DQ of integrations 0-{n - 1} ({exc})",
-                               path=path) from None
-        finally:
-            hdul.close()
         return static
 
     def _read_block(self, hdul, names, i0, i1):
@@ -645,3 +641,32 @@ def segment_times(infos, int_numbers):
 def open_fits(path):
     """Open a FITS file, turning astropy's errors into :class:`TSOReadError` naming it."""
     return _open(Path(path))
+
+
+@contextlib.contextmanager
+def reading_fits(path, what: str):
+    """Open ``path`` for reading ``what``; an error while reading becomes a
+    :class:`TSOReadError` naming the file and ``what``; the file is closed after.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from astropy.io import fits
+    >>> p = tempfile.mkdtemp() + "/x.fits"
+    >>> fits.HDUList([fits.PrimaryHDU()]).writeto(p)
+    >>> try:
+    ...     with reading_fits(p, "integrations 0-1") as hdul:
+    ...         hdul["SCI"]
+    ... except TSOReadError as exc:
+    ...     print(str(exc).split(": ", 1)[1].split(" (")[0])
+    cannot read integrations 0-1
+    """
+    hdul = _open(Path(path))
+    try:
+        yield hdul
+    except TSOReadError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise TSOReadError(f"{path}: cannot read {what} ({exc})", path=path) from None
+    finally:
+        hdul.close()

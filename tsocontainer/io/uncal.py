@@ -28,7 +28,7 @@ import numpy as np
 
 from tsocontainer.errors import SegmentMismatchError, TSOReadError
 from tsocontainer.io.segments import (CONSISTENCY_KEYS, META_KEYS, _check_consistent, _int_times,
-                                      find_segments, open_fits)
+                                      find_segments, open_fits, reading_fits)
 from tsocontainer.modes import detect_mode
 
 __all__ = ["UncalVisit", "load_uncal", "inspect_uncal", "reference_pixel_mask",
@@ -307,19 +307,12 @@ class UncalVisit:
 
     @staticmethod
     def _read_part(info, a, b, data, gdq, pdq):
-        path = info["path"]
-        hdul = open_fits(path)
-        try:
+        with reading_fits(info["path"], f"integrations {a}-{b - 1}") as hdul:
             data[...] = hdul["SCI"].section[a:b]
             if "GROUPDQ" in info["names"]:
                 gdq[...] = hdul["GROUPDQ"].section[a:b]
             if pdq is None and "PIXELDQ" in info["names"]:
                 pdq = np.asarray(hdul["PIXELDQ"].data, np.uint32)
-        except (OSError, ValueError, TypeError) as exc:
-            raise TSOReadError(f"{path}: cannot read integrations {a}-{b - 1} ({exc})",
-                               path=path) from None
-        finally:
-            hdul.close()
         return pdq
 
 
