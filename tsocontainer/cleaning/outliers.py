@@ -273,25 +273,22 @@ def hot_cold_pixels(cube, var, deep, wl, dispersion_axis: int = 1,
     noise = np.where(np.isfinite(noise), noise, np.nanmedian(np.where(np.isfinite(noise), noise, np.nan)))
     smooth = profile_smooth(mean, dispersion_axis, filter_size, opts.half_height, noise=noise,
                             slope=slope)
+    cut = None if good is None else _cut_boxes(good, slope, opts, dispersion_axis)
     with np.errstate(all="ignore"):
         # structure tolerance on the star only: the smooth model above its line's median
         base = np.median(_disp_view(smooth, dispersion_axis), axis=0)
         star = np.abs(_disp_view(smooth, dispersion_axis) - base[None])
         tol = rel_tol * _disp_view(star, dispersion_axis)
+        if cut is not None:
+            # there the model misses the light by up to ~half of it: tolerate CUT_TOL of
+            # the data's own light (above its line's median), so dead pixels still stand out
+            light = np.abs(mean - _disp_view(np.median(_disp_view(mean, dispersion_axis),
+                                                       axis=0)[None], dispersion_axis))
+            tol = np.where(cut, np.hypot(tol, CUT_TOL * light), tol)
         signif = (mean - smooth) / np.sqrt(noise ** 2 + tol ** 2)
     signif = signif.astype(np.float32)
     if good is not None:
         signif[~good] = np.nan
-        cut = _cut_boxes(good, slope, opts, dispersion_axis)
-        if cut is not None:
-            # there the model misses the light by up to ~half of it: tolerate CUT_TOL of
-            # the data's own light (above its line's median), so dead pixels still stand out
-            with np.errstate(all="ignore"):
-                light = np.abs(mean - _disp_view(np.median(_disp_view(mean, dispersion_axis),
-                                                           axis=0)[None], dispersion_axis))
-                signif = np.where(cut, (mean - smooth) / np.sqrt(noise ** 2 + tol ** 2
-                                                                 + (CUT_TOL * light) ** 2),
-                                  signif).astype(np.float32)
     signif /= robust_factor(signif, stride=1)
     # where the model cannot follow the scene (a steep trace with sharp structure) its
     # neighbours miss it as well: the local spread of their significances (a median
