@@ -277,9 +277,14 @@ def _line_median(p, window: int) -> np.ndarray:
     return out
 
 
+#: Percentile across dispersion taken as each line's sky in :func:`profile_smooth`, removed
+#: before the profile is formed (the traces must cover less than the rest of a line).
+SKY_PERCENTILE = 25.0
+
+
 def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_height: int = 3,
                    noise=None, clip: tuple = (5.0, 0.002), niter: int = 3,
-                   min_snr: float = 10.0, sky_percentile: float = 25.0, slope=None):
+                   min_snr: float = 10.0, slope=None, good=None):
     """Model of a static frame: the local profile predicted along dispersion times the local flux.
 
     Parameters
@@ -307,17 +312,21 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
         With ``noise``: the profile model is used where the local flux is
         above ``min_snr`` times its noise and at least two neighbours have
         a local flux within a factor 4 of it, the frame's running median
-        elsewhere.
-
-    sky_percentile : float
-        Percentile across dispersion taken as each line's sky, removed before
-        the profile is formed (the traces must cover less than the rest).
+        elsewhere. Each line's sky (:data:`SKY_PERCENTILE` across dispersion)
+        is removed before the profile is formed.
     slope : ndarray, shape (ny, nx), optional
         Local trace direction at each pixel (cross-dispersion pixels per
         dispersion pixel, see :func:`trace_slopes`): the profile is then
         predicted from its neighbours along the trace, not along the line
         (:func:`neighbour_median`), which a steep trace crosses within a few
-        pixels.
+        pixels. Near the frame's ends and lines of reference pixels, where
+        the boxes of a pixel and of its neighbours along the trace are cut
+        differently, both boxes are then moved by the same lines
+        (:func:`_shifted_profile`).
+    good : ndarray of bool, shape (ny, nx), optional
+        Light-sensitive pixels: the others (reference pixels, dark in real
+        data) never predict a neighbour, and lines along dispersion that are
+        mostly not light-sensitive are edges for the boxes (with ``slope``).
 
     Returns
     -------
@@ -331,7 +340,7 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     plain = _line_median(f, filter_size)   # keeps steps (light onset, gaps)
     # the star's local profile: the sky (a low percentile of each line across dispersion)
     # would otherwise make the profile follow the spectrum where the two are comparable
-    sky = np.percentile(f, sky_percentile, axis=0, keepdims=True)
+    sky = np.percentile(f, SKY_PERCENTILE, axis=0, keepdims=True)
     g = f - sky
     model = plain - sky
     box = 2 * int(half_height) + 1
@@ -341,29 +350,108 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     clipped = np.zeros(f.shape, bool)
     gc, pm, local, ok = g, None, None, None
     stencils = along_stencils(tilt, filter_size, f.shape)   # made once for all passes
+    usable = None if good is None else np.asarray(disp_view(good, dispersion_axis), bool)
+    whole = _whole_boxes(usable, f.shape[0], int(half_height)) if tilt is not None else None
+    # lines whose neighbours' boxes an edge may cut: the trace's reach plus the four taps
+    reach = 0 if tilt is None else int(np.ceil(np.nanmax(np.abs(tilt), initial=0) * (
+        filter_size // 2))) + 2 + int(half_height)
+
+    cache = {(0, f.shape[0]): stencils}   # stencils of line ranges: one per range
+
+    def predict(q, sc, rows):
+        if rows not in cache:
+            cache[rows] = along_stencils(tilt[rows[0]:rows[1]], filter_size, q.shape)
+        return neighbour_median(q, filter_size, scale=sc, stencils=cache[rows],
+                                slope=None if tilt is None else tilt[rows[0]:rows[1]])
+
     for it in range(max(1, int(niter))):
         if it and nz is not None:
             # the local flux without the defects: a pixel off the model by more than the
             # limit, and the most deviant of its box and neighbours (a defect also moves
             # their model, by less), is from now on replaced by its prediction from the
-            # rest of its box, pm * (local - itself) / (1 - pm)
+            # rest of its box, pm * (local - itself) / (1 - pm) (pm * local when its box
+            # was moved off it)
             dev = np.abs(gc - model) / (clip[0] * nz + clip[1] * np.abs(model + sky))
             clipped |= (dev > 1) & (dev >= maximum_filter(dev, (box, filter_size), mode="nearest"))
             with np.errstate(all="ignore"):
-                pred = pm * (local - gc) / (1.0 - pm)
+                pred = np.where(inbox, pm * (local - gc) / (1.0 - pm), pm * local)
             # (off the light, its running median along dispersion)
             gc = np.where(clipped, np.where(ok & (pm < 0.9), pred, model), g)
         local = uniform_filter1d(gc, box, axis=0, mode="constant") * box   # edges: fewer rows
-        ok = local > floor
-        with np.errstate(all="ignore"):
-            prof = np.where(ok, gc / np.where(ok, local, 1.0), 0.0)   # defects: predicted
-        pm = neighbour_median(prof, filter_size, scale=np.where(ok, local, np.nan), slope=tilt,
-                              stencils=stencils)
+        if whole is None:   # no steep trace: every box is cut alike along a line
+            ok = (local > floor) if usable is None else (local > floor) & usable
+            with np.errstate(all="ignore"):
+                prof = np.where(ok, gc / np.where(ok, local, 1.0), 0.0)   # defects: predicted
+            pm = predict(prof, np.where(ok, local, np.nan), (0, f.shape[0]))
+            ok &= np.isfinite(pm)
+            inbox = True
+        else:
+            pm, local, ok, inbox = _shifted_profile(gc, local, floor, whole, usable, predict,
+                                                    int(half_height), reach)
         # a profile predicted from neighbours with similar light, else the plain median
-        ok &= np.isfinite(pm)
         model = np.where(ok, pm * local, plain - sky)
     model = model + sky
     return np.ascontiguousarray(disp_view(model.astype(np.float32), dispersion_axis))
+
+
+def _whole_boxes(good, ny: int, half: int):
+    """Lines across dispersion whose box ``[y - half, y + half]`` is whole: inside the
+    frame and off lines of reference pixels (lines along dispersion more than half of
+    which are not ``good``; single bad pixels do not count). None when no box is whole
+    (a frame narrower than one box)."""
+    inside = np.ones(ny, bool) if good is None else ~((~good).mean(axis=1) > 0.5)
+    padded = np.r_[np.zeros(half, bool), inside, np.zeros(half, bool)]
+    whole = np.array([padded[y:y + 2 * half + 1].all() for y in range(ny)])
+    return whole if whole.any() else None
+
+
+def _shifted_profile(gc, local, floor, whole, good, predict, half: int, reach: int):
+    """The local profile ``gc / L`` predicted from the neighbours (``predict(values, scale,
+    rows)``), with boxes moved where an edge cuts them.
+
+    A neighbour predicts only where its box is whole (:func:`_whole_boxes`) and it is
+    light-sensitive. A pixel whose prediction fails that way (its box or its
+    neighbours' cut by an edge within ``reach`` lines) moves its box and its neighbours'
+    by the same ``s`` lines (smallest ``|s|`` first, up to ``half + 2`` so that the
+    interpolation's four taps fit too): both then sum the same lines relative to
+    themselves. Returns the predicted profile, the pixels' own (moved) local flux, where
+    the model holds and where the pixel is in its own box.
+    """
+    ny = gc.shape[0]
+    fl = np.broadcast_to(floor, gc.shape)
+    lines = np.arange(ny)
+    pm, own = np.full(gc.shape, np.nan), local.copy()
+    near = np.convolve(~whole, np.ones(2 * reach + 1), "same") > 0   # lines by an edge
+    shift = np.zeros(gc.shape, np.int8)
+    for s in sorted(range(-half - 2, half + 3), key=abs):
+        src = np.clip(lines + s, 0, ny - 1)
+        moved = whole[src] & (lines + s >= 0) & (lines + s < ny)    # box moved by s whole
+        todo = moved & (near | (s == 0)) & np.isnan(pm).any(axis=1)
+        for a, b in (_runs(todo, reach) if s else [(0, ny)]) if todo.any() else []:
+            loc_s = local[src[a:b]]
+            ok_s = (loc_s > fl[src[a:b]]) & moved[a:b, None]
+            if good is not None:
+                ok_s &= good[a:b]
+            with np.errstate(all="ignore"):
+                prof = np.where(ok_s, gc[a:b] / np.where(ok_s, loc_s, 1.0), 0.0)   # defects: predicted
+            p_s = predict(prof, np.where(ok_s, loc_s, np.nan), (a, b))
+            take = np.isnan(pm[a:b]) & np.isfinite(p_s) & todo[a:b, None]
+            pm[a:b][take], own[a:b][take] = p_s[take], loc_s[take]
+            shift[a:b][take] = s
+    return pm, own, (own > fl) & np.isfinite(pm), np.abs(shift) <= half
+
+
+def _runs(mask, margin: int) -> list:
+    """Line ranges ``(a, b)`` around the runs of ``mask``, widened by ``margin`` lines."""
+    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
+    out = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        a, b = max(0, a - margin), min(mask.size, b + margin)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _quadratic_slope(y, span: int) -> np.ndarray:
