@@ -183,11 +183,17 @@ def _depth_ratio(flux, true):
     return coef[1] / coef[0], resid, np.sum((x - x.mean()) ** 2)
 
 
-def test_order1_contamination_residual_below_a_fifth_of_sigma():
+@pytest.mark.parametrize("columns", [(0, 1024), (0, 2048)])
+def test_order1_contamination_residual_below_a_fifth_of_sigma(columns):
     # noiseless visit (the files' variances are those of the noisy visit): what is left
     # of order 2's deeper transit in order 1's channels, against the channel errors of a
-    # 500-integration visit
-    vis, g, arrays = _visit((0, 1024), 60, 3, noiseless=True)
+    # 500-integration visit. Columns 0-1024: order 1 does not see order 2's 1.1-1.4 um
+    # there, so order 2's curve is its fitted amplitudes. The full frame: order 1's own
+    # curve at that wavelength (x ~ 1100-1800), at the level of the fitted light that
+    # follows it; at the fitted visit-mean level the profiles' errors (order 1's wing
+    # taken for order 2's light, -31 % to +4 % of it) left +0.27 and -0.23 sigma here
+    # (measured), now <= 0.16
+    vis, g, arrays = _visit(columns, 60, 3, noiseless=True)
     edges = np.linspace(2.0, 2.84, 11)
     box = _channels(g.extract("box", orders=[1], exclude_overlap=False), 1, arrays, edges)
     dec = _channels(g.extract("box", decontaminate=True), 1, arrays, edges)
@@ -206,6 +212,26 @@ def test_order1_contamination_residual_below_a_fifth_of_sigma():
     assert np.max(np.abs(pull["dec"])) < 0.2, pull["dec"].round(3)
 
 
+def test_contaminant_level_is_the_fitted_light_that_follows_its_curve():
+    from tsocontainer.spectra.contaminant_curves import transit_level
+
+    x = np.r_[np.zeros(30), -np.ones(40), np.zeros(30)][:, None]
+    c, r = 1 + 0.02 * x, 1 + 0.01 * x        # the contaminant transits twice as deep
+    c, r = c / c.mean(), r / r.mean()
+    rng = np.random.default_rng(0)
+    # 100 of contaminant's light, and 30 of the box order's light taken by profile errors,
+    # fitted with noise 0.1 per integration: the level is 100 to its error, not 130. The
+    # curves differ by 0.6 % in transit and 0.4 % out of it: the error is
+    # 0.1 / sqrt(sum (c - r)^2) = 2.0; 200 draws know the mean to 0.14 and the std to 5 %
+    w = 100 * c + 30 * r + rng.normal(0, 0.1, (100, 200))
+    level = transit_level(w, np.full(w.shape, 0.01), np.tile(c, 200), np.tile(r, 200))
+    assert abs(level.mean() - 100) < 0.5 and 1.7 < level.std() < 2.4, (level.mean(), level.std())
+    # equal curves (no transit, or the same depth) cannot tell them apart: the fitted
+    # visit-mean level stays (and the removed light is the same whatever the split)
+    w = 130 * r + rng.normal(0, 0.1, (100, 1))
+    np.testing.assert_allclose(transit_level(w, np.full(w.shape, 0.01), r, r), w.mean(0))
+
+
 def _noise_chunks(g, arrays, nchunk, nint, seed):
     """Groups of ``nint`` out-of-transit integrations: the noiseless visit's first frame plus
     Gaussian photon + read noise of the simulator's variance (a flat light curve)."""
@@ -220,10 +246,13 @@ def _noise_chunks(g, arrays, nchunk, nint, seed):
                        g.time_bjd[0] + np.arange(nint) / 1440.0, mode=g.mode, meta=dict(g.meta))
 
 
-def test_order1_noise_with_decontamination_within_5_percent():
-    vis, g, arrays = _visit((0, 1024), 60, 3, noiseless=True)
+@pytest.mark.parametrize("columns", [(0, 1024), (0, 2048)])
+def test_order1_noise_with_decontamination_within_5_percent(columns):
+    from tsocontainer.arrays.views import nanmedian_quiet
+
+    vis, g, arrays = _visit(columns, 60, 3, noiseless=True)
     edges = np.linspace(2.0, 2.84, 11)
-    traces = {o: np.tile(np.nanmedian(t, 0), (120, 1)) for o, t in g.traces.items()
+    traces = {o: np.tile(nanmedian_quiet(t, axis=0), (120, 1)) for o, t in g.traces.items()
               if np.isfinite(t).any()}
     sums = np.zeros((2, edges.size - 1))
     for grp in _noise_chunks(g, arrays, 3, 120, 7):
@@ -236,9 +265,10 @@ def test_order1_noise_with_decontamination_within_5_percent():
     ratio = np.sqrt(sums[1] / sums[0])
     # removing order 2's light (up to 2.6 % of the box here) raises the relative noise
     # by 1 / (1 - c) (1.021 in the reddest channel) and order 2's fit adds a little: over
-    # 600 integrations the reddest channel measured 1.018, the others <= 1.017. Both
-    # extractions see the same photons, so from 360 integrations the ratio is known to
-    # ~0.9 %; the issue's limit is 1.05
+    # 600 integrations the reddest channel measured 1.018, the others <= 1.017 (on the
+    # full frame, order 2's curve from order 1's clean columns: 1.019 here, 1.022 with
+    # the fitted visit-mean level). Both extractions see the same photons, so from 360
+    # integrations the ratio is known to ~0.9 %; the issue's limit is 1.05
     assert np.max(ratio) <= 1.05, ratio.round(3)
     assert np.all(ratio >= 0.99), ratio.round(3)   # not less noisy than its photons (to 1 %)
 

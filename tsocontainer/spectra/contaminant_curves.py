@@ -14,12 +14,21 @@ systematics of the visit included; only the spectral resolution differs,
 and the window of columns averages over it. :func:`same_wavelength_curves`
 builds, for each overlap column of a contaminant, that relative light curve
 from a clean order's box spectra.
+
+The *level* of that light is the fitted amplitude's visit mean, but the
+static profiles are extrapolated: where they miss part of the bright order's
+wing, the faint order's amplitude takes (or gives) some of the bright order's
+light, ``a_fit(t) = a_q(t) + e a_o(t)`` (on the package's SOSS simulation
+``e a_o`` was -31 % to +4 % of order 2's light under order 1). That part
+follows order ``o``'s light curve, not ``q``'s, and removed with ``q``'s curve
+it biases ``o``'s depth. :func:`transit_level` separates the two by the
+difference of their transits.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["same_wavelength_curves"]
+__all__ = ["same_wavelength_curves", "transit_level"]
 
 
 def _span(wave_q, columns, window):
@@ -29,6 +38,36 @@ def _span(wave_q, columns, window):
     lo = np.clip(columns - h, 0, nx - 1)
     hi = np.clip(columns + h, 0, nx - 1)
     return 0.5 * np.abs(wave_q[hi] - wave_q[lo])
+
+
+def _window_sum(a, window: int):
+    """Sum of ``a`` (..., m) over ``window`` neighbouring overlap columns of each column.
+
+    The window is centred where it can be and shifted inwards at the ends, so
+    that every column's sum has the same number of columns (the same noise).
+    """
+    m = a.shape[-1]
+    n = min(int(window), m)
+    lo = np.clip(np.arange(m) - n // 2, 0, m - n)
+    cs = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, axis=-1)], axis=-1)
+    return cs[..., lo + n] - cs[..., lo]
+
+
+def _box_curve(flux, mask, window: int):
+    """Relative light curve (time mean 1) of a box over ``window`` overlap columns, (N, m).
+
+    Integrations masked in a column leave it out of the sum at that time (the
+    other columns' mean fluxes are the weights); a window without any good
+    value is flat (1).
+    """
+    good = np.asarray(mask, bool) & np.isfinite(flux)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nan_to_num(np.where(good, flux, 0.0).sum(0) / good.sum(0))
+        rel = (_window_sum(np.where(good, flux, 0.0), window)
+               / _window_sum(np.where(good, mean, 0.0), window))
+        ok = np.isfinite(rel)
+        norm = np.where(ok, rel, 0.0).sum(0) / ok.sum(0)
+        return np.where(ok, rel / norm, 1.0)
 
 
 def same_wavelength_curves(spec, q: int, columns, window: int = 41, exclude=None,
@@ -115,3 +154,56 @@ def same_wavelength_curves(spec, q: int, columns, window: int = 41, exclude=None
             curve[:, j], cvar[:, j] = rel / norm, rvar / norm ** 2
             best[j] = sel.size
     return curve, cvar
+
+
+def transit_level(wsum, wvar, curve, own):
+    """Contaminant's visit-mean level: the part of its fitted amplitude that follows its own curve.
+
+    The fitted amplitudes ``W(t)`` are modelled as ``alpha c(t) + (s - alpha) r(t)``
+    with ``c`` the contaminant's relative light curve, ``r`` the relative light
+    curve of the box it lies in and ``s`` the visit mean of ``W`` (the part
+    ``s - alpha`` is the box order's light taken by profile errors). ``alpha``
+    is fitted by least squares over the integrations with a Gaussian prior
+    ``s +- s`` (the fitted level): where ``c`` and ``r`` do not differ by more
+    than the noise (no transit, or equal depths) it stays at ``s``. It is at
+    least 0. Its error is common to all integrations, so it enters the box
+    order's depth, not the per-integration variances: on the package's SOSS
+    simulation (100 integrations, 12 paired noise draws) it added at most 0.19
+    sigma, in quadrature, to an order-1 channel's depth error.
+
+    Parameters
+    ----------
+    wsum, wvar : ndarray, shape (N, m)
+        Fitted amplitudes (summed over a window of columns) and their variances.
+    curve, own : ndarray, shape (N, m)
+        Relative light curves (time mean 1) of the contaminant and of the
+        order whose box it contaminates, over the same columns.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        ``alpha`` in the units of ``wsum``.
+
+    Examples
+    --------
+    A contaminant of 100 transiting 2 % deep, fitted with 20 of the box order's
+    light (1 % deep) added: its level is 100, not 120.
+
+    >>> import numpy as np
+    >>> x = np.r_[np.zeros(20), -np.ones(20), np.zeros(20)][:, None]
+    >>> c, r = 1 + 0.02 * x, 1 + 0.01 * x
+    >>> c, r = c / c.mean(), r / r.mean()
+    >>> w = 100 * c + 20 * r
+    >>> transit_level(w, np.full(w.shape, 1e-4), c, r).round(3)
+    array([100.])
+    """
+    wsum, wvar = np.asarray(wsum, float), np.asarray(wvar, float)
+    s = wsum.mean(axis=0)
+    d = np.asarray(curve, float) - np.asarray(own, float)
+    sdd = (d * d).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a_hat = ((wsum - s * own) * d).sum(axis=0) / sdd
+        a_var = (d * d * wvar).sum(axis=0) / sdd**2
+        alpha = s + (a_hat - s) * s**2 / (s**2 + a_var)
+    alpha = np.where(np.isfinite(alpha) & (s > 0), alpha, s)
+    return np.maximum(alpha, 0.0)

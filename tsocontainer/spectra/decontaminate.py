@@ -26,10 +26,12 @@ removes that light from each order's box, per column and integration:
    measured it, so the spectra stay continuous where the overlap ends and order
    ``o`` is unchanged outside it) minus the light of every other order ``q``
    in that box, ``s_qo * a_q``, with ``s_qo`` the share of ``q``'s profile
-   inside ``o``'s box. The other order's amplitude is taken as its fitted
-   visit-average amplitude times its relative light curve, read where another
-   extracted order sees the same wavelength in clean columns
-   (:mod:`tsocontainer.spectra.contaminant_curves`). Where no order does, the
+   inside ``o``'s box. The other order's amplitude is its relative light
+   curve, read where another extracted order sees the same wavelength in
+   clean columns (:mod:`tsocontainer.spectra.contaminant_curves`), times the
+   part of its fitted amplitude that follows that curve rather than ``o``'s
+   (profile errors give a faint order some of the bright one's light).
+   Where no order does, the
    curve is the fitted amplitudes summed over ``window`` neighbouring overlap
    columns (the contaminant's transit changes slowly with wavelength): a single
    column's fit of a faint order under a bright one is noisy, and it follows
@@ -65,6 +67,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsocontainer.spectra.blocks import for_blocks
+from tsocontainer.spectra.contaminant_curves import (_box_curve, _window_sum,
+                                                     same_wavelength_curves, transit_level)
 
 __all__ = ["OverlapModel", "overlap_columns", "order_profiles", "build_overlap_model",
            "fit_amplitudes", "decontaminate", "extract_decontaminated"]
@@ -460,19 +464,6 @@ def fit_amplitudes(data, var, good, model: OverlapModel):
 
 
 # ------------------------------------------------------------------ decontamination
-def _window_sum(a, window: int):
-    """Sum of ``a`` (..., m) over ``window`` neighbouring overlap columns of each column.
-
-    The window is centred where it can be and shifted inwards at the ends, so
-    that every column's sum has the same number of columns (the same noise).
-    """
-    m = a.shape[-1]
-    n = min(int(window), m)
-    lo = np.clip(np.arange(m) - n // 2, 0, m - n)
-    cs = np.concatenate([np.zeros(a.shape[:-1] + (1,)), np.cumsum(a, axis=-1)], axis=-1)
-    return cs[..., lo + n] - cs[..., lo]
-
-
 def _amplitudes(cube, model: OverlapModel):
     """Amplitudes, their variances and box covariances of every integration (block loop)."""
     n, m = len(model.orders), model.columns.size
@@ -487,14 +478,16 @@ def _amplitudes(cube, model: OverlapModel):
     return amp, amp_var, box_cov
 
 
-def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int, curves=None):
+def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int, curves=None, own=None):
     """Contaminating light in order ``k``'s box and its variance, (N, m) each.
 
     ``curves`` (order index -> (curve, var), (N, m)): a contaminant's relative
     light curve where another order sees its wavelength clean
     (:func:`~tsocontainer.spectra.contaminant_curves.same_wavelength_curves`);
     it replaces the fitted amplitudes' time variation in the columns where it
-    is finite, at the fitted visit-mean level.
+    is finite, at the level of the fitted light that follows it
+    (:func:`~tsocontainer.spectra.contaminant_curves.transit_level`, ``own``:
+    the relative light curve of order ``k``'s box, window-summed, (N, m)).
     """
     corr = np.zeros((amp.shape[0], model.columns.size))
     cvar = np.zeros_like(corr)
@@ -512,7 +505,9 @@ def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int, curves=None
         curve, var = (curves or {}).get(q, (None, None))
         if curve is not None:
             use = np.isfinite(curve).all(0) & np.isfinite(var).all(0)
-            level = g * wsum.mean(axis=0)        # the fitted visit-mean light in the box
+            # the fitted light in the box that follows the contaminant's curve
+            level = g * (wsum.mean(axis=0) if own is None else transit_level(
+                wsum, _window_sum(amp_var[:, q], model.window), np.nan_to_num(curve), own))
             c_fit = np.where(use, level * np.nan_to_num(curve), c_fit)
             v_fit = np.where(use, level**2 * np.nan_to_num(var), v_fit)
         corr += c_fit
@@ -522,8 +517,6 @@ def _corrections(model: OverlapModel, amp, amp_var, box_cov, k: int, curves=None
 
 def _clean_curves(spec, model: OverlapModel) -> dict:
     """Same-wavelength relative light curves of every contaminant that ``spec`` holds."""
-    from tsocontainer.spectra.contaminant_curves import same_wavelength_curves
-
     out = {}
     for q, o in enumerate(model.orders):
         if o in spec.orders and len(spec.orders) > 1 and spec.wave.get(o) is not None:
@@ -624,7 +617,9 @@ def decontaminate(cube, spec, centres: dict, widths: dict, reference, *, pad: fl
         curves = _clean_curves(spec, model)
         for o in [o for o in spec.orders if o in model.orders]:
             k = model.orders.index(o)
-            corr, cvar = _corrections(model, amp, amp_var, box_cov, k, curves)
+            corr, cvar = _corrections(model, amp, amp_var, box_cov, k, curves,
+                                      _box_curve(spec.flux[o][:, cols], spec.mask[o][:, cols],
+                                                 model.window))
             flags = _flags(model, ref_box, k, max_order3, max_contamination,
                            primary=o == spec.orders[0])
             fit = flags.pop("fitted")
