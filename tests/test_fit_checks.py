@@ -362,6 +362,14 @@ def test_common_mode_error_matches_refits_over_the_white_posterior(tmp_path):
     ts = fits.spectrum
     assert ts.err_common is not None and np.all(ts.err_common > 0.3 * ts.err)  # the case is weak
     assert fits.to_table()["depth_err_common"][0] == pytest.approx(1e-6 * ts.err_common[0])
+    # the written spectrum carries the error of an absolute depth too, and reads back
+    path = ts.write(tmp_path / "spectrum.ecsv")
+    from astropy.table import Table
+
+    tab = Table.read(path)
+    assert tab["err_total_ppm"][0] == pytest.approx(np.hypot(ts.err[0], ts.err_common[0]))
+    assert tab["err_total_ppm"][0] > 1.04 * tab["err_ppm"][0]
+    assert TransmissionSpectrum.read(path).err_total[0] == pytest.approx(tab["err_total_ppm"][0])
     cm = fits[0].diagnostics["common_mode"]
     assert cm["names"] == ["t0", "a_rs", "inc"] and len(cm["shifts"]) == 3
     # brute force: the channel's least-squares depth at 60 white posterior draws

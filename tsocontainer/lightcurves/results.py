@@ -404,7 +404,8 @@ class TransmissionSpectrum:
     err_common : ndarray, optional
         Common-mode error (ppm) of each depth from the uncertainty of the fixed
         white-light geometry (see :func:`tsocontainer.lightcurves.fit.fit_channels`),
-        shared by all channels; not included in ``err_lo``/``err_hi``.
+        shared by all channels; not included in ``err_lo``/``err_hi`` (the errors
+        of the spectrum's shape); :attr:`err_total` adds it (absolute depths).
 
     Examples
     --------
@@ -463,6 +464,23 @@ class TransmissionSpectrum:
         """Mean of the lower and upper errors (ppm)."""
         return 0.5 * (self.err_lo + self.err_hi)
 
+    @property
+    def err_total(self) -> np.ndarray:
+        """Channel error and common-mode error in quadrature (ppm): the error of an absolute
+        depth (:attr:`err` alone is the error of the spectrum's shape; the channels share
+        the common-mode part). :attr:`err` when there is no common-mode error.
+
+        Examples
+        --------
+        >>> s = TransmissionSpectrum([1.0], [1.1], [1000.0], [30.0], [30.0],
+        ...                          err_common=[40.0])
+        >>> float(s.err_total[0])
+        50.0
+        """
+        if self.err_common is None:
+            return self.err
+        return np.hypot(self.err, np.asarray(self.err_common, float))
+
     def __len__(self) -> int:
         return self.depth.size
 
@@ -506,11 +524,16 @@ class TransmissionSpectrum:
         t["depth_ppm"] = np.asarray(self.depth, float)
         t["depth_ppm"].description = "depth (ppm)"
         t["err_ppm"] = 0.5 * (np.asarray(self.err_lo, float) + np.asarray(self.err_hi, float))
-        t["err_ppm"].description = "mean of the lower and upper 1-sigma errors (ppm)"
+        t["err_ppm"].description = ("mean of the lower and upper 1-sigma errors of the channel "
+                                    "fit (ppm)")
         if self.err_common is not None:
             t["err_common_ppm"] = np.asarray(self.err_common, float)
             t["err_common_ppm"].description = ("common-mode error from the fixed white-light "
                                                "geometry, shared by all channels (ppm)")
+            t["err_total_ppm"] = self.err_total
+            t["err_total_ppm"].description = (
+                "err_ppm and err_common_ppm in quadrature: the error of an absolute depth "
+                "(err_ppm alone is the error of the spectrum's shape) (ppm)")
         t["suspect"] = np.asarray(self.suspect, bool)
         t["suspect"].description = "the channel's fit failed a quality check"
         t.meta.update({"kind": self.kind, "meta": _jsonable(self.meta),
