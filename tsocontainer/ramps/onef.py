@@ -81,12 +81,13 @@ def deep_ramp(blocks):
     """
     total = count = None
     for data, gdq in blocks:
-        ok = (gdq & _BAD) == 0
         if total is None:
             total = np.zeros(data.shape[1:], np.float64)
             count = np.zeros(data.shape[1:], np.int64)
-        total += np.where(ok, data, 0).sum(axis=0)
-        count += ok.sum(axis=0)
+        for one, dq in zip(data, gdq):     # in place, one integration at a time
+            ok = (dq & _BAD) == 0
+            np.add(total, one, out=total, where=ok)
+            count += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan).astype(np.float32)
 

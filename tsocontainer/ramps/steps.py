@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +306,7 @@ class RampSteps:
         return self
 
     def _setup_superbias(self, reference=None, nsample=32):
+        from tsocontainer.arrays.numerics import nanmedian0
         from tsocontainer.ramps.calib import zero_level
         from tsocontainer.ramps.detector import load_map
 
@@ -315,9 +315,7 @@ class RampSteps:
         else:
             self.plan.pop("superbias", None)
             zl = [zero_level(d, g) for d, g in self._sample_blocks("superbias", nsample)]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                bias = np.nanmedian(np.concatenate(zl), axis=0)
+            bias = nanmedian0(np.concatenate(zl))      # np.nanmedian's values, ~15x faster
             bad = ~np.isfinite(bias)
             if bad.any():
                 log.warning("superbias: %d pixels saturated in their first groups in every "
