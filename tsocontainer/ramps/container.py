@@ -23,6 +23,7 @@ import logging
 import numpy as np
 
 from tsocontainer._util import jsonable
+from tsocontainer.arrays.numerics import small_pages
 from tsocontainer._version import __version__
 from tsocontainer.ramps.plots import RampPlots
 from tsocontainer.ramps.steps import RampSteps
@@ -235,13 +236,14 @@ class RampGroup(RampSteps, RampPlots):
 
     def _calibrated(self, i0: int, i1: int, stop: str | None = None, record: bool = False):
         """Ramps of ``i0:i1`` through the plan, up to (not including) ``stop``."""
-        data, gdq, pdq = self.source.read(i0, i1)
-        pdq[self.refmask] |= np.uint32(_REF_DQ)
-        for name in ORDER:
-            if name == stop:
-                break
-            if name in self.plan:
-                getattr(self, f"_apply_{name}")(data, gdq, pdq, i0, i1, record)
+        with small_pages():
+            data, gdq, pdq = self.source.read(i0, i1)
+            pdq[self.refmask] |= np.uint32(_REF_DQ)
+            for name in ORDER:
+                if name == stop:
+                    break
+                if name in self.plan:
+                    getattr(self, f"_apply_{name}")(data, gdq, pdq, i0, i1, record)
         return data, gdq, pdq
 
     def block(self, i0: int = 0, i1: int | None = None):

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import block_ranges
+from tsocontainer.arrays.numerics import block_ranges, small_pages
 from tsocontainer.ramps.fitting import stcal_fit
 from tsocontainer.ramps.olsfast import fast_ols_fit
 from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
@@ -262,6 +262,11 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
     -------
     TSOGroup
     """
+    with small_pages():          # GBs of block-sized temporaries (see small_pages)
+        return _fit_visit(rg, algorithm, block_size, keep_variances, progress, variance)
+
+
+def _fit_visit(rg, algorithm, block_size, keep_variances, progress, variance):
     from tqdm import tqdm
 
     t0 = time.perf_counter()
