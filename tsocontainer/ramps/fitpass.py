@@ -46,6 +46,10 @@ class _Ring:
         return [(lo, lo + first, 0), (0, b - a - first, first)] if first < b - a else \
             [(lo, lo + first, 0)]
 
+    def contiguous(self, a, b) -> bool:
+        """Whether integrations ``a:b`` lie in one piece (``get`` gives a view)."""
+        return len(self._parts(a, b)) == 1
+
     def get(self, a, b, sl=(Ellipsis,)):
         """Integrations ``a:b`` (a view unless they wrap round the ring)."""
         parts = [self.arr[(slice(p, q),) + sl] for p, q, _ in self._parts(a, b)]
@@ -79,7 +83,10 @@ class _Buffer:
         self.data.put(i0, data)
         self.gdq.put(i0, gdq)
         if self.diffs is not None:
-            self.diffs.put(i0, group_differences(data, gdq))
+            if self.diffs.contiguous(i0, i0 + n):      # made where they are kept
+                group_differences(data, gdq, out=self.diffs.get(i0, i0 + n))
+            else:
+                self.diffs.put(i0, group_differences(data, gdq))
         self.end = i0 + n
 
     def keep_from(self, i):
