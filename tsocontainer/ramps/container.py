@@ -265,12 +265,20 @@ class RampGroup(RampSteps, RampPlots):
         return self._calibrated(int(i0), int(i1))
 
     def _sample_blocks(self, stop: str, nsample: int, block: int = 8):
-        """Calibrated ramps (up to ``stop``) of a spread sample of integrations, in blocks."""
+        """Calibrated ramps (up to ``stop``) of a spread sample of integrations, one at a
+        time in order; ``block`` of them are calibrated at once on a thread pool (each
+        integration alone, as in order: the same values)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from tsocontainer.ramps.twopoint import default_workers
+
+        def one(i):
+            return self._calibrated(int(i), int(i) + 1, stop=stop)[:2]
+
         ints = self._samples(nsample)
-        for k in range(0, ints.size, block):
-            for i in ints[k:k + block]:
-                data, gdq, _ = self._calibrated(int(i), int(i) + 1, stop=stop)
-                yield data, gdq
+        with ThreadPoolExecutor(default_workers()) as pool:
+            for k in range(0, ints.size, block):
+                yield from pool.map(one, ints[k:k + block])
 
     def _block_ints(self, block_size=None) -> int:
         """Integrations per streamed block (default: about 64 MB of float32 ramps).
