@@ -412,8 +412,10 @@ def _env() -> dict:
 def _run(code: str, *args, timeout=3600) -> dict:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
+    # cwd: ``python -c`` puts the working directory first on sys.path, before PYTHONPATH:
+    # run from another checkout, it would measure that checkout's package
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=_env(), timeout=timeout)
+                          text=True, env=_env(), timeout=timeout, cwd=str(HERE.parent))
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"child failed ({proc.returncode})")
