@@ -357,7 +357,7 @@ class Serial:
     def submit(self, f, *a, **k):
         fut = concurrent.futures.Future(); fut.set_result(f(*a, **k)); return fut
 import tsocontainer.ramps.twopoint as tp, tsocontainer.ramps.onef as of, tsocontainer.ramps.olsfast as ol
-for m in (fp, tp, of, ol):
+for m in (fp, tp, of, ol, ct):
     m.ThreadPoolExecutor = Serial
 cpu, stack = {}, []
 def timed(label, f):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -268,8 +269,6 @@ class RampGroup(RampSteps, RampPlots):
         """Calibrated ramps (up to ``stop``) of a spread sample of integrations, one at a
         time in order; ``block`` of them are calibrated at once on a thread pool (each
         integration alone, as in order: the same values)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         from tsocontainer.ramps.twopoint import default_workers
 
         def one(i):
