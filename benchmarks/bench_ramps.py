@@ -357,7 +357,7 @@ class Serial:
     def submit(self, f, *a, **k):
         fut = concurrent.futures.Future(); fut.set_result(f(*a, **k)); return fut
 import tsocontainer.ramps.twopoint as tp, tsocontainer.ramps.onef as of, tsocontainer.ramps.olsfast as ol
-for m in (fp, tp, of, ol):
+for m in (fp, tp, of, ol, ct):
     m.ThreadPoolExecutor = Serial
 cpu, stack = {}, []
 def timed(label, f):
@@ -412,8 +412,10 @@ def _env() -> dict:
 def _run(code: str, *args, timeout=3600) -> dict:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
+    # cwd: ``python -c`` puts the working directory first on sys.path, before PYTHONPATH:
+    # run from another checkout, it would measure that checkout's package
     proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=_env(), timeout=timeout)
+                          text=True, env=_env(), timeout=timeout, cwd=str(HERE.parent))
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"child failed ({proc.returncode})")

@@ -432,3 +432,41 @@ def test_group_onef_offsets_do_not_depend_on_the_threads(monkeypatch, statistic)
     monkeypatch.setattr(onef, "default_workers", lambda: 1)
     one = group_onef_offsets(*args, statistic=statistic)
     assert two.shape == (3, 4, 16, 2) and np.array_equal(one, two)
+
+
+def test_small_pages_restores_numpy_huge_page_advice_after_nested_and_threaded_use():
+    """Stage 1 turns numpy's huge-page advice off while it runs; the caller's setting comes
+    back when the last (nested, or concurrent) user leaves, whatever it was."""
+    import threading
+
+    from tsocontainer.arrays.numerics import _hugepage_switch, small_pages
+
+    switch = _hugepage_switch()
+    if switch is None:
+        pytest.skip("this numpy has no huge-page switch")
+    before = switch(True)
+    try:
+        gate, inside = threading.Event(), []
+
+        def worker():
+            with small_pages():
+                inside.append(switch(False))     # reads (and keeps) the value inside
+                gate.wait(5)
+
+        with small_pages():
+            t = threading.Thread(target=worker)
+            t.start()
+            with small_pages():
+                assert switch(False) is False
+        assert switch(True) is False             # the thread still inside: still off
+        switch(False)
+        gate.set()
+        t.join()
+        assert inside == [False]
+        assert switch(True) is True              # restored by the last one out
+        switch(False)
+        with small_pages():
+            pass
+        assert switch(False) is False            # restores what the caller had: off
+    finally:
+        switch(before)

@@ -308,12 +308,33 @@ class UncalVisit:
     @staticmethod
     def _read_part(info, a, b, data, gdq, pdq):
         with reading_fits(info["path"], f"integrations {a}-{b - 1}") as hdul:
-            data[...] = hdul["SCI"].section[a:b]
+            if not _read_uint16(hdul["SCI"], info["path"], a, data):
+                data[...] = hdul["SCI"].section[a:b]
             if "GROUPDQ" in info["names"]:
                 gdq[...] = hdul["GROUPDQ"].section[a:b]
             if pdq is None and "PIXELDQ" in info["names"]:
                 pdq = np.asarray(hdul["PIXELDQ"].data, np.uint32)
         return pdq
+
+
+def _read_uint16(hdu, path, a: int, out) -> bool:
+    """Integrations ``a:a + len(out)`` of an uncompressed unsigned 16-bit ``SCI`` (BITPIX
+    16, BZERO 32768, the uncal convention) straight into the float32 ``out``, one
+    integration at a time through a reused buffer (astropy's section makes a uint16 copy
+    of the whole range first); the same values. False (nothing read) for other layouts."""
+    h = hdu.header
+    if (h.get("BITPIX") != 16 or h.get("BZERO") != 32768 or h.get("BSCALE", 1) != 1
+            or "BLANK" in h or h.get("ZIMAGE") or out.dtype != np.float32):
+        return False
+    per = int(np.prod(out.shape[1:]))
+    buf = np.empty(out.shape[1:], ">i2")
+    with open(path, "rb") as fh:
+        fh.seek(hdu.fileinfo()["datLoc"] + a * per * 2)
+        for one in out:
+            if fh.readinto(buf) != per * 2:
+                raise OSError(f"SCI data end before integration {a + len(out) - 1}")
+            np.add(buf, np.float32(32768), out=one)
+    return True
 
 
 def _meta(infos, timesrc) -> dict:

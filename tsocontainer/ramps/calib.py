@@ -17,6 +17,8 @@ __all__ = ["GROUP_DQ", "flag_saturated", "flag_plateaus", "zero_level", "apply_l
 
 #: JWST group DQ bits (``stdatamodels.jwst.datamodels.dqflags.group``)
 GROUP_DQ = {"DO_NOT_USE": 1, "SATURATED": 2, "JUMP_DET": 4, "DROPOUT": 8, "AD_FLOOR": 64}
+#: pixels per chunk of measure_read_noise (a few MB of float64 per temporary)
+_RN_CHUNK = 16384
 
 
 def _propagate(bad):
@@ -346,28 +348,30 @@ def measure_read_noise(data, gdq, exclude, gain, nframes: int = 1, nsplit: int =
     """
     if data.shape[1] < 3:
         raise ValueError("measuring the read noise needs at least 3 groups")
-    pix = ~np.asarray(exclude, bool)
-    r = data[:, :, pix].astype(np.float64)                        # (n, G, npix)
-    good = (gdq[:, :, pix] & np.uint8(1 | 2 | 4)) == 0
-    d = np.diff(r, axis=1)
-    dok = good[:, 1:] & good[:, :-1]
-    dd = np.where(dok[:, 1:] & dok[:, :-1], np.diff(d, axis=1), np.nan)   # (n, G-2, npix)
-    m = nanmedian0(np.where(dok, d, np.nan).reshape(-1, d.shape[-1]))   # as np.nanmedian
-    g = np.broadcast_to(np.asarray(gain, np.float64), exclude.shape)[pix]
+    pix = np.flatnonzero(~np.asarray(exclude, bool).ravel())
+    flat = (data.reshape(data.shape[:2] + (-1,)), gdq.reshape(gdq.shape[:2] + (-1,)))
+    m = np.empty(pix.size)
+    nfinite = np.empty(pix.size, np.int64)
+    for c0 in range(0, pix.size, _RN_CHUNK):          # pixel chunks: no visit-sized float64
+        d, dd = _second_differences(*flat, pix[c0:c0 + _RN_CHUNK])
+        m[c0:c0 + _RN_CHUNK] = nanmedian0(d.reshape(-1, d.shape[-1]))   # as np.nanmedian
+        nfinite[c0:c0 + _RN_CHUNK] = np.isfinite(dd).sum(axis=(0, 1))
+    g = np.broadcast_to(np.asarray(gain, np.float64), exclude.shape).ravel()[pix]
     pois = 2.0 * np.maximum(np.nan_to_num(m, nan=np.inf), 0.0) / g
-    finite = np.isfinite(pois) & (np.isfinite(dd).sum(axis=(0, 1)) >= 2)
+    finite = np.isfinite(pois) & (nfinite >= 2)
     if finite.sum() < 100:
         raise ValueError(f"too few usable pixels ({int(finite.sum())}) to measure the read noise")
     low = finite & (pois <= np.percentile(pois[finite], 25))
-    var_read = _robust_var(dd[:, :, low]) - pois[low].mean()          # first guess
+    var_read = _robust_var(_second_differences(*flat, pix[low])[1]) - pois[low].mean()
     use = finite & (pois <= poisson_fraction * max(var_read, 0.0))
     if use.sum() < 100:
         raise ValueError(f"too few low-signal pixels ({int(use.sum())}) to measure the "
                          "read noise")
     idx = np.flatnonzero(use)
+    dd = _second_differences(*flat, pix[idx])[1]      # the columns of idx, in its order
 
     def cds_of(cols):
-        v = _robust_var(dd[:, :, cols]) - pois[cols].mean()
+        v = _robust_var(dd[:, :, np.searchsorted(idx, cols)]) - pois[cols].mean()
         return float(np.sqrt(max(v, 0.0) * nframes / 3.0))
 
     cds = cds_of(idx)
@@ -375,6 +379,17 @@ def measure_read_noise(data, gdq, exclude, gain, nframes: int = 1, nsplit: int =
     rel_err = float(np.std([cds_of(p) for p in parts], ddof=1) / np.sqrt(nsplit) / cds) \
         if cds > 0 else float("inf")
     return cds, rel_err, int(idx.size)
+
+
+def _second_differences(data, gdq, cols):
+    """First differences (NaN where a group is flagged) and second differences of the
+    ramps ``data[:, :, cols]`` (``(n, ngroups, npix)``), in float64."""
+    r = data[:, :, cols].astype(np.float64)
+    good = (gdq[:, :, cols] & np.uint8(1 | 2 | 4)) == 0
+    d = np.diff(r, axis=1)
+    dok = good[:, 1:] & good[:, :-1]
+    dd = np.where(dok[:, 1:] & dok[:, :-1], np.diff(d, axis=1), np.nan)   # (n, G-2, npix)
+    return np.where(dok, d, np.nan), dd
 
 
 def _robust_var(x) -> float:

@@ -19,10 +19,12 @@ from __future__ import annotations
 import datetime
 import itertools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from tsocontainer._util import jsonable
+from tsocontainer.arrays.numerics import small_pages
 from tsocontainer._version import __version__
 from tsocontainer.ramps.plots import RampPlots
 from tsocontainer.ramps.steps import RampSteps
@@ -235,13 +237,14 @@ class RampGroup(RampSteps, RampPlots):
 
     def _calibrated(self, i0: int, i1: int, stop: str | None = None, record: bool = False):
         """Ramps of ``i0:i1`` through the plan, up to (not including) ``stop``."""
-        data, gdq, pdq = self.source.read(i0, i1)
-        pdq[self.refmask] |= np.uint32(_REF_DQ)
-        for name in ORDER:
-            if name == stop:
-                break
-            if name in self.plan:
-                getattr(self, f"_apply_{name}")(data, gdq, pdq, i0, i1, record)
+        with small_pages():
+            data, gdq, pdq = self.source.read(i0, i1)
+            pdq[self.refmask] |= np.uint32(_REF_DQ)
+            for name in ORDER:
+                if name == stop:
+                    break
+                if name in self.plan:
+                    getattr(self, f"_apply_{name}")(data, gdq, pdq, i0, i1, record)
         return data, gdq, pdq
 
     def block(self, i0: int = 0, i1: int | None = None):
@@ -263,12 +266,18 @@ class RampGroup(RampSteps, RampPlots):
         return self._calibrated(int(i0), int(i1))
 
     def _sample_blocks(self, stop: str, nsample: int, block: int = 8):
-        """Calibrated ramps (up to ``stop``) of a spread sample of integrations, in blocks."""
+        """Calibrated ramps (up to ``stop``) of a spread sample of integrations, one at a
+        time in order; ``block`` of them are calibrated at once on a thread pool (each
+        integration alone, as in order: the same values)."""
+        from tsocontainer.ramps.twopoint import default_workers
+
+        def one(i):
+            return self._calibrated(int(i), int(i) + 1, stop=stop)[:2]
+
         ints = self._samples(nsample)
-        for k in range(0, ints.size, block):
-            for i in ints[k:k + block]:
-                data, gdq, _ = self._calibrated(int(i), int(i) + 1, stop=stop)
-                yield data, gdq
+        with ThreadPoolExecutor(default_workers()) as pool:
+            for k in range(0, ints.size, block):
+                yield from pool.map(one, ints[k:k + block])
 
     def _block_ints(self, block_size=None) -> int:
         """Integrations per streamed block (default: about 64 MB of float32 ramps).

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from tsocontainer.arrays.numerics import block_ranges
+from tsocontainer.arrays.numerics import block_ranges, small_pages
 from tsocontainer.ramps.fitting import stcal_fit
 from tsocontainer.ramps.olsfast import fast_ols_fit
 from tsocontainer.ramps.jumps import group_differences, stcal_jumps, time_outliers
@@ -45,6 +45,10 @@ class _Ring:
         first = min(b - a, self.cap - lo)
         return [(lo, lo + first, 0), (0, b - a - first, first)] if first < b - a else \
             [(lo, lo + first, 0)]
+
+    def contiguous(self, a, b) -> bool:
+        """Whether integrations ``a:b`` lie in one piece (``get`` gives a view)."""
+        return len(self._parts(a, b)) == 1
 
     def get(self, a, b, sl=(Ellipsis,)):
         """Integrations ``a:b`` (a view unless they wrap round the ring)."""
@@ -79,7 +83,10 @@ class _Buffer:
         self.data.put(i0, data)
         self.gdq.put(i0, gdq)
         if self.diffs is not None:
-            self.diffs.put(i0, group_differences(data, gdq))
+            if self.diffs.contiguous(i0, i0 + n):      # made where they are kept
+                group_differences(data, gdq, out=self.diffs.get(i0, i0 + n))
+            else:
+                self.diffs.put(i0, group_differences(data, gdq))
         self.end = i0 + n
 
     def keep_from(self, i):
@@ -262,6 +269,11 @@ def fit_visit(rg, algorithm="OLS_C", block_size=None, keep_variances=False, prog
     -------
     TSOGroup
     """
+    with small_pages():          # GBs of block-sized temporaries (see small_pages)
+        return _fit_visit(rg, algorithm, block_size, keep_variances, progress, variance)
+
+
+def _fit_visit(rg, algorithm, block_size, keep_variances, progress, variance):
     from tqdm import tqdm
 
     t0 = time.perf_counter()

@@ -119,7 +119,7 @@ def stcal_jumps(data, gdq, pdq, gain, readnoise, *, threshold: float = 4.0,
     return new_gdq.astype(np.uint8), new_pdq.astype(np.uint32), int(n_jumps)
 
 
-def group_differences(data, gdq):
+def group_differences(data, gdq, out=None):
     """First differences along the groups, NaN where either group is unusable or a jump.
 
     Parameters
@@ -128,16 +128,28 @@ def group_differences(data, gdq):
         Ramps.
     gdq : ndarray of uint8
         Group DQ.
+    out : ndarray of float32, shape (n, ngroups - 1, ny, nx), optional
+        Where to write them (one integration at a time: no block-sized temporary).
 
     Returns
     -------
     ndarray of float32, shape (n, ngroups - 1, ny, nx)
+
+    Examples
+    --------
+    >>> ramps = np.array([0.0, 10.0, 25.0, 30.0], np.float32).reshape(1, 4, 1, 1)
+    >>> gdq = np.array([0, 0, 4, 0], np.uint8).reshape(1, 4, 1, 1)
+    >>> group_differences(ramps, gdq).ravel().tolist()
+    [10.0, nan, 5.0]
     """
-    d = np.diff(data, axis=1).astype(np.float32)
-    bad = (gdq & _BAD) != 0
-    bad = bad[:, 1:] | bad[:, :-1] | ((gdq[:, 1:] & _JUMP) != 0)
-    d[bad] = np.nan
-    return d
+    if out is None:
+        out = np.empty((data.shape[0], data.shape[1] - 1) + data.shape[2:], np.float32)
+    for j in range(data.shape[0]):
+        np.subtract(data[j, 1:], data[j, :-1], out=out[j])
+        bad = (gdq[j] & _BAD) != 0
+        bad = bad[1:] | bad[:-1] | ((gdq[j, 1:] & _JUMP) != 0)
+        np.copyto(out[j], np.float32(np.nan), where=bad)
+    return out
 
 
 def time_outliers(diffs, gain, readnoise, core, threshold: float = 5.0, window: int = 11):

@@ -81,12 +81,13 @@ def deep_ramp(blocks):
     """
     total = count = None
     for data, gdq in blocks:
-        ok = (gdq & _BAD) == 0
         if total is None:
             total = np.zeros(data.shape[1:], np.float64)
             count = np.zeros(data.shape[1:], np.int64)
-        total += np.where(ok, data, 0).sum(axis=0)
-        count += ok.sum(axis=0)
+        for one, dq in zip(data, gdq):     # in place, one integration at a time
+            ok = (dq & _BAD) == 0
+            np.add(total, one, out=total, where=ok)
+            count += ok
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / count, np.nan).astype(np.float32)
 
@@ -207,10 +208,11 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
     check_option(method, GROUP_ONEF_METHODS, "group 1/f method")
     check_option(statistic, LINE_STATISTICS, "line statistic")
     n, ng, ny, nx = data.shape
-    use_static = ~refmask & np.isfinite(deep).all(axis=0)
+    finite = np.isfinite(deep)
+    use_static = ~refmask & finite.all(axis=0)
     if method != "median":
         use_static &= ~band
-    model = np.nan_to_num(deep)[None]
+    model = (deep if finite.all() else np.nan_to_num(deep))[None]
     if method == "scale-achromatic":
         model = white_scale(data, gdq, deep, band).astype(np.float32)[:, None, None, None] * model
     resid = data - model
@@ -221,11 +223,10 @@ def group_onef_offsets(method, data, gdq, deep, band, refmask, fast_axis: int, a
     nlines = ny if fast_axis == 1 else nx
     out = np.zeros((n * ng, nlines, namp), np.float32)
     for a in range(namp):
-        cols = np.flatnonzero(np.asarray(amp) == a)
-        if cols.size == 0:
+        pick = _positions(np.asarray(amp), a)   # a slice (a view) where contiguous
+        if pick is None:
             continue
-        pick = (slice(cols[0], cols[-1] + 1) if cols[-1] - cols[0] + 1 == cols.size
-                else cols)          # a slice (a view) where the amplifier is contiguous
+        cols = np.flatnonzero(np.asarray(amp) == a)
         sub = (slice(None), slice(None), pick) if fast_axis == 1 else (slice(None), pick)
         out[:, :, a] = np.nan_to_num(_lines_by_frames(statistic, resid[sub], good[sub],
                                                       fast_axis))
@@ -326,8 +327,21 @@ def apply_group_onef(data, offsets, fast_axis: int, amp) -> None:
     >>> d[0, 0].tolist()
     [[-1.0, -1.0, -1.0], [-2.0, -2.0, -2.0]]
     """
-    per = offsets[:, :, :, np.asarray(amp)]            # (n, ng, nlines, nfast)
-    if fast_axis == 1:
-        data -= per
-    else:
-        data -= np.swapaxes(per, -1, -2)
+    amp = np.asarray(amp)
+    for a in range(offsets.shape[-1]):                 # each amplifier's positions: a
+        pos = _positions(amp, a)                       # slice where contiguous
+        if pos is None:
+            continue
+        if fast_axis == 1:                             # lines are rows
+            data[..., pos] -= offsets[:, :, :, a, None]
+        else:                                          # lines are columns
+            data[:, :, pos, :] -= offsets[:, :, None, :, a]
+
+
+def _positions(amp, a):
+    """Positions along the fast axis read by amplifier ``a``: a slice where they are
+    contiguous, else their indices; None when there are none."""
+    cols = np.flatnonzero(amp == a)
+    if cols.size == 0:
+        return None
+    return slice(cols[0], cols[-1] + 1) if cols[-1] - cols[0] + 1 == cols.size else cols

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +306,7 @@ class RampSteps:
         return self
 
     def _setup_superbias(self, reference=None, nsample=32):
+        from tsocontainer.arrays.numerics import nanmedian0, small_pages
         from tsocontainer.ramps.calib import zero_level
         from tsocontainer.ramps.detector import load_map
 
@@ -314,10 +314,9 @@ class RampSteps:
             bias, src = load_map(reference, "superbias", self.sh, self.substrt)
         else:
             self.plan.pop("superbias", None)
-            zl = [zero_level(d, g) for d, g in self._sample_blocks("superbias", nsample)]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                bias = np.nanmedian(np.concatenate(zl), axis=0)
+            with small_pages():
+                zl = [zero_level(d, g) for d, g in self._sample_blocks("superbias", nsample)]
+                bias = nanmedian0(np.concatenate(zl))  # np.nanmedian's values, ~15x faster
             bad = ~np.isfinite(bias)
             if bad.any():
                 log.warning("superbias: %d pixels saturated in their first groups in every "
@@ -430,11 +429,13 @@ class RampSteps:
 
     def _setup_onef(self, method="solve", width=None, mask=None, nsample=64,
                     statistic="trimmed-mean"):
+        from tsocontainer.arrays.numerics import small_pages
         from tsocontainer.cleaning.background import TRACE_WIDTH, trace_centres, trace_mask
         from tsocontainer.ramps.onef import deep_ramp
 
         self.plan.pop("onef", None)
-        deep = deep_ramp(self._sample_blocks("onef", nsample))
+        with small_pages():
+            deep = deep_ramp(self._sample_blocks("onef", nsample))
         if mask is not None:
             band = np.asarray(mask, bool)
             if band.shape != self.sh:

@@ -122,35 +122,38 @@ def twopoint_jumps(data, gdq, gain, readnoise, *, threshold: float = 4.0,
     rn2 = np.broadcast_to(np.asarray(readnoise, np.float32) ** 2 / float(nframes), (ny, nx))
     thresholds = (float(threshold),) + tuple(float(t) for t in few_thresholds)
     lo, hi = (float(v) for v in neighbor_range)
-    large = np.zeros((n, ng - 1, ny, nx), bool) if flag_neighbors else None
     rows = max(1, _CHUNK // max(1, n * (ng - 1) * nx))
 
     def work(r0):
         sl = slice(r0, min(ny, r0 + rows))
         found, ratio = _detect_rows(data[:, :, sl], gdq[:, :, sl], gain[sl], rn2[sl],
                                     thresholds)
-        view = out[:, 1:, sl]
-        view[found] |= _JUMP
-        if large is not None:    # (NaN ratios compare False)
-            large[:, :, sl] = found & (ratio > lo) & (ratio < hi)
-        return int(found.sum())
+        at = np.nonzero(found)                   # few: their coordinates
+        out[:, 1:, sl][at] |= _JUMP
+        r = ratio[at]
+        large = (r > lo) & (r < hi)              # (NaN ratios compare False)
+        return at[0].size, tuple(c[large] for c in at[:2]) + (at[2][large] + r0,
+                                                                at[3][large])
 
     starts = range(0, ny, rows)
     nworkers = min(len(starts), int(workers or default_workers()))
     if nworkers > 1:
         with ThreadPoolExecutor(nworkers) as pool:
-            n_jumps = sum(pool.map(work, starts))
+            parts = list(pool.map(work, starts))
     else:
-        n_jumps = sum(map(work, starts))
-    if large is not None and large.any():
-        _flag_neighbours(out, large)
-    return out, int(n_jumps)
+        parts = list(map(work, starts))
+    if flag_neighbors:
+        large = tuple(np.concatenate([p[1][j] for p in parts]) for j in range(4))
+        if large[0].size:
+            _flag_neighbours(out, large, (ny, nx))
+    return out, int(sum(p[0] for p in parts))
 
 
-def _flag_neighbours(gdq, large):
-    """``JUMP_DET`` on the four neighbours of ``large`` jumps (not on SAT/DNU groups)."""
-    i, k, y, x = np.nonzero(large)               # few: work on their coordinates
-    ny, nx = large.shape[-2:]
+def _flag_neighbours(gdq, large, shape):
+    """``JUMP_DET`` on the four neighbours of the ``large`` jumps (their coordinates
+    ``(integration, difference, y, x)``; not on SAT/DNU groups)."""
+    i, k, y, x = large
+    ny, nx = shape
     parts = [(y, x)]
     for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
         yy, xx = y + dy, x + dx
