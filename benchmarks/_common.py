@@ -29,6 +29,21 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def child_env(env: dict | None = None) -> dict:
+    """Environment of a benchmark's child process: this checkout's package first.
+
+    An editable install points at one checkout, and ``python -c`` / ``-m`` put the working
+    directory first on ``sys.path``: with this ``PYTHONPATH`` and ``python -P`` (Python
+    3.11: no working directory on the path) a benchmark started from another checkout (a
+    git worktree) measures its own code.
+    """
+    base = dict(os.environ if env is None else env)
+    base["PYTHONPATH"] = str(REPO) + os.pathsep + base.get("PYTHONPATH", "")
+    base.setdefault("MPLBACKEND", "Agg")
+    return base
 
 
 # ------------------------------------------------------------------ memory and time
@@ -135,7 +150,7 @@ def job(spec: dict, timeout: float | None = None) -> dict:
     ``spec["job"]`` names a function of this module (``simulate``, ``pipeline``)
     or ``peers.<function>``.
     """
-    env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    env = child_env(dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1"))
     proc = subprocess.run([sys.executable, str(HERE / "_job.py"), json.dumps(spec)],
                           capture_output=True, text=True, env=env, timeout=timeout)
     sys.stderr.write(proc.stderr[-4000:] if proc.returncode else "")

@@ -33,8 +33,10 @@ MODES = ("soss", "nirspec-prism", "nirspec-g395h", "nircam-f322w2", "miri-lrs")
 
 
 def _run(args: list, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tsocontainer.pipeline.cli", *args],
-                          capture_output=True, text=True, env=env)
+    from _common import child_env
+
+    return subprocess.run([sys.executable, "-P", "-m", "tsocontainer.pipeline.cli", *args],
+                          capture_output=True, text=True, env=child_env(env))
 
 
 def _broken_priors(planet: Path, out: Path) -> Path:

@@ -405,17 +405,18 @@ print(json.dumps({"N": g.N, "cpu_s_total": total, "cpu_s_setup": setup,
 
 
 def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get(
-        "PYTHONPATH", ""), MPLBACKEND="Agg")
+    from _common import child_env
+
+    return child_env(dict(os.environ, MPLBACKEND="Agg"))
 
 
 def _run(code: str, *args, timeout=3600) -> dict:
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
-    # cwd: ``python -c`` puts the working directory first on sys.path, before PYTHONPATH:
-    # run from another checkout, it would measure that checkout's package
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=_env(), timeout=timeout, cwd=str(HERE.parent))
+    # -P: ``python -c`` would put the working directory first on sys.path, before
+    # PYTHONPATH: run from another checkout, it would measure that checkout's package
+    proc = subprocess.run([sys.executable, "-P", "-c", code, *map(str, args)],
+                          capture_output=True, text=True, env=_env(), timeout=timeout)
     if proc.returncode:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"child failed ({proc.returncode})")

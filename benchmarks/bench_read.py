@@ -79,12 +79,16 @@ def main(argv=None) -> dict:
     folder = args.keep or tempfile.mkdtemp(prefix="tsoc-bench-read-")
     os.makedirs(folder, exist_ok=True)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", WRITE, folder, str(args.nint), str(args.nseg)], check=True)
+    from _common import child_env
+
+    kw = dict(env=child_env())   # this checkout's package
+    subprocess.run([sys.executable, "-P", "-c", WRITE, folder, str(args.nint), str(args.nseg)],
+                   check=True, **kw)
     print(f"wrote files in {time.perf_counter() - t:.1f} s")
-    imports = [float(subprocess.run([sys.executable, "-c", IMPORT], capture_output=True, text=True,
-                                    check=True).stdout.split()[0]) for _ in range(3)]
-    out = json.loads(subprocess.run([sys.executable, "-c", READ, folder], capture_output=True,
-                                    text=True, check=True).stdout)
+    imports = [float(subprocess.run([sys.executable, "-P", "-c", IMPORT], capture_output=True, text=True,
+                                    check=True, **kw).stdout.split()[0]) for _ in range(3)]
+    out = json.loads(subprocess.run([sys.executable, "-P", "-c", READ, folder], capture_output=True,
+                                    text=True, check=True, **kw).stdout)
     out["import_s_best_of_3"] = min(imports)
     out["peak_over_sci"] = out["peak_rss"] / out["sci_bytes"]
     print(json.dumps(out, indent=1))

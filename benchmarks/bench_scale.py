@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import load1  # noqa: E402
+from _common import child_env, load1  # noqa: E402
 
 GB = 1e9
 SEG = 250   # integrations per simulated segment: a 256 x 2048 segment is 0.5 GB of SCI
@@ -53,7 +53,8 @@ def simulate(nint: int, out: str, seed: int = 0) -> dict:
             "print('RESULT ' + json.dumps(simulate('soss', %d, %d, %r, seed=%d)))"
             % (str(HERE), nint, nseg, out, seed))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
+                          env=child_env())
     if proc.returncode:
         raise RuntimeError(proc.stderr[-2000:])
     res = json.loads(proc.stdout.strip().splitlines()[-1][7:])
@@ -100,7 +101,7 @@ def steps_child(folder: str, memmap: str | None) -> dict:
 
 def run_child(args: list) -> dict:
     proc = subprocess.run([sys.executable, __file__] + args, capture_output=True, text=True,
-                          env=dict(os.environ, MPLBACKEND="Agg"))
+                          env=child_env())
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[7:])
@@ -158,14 +159,15 @@ def cli(folder: str, run: str, memmap: str | None = None, plots: bool = False,
     recipe.write_text(yaml.safe_dump({"name": "soss-nofit", "mode": "soss", "steps": steps}))
     shutil.rmtree(run, ignore_errors=True)
     files = sorted(str(p) for p in Path(folder).glob("*_rateints.fits"))
-    cmd = [sys.executable, "-m", "tsocontainer.pipeline.cli", "-q", "run", *files,
+    cmd = [sys.executable, "-P", "-m", "tsocontainer.pipeline.cli", "-q", "run", *files,
            "--recipe", str(recipe), "--out", run] + ([] if plots else ["--no-plots"])
     if memmap:
         cmd += ["--memmap", memmap]
     cmd += list(extra)
     ld = load1()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env())
     sampler = _PeakSampler(proc.pid)
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
@@ -198,7 +200,7 @@ def import_seconds() -> float:
             "tsocontainer.group, tsocontainer.spectra.extract, tsocontainer.lightcurves.container, "
             "astropy.io.fits, astropy.time, scipy.ndimage")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-P", "-c", code], check=True, env=child_env())
     return round(time.perf_counter() - t0, 2)
 
 
