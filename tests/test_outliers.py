@@ -548,7 +548,7 @@ def test_hot_pixels_on_a_steep_trace_are_found_along_it(dark_reference):
     # measured over seeds 0-7: 640 of 640 found along the trace, 2 (dark: 4) of 640 along
     # the lines (the line crosses the trace in ~10 columns: the model cannot follow it and
     # the local spread hides the pixel). False flags per 32768-pixel frame: lit reference
-    # pixels 4-24 (0.028 %; seeds 0-2: 16), dark 4-23 (0.028 %; seeds 0-2: 17), mostly
+    # pixels 1-12 (0.023 %; seeds 0-2: 20), dark 1-13 (0.023 %; seeds 0-2: 19), mostly
     # beside hot pixels by the left reference columns, where only one side predicts. Before
     # the boxes moved off the dark rows (and 5 model passes, not 3): lit 3-17 (0.030 %),
     # dark 13-24 (0.059 %; seeds 0-2: 49); before the cut boxes' tolerance, dark 38-63.

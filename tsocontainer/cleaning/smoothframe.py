@@ -429,12 +429,14 @@ def _shifted_profile(gc, local, floor, whole, good, predict, half: int, reach: i
         todo = moved & (near | (s == 0)) & np.isnan(pm).any(axis=1)
         for a, b in (_runs(todo, reach) if s else [(0, ny)]) if todo.any() else []:
             loc_s = local[src[a:b]]
-            ok_s = (loc_s > fl[src[a:b]]) & moved[a:b, None]
-            if good is not None:
-                ok_s &= good[a:b]
+            # a neighbour off the light-sensitive region or with a cut box must not predict,
+            # not even through the interpolation's taps: NaN scale; one with too little
+            # light predicts a profile of 0 (sky), as in the flat case
+            valid = moved[a:b, None] if good is None else moved[a:b, None] & good[a:b]
+            ok_s = valid & (loc_s > fl[src[a:b]])
             with np.errstate(all="ignore"):
                 prof = np.where(ok_s, gc[a:b] / np.where(ok_s, loc_s, 1.0), 0.0)   # defects: predicted
-            p_s = predict(prof, np.where(ok_s, loc_s, np.nan), (a, b))
+            p_s = predict(prof, np.where(valid, loc_s, np.nan), (a, b))
             take = np.isnan(pm[a:b]) & np.isfinite(p_s) & todo[a:b, None]
             pm[a:b][take], own[a:b][take] = p_s[take], loc_s[take]
             shift[a:b][take] = s
