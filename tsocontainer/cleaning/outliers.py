@@ -319,8 +319,8 @@ CUT_TOL = 0.15
 
 def _cut_boxes(good, slope, opts, dispersion_axis):
     """Pixels of a steep trace on the last line before an edge of the light-sensitive region
-    (the frame's end or a line of reference pixels: a line along dispersion more than half
-    of which is not light-sensitive; single bad pixels do not count).
+    (the frame's end or one of
+    :func:`tsocontainer.cleaning.smoothframe.reference_lines`).
 
     Elsewhere the smooth model moves cut boxes off such edges
     (:func:`tsocontainer.cleaning.smoothframe.profile_smooth` with ``good``); on that line
@@ -330,10 +330,12 @@ def _cut_boxes(good, slope, opts, dispersion_axis):
     """
     if slope is None:
         return None
+    from tsocontainer.cleaning.smoothframe import reference_lines
+
     g = _disp_view(np.asarray(good, bool), dispersion_axis)        # lines along dispersion
     reach = np.abs(np.nan_to_num(_disp_view(np.asarray(slope, float), dispersion_axis))) * (
         opts.filter_size // 2)
-    edge = np.flatnonzero(np.r_[True, (~g).mean(axis=1) > 0.5, True]) - 1   # frame ends: -1, n
+    edge = np.flatnonzero(np.r_[True, reference_lines(g), True]) - 1   # frame ends: -1, n
     dist = np.min(np.abs(np.arange(g.shape[0])[:, None] - edge[None, :]), axis=1)
     cut = (reach >= 0.5) & (dist[:, None] <= 1) & g
     return _disp_view(cut, dispersion_axis)

@@ -394,14 +394,39 @@ def profile_smooth(frame, dispersion_axis: int = 1, filter_size: int = 7, half_h
     return np.ascontiguousarray(disp_view(model.astype(np.float32), dispersion_axis))
 
 
+def reference_lines(good) -> np.ndarray:
+    """Lines along dispersion that are reference pixels: more than half not light-sensitive.
+
+    Single bad pixels do not make a line one; the frame's rows of reference pixels do.
+
+    Parameters
+    ----------
+    good : ndarray of bool, shape (ny, nx)
+        Light-sensitive pixels, dispersion along axis 1.
+
+    Returns
+    -------
+    ndarray of bool, shape (ny,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> good = np.ones((6, 10), bool)
+    >>> good[-2:] = False          # two reference rows
+    >>> good[1, 3] = False         # one bad pixel
+    >>> np.flatnonzero(reference_lines(good)).tolist()
+    [4, 5]
+    """
+    return (~np.asarray(good, bool)).mean(axis=1) > 0.5
+
+
 def _whole_boxes(good, ny: int, half: int):
     """Lines across dispersion whose box ``[y - half, y + half]`` is whole: inside the
-    frame and off lines of reference pixels (lines along dispersion more than half of
-    which are not ``good``; single bad pixels do not count). None when no box is whole
-    (a frame narrower than one box)."""
-    inside = np.ones(ny, bool) if good is None else ~((~good).mean(axis=1) > 0.5)
-    padded = np.r_[np.zeros(half, bool), inside, np.zeros(half, bool)]
-    whole = np.array([padded[y:y + 2 * half + 1].all() for y in range(ny)])
+    frame and off :func:`reference_lines`. None when no box is whole (a frame narrower
+    than one box)."""
+    out = np.zeros(ny, bool) if good is None else reference_lines(good)
+    out = np.r_[np.ones(half, bool), out, np.ones(half, bool)]      # the frame's ends
+    whole = np.convolve(out, np.ones(2 * half + 1), "valid") == 0
     return whole if whole.any() else None
 
 
